@@ -1,0 +1,38 @@
+# The two commands a new user runs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck assets bench clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+assets: $(STAMP)  ## fetch the pinned, integrity-checked GraphiQL files from the npm registry
+	bash web/graphiql/build.sh
+
+run: $(STAMP) assets  ## migrate, seed on first run, serve on http://127.0.0.1:8000/graphql
+	$(BIN)/dataintel serve
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy --strict
+	$(BIN)/mypy
+
+test: $(STAMP) assets lint typecheck  ## ruff, mypy --strict and the whole pytest suite
+	$(BIN)/pytest
+
+bench: $(STAMP) assets  ## benchmarks; prints a table
+	$(BIN)/python -m bench
+
+clean:  ## remove the venv, built assets and the local store
+	rm -rf $(VENV) var dataintel/http/static/graphiql web/graphiql/node_modules

@@ -1,0 +1,1 @@
+"""Benchmarks through the real app; `make bench` prints their table."""

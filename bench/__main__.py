@@ -1,0 +1,70 @@
+"""`python -m bench`: the reference dashboard query, loaders on versus the per-item path."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from bench.harness import Measurement, measure, running, table
+from dataintel.settings import Settings
+from dataintel.store.engine import create_engine
+from dataintel.store.migrate import upgrade
+from dataintel.store.seed import seed
+
+DASHBOARD = """
+query Dashboard {
+  status { version }
+  orders(first: 50) {
+    totalCount
+    nodes {
+      id placedAt status totalCents
+      customer { id name region tier }
+      items { quantity lineTotalCents product { id name category } }
+    }
+  }
+}
+"""
+
+
+async def prepare_store(directory: Path) -> str:
+    """A freshly migrated and seeded SQLite store for the run."""
+    url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
+    engine = create_engine(Settings(database_url=url))
+    try:
+        await upgrade(engine)
+        await seed(engine, 1)
+    finally:
+        await engine.dispose()
+    return url
+
+
+async def run(requests: int, concurrency: int) -> list[Measurement]:
+    """Every scenario, measured in this one run."""
+    with tempfile.TemporaryDirectory() as directory:
+        url = await prepare_store(Path(directory))
+        body = {"query": DASHBOARD}
+        results = []
+        for scenario, batching in (("dashboard, loaders", True), ("dashboard, per item", False)):
+            settings = Settings(database_url=url, log_level="warning", loader_batching=batching)
+            async with running(settings) as (app, client):
+                results.append(
+                    await measure(
+                        scenario, app, client, body, requests=requests, concurrency=concurrency
+                    )
+                )
+        return results
+
+
+def main() -> None:
+    """Runs the benchmarks and prints the table."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--requests", type=int, default=300, help="requests per scenario")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients")
+    arguments = parser.parse_args()
+    measurements = asyncio.run(run(arguments.requests, arguments.concurrency))
+    print(table(measurements, baseline="dashboard, per item"))
+
+
+main()

@@ -1,0 +1,3 @@
+from dataintel.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Shared caching: the Redis connection and (later) the two-level cache."""

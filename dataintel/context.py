@@ -1,0 +1,42 @@
+"""The typed per-request context every resolver receives as ``info.context``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dataintel.errors import GatewayError
+from dataintel.loaders import Loaders
+from dataintel.services import Services
+from dataintel.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is asking: anonymous until a credential says otherwise."""
+
+    user_id: str | None = None
+    roles: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def is_anonymous(self) -> bool:
+        """True when no credential came with the request."""
+        return self.user_id is None
+
+
+ANONYMOUS = Viewer()
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Request id, viewer, a fresh loaders bundle, the app's services and settings."""
+
+    request_id: str
+    viewer: Viewer
+    loaders: Loaders
+    services: Services
+    settings: Settings
+    client_address: str | None = None
+    response_extensions: dict[str, object] = field(default_factory=dict)
+    # Filled before execution: id() of a denied field node -> the error it resolves to.
+    denied_fields: dict[int, GatewayError] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""The GraphQL pipeline, independent of HTTP: documents, limits, execution, errors."""

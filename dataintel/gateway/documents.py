@@ -1,0 +1,110 @@
+"""Parsed and validated documents, cached by the hash of their text."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+
+from dataintel.errors import BadUserInputError, QueryTooComplexError
+from dataintel.gateway.request import RequestRejected
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """A document that parsed and validated against the schema, with its operations."""
+
+    document_hash: str
+    document: DocumentNode
+    operations: Mapping[str | None, OperationDefinitionNode]
+
+    def operation(self, operation_name: str | None) -> OperationDefinitionNode | None:
+        """The operation that will run, or None when the name picks none."""
+        if operation_name is None:
+            if len(self.operations) != 1:
+                return None
+            return next(iter(self.operations.values()))
+        return self.operations.get(operation_name)
+
+
+def document_hash(query: str) -> str:
+    """The SHA-256 hex digest that keys a document, as Apollo's persisted queries use it."""
+    return hashlib.sha256(query.encode()).hexdigest()
+
+
+class DocumentCache:
+    """Parses and validates each distinct document once; keeps the newest ``size`` of them."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        *,
+        size: int,
+        max_length: int,
+        introspection: bool,
+    ) -> None:
+        self._schema = schema
+        self._size = size
+        self._max_length = max_length
+        # Rules are built once: a new rule class per request would defeat the cache.
+        rules: list[type[ASTValidationRule]] = list(specified_rules)
+        if not introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        self._rules = tuple(rules)
+        self._documents: OrderedDict[str, PreparedDocument] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def get(self, query: str) -> PreparedDocument:
+        """The prepared document for this text; raises RequestRejected when it is invalid."""
+        if len(query) > self._max_length:
+            raise RequestRejected(
+                [
+                    QueryTooComplexError(
+                        "The query text is too long.",
+                        details={"measured": len(query), "allowed": self._max_length},
+                    )
+                ]
+            )
+        key = document_hash(query)
+        prepared = self._documents.get(key)
+        if prepared is not None:
+            self._documents.move_to_end(key)
+            return prepared
+        prepared = self._prepare(key, query)
+        if self._size:
+            self._documents[key] = prepared
+            if len(self._documents) > self._size:
+                self._documents.popitem(last=False)
+        return prepared
+
+    def _prepare(self, key: str, query: str) -> PreparedDocument:
+        if not query.strip():
+            raise RequestRejected([BadUserInputError("The query is empty.")])
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            raise RequestRejected([error]) from None
+        errors = validate(self._schema, document, self._rules)
+        if errors:
+            raise RequestRejected(list(errors))
+        operations = {
+            (definition.name.value if definition.name else None): definition
+            for definition in document.definitions
+            if isinstance(definition, OperationDefinitionNode)
+        }
+        return PreparedDocument(key, document, operations)

@@ -1,0 +1,126 @@
+"""Runs one GraphQL request: cached document, operation checks, execution, error format."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from inspect import isawaitable
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+)
+
+from dataintel.context import RequestContext
+from dataintel.errors import BadUserInputError, DependencyTimeoutError
+from dataintel.gateway.documents import DocumentCache
+from dataintel.gateway.error_format import format_error
+from dataintel.gateway.gated_executor import GatedExecutor
+from dataintel.gateway.request import GraphQLRequest, RequestRejected
+from dataintel.settings import Settings
+
+
+@dataclass(slots=True)
+class GraphQLResponse:
+    """A response with data: a 200 under either media type."""
+
+    data: dict[str, Any] | None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    extensions: dict[str, Any] = field(default_factory=dict)
+    operation_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body: data always present, errors and extensions only when not empty."""
+        body: dict[str, Any] = {"data": self.data}
+        if self.errors:
+            body["errors"] = self.errors
+        if self.extensions:
+            body["extensions"] = self.extensions
+        return body
+
+
+class GraphQLExecutor:
+    """Executes requests against the schema; raises RequestRejected for request errors."""
+
+    def __init__(self, schema: GraphQLSchema, settings: Settings) -> None:
+        self._schema = schema
+        self._timeout = settings.request_timeout_seconds
+        self.documents = DocumentCache(
+            schema,
+            size=settings.document_cache_size,
+            max_length=settings.max_query_length,
+            introspection=settings.introspection,
+        )
+
+    async def execute(
+        self,
+        request: GraphQLRequest,
+        context: RequestContext,
+        *,
+        allowed: frozenset[OperationType] = frozenset(OperationType),
+    ) -> GraphQLResponse:
+        """Executes the request; request errors raise RequestRejected with their status."""
+        if request.query is None:
+            raise RequestRejected([BadUserInputError("The 'query' parameter is required.")])
+        prepared = self.documents.get(request.query)
+        operation = prepared.operation(request.operation_name)
+        if operation is None:
+            raise RequestRejected([_unknown_operation(request.operation_name, prepared.operations)])
+        if operation.operation not in allowed:
+            raise RequestRejected(
+                [
+                    BadUserInputError(
+                        f"A {operation.operation.value} cannot be sent with this method."
+                    )
+                ],
+                status=405,
+                headers={"Allow": "POST"},
+            )
+        operation_name = operation.name.value if operation.name else None
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = execute(
+                    self._schema,
+                    prepared.document,
+                    context_value=context,
+                    variable_values=dict(request.variables) if request.variables else None,
+                    operation_name=request.operation_name,
+                    executor_class=GatedExecutor,
+                )
+                if isawaitable(result):
+                    result = await result
+        except TimeoutError:
+            timeout = DependencyTimeoutError(
+                f"The request did not finish within {self._timeout:g} seconds.",
+                retry_after=1.0,
+            )
+            raise RequestRejected([timeout], status=504) from None
+        assert isinstance(result, ExecutionResult)
+        raw_errors = result.errors or []
+        if result.data is None and raw_errors and all(e.path is None for e in raw_errors):
+            # Variables that do not coerce: nothing ran, so this is a request error.
+            raise RequestRejected(raw_errors)
+        errors = [format_error(error, context.request_id) for error in raw_errors]
+        return GraphQLResponse(
+            data=result.data,
+            errors=errors,
+            extensions=dict(context.response_extensions),
+            operation_name=operation_name,
+        )
+
+
+def _unknown_operation(
+    name: str | None, operations: Mapping[str | None, OperationDefinitionNode]
+) -> BadUserInputError:
+    named = sorted(n for n in operations if n is not None)
+    if name is None:
+        return BadUserInputError(
+            "The document holds several operations; name one in operationName.",
+            details={"operations": named},
+        )
+    return BadUserInputError(f"Unknown operation named '{name}'.", details={"operations": named})

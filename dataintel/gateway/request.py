@@ -1,0 +1,53 @@
+"""A GraphQL request as the pipeline sees it, whatever transport brought it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import GraphQLError
+
+from dataintel.errors import BadUserInputError, GatewayError
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLRequest:
+    """The four parameters of the GraphQL over HTTP specification, checked for type."""
+
+    query: str | None
+    variables: Mapping[str, Any] | None
+    operation_name: str | None
+    extensions: Mapping[str, Any] | None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> GraphQLRequest:
+        """Checks each parameter's type; a wrong one is BAD_USER_INPUT naming it."""
+        query = params.get("query")
+        if query is not None and not isinstance(query, str):
+            raise BadUserInputError("The 'query' parameter must be a string.")
+        variables = params.get("variables")
+        if variables is not None and not isinstance(variables, dict):
+            raise BadUserInputError("The 'variables' parameter must be a JSON object or null.")
+        operation_name = params.get("operationName")
+        if operation_name is not None and not isinstance(operation_name, str):
+            raise BadUserInputError("The 'operationName' parameter must be a string or null.")
+        extensions = params.get("extensions")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise BadUserInputError("The 'extensions' parameter must be a JSON object or null.")
+        return cls(query, variables, operation_name, extensions)
+
+
+class RequestRejected(Exception):
+    """The request failed before execution; no data entry is sent, only errors."""
+
+    def __init__(
+        self,
+        errors: Sequence[GatewayError | GraphQLError],
+        status: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(errors[0].message if errors else "request rejected")
+        self.errors = tuple(errors)
+        self.status = status
+        self.headers: Mapping[str, str] = headers or {}

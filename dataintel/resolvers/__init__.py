@@ -1,0 +1,1 @@
+"""Thin resolvers: arguments to loaders and services to schema types."""

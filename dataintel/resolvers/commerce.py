@@ -1,0 +1,107 @@
+"""Resolvers of the core entities: arguments to loaders and services, records back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from dataintel.errors import BadUserInputError
+from dataintel.resolvers.info import Info
+from dataintel.services.commerce import (
+    CustomerFilter,
+    CustomerRecord,
+    EventFilter,
+    EventRecord,
+    OrderFilter,
+    OrderItemRecord,
+    OrderRecord,
+    ProductFilter,
+    ProductRecord,
+)
+from dataintel.services.pagination import Page, PageRequest, decode_cursor
+
+
+def page_request(info: Info, first: int, after: str | None) -> PageRequest:
+    """The page asked for; ``first`` beyond the configured maximum is BAD_USER_INPUT."""
+    maximum = info.context.settings.max_page_size
+    if first < 0 or first > maximum:
+        raise BadUserInputError(
+            f"'first' must be between 0 and {maximum}; it was {first}.",
+            details={"argument": "first", "maximum": maximum},
+        )
+    return PageRequest(first, decode_cursor(after) if after else None)
+
+
+def entity_id(raw: str, kind: str) -> int:
+    """The integer id inside an ID argument."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadUserInputError(f"'{raw}' is not a {kind} id.") from None
+    if value < 1:
+        raise BadUserInputError(f"'{raw}' is not a {kind} id.")
+    return value
+
+
+async def customer(info: Info, customer_id: int) -> CustomerRecord | None:
+    """One customer by id, batched with every other customer read of the request."""
+    return await info.context.loaders.commerce.customer.load(customer_id)
+
+
+async def product(info: Info, product_id: int) -> ProductRecord | None:
+    """One product by id, batched."""
+    return await info.context.loaders.commerce.product.load(product_id)
+
+
+async def order(info: Info, order_id: int) -> OrderRecord | None:
+    """One order by id, batched."""
+    return await info.context.loaders.commerce.order.load(order_id)
+
+
+async def items_of_order(info: Info, order_id: int) -> Sequence[OrderItemRecord]:
+    """The items of one order, batched across orders."""
+    return await info.context.loaders.commerce.items_of_order.load(order_id)
+
+
+async def orders_of_customer(
+    info: Info, customer_id: int, page: PageRequest, where: OrderFilter
+) -> tuple[Page[OrderRecord], Callable[[], Awaitable[int]]]:
+    """A page of one customer's orders, batched across customers, with a batched count."""
+    loaders = info.context.loaders.commerce
+    records = await loaders.orders_of_customer.load((customer_id, (where, page)))
+
+    async def count() -> int:
+        return await loaders.order_count_of_customer.load((customer_id, where))
+
+    return records, count
+
+
+async def orders(
+    info: Info, page: PageRequest, where: OrderFilter
+) -> tuple[Page[OrderRecord], Callable[[], Awaitable[int]]]:
+    """A page of orders, newest first."""
+    service = info.context.services.commerce
+    return await service.orders(where, page), lambda: service.count_orders(where)
+
+
+async def customers(
+    info: Info, page: PageRequest, where: CustomerFilter
+) -> tuple[Page[CustomerRecord], Callable[[], Awaitable[int]]]:
+    """A page of customers by id."""
+    service = info.context.services.commerce
+    return await service.customers(where, page), lambda: service.count_customers(where)
+
+
+async def products(
+    info: Info, page: PageRequest, where: ProductFilter
+) -> tuple[Page[ProductRecord], Callable[[], Awaitable[int]]]:
+    """A page of products by id."""
+    service = info.context.services.commerce
+    return await service.products(where, page), lambda: service.count_products(where)
+
+
+async def events(
+    info: Info, page: PageRequest, where: EventFilter
+) -> tuple[Page[EventRecord], Callable[[], Awaitable[int]]]:
+    """A page of events, newest first."""
+    service = info.context.services.commerce
+    return await service.events(where, page), lambda: service.count_events(where)

@@ -1,0 +1,409 @@
+"""The core entities of the demo business: customers, products, orders with items, events."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from dataintel.resolvers import commerce as resolvers
+from dataintel.resolvers import features as feature_resolvers
+from dataintel.resolvers.info import Info
+from dataintel.schema.features import FeatureNamesArgument, FeatureValue
+from dataintel.schema.pagination import Connection
+from dataintel.services import commerce as records
+from dataintel.services.commerce import (
+    event_keyset,
+    id_keyset,
+    order_keyset,
+)
+
+DEFAULT_PAGE = 20
+
+
+@strawberry.enum(description="Where an order is in its life.")
+class OrderStatus(enum.Enum):
+    PLACED = "placed"
+    PAID = "paid"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+@strawberry.enum(description="Where an order was placed.")
+class SalesChannel(enum.Enum):
+    WEB = "web"
+    MOBILE = "mobile"
+    MARKETPLACE = "marketplace"
+
+
+@strawberry.enum(description="A customer's sales region.")
+class Region(enum.Enum):
+    NORTH_AMERICA = "north_america"
+    EUROPE = "europe"
+    ASIA_PACIFIC = "asia_pacific"
+    LATIN_AMERICA = "latin_america"
+
+
+@strawberry.enum(description="A customer's loyalty tier.")
+class CustomerTier(enum.Enum):
+    BRONZE = "bronze"
+    SILVER = "silver"
+    GOLD = "gold"
+    PLATINUM = "platinum"
+
+
+@strawberry.enum(description="How a customer first came.")
+class AcquisitionChannel(enum.Enum):
+    ORGANIC = "organic"
+    PAID_SEARCH = "paid_search"
+    SOCIAL = "social"
+    REFERRAL = "referral"
+    EMAIL = "email"
+
+
+@strawberry.enum(description="What happened in an event.")
+class EventType(enum.Enum):
+    PAGE_VIEW = "page_view"
+    SIGN_UP = "sign_up"
+    ADD_TO_CART = "add_to_cart"
+    PURCHASE = "purchase"
+
+
+def _values(items: list[enum.Enum] | None) -> tuple[str, ...] | None:
+    return None if items is None else tuple(item.value for item in items)
+
+
+def _cents(amount: float | None) -> int | None:
+    return None if amount is None else round(amount * 100)
+
+
+@strawberry.input(description="Orders matching every given condition.")
+class OrderFilter:
+    status: list[OrderStatus] | None = strawberry.field(default=None, description="Any of these.")
+    channel: list[SalesChannel] | None = strawberry.field(default=None, description="Any of these.")
+    customer_id: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Placed by any of these customers."
+    )
+    placed_from: datetime | None = strawberry.field(default=None, description="Placed at or after.")
+    placed_before: datetime | None = strawberry.field(default=None, description="Placed before.")
+    min_total: float | None = strawberry.field(default=None, description="Total at least this.")
+    max_total: float | None = strawberry.field(default=None, description="Total at most this.")
+
+    def to_record(self) -> records.OrderFilter:
+        ids = None
+        if self.customer_id is not None:
+            ids = tuple(resolvers.entity_id(raw, "customer") for raw in self.customer_id)
+        return records.OrderFilter(
+            statuses=_values(list(self.status) if self.status is not None else None),
+            channels=_values(list(self.channel) if self.channel is not None else None),
+            customer_ids=ids,
+            placed_from=self.placed_from,
+            placed_before=self.placed_before,
+            min_total_cents=_cents(self.min_total),
+            max_total_cents=_cents(self.max_total),
+        )
+
+
+@strawberry.input(description="Customers matching every given condition.")
+class CustomerFilter:
+    region: list[Region] | None = strawberry.field(default=None, description="Any of these.")
+    tier: list[CustomerTier] | None = strawberry.field(default=None, description="Any of these.")
+    acquisition_channel: list[AcquisitionChannel] | None = strawberry.field(
+        default=None, description="Any of these."
+    )
+    signed_up_from: datetime | None = strawberry.field(default=None, description="At or after.")
+    signed_up_before: datetime | None = strawberry.field(default=None, description="Before.")
+
+    def to_record(self) -> records.CustomerFilter:
+        return records.CustomerFilter(
+            regions=_values(list(self.region) if self.region is not None else None),
+            tiers=_values(list(self.tier) if self.tier is not None else None),
+            acquisition_channels=_values(
+                list(self.acquisition_channel) if self.acquisition_channel is not None else None
+            ),
+            signed_up_from=self.signed_up_from,
+            signed_up_before=self.signed_up_before,
+        )
+
+
+@strawberry.input(description="Products matching every given condition.")
+class ProductFilter:
+    category: list[str] | None = strawberry.field(default=None, description="Any of these.")
+    min_price: float | None = strawberry.field(default=None, description="Price at least this.")
+    max_price: float | None = strawberry.field(default=None, description="Price at most this.")
+
+    def to_record(self) -> records.ProductFilter:
+        return records.ProductFilter(
+            categories=tuple(self.category) if self.category is not None else None,
+            min_price_cents=_cents(self.min_price),
+            max_price_cents=_cents(self.max_price),
+        )
+
+
+@strawberry.input(description="Events matching every given condition.")
+class EventFilter:
+    type: list[EventType] | None = strawberry.field(default=None, description="Any of these.")
+    customer_id: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Of any of these customers."
+    )
+    occurred_from: datetime | None = strawberry.field(default=None, description="At or after.")
+    occurred_before: datetime | None = strawberry.field(default=None, description="Before.")
+
+    def to_record(self) -> records.EventFilter:
+        ids = None
+        if self.customer_id is not None:
+            ids = tuple(resolvers.entity_id(raw, "customer") for raw in self.customer_id)
+        return records.EventFilter(
+            types=_values(list(self.type) if self.type is not None else None),
+            customer_ids=ids,
+            occurred_from=self.occurred_from,
+            occurred_before=self.occurred_before,
+        )
+
+
+FirstArgument = Annotated[
+    int, strawberry.argument(description="Items on the page (at most the configured maximum).")
+]
+AfterArgument = Annotated[
+    str | None, strawberry.argument(description="The endCursor of the previous page.")
+]
+
+
+@strawberry.type(description="A customer of the business.")
+class Customer:
+    id: strawberry.ID
+    code: str = strawberry.field(description="The business's customer number, e.g. C000042.")
+    email: str = strawberry.field(description="Contact e-mail address.")
+    name: str = strawberry.field(description="Full name.")
+    region: Region = strawberry.field(description="Sales region.")
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 country code.")
+    tier: CustomerTier = strawberry.field(description="Loyalty tier.")
+    acquisition_channel: AcquisitionChannel = strawberry.field(description="How they came.")
+    signed_up_at: datetime = strawberry.field(description="When they signed up (UTC).")
+
+    @strawberry.field(description="The customer's orders, newest first.")
+    async def orders(
+        self,
+        info: Info,
+        first: FirstArgument = DEFAULT_PAGE,
+        after: AfterArgument = None,
+        filter: OrderFilter | None = None,
+    ) -> Connection[Order] | None:
+        page = resolvers.page_request(info, first, after)
+        where = filter.to_record() if filter else records.OrderFilter()
+        found, count = await resolvers.orders_of_customer(info, int(self.id), page, where)
+        return Connection.from_page(found, Order.from_record, order_keyset, count)
+
+    @strawberry.field(
+        description="The customer's online feature values (see onlineFeatures), in the order"
+        " asked; batched across customers. Null with BAD_USER_INPUT for an unknown name."
+    )
+    async def features(
+        self, info: Info, names: FeatureNamesArgument = None
+    ) -> list[FeatureValue] | None:
+        values = await feature_resolvers.for_entity(info, "customer", self.id, names)
+        return [FeatureValue.from_record(value) for value in values]
+
+    @classmethod
+    def from_record(cls, record: records.CustomerRecord) -> Customer:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            code=record.code,
+            email=record.email,
+            name=record.name,
+            region=Region(record.region),
+            country=record.country,
+            tier=CustomerTier(record.tier),
+            acquisition_channel=AcquisitionChannel(record.acquisition_channel),
+            signed_up_at=record.signed_up_at,
+        )
+
+
+@strawberry.type(description="Something the business sells.")
+class Product:
+    id: strawberry.ID
+    sku: str = strawberry.field(description="Stock keeping unit.")
+    name: str = strawberry.field(description="Product name.")
+    category: str = strawberry.field(description="Product category, e.g. electronics.")
+    price_cents: int = strawberry.field(description="List price in cents.")
+
+    @strawberry.field(description="List price in currency units.")
+    def price(self) -> float:
+        return self.price_cents / 100
+
+    @classmethod
+    def from_record(cls, record: records.ProductRecord) -> Product:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            sku=record.sku,
+            name=record.name,
+            category=record.category,
+            price_cents=record.price_cents,
+        )
+
+
+@strawberry.type(description="One line of an order.")
+class OrderItem:
+    id: strawberry.ID
+    quantity: int = strawberry.field(description="Units ordered.")
+    unit_price_cents: int = strawberry.field(description="Price of one unit in cents.")
+    product_id: strawberry.Private[int]
+
+    @strawberry.field(description="Quantity times unit price, in cents.")
+    def line_total_cents(self) -> int:
+        return self.quantity * self.unit_price_cents
+
+    @strawberry.field(description="The product ordered.")
+    async def product(self, info: Info) -> Product | None:
+        record = await resolvers.product(info, self.product_id)
+        return Product.from_record(record) if record else None
+
+    @classmethod
+    def from_record(cls, record: records.OrderItemRecord) -> OrderItem:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            quantity=record.quantity,
+            unit_price_cents=record.unit_price_cents,
+            product_id=record.product_id,
+        )
+
+
+@strawberry.type(description="A customer's order.")
+class Order:
+    id: strawberry.ID
+    status: OrderStatus = strawberry.field(description="Where the order is in its life.")
+    channel: SalesChannel = strawberry.field(description="Where it was placed.")
+    placed_at: datetime = strawberry.field(description="When it was placed (UTC).")
+    total_cents: int = strawberry.field(description="Sum of its items in cents.")
+    currency: str = strawberry.field(description="ISO 4217 currency code.")
+    customer_id: strawberry.Private[int]
+
+    @strawberry.field(description="Sum of its items in currency units.")
+    def total(self) -> float:
+        return self.total_cents / 100
+
+    @strawberry.field(description="Who placed it.")
+    async def customer(self, info: Info) -> Customer | None:
+        record = await resolvers.customer(info, self.customer_id)
+        return Customer.from_record(record) if record else None
+
+    @strawberry.field(description="Its lines.")
+    async def items(self, info: Info) -> list[OrderItem]:
+        return [
+            OrderItem.from_record(item)
+            for item in await resolvers.items_of_order(info, int(self.id))
+        ]
+
+    @classmethod
+    def from_record(cls, record: records.OrderRecord) -> Order:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            status=OrderStatus(record.status),
+            channel=SalesChannel(record.channel),
+            placed_at=record.placed_at,
+            total_cents=record.total_cents,
+            currency=record.currency,
+            customer_id=record.customer_id,
+        )
+
+
+@strawberry.type(description="Something a visitor or customer did.")
+class Event:
+    id: strawberry.ID
+    type: EventType = strawberry.field(description="What happened.")
+    channel: str = strawberry.field(description="Where it happened.")
+    session_id: str = strawberry.field(description="The visit it belongs to.")
+    occurred_at: datetime = strawberry.field(description="When it happened (UTC).")
+    customer_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="Who did it; null for anonymous visitors.")
+    async def customer(self, info: Info) -> Customer | None:
+        if self.customer_id is None:
+            return None
+        record = await resolvers.customer(info, self.customer_id)
+        return Customer.from_record(record) if record else None
+
+    @classmethod
+    def from_record(cls, record: records.EventRecord) -> Event:
+        return cls(
+            id=strawberry.ID(str(record.id)),
+            type=EventType(record.type),
+            channel=record.channel,
+            session_id=record.session_id,
+            occurred_at=record.occurred_at,
+            customer_id=record.customer_id,
+        )
+
+
+@strawberry.type
+class CommerceQuery:
+    @strawberry.field(description="A customer by id; null when there is none.")
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        record = await resolvers.customer(info, resolvers.entity_id(id, "customer"))
+        return Customer.from_record(record) if record else None
+
+    @strawberry.field(description="Customers by id, filtered.")
+    async def customers(
+        self,
+        info: Info,
+        first: FirstArgument = DEFAULT_PAGE,
+        after: AfterArgument = None,
+        filter: CustomerFilter | None = None,
+    ) -> Connection[Customer] | None:
+        page = resolvers.page_request(info, first, after)
+        where = filter.to_record() if filter else records.CustomerFilter()
+        found, count = await resolvers.customers(info, page, where)
+        return Connection.from_page(found, Customer.from_record, id_keyset, count)
+
+    @strawberry.field(description="A product by id; null when there is none.")
+    async def product(self, info: Info, id: strawberry.ID) -> Product | None:
+        record = await resolvers.product(info, resolvers.entity_id(id, "product"))
+        return Product.from_record(record) if record else None
+
+    @strawberry.field(description="Products by id, filtered.")
+    async def products(
+        self,
+        info: Info,
+        first: FirstArgument = DEFAULT_PAGE,
+        after: AfterArgument = None,
+        filter: ProductFilter | None = None,
+    ) -> Connection[Product] | None:
+        page = resolvers.page_request(info, first, after)
+        where = filter.to_record() if filter else records.ProductFilter()
+        found, count = await resolvers.products(info, page, where)
+        return Connection.from_page(found, Product.from_record, id_keyset, count)
+
+    @strawberry.field(description="An order by id; null when there is none.")
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        record = await resolvers.order(info, resolvers.entity_id(id, "order"))
+        return Order.from_record(record) if record else None
+
+    @strawberry.field(description="Orders, newest first, filtered.")
+    async def orders(
+        self,
+        info: Info,
+        first: FirstArgument = DEFAULT_PAGE,
+        after: AfterArgument = None,
+        filter: OrderFilter | None = None,
+    ) -> Connection[Order] | None:
+        page = resolvers.page_request(info, first, after)
+        where = filter.to_record() if filter else records.OrderFilter()
+        found, count = await resolvers.orders(info, page, where)
+        return Connection.from_page(found, Order.from_record, order_keyset, count)
+
+    @strawberry.field(description="Events, newest first, filtered.")
+    async def events(
+        self,
+        info: Info,
+        first: FirstArgument = DEFAULT_PAGE,
+        after: AfterArgument = None,
+        filter: EventFilter | None = None,
+    ) -> Connection[Event] | None:
+        page = resolvers.page_request(info, first, after)
+        where = filter.to_record() if filter else records.EventFilter()
+        found, count = await resolvers.events(info, page, where)
+        return Connection.from_page(found, Event.from_record, event_keyset, count)

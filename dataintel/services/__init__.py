@@ -1,0 +1,18 @@
+"""The services registry: one interface per domain, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dataintel.services.commerce import CommerceService
+from dataintel.services.features import FeatureService
+from dataintel.services.status import StatusService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every domain service the resolvers and loaders may call."""
+
+    status: StatusService
+    commerce: CommerceService
+    features: FeatureService

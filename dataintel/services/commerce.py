@@ -1,0 +1,383 @@
+"""The demo business's core entities: customers, products, orders with items, events."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataintel.services.pagination import Keyset, Page, PageRequest
+from dataintel.store import tables
+
+R = TypeVar("R")
+AnyRow = sa.Row[*tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    id: int
+    code: str
+    email: str
+    name: str
+    region: str
+    country: str
+    tier: str
+    acquisition_channel: str
+    signed_up_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRecord:
+    id: int
+    sku: str
+    name: str
+    category: str
+    price_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    id: int
+    customer_id: int
+    status: str
+    channel: str
+    placed_at: datetime
+    total_cents: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItemRecord:
+    id: int
+    order_id: int
+    product_id: int
+    quantity: int
+    unit_price_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    customer_id: int | None
+    session_id: str
+    type: str
+    channel: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    """Orders matching every given condition; None means no condition."""
+
+    statuses: tuple[str, ...] | None = None
+    channels: tuple[str, ...] | None = None
+    customer_ids: tuple[int, ...] | None = None
+    placed_from: datetime | None = None
+    placed_before: datetime | None = None
+    min_total_cents: int | None = None
+    max_total_cents: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFilter:
+    regions: tuple[str, ...] | None = None
+    tiers: tuple[str, ...] | None = None
+    acquisition_channels: tuple[str, ...] | None = None
+    signed_up_from: datetime | None = None
+    signed_up_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    categories: tuple[str, ...] | None = None
+    min_price_cents: int | None = None
+    max_price_cents: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    types: tuple[str, ...] | None = None
+    customer_ids: tuple[int, ...] | None = None
+    occurred_from: datetime | None = None
+    occurred_before: datetime | None = None
+
+
+ORDER_SORT = ("placed_at", "id")
+EVENT_SORT = ("occurred_at", "id")
+ID_SORT = ("id",)
+
+
+def order_keyset(order: OrderRecord) -> Keyset:
+    """The position of an order in the orders' sort order (newest first)."""
+    return (order.placed_at, order.id)
+
+
+def event_keyset(event: EventRecord) -> Keyset:
+    """The position of an event in the events' sort order (newest first)."""
+    return (event.occurred_at, event.id)
+
+
+def id_keyset(record: CustomerRecord | ProductRecord) -> Keyset:
+    """The position of a customer or product (by id, ascending)."""
+    return (record.id,)
+
+
+class CommerceService(Protocol):
+    """Reads of the core entities, by key in batches and as filtered pages."""
+
+    async def customers_by_id(self, ids: Sequence[int]) -> Mapping[int, CustomerRecord]: ...
+
+    async def products_by_id(self, ids: Sequence[int]) -> Mapping[int, ProductRecord]: ...
+
+    async def orders_by_id(self, ids: Sequence[int]) -> Mapping[int, OrderRecord]: ...
+
+    async def items_by_order(
+        self, order_ids: Sequence[int]
+    ) -> Mapping[int, Sequence[OrderItemRecord]]: ...
+
+    async def orders(self, where: OrderFilter, page: PageRequest) -> Page[OrderRecord]: ...
+
+    async def orders_by_customer(
+        self, customer_ids: Sequence[int], where: OrderFilter, page: PageRequest
+    ) -> Mapping[int, Page[OrderRecord]]: ...
+
+    async def count_orders(self, where: OrderFilter) -> int: ...
+
+    async def count_orders_by_customer(
+        self, customer_ids: Sequence[int], where: OrderFilter
+    ) -> Mapping[int, int]: ...
+
+    async def customers(self, where: CustomerFilter, page: PageRequest) -> Page[CustomerRecord]: ...
+
+    async def count_customers(self, where: CustomerFilter) -> int: ...
+
+    async def products(self, where: ProductFilter, page: PageRequest) -> Page[ProductRecord]: ...
+
+    async def count_products(self, where: ProductFilter) -> int: ...
+
+    async def events(self, where: EventFilter, page: PageRequest) -> Page[EventRecord]: ...
+
+    async def count_events(self, where: EventFilter) -> int: ...
+
+
+def _columns(table: sa.Table, record_type: type[Any]) -> list[sa.ColumnElement[Any]]:
+    return [table.c[field.name] for field in fields(record_type)]
+
+
+def _record(record_type: type[R], row: AnyRow) -> R:
+    # The selected columns are the record's fields in order (see _columns).
+    make: Callable[..., R] = record_type
+    return make(*row)
+
+
+def _in(column: sa.ColumnElement[Any], values: tuple[Any, ...] | None) -> list[Any]:
+    return [] if values is None else [column.in_(values)]
+
+
+def _range(column: sa.ColumnElement[Any], low: Any, high: Any, *, inclusive: bool) -> list[Any]:
+    conditions = []
+    if low is not None:
+        conditions.append(column >= low)
+    if high is not None:
+        conditions.append(column <= high if inclusive else column < high)
+    return conditions
+
+
+def _order_conditions(where: OrderFilter) -> list[Any]:
+    orders = tables.orders.c
+    return [
+        *_in(orders.status, where.statuses),
+        *_in(orders.channel, where.channels),
+        *_in(orders.customer_id, where.customer_ids),
+        *_range(orders.placed_at, where.placed_from, where.placed_before, inclusive=False),
+        *_range(orders.total_cents, where.min_total_cents, where.max_total_cents, inclusive=True),
+    ]
+
+
+def _customer_conditions(where: CustomerFilter) -> list[Any]:
+    customers = tables.customers.c
+    return [
+        *_in(customers.region, where.regions),
+        *_in(customers.tier, where.tiers),
+        *_in(customers.acquisition_channel, where.acquisition_channels),
+        *_range(
+            customers.signed_up_at, where.signed_up_from, where.signed_up_before, inclusive=False
+        ),
+    ]
+
+
+def _product_conditions(where: ProductFilter) -> list[Any]:
+    products = tables.products.c
+    return [
+        *_in(products.category, where.categories),
+        *_range(products.price_cents, where.min_price_cents, where.max_price_cents, inclusive=True),
+    ]
+
+
+def _event_conditions(where: EventFilter) -> list[Any]:
+    events = tables.events.c
+    return [
+        *_in(events.type, where.types),
+        *_in(events.customer_id, where.customer_ids),
+        *_range(events.occurred_at, where.occurred_from, where.occurred_before, inclusive=False),
+    ]
+
+
+def _after(
+    table: sa.Table, sort: tuple[str, ...], descending: bool, after: Keyset | None
+) -> list[Any]:
+    if after is None:
+        return []
+    key = sa.tuple_(*(table.c[name] for name in sort))
+    position = sa.tuple_(
+        *(sa.literal(value, table.c[name].type) for name, value in zip(sort, after, strict=True))
+    )
+    return [key < position if descending else key > position]
+
+
+def _sort(table: sa.Table, sort: tuple[str, ...], descending: bool) -> list[Any]:
+    return [table.c[name].desc() if descending else table.c[name].asc() for name in sort]
+
+
+class SqlCommerceService:
+    """CommerceService over the SQL store; every method is one statement."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _rows(self, statement: sa.Executable) -> Sequence[AnyRow]:
+        async with self._engine.connect() as connection:
+            return (await connection.execute(statement)).all()
+
+    async def _by_id(
+        self, table: sa.Table, record_type: type[R], ids: Sequence[int]
+    ) -> Mapping[int, R]:
+        statement = sa.select(*_columns(table, record_type)).where(table.c.id.in_(set(ids)))
+        return {row.id: _record(record_type, row) for row in await self._rows(statement)}
+
+    async def customers_by_id(self, ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
+        return await self._by_id(tables.customers, CustomerRecord, ids)
+
+    async def products_by_id(self, ids: Sequence[int]) -> Mapping[int, ProductRecord]:
+        return await self._by_id(tables.products, ProductRecord, ids)
+
+    async def orders_by_id(self, ids: Sequence[int]) -> Mapping[int, OrderRecord]:
+        return await self._by_id(tables.orders, OrderRecord, ids)
+
+    async def items_by_order(
+        self, order_ids: Sequence[int]
+    ) -> Mapping[int, Sequence[OrderItemRecord]]:
+        items = tables.order_items
+        statement = (
+            sa.select(*_columns(items, OrderItemRecord))
+            .where(items.c.order_id.in_(set(order_ids)))
+            .order_by(items.c.order_id, items.c.id)
+        )
+        grouped: defaultdict[int, list[OrderItemRecord]] = defaultdict(list)
+        for row in await self._rows(statement):
+            grouped[row.order_id].append(_record(OrderItemRecord, row))
+        return grouped
+
+    async def _page(
+        self,
+        table: sa.Table,
+        record_type: type[R],
+        conditions: list[Any],
+        sort: tuple[str, ...],
+        descending: bool,
+        page: PageRequest,
+    ) -> Page[R]:
+        statement = (
+            sa.select(*_columns(table, record_type))
+            .where(*conditions, *_after(table, sort, descending, page.after))
+            .order_by(*_sort(table, sort, descending))
+            .limit(page.first + 1)
+        )
+        rows = await self._rows(statement)
+        return Page(
+            [_record(record_type, row) for row in rows[: page.first]], len(rows) > page.first
+        )
+
+    async def _count(self, table: sa.Table, conditions: list[Any]) -> int:
+        statement = sa.select(sa.func.count()).select_from(table).where(*conditions)
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
+    async def orders(self, where: OrderFilter, page: PageRequest) -> Page[OrderRecord]:
+        conditions = _order_conditions(where)
+        return await self._page(tables.orders, OrderRecord, conditions, ORDER_SORT, True, page)
+
+    async def orders_by_customer(
+        self, customer_ids: Sequence[int], where: OrderFilter, page: PageRequest
+    ) -> Mapping[int, Page[OrderRecord]]:
+        orders = tables.orders
+        # One statement for every customer: number each customer's orders, keep first + 1.
+        position = (
+            sa.func.row_number()
+            .over(partition_by=orders.c.customer_id, order_by=_sort(orders, ORDER_SORT, True))
+            .label("position")
+        )
+        numbered = (
+            sa.select(*_columns(orders, OrderRecord), position)
+            .where(
+                orders.c.customer_id.in_(set(customer_ids)),
+                *_order_conditions(where),
+                *_after(orders, ORDER_SORT, True, page.after),
+            )
+            .subquery()
+        )
+        statement = (
+            sa.select(*(numbered.c[field.name] for field in fields(OrderRecord)))
+            .where(numbered.c.position <= page.first + 1)
+            .order_by(numbered.c.customer_id, numbered.c.position)
+        )
+        grouped: defaultdict[int, list[OrderRecord]] = defaultdict(list)
+        for row in await self._rows(statement):
+            grouped[row.customer_id].append(_record(OrderRecord, row))
+        return {
+            customer_id: Page(
+                grouped[customer_id][: page.first], len(grouped[customer_id]) > page.first
+            )
+            for customer_id in customer_ids
+        }
+
+    async def count_orders(self, where: OrderFilter) -> int:
+        return await self._count(tables.orders, _order_conditions(where))
+
+    async def count_orders_by_customer(
+        self, customer_ids: Sequence[int], where: OrderFilter
+    ) -> Mapping[int, int]:
+        orders = tables.orders
+        statement = (
+            sa.select(orders.c.customer_id, sa.func.count())
+            .where(orders.c.customer_id.in_(set(customer_ids)), *_order_conditions(where))
+            .group_by(orders.c.customer_id)
+        )
+        counts = {row[0]: int(row[1]) for row in await self._rows(statement)}
+        return {customer_id: counts.get(customer_id, 0) for customer_id in customer_ids}
+
+    async def customers(self, where: CustomerFilter, page: PageRequest) -> Page[CustomerRecord]:
+        conditions = _customer_conditions(where)
+        return await self._page(tables.customers, CustomerRecord, conditions, ID_SORT, False, page)
+
+    async def count_customers(self, where: CustomerFilter) -> int:
+        return await self._count(tables.customers, _customer_conditions(where))
+
+    async def products(self, where: ProductFilter, page: PageRequest) -> Page[ProductRecord]:
+        conditions = _product_conditions(where)
+        return await self._page(tables.products, ProductRecord, conditions, ID_SORT, False, page)
+
+    async def count_products(self, where: ProductFilter) -> int:
+        return await self._count(tables.products, _product_conditions(where))
+
+    async def events(self, where: EventFilter, page: PageRequest) -> Page[EventRecord]:
+        conditions = _event_conditions(where)
+        return await self._page(tables.events, EventRecord, conditions, EVENT_SORT, True, page)
+
+    async def count_events(self, where: EventFilter) -> int:
+        return await self._count(tables.events, _event_conditions(where))

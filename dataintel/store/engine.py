@@ -1,0 +1,80 @@
+"""The store's engine: one AsyncEngine for SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from dataintel.settings import Settings
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An engine for ``settings.database_url``, with the pragmas or pool of its dialect."""
+    url = _async_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, settings)
+    return _postgresql_engine(url, settings)
+
+
+def _async_url(dsn: str) -> URL:
+    # A DSN without a driver (postgresql://...) gets the async one rather than a blocking one.
+    url = make_url(dsn)
+    backend = url.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(f"unsupported store {url.drivername!r}: use SQLite or PostgreSQL")
+    if "+" not in url.drivername:
+        url = url.set(drivername=_ASYNC_DRIVERS[backend])
+    return url
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
+    options: dict[str, Any] = {
+        # sqlite3's timeout is the busy timeout: how long a writer waits for the lock.
+        "connect_args": {"timeout": settings.database_timeout_seconds},
+    }
+    if not _is_sqlite_memory(url):
+        assert url.database is not None
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        options["pool_size"] = settings.database_pool_size
+        options["pool_timeout"] = settings.database_timeout_seconds
+    engine = create_async_engine(url, **options)
+    sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # SQLite leaves foreign keys unchecked unless asked, per connection.
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # WAL lets readers go on while one writer writes; NORMAL sync is safe with WAL.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
+    timeout = settings.database_timeout_seconds
+    return create_async_engine(
+        url,
+        pool_size=settings.database_pool_size,
+        pool_timeout=timeout,
+        # A connection broken by a server restart is replaced instead of failing a request.
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": timeout,
+            "command_timeout": timeout,
+            "server_settings": {"application_name": "dataintel"},
+        },
+    )

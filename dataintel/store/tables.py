@@ -1,0 +1,231 @@
+"""Every table of the store, in one MetaData: the demo business and the platform's own."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from dataintel.store.types import UTCDateTime
+
+REGIONS = ("north_america", "europe", "asia_pacific", "latin_america")
+TIERS = ("bronze", "silver", "gold", "platinum")
+ACQUISITION_CHANNELS = ("organic", "paid_search", "social", "referral", "email")
+CATEGORIES = ("electronics", "home", "garden", "books", "toys", "apparel", "beauty", "sports")
+ORDER_STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled", "refunded")
+SALES_CHANNELS = ("web", "mobile", "marketplace")
+EVENT_TYPES = ("page_view", "sign_up", "add_to_cart", "purchase")
+LEDGER_STATUSES = ("booked", "reversed")
+CURRENCIES = ("USD",)
+
+# Fixed constraint names, so that migrations name the same objects on every dialect.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> sa.CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_allowed")
+
+
+# --- The demo business -------------------------------------------------------------------
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(16), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("region", sa.String(32), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("acquisition_channel", sa.String(32), nullable=False),
+    sa.Column("signed_up_at", UTCDateTime, nullable=False),
+    _one_of("region", REGIONS),
+    _one_of("tier", TIERS),
+    _one_of("acquisition_channel", ACQUISITION_CHANNELS),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sku", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(32), nullable=False),
+    sa.Column("price_cents", sa.BigInteger, nullable=False),
+    _one_of("category", CATEGORIES),
+    sa.CheckConstraint("price_cents >= 0", name="price_cents_not_negative"),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("placed_at", UTCDateTime, nullable=False),
+    sa.Column("total_cents", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    _one_of("status", ORDER_STATUSES),
+    _one_of("channel", SALES_CHANNELS),
+    _one_of("currency", CURRENCIES),
+    sa.Index(None, "customer_id"),
+    # With id, so that keyset pages over (placed_at, id) read the index in order.
+    sa.Index(None, "placed_at", "id"),
+    sa.Index(None, "status"),
+)
+
+order_items = sa.Table(
+    "order_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_price_cents", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+    sa.CheckConstraint("unit_price_cents >= 0", name="unit_price_cents_not_negative"),
+    sa.Index(None, "order_id"),
+    sa.Index(None, "product_id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # Null for anonymous visitors, who have no customer record yet.
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=True),
+    sa.Column("session_id", sa.String(64), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    _one_of("type", EVENT_TYPES),
+    _one_of("channel", SALES_CHANNELS),
+    sa.Index(None, "occurred_at", "id"),
+    sa.Index(None, "customer_id"),
+)
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entry_ref", sa.String(32), nullable=False, unique=True),
+    # Deliberately not a foreign key: the ledger is another system's copy, and entries
+    # without an order are among the discrepancies that reconciliation must find.
+    sa.Column("order_id", sa.Integer, nullable=True),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("booked_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    _one_of("status", LEDGER_STATUSES),
+    sa.Index(None, "order_id"),
+)
+
+feature_values = sa.Table(
+    "feature_values",
+    metadata,
+    sa.Column("entity_type", sa.String(32), primary_key=True),
+    sa.Column("entity_id", sa.String(64), primary_key=True),
+    sa.Column("feature_name", sa.String(128), primary_key=True),
+    sa.Column("value_double", sa.Float, nullable=True),
+    sa.Column("value_text", sa.Text, nullable=True),
+    sa.Column("event_timestamp", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# --- The platform ------------------------------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+roles = sa.Table(
+    "roles",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+)
+
+user_roles = sa.Table(
+    "user_roles",
+    metadata,
+    sa.Column(
+        "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column(
+        "role_name",
+        sa.String(64),
+        sa.ForeignKey("roles.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Column("last_used_at", UTCDateTime, nullable=True),
+    sa.Index(None, "user_id"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(320), nullable=False),
+    sa.Column("action", sa.String(128), nullable=False),
+    sa.Column("target", sa.String(512), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    # JSON kept as text: the hash chain covers these exact characters.
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(128), nullable=True),
+    sa.Column("entry_hash", sa.String(128), nullable=False),
+    sa.Index(None, "occurred_at"),
+    # Without AUTOINCREMENT SQLite may reuse the id of a deleted last row; an audit trail
+    # must never hand out an id twice.
+    sqlite_autoincrement=True,
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("requested_by", sa.String(320), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    # none_as_null: a job without a result holds SQL NULL, not the JSON text 'null'.
+    sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Index(None, "status"),
+)
+
+DEMO_TABLES = (customers, products, orders, order_items, events, ledger_entries, feature_values)
+"""The tables the seed owns, parents before children."""

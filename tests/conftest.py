@@ -1,0 +1,1 @@
+pytest_plugins = ["tests.plugins.store", "tests.plugins.redis_server", "tests.plugins.app"]

@@ -1,0 +1,49 @@
+"""The real app over a seeded SQLite copy, driven in-process through httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from dataintel.app import create_app
+from dataintel.settings import Settings
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(seeded_sqlite_url: str) -> SettingsFactory:
+    """Settings on a fresh copy of the seeded store, with any option overridden."""
+
+    def make(**overrides: Any) -> Settings:
+        options: dict[str, Any] = {
+            "database_url": seeded_sqlite_url,
+            "log_format": "json",
+            "auto_migrate": False,
+            "auto_seed": False,
+        }
+        options.update(overrides)
+        return Settings(**options)
+
+    return make
+
+
+@asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Runs the app's lifespan and yields a client that talks to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app on its default settings over the seeded store."""
+    async with serving(create_app(make_settings())) as http_client:
+        yield http_client
