@@ -22,6 +22,8 @@ from dataintel.observability.logging import configure_logging, get_logger
 from dataintel.observability.request_context import RequestContextMiddleware
 from dataintel.schema import build_schema
 from dataintel.services import Services
+from dataintel.services.analytics import SqlAnalyticsService
+from dataintel.services.analytics import load_catalog as load_analytics_catalog
 from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
 from dataintel.services.status import DependencyProbe, ProbingStatusService, RedisProbe, StoreProbe
@@ -49,6 +51,9 @@ def build_services(settings: Settings, engine: AsyncEngine, redis: Redis | None)
         status=ProbingStatusService(__version__, probes, settings.readiness_timeout_seconds),
         commerce=SqlCommerceService(engine),
         features=SqlFeatureService(engine, load_catalog(settings.feature_views_path)),
+        analytics=SqlAnalyticsService(
+            engine, load_analytics_catalog(settings.analytics_catalog_path)
+        ),
     )
 
 

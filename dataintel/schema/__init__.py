@@ -5,13 +5,14 @@ from __future__ import annotations
 import strawberry
 from strawberry.tools import merge_types
 
+from dataintel.schema.analytics import AnalyticsQuery
 from dataintel.schema.commerce import CommerceQuery
 from dataintel.schema.errors import ErrorCode
 from dataintel.schema.features import FeaturesQuery
 from dataintel.schema.status import StatusQuery
 
 # Adding a domain: write its module, then add its Query (or Mutation) class here.
-QUERIES: tuple[type, ...] = (StatusQuery, CommerceQuery, FeaturesQuery)
+QUERIES: tuple[type, ...] = (StatusQuery, CommerceQuery, FeaturesQuery, AnalyticsQuery)
 MUTATIONS: tuple[type, ...] = ()
 
 

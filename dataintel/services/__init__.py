@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dataintel.services.analytics import AnalyticsService
 from dataintel.services.commerce import CommerceService
 from dataintel.services.features import FeatureService
 from dataintel.services.status import StatusService
@@ -16,3 +17,4 @@ class Services:
     status: StatusService
     commerce: CommerceService
     features: FeatureService
+    analytics: AnalyticsService

@@ -12,18 +12,14 @@ neither needs its own time zone data.
 
 from __future__ import annotations
 
-import functools
-import re
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from difflib import get_close_matches
+from datetime import datetime
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Protocol, Unpack
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import yaml
@@ -31,13 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataintel.errors import BadUserInputError
+from dataintel.services.time_buckets import GRANULARITIES, ZoneClock, bucket_key, zone_named
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "ratio"]
 DimensionType = Literal["string", "time"]
 FilterValue = str | float | datetime
-AnyRow = sa.Row[Unpack[tuple[Any, ...]]]
+AnyRow = sa.Row[*tuple[Any, ...]]
 
 BUILT_IN_CATALOG = "analytics_catalog.yaml"
 DEFAULT_LIMIT = 1000
@@ -45,19 +42,18 @@ MAXIMUM_LIMIT = 10_000
 TIME_MEMBER = "time"
 """The name by which order_by refers to the time bucket; no measure or dimension may take it."""
 
-AGGREGATIONS: tuple[Aggregation, ...] = ("sum", "count", "count_distinct", "avg", "ratio")
-GRANULARITIES = ("hour", "day", "week", "month", "quarter", "year")
 FILTER_OPERATORS = ("equals", "not_equals", "in", "not_in", "gt", "gte", "lt", "lte", "between")
 STRING_OPERATORS = ("equals", "not_equals", "in", "not_in")
 
-# Without a date range, bucketing covers the offsets of these years; outside them the
-# nearest year's offset holds. Narrower ranges make smaller statements.
+# Without a date range, bucketing follows the offset changes of these years; a range
+# narrows them (and the statement). Beyond CLOCK_YEARS the nearest offset holds, which
+# bounds the work a far-flung date range can ask for.
 OPEN_RANGE_YEARS = (1970, 2100)
+CLOCK_YEARS = (1900, 2200)
+MAXIMUM_FILTER_VALUES = 1000
 
 _DOMAIN = "analytics"
 _NAME = r"^[a-z][a-z0-9_]*$"
-_DAY_SECONDS = 86_400
-_KEY_FORMAT = "%Y-%m-%d %H:%M:%S"
 _SINGLE_VALUE_OPERATORS = ("equals", "not_equals", "gt", "gte", "lt", "lte")
 _ADDITIVE: tuple[Aggregation, ...] = ("sum", "count", "count_distinct")
 # Only the demo business's tables: the catalog must never reach users, keys or the audit log.
@@ -73,11 +69,11 @@ class AnalyticsCatalogError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class JoinDefinition:
-    """A many-to-one join from a table already in a source to one more table."""
+    """A many-to-one join: a key on a table already in the source references ``table``."""
 
     table: str
-    left: str
-    right: str
+    key: str
+    references: str
     optional: bool
 
 
@@ -176,7 +172,8 @@ class _JoinSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     table: str
-    on: tuple[str, str]
+    key: str
+    references: str
     optional: bool = False
 
 
@@ -271,13 +268,13 @@ def _source(
             raise AnalyticsCatalogError(
                 f"{where}: join table '{join.table}' is unknown or already in the source."
             )
-        left, right = join.on
+        left, right = join.key, join.references
         _table_column(left, where)
         _table_column(right, where)
         if left.partition(".")[0] not in reached or right.partition(".")[0] != join.table:
             raise AnalyticsCatalogError(
-                f"{where}: join on [{left}, {right}] must go from a table already in the"
-                f" source ({', '.join(reached)}) to '{join.table}'."
+                f"{where}: the join's key {left} must be on a table already in the source"
+                f" ({', '.join(reached)}) and what it references, {right}, on '{join.table}'."
             )
         reached.append(join.table)
         joins.append(JoinDefinition(join.table, left, right, join.optional))
@@ -313,7 +310,9 @@ def _measure(
         for part in (spec.numerator, spec.denominator):
             found = specs.get(part or "")
             if found is None or found.aggregation not in _ADDITIVE:
-                additive = sorted(name for name, other in specs.items() if other.aggregation in _ADDITIVE)
+                additive = sorted(
+                    name for name, other in specs.items() if other.aggregation in _ADDITIVE
+                )
                 raise AnalyticsCatalogError(
                     f"{where}: numerator and denominator must name sum, count or count_distinct"
                     f" measures; '{part}' does not. Such measures: {', '.join(additive)}."
@@ -411,13 +410,16 @@ def build_catalog(files: Sequence[tuple[str, str]]) -> AnalyticsCatalog:
         sources.update(_by_name(spec.sources, origin, "source"))
         dimensions.update(_by_name(spec.dimensions, origin, "dimension"))
         measures.update(_by_name(spec.measures, origin, "measure"))
-    clashes = sorted(set(dimensions) & set(measures))
-    if clashes:
+    for name in sorted(set(dimensions) & set(measures)):
         raise AnalyticsCatalogError(
-            f"{', '.join(clashes)}: a name is either a measure or a dimension, not both."
+            f"{dimensions[name][1]}: dimension '{name}' has the name of a measure of"
+            f" {measures[name][1]}; a name is either a measure or a dimension, not both."
         )
-    if TIME_MEMBER in dimensions or TIME_MEMBER in measures:
-        raise AnalyticsCatalogError(f"'{TIME_MEMBER}' is reserved for the time bucket.")
+    for name, (_spec, origin) in [*dimensions.items(), *measures.items()]:
+        if name == TIME_MEMBER:
+            raise AnalyticsCatalogError(
+                f"{origin}: '{TIME_MEMBER}' is reserved for the time bucket; rename it."
+            )
     checked_dimensions = {
         name: _dimension(spec, origin) for name, (spec, origin) in dimensions.items()
     }
@@ -429,9 +431,7 @@ def build_catalog(files: Sequence[tuple[str, str]]) -> AnalyticsCatalog:
         _measure(spec, origin, checked_sources, checked_dimensions, specs)
         for spec, origin in measures.values()
     ]
-    return AnalyticsCatalog(
-        checked_sources.values(), checked_dimensions.values(), checked_measures
-    )
+    return AnalyticsCatalog(checked_sources.values(), checked_dimensions.values(), checked_measures)
 
 
 def load_catalog(path: Path | None = None) -> AnalyticsCatalog:
@@ -529,108 +529,6 @@ class AnalyticsResult:
     truncated: bool
 
 
-# --- Time zones: offsets from zoneinfo, the same numbers for every dialect ----------------
-
-
-def _offset_at(zone: ZoneInfo, epoch_seconds: int) -> int:
-    offset = datetime.fromtimestamp(epoch_seconds, zone).utcoffset()
-    return int(offset.total_seconds()) if offset is not None else 0
-
-
-@functools.lru_cache(maxsize=4096)
-def _transitions_in_year(zone_key: str, year: int) -> tuple[tuple[int, int], ...]:
-    """(epoch second, offset from then on) of each offset change in the UTC year."""
-    zone = ZoneInfo(zone_key)
-    start = int(datetime(year, 1, 1, tzinfo=UTC).timestamp())
-    end = int(datetime(year + 1, 1, 1, tzinfo=UTC).timestamp())
-    found: list[tuple[int, int]] = []
-    previous, previous_offset = start, _offset_at(zone, start)
-    # Daily samples, then bisection to the second: zones change offset at most a few times
-    # a year, and never twice within a day.
-    for sample in [*range(start + _DAY_SECONDS, end, _DAY_SECONDS), end]:
-        offset = _offset_at(zone, sample)
-        if offset != previous_offset:
-            low, high = previous, sample
-            while high - low > 1:
-                middle = (low + high) // 2
-                if _offset_at(zone, middle) == previous_offset:
-                    low = middle
-                else:
-                    high = middle
-            found.append((high, _offset_at(zone, high)))
-        previous, previous_offset = sample, offset
-    return tuple(found)
-
-
-@dataclass(frozen=True, slots=True)
-class _Period:
-    start: datetime | None
-    offset: int
-
-
-class ZoneClock:
-    """A zone's UTC offsets over a span of years, as periods of constant offset."""
-
-    def __init__(self, zone: ZoneInfo, first_year: int, last_year: int) -> None:
-        self.zone = zone
-        begin = int(datetime(first_year, 1, 1, tzinfo=UTC).timestamp())
-        periods = [_Period(None, _offset_at(zone, begin))]
-        for year in range(first_year, last_year + 1):
-            for moment, offset in _transitions_in_year(str(zone.key), year):
-                periods.append(_Period(datetime.fromtimestamp(moment, UTC), offset))
-        self.periods = tuple(periods)
-        # The wall-clock time at which each period ends: increasing, so bisect finds periods.
-        self._local_ends = [
-            (following.start + timedelta(seconds=period.offset)).replace(tzinfo=None)
-            for period, following in zip(periods, periods[1:], strict=False)
-            if following.start is not None
-        ]
-
-    def first_instant(self, local: datetime) -> datetime:
-        """The first moment whose wall-clock time is ``local`` or later, in the zone.
-
-        Unlike ``local.replace(tzinfo=zone)`` this is right in a gap (a bucket that starts
-        at a skipped midnight starts when the clocks jump) and takes the earlier of two
-        repeated times.
-        """
-        index = bisect_right(self._local_ends, local)
-        period = self.periods[index]
-        candidate = local.replace(tzinfo=UTC) - timedelta(seconds=period.offset)
-        if period.start is not None and period.start > candidate:
-            candidate = period.start
-        return candidate.astimezone(self.zone)
-
-    def resolve(self, moment: datetime) -> datetime:
-        """An aware moment as is; a naive one as a wall-clock time in the zone."""
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            return self.first_instant(moment)
-        return moment.astimezone(self.zone)
-
-
-def zone_named(name: str) -> ZoneInfo:
-    """The IANA time zone of this name; BAD_USER_INPUT naming close valid names if unknown."""
-    try:
-        if name and not name.startswith(("/", ".")) and ".." not in name:
-            return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        pass
-    known = _zone_names()
-    close = get_close_matches(name, known, n=5, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else "e.g. UTC, Europe/Berlin."
-    raise BadUserInputError(
-        f"Unknown time zone '{name}'; give an IANA time zone name ({hint})",
-        domain=_DOMAIN,
-        details={"argument": "timezone", "valid": close or ["UTC", "Europe/Berlin"]},
-    )
-
-
-@functools.cache
-def _zone_names() -> tuple[str, ...]:
-    from zoneinfo import available_timezones
-
-    return tuple(sorted(available_timezones()))
-
-
 # --- Planning: a query checked against the catalog ----------------------------------------
 
 
@@ -719,11 +617,11 @@ def _value_of(catalog: AnalyticsCatalog, measure: MeasureDefinition) -> _Value:
     if measure.aggregation == "ratio":
         numerator = _value_of(catalog, catalog.measures[measure.numerator or ""])
         denominator = _value_of(catalog, catalog.measures[measure.denominator or ""])
-        assert isinstance(numerator, _Additive) and isinstance(denominator, _Additive)
+        # The catalog admits only sum, count and count_distinct measures in a ratio.
+        assert isinstance(numerator, _Additive)
+        assert isinstance(denominator, _Additive)
         return _Quotient(numerator, denominator, measure.scale)
-    where = tuple(
-        (catalog.dimensions[name].column, values) for name, values in measure.where
-    )
+    where = tuple((catalog.dimensions[name].column, values) for name, values in measure.where)
     source, column = measure.source or "", measure.column or ""
     if measure.aggregation == "avg":
         total = _Additive(_Raw(source, "sum", column, where), measure.scale)
@@ -746,18 +644,29 @@ def _raws_of(value: _Value) -> tuple[_Raw, ...]:
 
 
 def _clock(zone: ZoneInfo, query: AnalyticsQuery) -> ZoneClock:
-    moments = [query.start, query.end] + [
-        value
-        for condition in query.filters
-        for value in condition.values
-        if isinstance(value, datetime)
+    given = [
+        moment.year
+        for moment in (
+            query.start,
+            query.end,
+            *(value for condition in query.filters for value in condition.values),
+        )
+        if isinstance(moment, datetime)
     ]
-    years = [moment.year for moment in moments if moment is not None]
-    first = min(years) - 1 if query.start is not None else OPEN_RANGE_YEARS[0]
-    last = max(years) + 1 if query.end is not None else OPEN_RANGE_YEARS[1]
-    if years:
-        first, last = min(first, min(years) - 1), max(last, max(years) + 1)
-    return ZoneClock(zone, max(first, 1), min(last, 9998))
+    first = min([query.start.year if query.start else OPEN_RANGE_YEARS[0], *given]) - 1
+    last = max([query.end.year if query.end else OPEN_RANGE_YEARS[1], *given]) + 1
+    first = min(max(first, CLOCK_YEARS[0]), CLOCK_YEARS[1])
+    last = max(min(last, CLOCK_YEARS[1]), first)
+    return ZoneClock(zone, first, last)
+
+
+def _moment(clock: ZoneClock, value: datetime, argument: str) -> datetime:
+    try:
+        return clock.resolve(value)
+    except OverflowError:
+        raise _bad(
+            f"{value.isoformat()} is out of range in {clock.zone.key}.", argument=argument
+        ) from None
 
 
 def _condition(
@@ -781,34 +690,35 @@ def _condition(
         raise _bad(f"Filter on '{member}': {operator} takes exactly one value, not {count}.")
     if operator == "between" and count != 2:
         raise _bad(f"Filter on '{member}': between takes two values (low, high), not {count}.")
-    if operator in ("in", "not_in") and count == 0:
-        raise _bad(f"Filter on '{member}': {operator} takes at least one value.")
-    expected: type | tuple[type, ...] = {"string": str, "time": datetime}.get(kind, (int, float))
+    if not 1 <= count <= MAXIMUM_FILTER_VALUES:
+        raise _bad(f"Filter on '{member}': {operator} takes 1 to {MAXIMUM_FILTER_VALUES} values.")
+    if kind == "string" and all(isinstance(value, str) for value in values):
+        return _Condition(operator, values)
+    if kind == "time" and all(isinstance(value, datetime) for value in values):
+        moments = (value for value in values if isinstance(value, datetime))
+        return _Condition(operator, tuple(_moment(clock, value, "filters") for value in moments))
+    numbers = [value for value in values if isinstance(value, int | float)]
+    if (
+        kind == "measure"
+        and len(numbers) == count
+        and not any(isinstance(value, bool) for value in numbers)
+    ):
+        return _Condition(operator, tuple(float(value) for value in numbers))
     wanted = {"string": "strings", "time": "datetimes"}.get(kind, "numbers")
-    if any(isinstance(value, bool) or not isinstance(value, expected) for value in values):
-        raise _bad(f"Filter on '{member}' takes {wanted} (a {kind} member).", member=member)
-    if kind == "time":
-        resolved = tuple(clock.resolve(value) for value in values if isinstance(value, datetime))
-        return _Condition(operator, resolved)
-    if kind == "measure":
-        return _Condition(operator, tuple(float(value) for value in values if not isinstance(value, datetime | str)))
-    return _Condition(operator, values)
+    raise _bad(f"Filter on '{member}' takes {wanted} (it is a {kind}).", member=member)
 
 
-def plan_query(catalog: AnalyticsCatalog, query: AnalyticsQuery) -> _Plan:
-    """The query checked against the catalog; BAD_USER_INPUT names what is wrong and why."""
-    requested = tuple(dict.fromkeys(query.measures))
-    if not requested:
+def _check_names(catalog: AnalyticsCatalog, query: AnalyticsQuery) -> None:
+    if not query.measures:
         raise _bad(
             f"Give at least one measure; valid measures: {_choices(catalog.measures)}.",
             argument="measures",
             valid=list(catalog.measures),
         )
-    _unknown("measure", "measures", [n for n in requested if n not in catalog.measures], list(catalog.measures))
-    grouped = tuple(dict.fromkeys(query.dimensions))
+    measures = list(catalog.measures)
+    _unknown("measure", "measures", [n for n in query.measures if n not in measures], measures)
     strings = [name for name, found in catalog.dimensions.items() if found.type == "string"]
-    times = [name for name, found in catalog.dimensions.items() if found.type == "time"]
-    _unknown("dimension", "dimensions", [n for n in grouped if n not in strings], strings)
+    _unknown("dimension", "dimensions", [n for n in query.dimensions if n not in strings], strings)
     if query.granularity is not None and query.granularity not in GRANULARITIES:
         raise _bad(
             f"Unknown granularity '{query.granularity}'; valid granularities:"
@@ -816,38 +726,40 @@ def plan_query(catalog: AnalyticsCatalog, query: AnalyticsQuery) -> _Plan:
             argument="granularity",
             valid=list(GRANULARITIES),
         )
-    if query.time_dimension is not None:
-        _unknown("time dimension", "timeDimension", [query.time_dimension] if query.time_dimension not in times else [], times)
+    times = [name for name, found in catalog.dimensions.items() if found.type == "time"]
+    if query.time_dimension is not None and query.time_dimension not in times:
+        _unknown("time dimension", "timeDimension", [query.time_dimension], times)
     if not 1 <= query.limit <= MAXIMUM_LIMIT:
         raise _bad(
             f"'limit' must be between 1 and {MAXIMUM_LIMIT}; it was {query.limit}.",
             argument="limit",
             maximum=MAXIMUM_LIMIT,
         )
-    zone = zone_named(query.timezone)
-    clock = _clock(zone, query)
-    start = clock.resolve(query.start) if query.start is not None else None
-    end = clock.resolve(query.end) if query.end is not None else None
-    if start is not None and end is not None and start >= end:
-        raise _bad("The date range is empty: 'from' must come before 'to'.", argument="to")
 
+
+def _filters(
+    catalog: AnalyticsCatalog, filters: Iterable[AnalyticsFilter], clock: ZoneClock
+) -> tuple[list[tuple[DimensionDefinition, _Condition]], list[tuple[str, _Condition]]]:
+    """The dimension filters (on rows) and the measure filters (on groups)."""
     members = [*catalog.measures, *catalog.dimensions]
-    needed = list(requested)
-    dimension_filters: list[tuple[DimensionDefinition, _Condition]] = []
-    measure_filters: list[tuple[str, _Condition]] = []
-    for condition in query.filters:
-        _unknown("member", "filters", [condition.member] if condition.member not in members else [], members)
-        if condition.member in catalog.measures:
-            measure_filters.append(
-                (condition.member, _condition(condition.member, condition.operator, condition.values, "measure", clock))
-            )
-            needed.append(condition.member)
+    on_rows: list[tuple[DimensionDefinition, _Condition]] = []
+    on_groups: list[tuple[str, _Condition]] = []
+    for item in filters:
+        if item.member not in members:
+            _unknown("member", "filters", [item.member], members)
+        dimension = catalog.dimensions.get(item.member)
+        kind = dimension.type if dimension is not None else "measure"
+        condition = _condition(item.member, item.operator, item.values, kind, clock)
+        if dimension is not None:
+            on_rows.append((dimension, condition))
         else:
-            dimension = catalog.dimensions[condition.member]
-            dimension_filters.append(
-                (dimension, _condition(condition.member, condition.operator, condition.values, dimension.type, clock))
-            )
-    order: list[tuple[str, bool]] = []
+            on_groups.append((item.member, condition))
+    return on_rows, on_groups
+
+
+def _order(
+    catalog: AnalyticsCatalog, query: AnalyticsQuery, grouped: Sequence[str]
+) -> list[tuple[str, bool]]:
     sortable = [*([TIME_MEMBER] if query.granularity else []), *catalog.measures, *grouped]
     for item in query.order_by:
         if item.member not in sortable:
@@ -857,34 +769,66 @@ def plan_query(catalog: AnalyticsCatalog, query: AnalyticsQuery) -> _Plan:
                 argument="orderBy",
                 valid=sortable,
             )
-        if item.member in catalog.measures:
-            needed.append(item.member)
-        order.append((item.member, item.descending))
+    return [(item.member, item.descending) for item in query.order_by]
 
-    needed_measures = [catalog.measures[name] for name in dict.fromkeys(needed)]
-    sources = tuple(dict.fromkeys(s for m in needed_measures for s in catalog.sources_of(m)))
+
+def _check_reachable(
+    catalog: AnalyticsCatalog,
+    measures: Sequence[MeasureDefinition],
+    sources: Sequence[str],
+    dimensions: Iterable[str],
+) -> None:
     reached = {name: catalog.reachable(name) for name in sources}
     common = _common(reached.values())
-    required = [
-        *grouped,
-        *(dimension.name for dimension, _ in dimension_filters),
-        *([query.time_dimension] if query.time_dimension else []),
-    ]
-    for name in dict.fromkeys(required):
+    for name in dict.fromkeys(dimensions):
         missing = [source for source in sources if name not in reached[source]]
-        if missing:
-            users = [m.name for m in needed_measures if set(catalog.sources_of(m)) & set(missing)]
-            raise _bad(
-                f"Dimension '{name}' is not reachable from source {_choices(missing)} of"
-                f" measure {_choices(users)}; dimensions reachable from every measure's"
-                f" source: {_choices(common)}.",
-                argument="dimensions",
-                dimension=name,
-                sources=missing,
-                valid=list(common),
-            )
+        if not missing:
+            continue
+        kind = catalog.dimensions[name].type
+        valid = [found for found in common if catalog.dimensions[found].type == kind]
+        users = [m.name for m in measures if set(catalog.sources_of(m)) & set(missing)]
+        raise _bad(
+            f"Dimension '{name}' is not reachable from source {_choices(missing)} (of"
+            f" measure {_choices(users)}); {kind} dimensions reachable from every"
+            f" measure's source: {_choices(valid)}.",
+            argument="dimensions",
+            dimension=name,
+            sources=missing,
+            valid=valid,
+        )
 
-    values = {measure.name: _value_of(catalog, measure) for measure in needed_measures}
+
+def plan_query(catalog: AnalyticsCatalog, query: AnalyticsQuery) -> _Plan:
+    """The query checked against the catalog; BAD_USER_INPUT names what is wrong and why."""
+    _check_names(catalog, query)
+    requested = tuple(dict.fromkeys(query.measures))
+    grouped = tuple(dict.fromkeys(query.dimensions))
+    zone = zone_named(query.timezone, _DOMAIN)
+    clock = _clock(zone, query)
+    start = _moment(clock, query.start, "from") if query.start is not None else None
+    end = _moment(clock, query.end, "to") if query.end is not None else None
+    if start is not None and end is not None and start >= end:
+        raise _bad("The date range is empty: 'from' must come before 'to'.", argument="to")
+    dimension_filters, measure_filters = _filters(catalog, query.filters, clock)
+    order = _order(catalog, query, grouped)
+
+    # Measures filtered or ordered by are computed too, though not returned.
+    needed = [
+        catalog.measures[name]
+        for name in dict.fromkeys(
+            [
+                *requested,
+                *(name for name, _ in measure_filters),
+                *(member for member, _ in order if member in catalog.measures),
+            ]
+        )
+    ]
+    sources = tuple(dict.fromkeys(s for m in needed for s in catalog.sources_of(m)))
+    filtered = (dimension.name for dimension, _ in dimension_filters)
+    time = [query.time_dimension] if query.time_dimension else []
+    _check_reachable(catalog, needed, sources, [*grouped, *filtered, *time])
+
+    values = {measure.name: _value_of(catalog, measure) for measure in needed}
     raws = tuple(dict.fromkeys(raw for value in values.values() for raw in _raws_of(value)))
     return _Plan(
         measures=tuple(catalog.measures[name] for name in requested),
@@ -904,3 +848,354 @@ def plan_query(catalog: AnalyticsCatalog, query: AnalyticsQuery) -> _Plan:
         limit=query.limit,
         catalog=catalog,
     )
+
+
+# --- Compiling: one statement for the rows, one for the totals ----------------------------
+
+
+def _column(reference: str) -> sa.Column[Any]:
+    table, _, column = reference.partition(".")
+    return _TABLES[table].c[column]
+
+
+def _from_clause(source: SourceDefinition) -> sa.FromClause:
+    joined: sa.FromClause = _TABLES[source.table]
+    for join in source.joins:
+        condition = _column(join.key) == _column(join.references)
+        joined = joined.join(_TABLES[join.table], condition, isouter=join.optional)
+    return joined
+
+
+def _bucket(plan: _Plan, moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
+    periods = plan.clock.periods_between(plan.start, plan.end)
+    return bucket_key(moment, plan.granularity or "day", periods, dialect)
+
+
+def _compare(
+    expression: sa.ColumnElement[Any],
+    condition: _Condition,
+    bind: Callable[[Any], Any],
+) -> sa.ColumnElement[bool]:
+    values = [bind(value) for value in condition.values]
+    first = values[0]
+    compared: sa.ColumnElement[bool]
+    match condition.operator:
+        case "equals":
+            compared = expression == first
+        case "not_equals":
+            # Null is unequal to everything: anonymous events are not in europe.
+            compared = sa.or_(expression != first, expression.is_(None))
+        case "in":
+            compared = expression.in_(values)
+        case "not_in":
+            compared = sa.or_(expression.not_in(values), expression.is_(None))
+        case "gt":
+            compared = expression > first
+        case "gte":
+            compared = expression >= first
+        case "lt":
+            compared = expression < first
+        case "lte":
+            compared = expression <= first
+        case _:
+            compared = sa.and_(expression >= first, expression <= values[1])
+    return compared
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _number(value: Any) -> sa.ColumnElement[float]:
+    return sa.literal(value, sa.Float())
+
+
+def _input(raw: _Raw) -> sa.ColumnElement[Any]:
+    column = _column(raw.column)
+    if not raw.where:
+        return column
+    condition = sa.and_(*(_column(reference).in_(values) for reference, values in raw.where))
+    return sa.case((condition, column))
+
+
+def _aggregate(raw: _Raw, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    if raw.function == "sum":
+        return sa.func.sum(value)
+    if raw.function == "count":
+        return sa.func.count(value)
+    return sa.func.count(sa.distinct(value))
+
+
+def _source_rows(
+    plan: _Plan, source_name: str, dialect: str, *, keyed: bool, name: str
+) -> sa.Subquery:
+    source = plan.catalog.sources[source_name]
+    time = plan.time_dimension or plan.catalog.dimensions[source.time_dimension]
+    moment = _column(time.column)
+    columns: list[sa.ColumnElement[Any]] = []
+    if keyed and plan.granularity:
+        columns.append(_bucket(plan, moment, dialect).label("bucket"))
+    if keyed:
+        columns.extend(
+            _column(dimension.column).label(f"dimension_{index}")
+            for index, dimension in enumerate(plan.dimensions)
+        )
+    columns.extend(
+        _input(raw).label(f"input_{index}")
+        for index, raw in enumerate(plan.raws)
+        if raw.source == source_name
+    )
+    conditions: list[sa.ColumnElement[bool]] = []
+    if plan.start is not None:
+        conditions.append(moment >= plan.start)
+    if plan.end is not None:
+        conditions.append(moment < plan.end)
+    conditions.extend(
+        _compare(_column(dimension.column), condition, _as_is)
+        for dimension, condition in plan.dimension_filters
+    )
+    statement = sa.select(*columns).select_from(_from_clause(source)).where(*conditions)
+    return statement.subquery(name)
+
+
+def _grouped(plan: _Plan, rows_of: Mapping[str, sa.FromClause]) -> sa.Subquery:
+    """Every source's aggregates by bucket and dimensions, merged on those keys."""
+    branches: list[sa.Select[Any]] = []
+    for source in plan.sources:
+        rows = rows_of[source]
+        keys = [rows.c[key] for key in plan.keys]
+        values = [
+            (
+                _aggregate(raw, rows.c[f"input_{index}"])
+                if raw.source == source
+                # Typed, so that PostgreSQL unites the branches' columns as numbers.
+                else sa.cast(sa.null(), sa.Numeric())
+            ).label(f"value_{index}")
+            for index, raw in enumerate(plan.raws)
+        ]
+        branch = sa.select(*keys, *values)
+        branches.append(branch.group_by(*keys) if keys else branch)
+    if len(branches) == 1:
+        return branches[0].subquery("grouped")
+    merged = sa.union_all(*branches).subquery("merged")
+    keys = [merged.c[key] for key in plan.keys]
+    maxima = [
+        sa.func.max(merged.c[f"value_{index}"]).label(f"value_{index}")
+        for index in range(len(plan.raws))
+    ]
+    merging = sa.select(*keys, *maxima)
+    return (merging.group_by(*keys) if keys else merging).subquery("grouped")
+
+
+def _scaled_sql(expression: sa.ColumnElement[Any], scale: Fraction) -> sa.ColumnElement[Any]:
+    # The same floating-point steps as _scaled, so SQL filters see the values clients see.
+    if scale.numerator != 1:
+        expression = expression * sa.literal_column(str(scale.numerator), sa.Float())
+    if scale.denominator != 1:
+        expression = expression / sa.literal_column(str(scale.denominator), sa.Float())
+    return expression
+
+
+def _value_sql(plan: _Plan, value: _Value, grouped: sa.Subquery) -> sa.ColumnElement[Any]:
+    def additive(part: _Additive) -> sa.ColumnElement[Any]:
+        raw = grouped.c[plan.label(part.raw)]
+        total = sa.cast(sa.func.coalesce(raw, sa.literal_column("0")), sa.Float())
+        return _scaled_sql(total, part.scale)
+
+    if isinstance(value, _Additive):
+        return additive(value)
+    denominator = sa.func.nullif(
+        additive(value.denominator), sa.literal_column("0"), type_=sa.Float()
+    )
+    return _scaled_sql(additive(value.numerator) / denominator, value.scale)
+
+
+def _sortable(column: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    # Byte order on both dialects: a PostgreSQL locale collation would ignore underscores.
+    return sa.collate(column, "C") if dialect == "postgresql" else column
+
+
+def _measure_conditions(plan: _Plan, grouped: sa.Subquery) -> list[sa.ColumnElement[bool]]:
+    return [
+        _compare(_value_sql(plan, value, grouped), condition, _number)
+        for value, condition in plan.measure_filters
+    ]
+
+
+def rows_statement(plan: _Plan, dialect: str) -> sa.Select[Any]:
+    """The statement of a query's rows: filtered, ordered, one row beyond the limit."""
+    grouped = _grouped(
+        plan,
+        {
+            source: _source_rows(plan, source, dialect, keyed=True, name=f"rows_{source}")
+            for source in plan.sources
+        },
+    )
+    ordering: list[sa.ColumnElement[Any]] = []
+    for member, descending in plan.order:
+        if member == TIME_MEMBER:
+            expression = _sortable(grouped.c.bucket, dialect)
+        elif member in plan.values:
+            expression = _value_sql(plan, plan.values[member], grouped)
+        else:
+            position = [dimension.name for dimension in plan.dimensions].index(member)
+            expression = _sortable(grouped.c[f"dimension_{position}"], dialect)
+        ordering.append((expression.desc() if descending else expression.asc()).nulls_last())
+    # Then by every key, so that ties come out in the same order on every dialect.
+    ordering.extend(_sortable(grouped.c[key], dialect).asc().nulls_last() for key in plan.keys)
+    columns = [grouped.c[key] for key in plan.keys]
+    columns.extend(grouped.c[f"value_{index}"] for index in range(len(plan.raws)))
+    return (
+        sa.select(*columns)
+        .where(*_measure_conditions(plan, grouped))
+        .order_by(*ordering)
+        .limit(plan.limit + 1)
+    )
+
+
+def _encoded(key: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    # 'v' + value, or 'n' for null: never null, so that IN also matches the null keys.
+    marked = sa.literal("v", sa.String()) + key
+    return sa.func.coalesce(marked, sa.literal("n", sa.String()), type_=sa.String())
+
+
+def totals_statement(plan: _Plan, dialect: str) -> sa.Select[Any]:
+    """The statement of a query's totals: each source aggregated over all kept rows."""
+    keyed = bool(plan.measure_filters)
+    rows_of: dict[str, sa.FromClause] = {}
+    for source in plan.sources:
+        rows = _source_rows(plan, source, dialect, keyed=keyed, name=f"rows_{source}")
+        # Measure filters need each row's keys twice, to find the groups kept and to keep
+        # their rows: materialized, the keys are computed once and the planner cannot
+        # repeat them per row of a join.
+        rows_of[source] = (
+            rows.element.cte(f"rows_{source}").prefix_with("MATERIALIZED") if keyed else rows
+        )
+    kept: sa.CTE | None = None
+    if keyed:
+        grouped = _grouped(plan, rows_of)
+        keys = [_encoded(grouped.c[key]).label(key) for key in plan.keys]
+        columns = keys or [sa.literal_column("1").label("kept")]
+        kept = sa.select(*columns).where(*_measure_conditions(plan, grouped)).cte("kept")
+    parts: dict[int, sa.ColumnElement[Any]] = {}
+    joined: sa.FromClause | None = None
+    for source in plan.sources:
+        scope = rows_of[source]
+        indexes = [index for index, raw in enumerate(plan.raws) if raw.source == source]
+        statement = sa.select(
+            *(
+                _aggregate(plan.raws[index], scope.c[f"input_{index}"]).label(f"value_{index}")
+                for index in indexes
+            )
+        ).select_from(scope)
+        if kept is not None and plan.keys:
+            # The rows of the groups kept; IN lets both engines hash the groups once.
+            row_keys = sa.tuple_(*(_encoded(scope.c[key]) for key in plan.keys))
+            statement = statement.where(row_keys.in_(sa.select(*kept.c)))
+        elif kept is not None:
+            statement = statement.where(sa.exists(sa.select(kept.c.kept)))
+        part = statement.subquery(f"totals_{source}")
+        parts.update({index: part.c[f"value_{index}"] for index in indexes})
+        # Each part is one row: joining them on true puts every source's totals in one row.
+        joined = part if joined is None else joined.join(part, sa.true())
+    assert joined is not None
+    return sa.select(*(parts[index] for index in range(len(plan.raws)))).select_from(joined)
+
+
+# --- Shaping the result ------------------------------------------------------------------
+
+
+def _scaled(number: float, scale: Fraction) -> float:
+    if scale.numerator != 1:
+        number = number * scale.numerator
+    if scale.denominator != 1:
+        number = number / scale.denominator
+    return number
+
+
+def _evaluate(plan: _Plan, value: _Value, raws: Sequence[Any]) -> float | None:
+    def additive(part: _Additive) -> float:
+        raw = raws[plan.raws.index(part.raw)]
+        return _scaled(float(raw) if raw is not None else 0.0, part.scale)
+
+    if isinstance(value, _Additive):
+        return additive(value)
+    denominator = additive(value.denominator)
+    if denominator == 0:
+        return None
+    return _scaled(additive(value.numerator) / denominator, value.scale)
+
+
+def _bucket_start(plan: _Plan, key: str | None) -> datetime | None:
+    if key is None or plan.granularity is None:
+        return None
+    return plan.clock.bucket_start(key, plan.granularity)
+
+
+def _measure_values(plan: _Plan, raws: Sequence[Any]) -> tuple[MeasureValue, ...]:
+    return tuple(
+        MeasureValue(measure.name, measure.unit, _evaluate(plan, plan.values[measure.name], raws))
+        for measure in plan.measures
+    )
+
+
+def shape_result(plan: _Plan, rows: Sequence[AnyRow], totals: AnyRow) -> AnalyticsResult:
+    """The result records from the raw aggregates of the rows and totals statements."""
+    keys = len(plan.keys)
+    bucketed = 1 if plan.granularity else 0
+    shaped = tuple(
+        AnalyticsRow(
+            time=_bucket_start(plan, row[0]) if bucketed else None,
+            dimensions=tuple(
+                DimensionValue(dimension.name, row[bucketed + index])
+                for index, dimension in enumerate(plan.dimensions)
+            ),
+            measures=_measure_values(plan, row[keys:]),
+        )
+        for row in rows[: plan.limit]
+    )
+    return AnalyticsResult(
+        measures=plan.measures,
+        dimensions=plan.dimensions,
+        granularity=plan.granularity,
+        timezone=plan.timezone,
+        start=plan.start,
+        end=plan.end,
+        rows=shaped,
+        totals=_measure_values(plan, tuple(totals)),
+        truncated=len(rows) > plan.limit,
+    )
+
+
+# --- The service -------------------------------------------------------------------------
+
+
+class AnalyticsService(Protocol):
+    """Measures by dimensions and time over the catalog in force."""
+
+    @property
+    def catalog(self) -> AnalyticsCatalog: ...
+
+    async def query(self, query: AnalyticsQuery) -> AnalyticsResult: ...
+
+
+class SqlAnalyticsService:
+    """AnalyticsService over the SQL store: two statements per query, rows and totals."""
+
+    def __init__(self, engine: AsyncEngine, catalog: AnalyticsCatalog) -> None:
+        self._engine = engine
+        self._catalog = catalog
+
+    @property
+    def catalog(self) -> AnalyticsCatalog:
+        """The catalog queries are checked against."""
+        return self._catalog
+
+    async def query(self, query: AnalyticsQuery) -> AnalyticsResult:
+        """Runs a query; BAD_USER_INPUT when it does not fit the catalog."""
+        plan = plan_query(self._catalog, query)
+        dialect = self._engine.dialect.name
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(rows_statement(plan, dialect))).all()
+            totals = (await connection.execute(totals_statement(plan, dialect))).one()
+        return shape_result(plan, rows, totals)
