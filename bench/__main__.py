@@ -16,6 +16,14 @@ from dataintel.store.seed import seed
 DASHBOARD = """
 query Dashboard {
   status { version }
+  analytics(query: {
+    measures: ["revenue", "order_count", "active_customers"]
+    dimensions: ["region"]
+    time: {granularity: WEEK, from: "2026-05-01", to: "2026-07-01"}
+  }) {
+    rows { time dimensions { value } measures { name value } }
+    totals { name value }
+  }
   orders(first: 50) {
     totalCount
     nodes {
