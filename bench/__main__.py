@@ -1,4 +1,5 @@
-"""`python -m bench`: the reference dashboard query, loaders on versus the per-item path."""
+"""`python -m bench`: the reference dashboard query: loaders on versus the per-item path, then
+the cache (off, misses, hits, the store down) in a second table."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from bench.cache_scenarios import cache_scenarios
 from bench.harness import Measurement, measure, running, table
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
@@ -48,21 +50,29 @@ async def prepare_store(directory: Path) -> str:
     return url
 
 
-async def run(requests: int, concurrency: int) -> list[Measurement]:
-    """Every scenario, measured in this one run."""
+async def run(requests: int, concurrency: int) -> tuple[list[Measurement], list[Measurement]]:
+    """Every scenario, measured in this one run: the loader rows, then the cache rows."""
     with tempfile.TemporaryDirectory() as directory:
         url = await prepare_store(Path(directory))
         body = {"query": DASHBOARD}
         results = []
         for scenario, batching in (("dashboard, loaders", True), ("dashboard, per item", False)):
-            settings = Settings(database_url=url, log_level="warning", loader_batching=batching)
+            # Without the cache: these rows measure the store round trips.
+            settings = Settings(
+                database_url=url,
+                log_level="warning",
+                loader_batching=batching,
+                cache_enabled=False,
+                response_cache_enabled=False,
+            )
             async with running(settings) as (app, client):
                 results.append(
                     await measure(
                         scenario, app, client, body, requests=requests, concurrency=concurrency
                     )
                 )
-        return results
+        cached = await cache_scenarios(url, body, requests=requests, concurrency=concurrency)
+        return results, cached
 
 
 def main() -> None:
@@ -71,8 +81,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients")
     arguments = parser.parse_args()
-    measurements = asyncio.run(run(arguments.requests, arguments.concurrency))
+    measurements, cached = asyncio.run(run(arguments.requests, arguments.concurrency))
     print(table(measurements, baseline="dashboard, per item"))
+    print()
+    print(table(cached, baseline="cache miss (memory)"))
 
 
 main()

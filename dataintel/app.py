@@ -13,20 +13,37 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from dataintel import __version__
+from dataintel.cache import TwoLevelCache
 from dataintel.cache.redis_connection import create_redis
 from dataintel.gateway.execution import GraphQLExecutor
+from dataintel.gateway.persisted_queries import PersistedQueries
+from dataintel.gateway.policy import FieldGate
+from dataintel.gateway.rate_limiting import RateLimits
+from dataintel.gateway.response_cache import ResponseCache
+from dataintel.gateway.security_audit import SecurityAudit
 from dataintel.http.graphiql import graphiql_page, graphiql_static_mount
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.probes import liveness, readiness_endpoint
+from dataintel.http.rate_limit import RequestRateLimitMiddleware
 from dataintel.observability.logging import configure_logging, get_logger
 from dataintel.observability.request_context import RequestContextMiddleware
+from dataintel.platform import Platform, build_platform
 from dataintel.schema import build_schema
 from dataintel.services import Services
 from dataintel.services.analytics import SqlAnalyticsService
 from dataintel.services.analytics import load_catalog as load_analytics_catalog
+from dataintel.services.audit import SqlAuditService
+from dataintel.services.auth import SqlAuthService
+from dataintel.services.cached import (
+    CachedAnalyticsService,
+    CachedCommerceService,
+    CachedFeatureService,
+    CacheLifetimes,
+)
 from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
 from dataintel.services.status import DependencyProbe, ProbingStatusService, RedisProbe, StoreProbe
+from dataintel.services.tokens import TokenCodec
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 
@@ -40,20 +57,43 @@ class Runtime:
     engine: AsyncEngine
     redis: Redis | None
     services: Services
+    platform: Platform
 
 
-def build_services(settings: Settings, engine: AsyncEngine, redis: Redis | None) -> Services:
-    """The services registry over the app's connections."""
+def build_services(
+    settings: Settings,
+    engine: AsyncEngine,
+    redis: Redis | None,
+    platform: Platform | None = None,
+) -> Services:
+    """The services registry over the app's connections, their breakers and the cache."""
+    platform = platform or build_platform(settings, engine, redis)
     probes: list[DependencyProbe] = [StoreProbe(engine)]
     if redis is not None:
-        probes.append(RedisProbe(redis))
+        probes.append(RedisProbe(redis, required=settings.redis_required_for_readiness))
+    store, cache = platform.store, platform.cache
+    lifetimes = CacheLifetimes(
+        entities_seconds=settings.cache_ttl_seconds,
+        features_seconds=settings.cache_features_ttl_seconds,
+        analytics_seconds=settings.cache_analytics_ttl_seconds,
+        stale_seconds=settings.cache_stale_seconds,
+    )
+    audit = SqlAuditService(engine)
     return Services(
-        status=ProbingStatusService(__version__, probes, settings.readiness_timeout_seconds),
-        commerce=SqlCommerceService(engine),
-        features=SqlFeatureService(engine, load_catalog(settings.feature_views_path)),
-        analytics=SqlAnalyticsService(
-            engine, load_analytics_catalog(settings.analytics_catalog_path)
+        status=ProbingStatusService(
+            __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
         ),
+        commerce=CachedCommerceService(SqlCommerceService(store), cache, lifetimes),
+        features=CachedFeatureService(
+            SqlFeatureService(store, load_catalog(settings.feature_views_path)), cache, lifetimes
+        ),
+        analytics=CachedAnalyticsService(
+            SqlAnalyticsService(store, load_analytics_catalog(settings.analytics_catalog_path)),
+            cache,
+            lifetimes,
+        ),
+        auth=SqlAuthService(engine, audit, TokenCodec.from_settings(settings)),
+        audit=audit,
     )
 
 
@@ -69,27 +109,58 @@ def create_app(settings: Settings | None = None) -> Starlette:
             raise RuntimeError("the app's lifespan has not started")
         return runtime.services
 
+    def cache() -> TwoLevelCache | None:
+        return runtime.platform.cache if runtime is not None else None
+
+    rate_limits = RateLimits(settings)
+    security_audit = SecurityAudit(lambda: runtime.services.audit if runtime else None)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal runtime
         engine = create_engine(settings)
         redis = create_redis(settings)
-        runtime = Runtime(engine, redis, build_services(settings, engine, redis))
+        platform = build_platform(settings, engine, redis)
+        runtime = Runtime(
+            engine, redis, build_services(settings, engine, redis, platform), platform
+        )
         app.state.runtime = runtime
+        rate_limits.connect(redis, platform.dependencies.get("redis"))
         _log.info("started", version=__version__, store=engine.dialect.name, redis=bool(redis))
         try:
             yield
         finally:
+            await platform.cache.settle_loads()
+            await security_audit.drain()
+            await rate_limits.aclose()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
             runtime = None
 
+    executor = GraphQLExecutor(
+        schema._schema,
+        settings,
+        ResponseCache(schema._schema, cache, enabled=settings.response_cache_enabled),
+        FieldGate(
+            schema._schema,
+            settings,
+            field_limiter=lambda: rate_limits.fields,
+            audit=security_audit,
+        ),
+    )
+    persisted = PersistedQueries(
+        settings,
+        executor.documents,
+        lambda: runtime.redis if runtime is not None else None,
+        lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
+    )
     endpoint = GraphQLEndpoint(
-        GraphQLExecutor(schema._schema, settings),
+        executor,
         settings,
         services,
         (lambda: graphiql_page(settings.graphql_path)) if settings.graphiql_enabled else None,
+        persisted,
     )
     routes = [
         Route(settings.graphql_path, endpoint.handle, methods=["GET", "POST"]),
@@ -99,7 +170,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=[
+            Middleware(RequestContextMiddleware),
+            Middleware(
+                RequestRateLimitMiddleware,
+                settings=settings,
+                rate_limits=rate_limits,
+                audit=security_audit,
+            ),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

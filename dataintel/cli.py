@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import click
 
@@ -14,6 +14,7 @@ from dataintel import __version__
 from dataintel.settings import Settings
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from dataintel.services.features import MaterializationSummary
@@ -134,12 +135,15 @@ def db_upgrade() -> None:
 
 async def _materialize_when_empty(settings: Settings, engine: AsyncEngine) -> None:
     """Materializes the feature views once, so a fresh demo store serves features at once."""
+    from dataintel.cache import features_tag
     from dataintel.services.features import SqlFeatureService, load_catalog
 
     service = SqlFeatureService(engine, load_catalog(settings.feature_views_path))
     if not await service.has_values():
         click.echo("Materializing the feature views...", err=True)
         await service.materialize()
+        views = service.catalog.views
+        await _invalidate(settings, [features_tag(view.entity_type) for view in views])
 
 
 def _moment(text: str) -> datetime:
@@ -165,6 +169,7 @@ def features() -> None:
 )
 def features_materialize(as_of: str | None) -> None:
     """Compute every feature view and upsert its values, in one transaction."""
+    from dataintel.cache import features_tag
     from dataintel.services.features import FeatureCatalogError, SqlFeatureService, load_catalog
 
     moment = _moment(as_of) if as_of else None
@@ -175,7 +180,9 @@ def features_materialize(as_of: str | None) -> None:
         raise click.ClickException(str(error)) from None
 
     async def work(engine: AsyncEngine) -> MaterializationSummary:
-        return await SqlFeatureService(engine, catalog).materialize(moment)
+        summary = await SqlFeatureService(engine, catalog).materialize(moment)
+        await _invalidate(settings, [features_tag(view.entity_type) for view in catalog.views])
+        return summary
 
     summary = _run(settings, work)
     click.echo(
@@ -184,6 +191,40 @@ def features_materialize(as_of: str | None) -> None:
     )
     for view, rows in summary.rows_by_view.items():
         click.echo(f"  {view}: {rows}")
+
+
+async def _invalidate(settings: Settings, tags: list[str]) -> None:
+    """Invalidates cached entries on every replica sharing Redis (none to do without it)."""
+    from dataintel.platform import invalidate_shared
+
+    if settings.redis_url is not None and not await invalidate_shared(settings, tags):
+        click.echo(
+            "warning: Redis did not take the invalidation; replicas serve what they cached"
+            " until its TTL",
+            err=True,
+        )
+
+
+@main.group()
+def cache() -> None:
+    """The shared cache (docs/resilience.md)."""
+
+
+@cache.command(name="invalidate")
+@click.argument("tags", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every entry of every replica.")
+def cache_invalidate(tags: tuple[str, ...], everything: bool) -> None:
+    """Invalidate every entry carrying one of the TAGS (e.g. customer:42, dataset:orders)."""
+    from dataintel.cache import EVERYTHING
+
+    chosen = [*tags, EVERYTHING] if everything else list(tags)
+    if not chosen:
+        raise click.UsageError("Name at least one tag, or --all.")
+    settings = Settings()
+    if settings.redis_url is None:
+        raise click.ClickException("DATAINTEL_REDIS_URL is not set: there is no shared cache.")
+    asyncio.run(_invalidate(settings, chosen))
+    click.echo(f"invalidated {', '.join(chosen)}")
 
 
 @main.group()
@@ -197,3 +238,209 @@ def schema_print() -> None:
     from dataintel.schema import build_schema
 
     click.echo(build_schema().as_str())
+
+
+@schema.command(name="policy")
+def schema_policy() -> None:
+    """Print every field with the roles that may read it (@auth), its scopes and rate limit."""
+    from dataintel.gateway.policy import PolicyTable, format_policy
+    from dataintel.schema import build_schema
+
+    table = PolicyTable.from_schema(build_schema()._schema)
+    click.echo(format_policy(table.rows()))
+    anonymous = Settings().effective_anonymous_roles
+    click.echo(
+        "\nanonymous: requests without a credential; here they also hold the roles "
+        f"{', '.join(anonymous) if anonymous else '(none)'} (DATAINTEL_ANONYMOUS_ROLES)."
+    )
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log (docs/auth.md)."""
+
+
+@audit.command(name="verify")
+def audit_verify() -> None:
+    """Check every entry's hash and link; exit 1 naming the first broken entry."""
+    from dataintel.services.audit import ChainReport, SqlAuditService
+
+    async def work(engine: AsyncEngine) -> ChainReport:
+        return await SqlAuditService(engine).verify()
+
+    report = _run(Settings(), work)
+    if report.intact:
+        click.echo(f"audit log intact: {report.entries_checked} entries, head {report.head_hash}")
+        return
+    click.echo(
+        f"audit log broken at entry {report.first_broken_id}: {report.problem};"
+        f" the {report.entries_checked} entries before it are intact",
+        err=True,
+    )
+    raise SystemExit(1)
+
+
+@main.group()
+def users() -> None:
+    """Users of the gateway (docs/auth.md)."""
+
+
+@users.command(name="create")
+@click.option("--email", required=True, help="Sign-in email; unique.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    default=["viewer"],
+    show_default=True,
+    type=click.Choice(["viewer", "analyst", "data_engineer", "privacy_officer", "admin"]),
+    help="A role of the user; repeat for several.",
+)
+@click.option("--display-name", default=None, help="Name shown; default: the email's local part.")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (one line) instead of prompting.",
+)
+@click.option("--no-password", is_flag=True, help="No password: the user signs in by API key.")
+def users_create(
+    email: str,
+    roles: tuple[str, ...],
+    display_name: str | None,
+    password_stdin: bool,
+    no_password: bool,
+) -> None:
+    """Create a user, e.g. the first admin; migrates the store first."""
+    import secrets
+    import sys
+
+    from dataintel.errors import GatewayError
+    from dataintel.services.audit import SqlAuditService
+    from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService, UserRecord
+    from dataintel.services.tokens import TokenCodec
+    from dataintel.store.migrate import upgrade
+
+    if password_stdin and no_password:
+        raise click.UsageError("--password-stdin and --no-password exclude each other.")
+    password: str | None = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif not no_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = Settings()
+
+    async def work(engine: AsyncEngine) -> UserRecord:
+        await upgrade(engine)
+        # The command line issues no tokens, so it needs no configured signing secret.
+        tokens = TokenCodec(
+            secret=secrets.token_bytes(32),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            lifetime=timedelta(seconds=settings.jwt_lifetime_seconds),
+            leeway=timedelta(seconds=settings.jwt_leeway_seconds),
+            algorithms=frozenset(settings.jwt_algorithms),
+        )
+        service = SqlAuthService(engine, SqlAuditService(engine), tokens)
+        return await service.create_user(OPERATOR, NewUser(email, display_name, password, roles))
+
+    try:
+        user = _run(settings, work)
+    except GatewayError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"created user {user.id} {user.email} with roles {', '.join(user.roles)}")
+
+
+def _run_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
+    """Runs one task on a fresh Redis client and closes it; a missing or down Redis exits 1."""
+    import redis.exceptions
+
+    from dataintel.cache.redis_connection import create_redis
+
+    async def main() -> T:
+        client = create_redis(settings)
+        if client is None:
+            raise click.ClickException(
+                "DATAINTEL_REDIS_URL is not set: trusted documents live in Redis."
+            )
+        try:
+            return await work(client)
+        except (redis.exceptions.RedisError, OSError) as error:
+            raise click.ClickException(f"Redis did not answer: {error}") from None
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+@main.group()
+def documents() -> None:
+    """Trusted documents: persisted queries registered ahead of time (docs/persisted-queries.md)."""
+
+
+@documents.command(name="register")
+@click.argument("manifest", type=click.File("rb"))
+def documents_register(manifest: BinaryIO) -> None:
+    """Validate a manifest's documents against the schema, then store them all in Redis.
+
+    MANIFEST is a JSON object of id to document (GraphQL Codegen's persisted-documents.json,
+    Relay's persisted_queries.json) or an Apollo persisted query manifest; '-' is stdin.
+    Nothing is stored unless every document is valid.
+    """
+    from dataintel.gateway.execution import GraphQLExecutor
+    from dataintel.gateway.trusted_documents import (
+        ManifestError,
+        Registration,
+        TrustedDocumentRegistry,
+        invalid_documents,
+        parse_manifest,
+    )
+    from dataintel.schema import build_schema
+
+    settings = Settings()
+    try:
+        parsed = parse_manifest(manifest.read())
+        # The gateway's own document cache: the same rules as requests are checked by.
+        checker = GraphQLExecutor(build_schema()._schema, settings).documents
+        problems = invalid_documents(parsed, checker)
+        if problems:
+            raise ManifestError(
+                f"{len(problems)} documents are not valid against the schema;"
+                " nothing was registered:",
+                problems,
+            )
+
+        async def work(client: Redis) -> Registration:
+            return await TrustedDocumentRegistry(client).register(parsed)
+
+        registration = _run_redis(settings, work)
+    except ManifestError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"registered {len(parsed)} documents: {registration.added} new,"
+        f" {registration.already_registered} already registered"
+    )
+
+
+@documents.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print a manifest (id to document).")
+def documents_list(as_json: bool) -> None:
+    """List the trusted documents in Redis: the id clients send, and the operation names."""
+    import orjson
+
+    from dataintel.gateway.trusted_documents import (
+        TrustedDocumentRegistry,
+        display_id,
+        operation_names,
+    )
+
+    async def work(client: Redis) -> dict[str, str]:
+        return await TrustedDocumentRegistry(client).documents()
+
+    found = sorted(_run_redis(Settings(), work).items())
+    if as_json:
+        manifest = {display_id(key): text for key, text in found}
+        click.echo(orjson.dumps(manifest, option=orjson.OPT_INDENT_2).decode())
+        return
+    for key, text in found:
+        click.echo(f"{display_id(key)}  {' '.join(operation_names(text))}")
+    click.echo(f"{len(found)} trusted documents", err=True)

@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/dataintel.db"
+
+JwtAlgorithm = Literal[
+    "HS256", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
+]
+"""Signature algorithms a bearer token may use; 'none' is never one of them."""
 
 
 class Settings(BaseSettings):
@@ -44,6 +49,54 @@ class Settings(BaseSettings):
     )
     redis_timeout_seconds: float = Field(0.5, gt=0, description="Connect and socket timeout.")
     redis_max_connections: int = Field(50, ge=1, description="Connections in the Redis pool.")
+    redis_required_for_readiness: bool = Field(
+        False, description="Fail /readyz while Redis is down; off: serve from the local cache."
+    )
+
+    store_call_timeout_seconds: float = Field(
+        3.0, gt=0, description="Time budget of one store call before it answers TIMEOUT."
+    )
+    store_breaker_failures: int = Field(
+        5, ge=1, description="Consecutive store failures that open the store's breaker."
+    )
+    store_breaker_reset_seconds: float = Field(
+        10.0, gt=0, description="Seconds the store's breaker stays open before a trial call."
+    )
+    redis_call_timeout_seconds: float = Field(
+        0.25, gt=0, description="Time budget of one Redis call (the cache then goes without)."
+    )
+    redis_breaker_failures: int = Field(
+        3, ge=1, description="Consecutive Redis failures that open the Redis breaker."
+    )
+    redis_breaker_reset_seconds: float = Field(
+        5.0, gt=0, description="Seconds the Redis breaker stays open before a trial call."
+    )
+
+    cache_enabled: bool = Field(True, description="Serve reads through the two-level cache.")
+    cache_memory_entries: int = Field(
+        10_000, ge=0, description="Entries the in-process cache level holds at most."
+    )
+    cache_memory_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Bytes (serialized) the in-process level holds at most."
+    )
+    cache_ttl_seconds: float = Field(
+        60.0, ge=0, description="How long cached entities, pages and counts are fresh."
+    )
+    cache_features_ttl_seconds: float = Field(
+        300.0, ge=0, description="How long cached online feature values are fresh."
+    )
+    cache_analytics_ttl_seconds: float = Field(
+        300.0, ge=0, description="How long cached analytics results are fresh."
+    )
+    cache_stale_seconds: float = Field(
+        3600.0, ge=0, description="How long past its TTL an entry may stand in for a failed load."
+    )
+    cache_key_prefix: str = Field(
+        "dataintel", min_length=1, description="Prefix of every cache key and tag in Redis."
+    )
+    response_cache_enabled: bool = Field(
+        True, description="Cache whole responses whose fields all carry @cacheControl hints."
+    )
 
     analytics_catalog_path: Path | None = Field(
         None, description="A YAML file of measures and dimensions added to the built-in catalog."
@@ -57,11 +110,71 @@ class Settings(BaseSettings):
         None, description="Serve GraphiQL to browsers; default on except in production."
     )
     introspection: bool = Field(True, description="Allow schema introspection queries.")
+    introspection_roles: list[str] = Field(
+        ["analyst", "data_engineer", "admin"],
+        description="In production, roles whose viewers may introspect the schema.",
+    )
+    introspection_anonymous: bool | None = Field(
+        None, description="Anonymous viewers may introspect; default on except in production."
+    )
+    csrf_prevention: bool = Field(
+        True, description="GET requests must carry one of csrf_required_headers."
+    )
+    csrf_required_headers: list[str] = Field(
+        ["x-apollo-operation-name", "apollo-require-preflight", "x-requested-with"],
+        description="Headers that force a browser preflight; one must be non-empty.",
+    )
+    automatic_persisted_queries: bool = Field(
+        True, description="Accept Apollo's automatic persisted queries (APQ)."
+    )
+    persisted_query_ttl_seconds: int = Field(
+        86_400, ge=1, description="How long Redis keeps a document registered by APQ."
+    )
+    persisted_query_cache_size: int = Field(
+        1000, ge=0, description="Persisted document texts kept in process, by id."
+    )
+    trusted_documents_only: bool = Field(
+        False, description="Safelist: only documents registered in Redis run."
+    )
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest request body accepted (413 beyond)."
     )
     max_query_length: int = Field(
         100_000, ge=100, description="Longest query text accepted, in characters."
+    )
+    max_tokens: int = Field(
+        5_000, ge=100, description="Most lexical tokens a document may have (QUERY_TOO_COMPLEX)."
+    )
+    max_depth: int = Field(
+        12, ge=1, description="Deepest field nesting of an operation (introspection excluded)."
+    )
+    max_aliases: int = Field(30, ge=0, description="Most aliased fields in an operation.")
+    max_fields: int = Field(
+        250, ge=1, description="Most field selections in an operation (fragments once)."
+    )
+    max_root_fields: int = Field(20, ge=1, description="Most root fields in an operation.")
+    max_cost: int = Field(
+        10_000, ge=1, description="Highest operation cost: field weights times list sizes."
+    )
+    batch_enabled: bool = Field(False, description="Accept a JSON array of requests in a POST.")
+    batch_max_size: int = Field(10, ge=1, le=100, description="Most requests in one batch.")
+    anonymous_roles: list[str] | None = Field(
+        None,
+        description="Roles @auth grants anonymous requests; default viewer and analyst,"
+        " none in production.",
+    )
+    rate_limit_enabled: bool = Field(
+        True, description="Enforce @rateLimit fields and the per-client request limit."
+    )
+    rate_limit_requests: int = Field(
+        1200, ge=0, description="Requests one client address may send per window; 0: no limit."
+    )
+    rate_limit_window_seconds: int = Field(
+        60, ge=1, description="Window of the per-client request limit, in seconds."
+    )
+    rate_limit_fail_open: bool = Field(
+        True,
+        description="While Redis is down, count @rateLimit fields in process (else refuse them).",
     )
     document_cache_size: int = Field(
         1000, ge=0, description="Parsed and validated documents kept, by hash."
@@ -78,12 +191,46 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Budget of each readiness check."
     )
 
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 key of the gateway's own tokens; required in production."
+    )
+    jwt_issuer: str = Field("dataintel", description="iss of the gateway's own tokens.")
+    jwt_audience: str = Field("dataintel", description="aud every bearer token must name.")
+    jwt_lifetime_seconds: int = Field(
+        3600, ge=60, le=86_400, description="How long a token from login stays valid."
+    )
+    jwt_leeway_seconds: float = Field(
+        30.0, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
+    jwt_algorithms: list[JwtAlgorithm] = Field(
+        ["HS256", "RS256", "ES256"], description="Algorithms a bearer token may be signed with."
+    )
+    jwt_roles_claim: str = Field(
+        "roles", description="Claim holding an identity provider token's roles."
+    )
+    jwks_path: Path | None = Field(None, description="A JWKS file of an identity provider.")
+    jwks_url: str | None = Field(None, description="The JWKS URL of an identity provider.")
+    jwks_issuer: str | None = Field(
+        None, description="iss of identity provider tokens; default jwt_issuer."
+    )
+    jwks_cache_seconds: float = Field(
+        300.0, gt=0, description="How long fetched JWKS keys are used before a refetch."
+    )
+    jwks_timeout_seconds: float = Field(3.0, gt=0, description="Timeout of one JWKS fetch.")
+
     @property
     def graphiql_enabled(self) -> bool:
         """Whether browsers get the GraphiQL page."""
         if self.graphiql is not None:
             return self.graphiql
         return self.environment != "production"
+
+    @property
+    def effective_anonymous_roles(self) -> list[str]:
+        """The roles @auth grants anonymous requests."""
+        if self.anonymous_roles is not None:
+            return self.anonymous_roles
+        return [] if self.environment == "production" else ["viewer", "analyst"]
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.plugins.store", "tests.plugins.redis_server", "tests.plugins.app"]
+pytest_plugins = [
+    "tests.plugins.store",
+    "tests.plugins.redis_server",
+    "tests.plugins.app",
+    "tests.plugins.faults",
+]

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from graphql import (
     ASTValidationRule,
     DocumentNode,
-    GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
-    parse,
     specified_rules,
     validate,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from dataintel.errors import BadUserInputError, QueryTooComplexError
+from dataintel.gateway.introspection import uses_introspection
+from dataintel.gateway.limits import DocumentLimits, parse_document
 from dataintel.gateway.request import RequestRejected
 
 
@@ -30,6 +30,8 @@ class PreparedDocument:
     document_hash: str
     document: DocumentNode
     operations: Mapping[str | None, OperationDefinitionNode]
+    uses_introspection: bool = False
+    """Whether it selects __schema or __type, checked against the viewer per request."""
 
     def operation(self, operation_name: str | None) -> OperationDefinitionNode | None:
         """The operation that will run, or None when the name picks none."""
@@ -55,10 +57,12 @@ class DocumentCache:
         size: int,
         max_length: int,
         introspection: bool,
+        limits: DocumentLimits | None = None,
     ) -> None:
         self._schema = schema
         self._size = size
         self._max_length = max_length
+        self._limits = limits or DocumentLimits()
         # Rules are built once: a new rule class per request would defeat the cache.
         rules: list[type[ASTValidationRule]] = list(specified_rules)
         if not introspection:
@@ -76,7 +80,11 @@ class DocumentCache:
                 [
                     QueryTooComplexError(
                         "The query text is too long.",
-                        details={"measured": len(query), "allowed": self._max_length},
+                        details={
+                            "limit": "length",
+                            "measured": len(query),
+                            "allowed": self._max_length,
+                        },
                     )
                 ]
             )
@@ -95,10 +103,8 @@ class DocumentCache:
     def _prepare(self, key: str, query: str) -> PreparedDocument:
         if not query.strip():
             raise RequestRejected([BadUserInputError("The query is empty.")])
-        try:
-            document = parse(query)
-        except GraphQLError as error:
-            raise RequestRejected([error]) from None
+        # Token and structure limits come before validation, the expensive step.
+        document = parse_document(query, self._limits)
         errors = validate(self._schema, document, self._rules)
         if errors:
             raise RequestRejected(list(errors))
@@ -107,4 +113,4 @@ class DocumentCache:
             for definition in document.definitions
             if isinstance(definition, OperationDefinitionNode)
         }
-        return PreparedDocument(key, document, operations)
+        return PreparedDocument(key, document, operations, uses_introspection(document))

@@ -16,12 +16,17 @@ from graphql import (
     execute,
 )
 
+from dataintel.cache import trace_request
 from dataintel.context import RequestContext
 from dataintel.errors import BadUserInputError, DependencyTimeoutError
 from dataintel.gateway.documents import DocumentCache
 from dataintel.gateway.error_format import format_error
 from dataintel.gateway.gated_executor import GatedExecutor
+from dataintel.gateway.introspection import IntrospectionPolicy
+from dataintel.gateway.limits import DocumentLimits, OperationCost
+from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import GraphQLRequest, RequestRejected
+from dataintel.gateway.response_cache import CachePolicy, ResponseCache
 from dataintel.settings import Settings
 
 
@@ -33,6 +38,10 @@ class GraphQLResponse:
     errors: list[dict[str, Any]] = field(default_factory=list)
     extensions: dict[str, Any] = field(default_factory=dict)
     operation_name: str | None = None
+    cache_policy: CachePolicy | None = None
+    """The operation's @cacheControl policy; None when response caching is off."""
+    cached_age_seconds: float | None = None
+    """How old the response is, when it came whole from the response cache."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body: data always present, errors and extensions only when not empty."""
@@ -47,15 +56,26 @@ class GraphQLResponse:
 class GraphQLExecutor:
     """Executes requests against the schema; raises RequestRejected for request errors."""
 
-    def __init__(self, schema: GraphQLSchema, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        settings: Settings,
+        responses: ResponseCache | None = None,
+        gate: FieldGate | None = None,
+    ) -> None:
         self._schema = schema
+        self._responses = responses
         self._timeout = settings.request_timeout_seconds
         self.documents = DocumentCache(
             schema,
             size=settings.document_cache_size,
             max_length=settings.max_query_length,
             introspection=settings.introspection,
+            limits=DocumentLimits.from_settings(settings),
         )
+        self._introspection = IntrospectionPolicy(settings)
+        self.cost = OperationCost(schema, settings)
+        self.gate = gate or FieldGate(schema, settings)
 
     async def execute(
         self,
@@ -68,6 +88,7 @@ class GraphQLExecutor:
         if request.query is None:
             raise RequestRejected([BadUserInputError("The 'query' parameter is required.")])
         prepared = self.documents.get(request.query)
+        self._introspection.check(prepared.uses_introspection, context.viewer)
         operation = prepared.operation(request.operation_name)
         if operation is None:
             raise RequestRejected([_unknown_operation(request.operation_name, prepared.operations)])
@@ -81,19 +102,41 @@ class GraphQLExecutor:
                 status=405,
                 headers={"Allow": "POST"},
             )
+        self.cost.check(prepared, operation, request.variables)
+        await self.gate.enforce(prepared, operation, context)
         operation_name = operation.name.value if operation.name else None
+        # Whole-response caching comes after every check that may reject the request.
+        policy = cache_key = generation = None
+        if self._responses is not None:
+            policy = self._responses.policy(prepared, operation)
+            cache_key = self._responses.key(
+                prepared, operation_name, request.variables, context.viewer, policy
+            )
+        # A denied or rate-limited field must not be answered from another request's response.
+        if cache_key is not None and self._responses is not None and not context.denied_fields:
+            cached = await self._responses.lookup(cache_key)
+            if cached is not None:
+                return GraphQLResponse(
+                    data=cached.data,
+                    extensions=dict(context.response_extensions),
+                    operation_name=operation_name,
+                    cache_policy=policy,
+                    cached_age_seconds=cached.age_seconds,
+                )
+            generation = self._responses.generation()
         try:
             async with asyncio.timeout(self._timeout):
-                result = execute(
-                    self._schema,
-                    prepared.document,
-                    context_value=context,
-                    variable_values=dict(request.variables) if request.variables else None,
-                    operation_name=request.operation_name,
-                    executor_class=GatedExecutor,
-                )
-                if isawaitable(result):
-                    result = await result
+                with trace_request() as trace:
+                    result = execute(
+                        self._schema,
+                        prepared.document,
+                        context_value=context,
+                        variable_values=dict(request.variables) if request.variables else None,
+                        operation_name=request.operation_name,
+                        executor_class=GatedExecutor,
+                    )
+                    if isawaitable(result):
+                        result = await result
         except TimeoutError:
             timeout = DependencyTimeoutError(
                 f"The request did not finish within {self._timeout:g} seconds.",
@@ -106,11 +149,14 @@ class GraphQLExecutor:
             # Variables that do not coerce: nothing ran, so this is a request error.
             raise RequestRejected(raw_errors)
         errors = [format_error(error, context.request_id) for error in raw_errors]
+        if self._responses and cache_key and policy and result.data and not errors:
+            await self._responses.store(cache_key, result.data, trace, policy, generation)
         return GraphQLResponse(
             data=result.data,
             errors=errors,
             extensions=dict(context.response_extensions),
             operation_name=operation_name,
+            cache_policy=policy,
         )
 
 

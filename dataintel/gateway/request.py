@@ -19,6 +19,8 @@ class GraphQLRequest:
     variables: Mapping[str, Any] | None
     operation_name: str | None
     extensions: Mapping[str, Any] | None
+    document_id: str | None = None
+    """A persisted document's id, sent instead of ``query`` (trusted documents)."""
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> GraphQLRequest:
@@ -35,7 +37,10 @@ class GraphQLRequest:
         extensions = params.get("extensions")
         if extensions is not None and not isinstance(extensions, dict):
             raise BadUserInputError("The 'extensions' parameter must be a JSON object or null.")
-        return cls(query, variables, operation_name, extensions)
+        document_id = params.get("documentId")
+        if document_id is not None and (not isinstance(document_id, str) or not document_id):
+            raise BadUserInputError("The 'documentId' parameter must be a non-empty string.")
+        return cls(query, variables, operation_name, extensions, document_id)
 
 
 class RequestRejected(Exception):

@@ -10,11 +10,15 @@ from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dataintel.context import ANONYMOUS, RequestContext
+from dataintel.context import RequestContext, Viewer
 from dataintel.errors import BadUserInputError, GatewayError
+from dataintel.gateway.batching import Batch, read_batch
 from dataintel.gateway.error_format import format_error
-from dataintel.gateway.execution import GraphQLExecutor
+from dataintel.gateway.execution import GraphQLExecutor, GraphQLResponse
+from dataintel.gateway.persisted_queries import PERSISTED_GET_VARY, PersistedQueries
 from dataintel.gateway.request import GraphQLRequest, RequestRejected
+from dataintel.http.authentication import Authenticator
+from dataintel.http.csrf import CsrfPrevention
 from dataintel.http.media_types import (
     JSON,
     accepts_html,
@@ -38,11 +42,16 @@ class GraphQLEndpoint:
         settings: Settings,
         services: Callable[[], Services],
         graphiql: Callable[[], Response] | None,
+        persisted: PersistedQueries | None = None,
     ) -> None:
         self._executor = executor
         self._settings = settings
         self._services = services
         self._graphiql = graphiql
+        self._authenticator = Authenticator(services)
+        self._csrf = CsrfPrevention.from_settings(settings)
+        # Without Redis the persisted documents live in this process only.
+        self._persisted = persisted or PersistedQueries(settings, executor.documents, lambda: None)
 
     async def handle(self, request: Request) -> Response:
         """Answers one request to the GraphQL path."""
@@ -53,6 +62,7 @@ class GraphQLEndpoint:
             and accepts_html(accept)
             and "query" not in request.query_params
             and "extensions" not in request.query_params
+            and "documentId" not in request.query_params
         ):
             return self._graphiql()
         media_type = negotiate_response_type(accept)
@@ -66,8 +76,14 @@ class GraphQLEndpoint:
             )
         try:
             graphql_request, allowed = await self._read(request)
+            if isinstance(graphql_request, Batch):
+                return await self._batch(request, graphql_request, media_type, request_id)
+            self._csrf.check(request.method, request.headers)
             request.state.operation_name = graphql_request.operation_name
-            context = self._context(request, request_id)
+            viewer = await self._authenticator.viewer(request.headers)
+            by_id = graphql_request.query is None
+            graphql_request = await self._persisted.resolve(graphql_request, media_type)
+            context = self._context(request, request_id, viewer)
             response = await self._executor.execute(graphql_request, context, allowed=allowed)
         except RequestRejected as rejected:
             return _error_response(
@@ -78,20 +94,47 @@ class GraphQLEndpoint:
                 headers=rejected.headers,
             )
         request.state.operation_name = response.operation_name
-        return Response(orjson.dumps(response.to_dict()), media_type=media_type)
+        headers = _cache_headers(request, response, viewer)
+        if by_id and request.method == "GET":
+            # What a CDN caches: the @cacheControl policy says how long, Vary for whom.
+            headers.setdefault("Cache-Control", "no-store")
+            headers["Vary"] = PERSISTED_GET_VARY
+        return Response(orjson.dumps(response.to_dict()), media_type=media_type, headers=headers)
 
-    def _context(self, request: Request, request_id: str) -> RequestContext:
+    def _context(self, request: Request, request_id: str, viewer: Viewer) -> RequestContext:
         services = self._services()
         return RequestContext(
             request_id=request_id,
-            viewer=ANONYMOUS,
+            viewer=viewer,
             loaders=create_loaders(services, self._settings),
             services=services,
             settings=self._settings,
             client_address=request.client.host if request.client else None,
         )
 
-    async def _read(self, request: Request) -> tuple[GraphQLRequest, frozenset[OperationType]]:
+    async def _batch(
+        self, request: Request, batch: Batch, media_type: str, request_id: str
+    ) -> Response:
+        """Runs a batch's requests in turn; each answers as it would alone, in one array."""
+        self._csrf.check(request.method, request.headers)
+        viewer = await self._authenticator.viewer(request.headers)
+        answers: list[dict[str, Any]] = []
+        for item in batch.requests:
+            try:
+                if isinstance(item, GatewayError):
+                    raise RequestRejected([item])
+                resolved = await self._persisted.resolve(item, media_type)
+                context = self._context(request, request_id, viewer)
+                response = await self._executor.execute(resolved, context, allowed=ANY_OPERATION)
+            except RequestRejected as rejected:
+                answers.append({"errors": [format_error(e, request_id) for e in rejected.errors]})
+            else:
+                answers.append(response.to_dict())
+        return Response(orjson.dumps(answers), media_type=media_type)
+
+    async def _read(
+        self, request: Request
+    ) -> tuple[GraphQLRequest | Batch, frozenset[OperationType]]:
         if request.method == "GET":
             return _from_query_string(request.query_params), QUERIES_ONLY
         is_json = content_type_is_json(request.headers.get("content-type"))
@@ -112,7 +155,7 @@ class GraphQLEndpoint:
                 [BadUserInputError(f"The body is not valid JSON: {error.msg}.")]
             ) from None
         if isinstance(params, list):
-            raise RequestRejected([BadUserInputError("Batched requests are not enabled.")])
+            return read_batch(params, self._settings), ANY_OPERATION
         if not isinstance(params, dict):
             raise RequestRejected([BadUserInputError("The body must be a JSON object.")])
         return _checked(params), ANY_OPERATION
@@ -136,10 +179,23 @@ class GraphQLEndpoint:
         return bytes(body)
 
 
+def _cache_headers(request: Request, response: GraphQLResponse, viewer: Viewer) -> dict[str, str]:
+    """Cache-Control for GET (what a CDN caches: persisted queries by hash), Age on a hit."""
+    headers: dict[str, str] = {}
+    if response.cached_age_seconds is not None:
+        headers["Age"] = str(int(response.cached_age_seconds))
+    if request.method == "GET" and response.cache_policy is not None:
+        headers["Cache-Control"] = response.cache_policy.header(
+            anonymous=viewer.is_anonymous, has_errors=bool(response.errors)
+        )
+    return headers
+
+
 def _from_query_string(query_params: Mapping[str, str]) -> GraphQLRequest:
     params: dict[str, Any] = {
         "query": query_params.get("query"),
         "operationName": query_params.get("operationName") or None,
+        "documentId": query_params.get("documentId") or None,
     }
     for name in ("variables", "extensions"):
         raw = query_params.get(name)

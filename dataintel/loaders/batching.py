@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from aiodataloader import DataLoader
+
+from dataintel.cache import PartialResult, StaleRead, observe
 
 K = TypeVar("K", bound=Hashable)
 G = TypeVar("G", bound=Hashable)
@@ -15,7 +17,11 @@ V = TypeVar("V")
 
 
 class MappingLoader(DataLoader[K, V], Generic[K, V]):
-    """Loads by key through a batch call answering a mapping; a key it lacks gets ``missing``."""
+    """Loads by key through a batch call answering a mapping; a key it lacks gets ``missing``.
+
+    A batch that is partly served (PartialResult) fails only the keys that failed; a value
+    served stale from cache is remembered per key for the resolver to report.
+    """
 
     def __init__(
         self,
@@ -27,11 +33,22 @@ class MappingLoader(DataLoader[K, V], Generic[K, V]):
     ) -> None:
         self._fetch = fetch
         self._missing = missing
+        self._stale: dict[K, StaleRead] = {}
         super().__init__(max_batch_size=max_batch_size, batch=batch)
 
+    def stale_read(self, key: K) -> StaleRead | None:
+        """How stale the value loaded for the key was, when it came from cache past its TTL."""
+        return self._stale.get(key) if self._stale else None
+
     async def batch_load_fn(self, keys: list[K]) -> list[V]:
-        found = await self._fetch(keys)
-        return [found[key] if key in found else self._missing() for key in keys]
+        failed: Mapping[K, Exception] = {}
+        with observe() as seen:
+            try:
+                found = await self._fetch(keys)
+            except PartialResult as partial:
+                found, failed = partial.found, partial.failed
+        self._stale.update(cast(Mapping[K, StaleRead], seen.by_key))
+        return _values(_outcomes(keys, found, failed, self._missing))
 
 
 class GroupedLoader(DataLoader[tuple[K, G], V], Generic[K, G, V]):
@@ -47,16 +64,56 @@ class GroupedLoader(DataLoader[tuple[K, G], V], Generic[K, G, V]):
     ) -> None:
         self._fetch = fetch
         self._missing = missing
+        self._stale: dict[tuple[K, G], StaleRead] = {}
         super().__init__(max_batch_size=max_batch_size, batch=batch)
+
+    def stale_read(self, key: tuple[K, G]) -> StaleRead | None:
+        """How stale the value loaded for the key was, when it came from cache past its TTL."""
+        return self._stale.get(key) if self._stale else None
 
     async def batch_load_fn(self, keys: list[tuple[K, G]]) -> list[V]:
         ids_by_group: defaultdict[G, list[K]] = defaultdict(list)
         for key_id, group in keys:
             ids_by_group[group].append(key_id)
         groups = list(ids_by_group)
-        answers = await asyncio.gather(*(self._fetch(ids_by_group[g], g) for g in groups))
-        found = dict(zip(groups, answers, strict=True))
-        return [
-            found[group][key_id] if key_id in found[group] else self._missing()
-            for key_id, group in keys
-        ]
+        answers = await asyncio.gather(*(self._group(ids_by_group[g], g) for g in groups))
+        outcomes: dict[tuple[K, G], V | Exception] = {}
+        for group, (found, failed) in zip(groups, answers, strict=True):
+            ids = ids_by_group[group]
+            for key_id, outcome in zip(
+                ids, _outcomes(ids, found, failed, self._missing), strict=True
+            ):
+                outcomes[(key_id, group)] = outcome
+        return _values([outcomes[key] for key in keys])
+
+    async def _group(
+        self, ids: Sequence[K], group: G
+    ) -> tuple[Mapping[K, V], Mapping[K, Exception]]:
+        # One group failing (its arguments, its dependency) fails only its own keys.
+        with observe() as seen:
+            try:
+                return await self._fetch(ids, group), {}
+            except PartialResult as partial:
+                return partial.found, partial.failed
+            except Exception as error:
+                return {}, dict.fromkeys(ids, error)
+            finally:
+                for key_id, read in cast(Mapping[K, StaleRead], seen.by_key).items():
+                    self._stale[(key_id, group)] = read
+
+
+def _values(outcomes: list[V | Exception]) -> list[V]:
+    # aiodataloader rejects the future of a key whose value is an Exception.
+    return cast(list[V], outcomes)
+
+
+def _outcomes(
+    keys: Sequence[K],
+    found: Mapping[K, V],
+    failed: Mapping[K, Exception],
+    missing: Callable[[], V],
+) -> list[V | Exception]:
+    """Each key's value, its own error (which aiodataloader raises for it), or ``missing``."""
+    return [
+        found[key] if key in found else failed[key] if key in failed else missing() for key in keys
+    ]

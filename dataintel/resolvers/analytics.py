@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dataintel.resolvers.freshness import watched
 from dataintel.services.analytics import AnalyticsCatalog, AnalyticsQuery, AnalyticsResult
 
 if TYPE_CHECKING:
@@ -17,4 +18,4 @@ def catalog(info: Info) -> AnalyticsCatalog:
 
 async def run(info: Info, query: AnalyticsQuery) -> AnalyticsResult:
     """The rows and totals of one analytics query."""
-    return await info.context.services.analytics.query(query)
+    return await watched(info, info.context.services.analytics.query(query))

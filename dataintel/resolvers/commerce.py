@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from dataintel.errors import BadUserInputError
+from dataintel.resolvers.freshness import load, report_from, watched
 from dataintel.resolvers.info import Info
 from dataintel.services.commerce import (
     CustomerFilter,
@@ -44,22 +45,22 @@ def entity_id(raw: str, kind: str) -> int:
 
 async def customer(info: Info, customer_id: int) -> CustomerRecord | None:
     """One customer by id, batched with every other customer read of the request."""
-    return await info.context.loaders.commerce.customer.load(customer_id)
+    return await load(info, info.context.loaders.commerce.customer, customer_id)
 
 
 async def product(info: Info, product_id: int) -> ProductRecord | None:
     """One product by id, batched."""
-    return await info.context.loaders.commerce.product.load(product_id)
+    return await load(info, info.context.loaders.commerce.product, product_id)
 
 
 async def order(info: Info, order_id: int) -> OrderRecord | None:
     """One order by id, batched."""
-    return await info.context.loaders.commerce.order.load(order_id)
+    return await load(info, info.context.loaders.commerce.order, order_id)
 
 
 async def items_of_order(info: Info, order_id: int) -> Sequence[OrderItemRecord]:
     """The items of one order, batched across orders."""
-    return await info.context.loaders.commerce.items_of_order.load(order_id)
+    return await load(info, info.context.loaders.commerce.items_of_order, order_id)
 
 
 async def orders_of_customer(
@@ -67,10 +68,10 @@ async def orders_of_customer(
 ) -> tuple[Page[OrderRecord], Callable[[], Awaitable[int]]]:
     """A page of one customer's orders, batched across customers, with a batched count."""
     loaders = info.context.loaders.commerce
-    records = await loaders.orders_of_customer.load((customer_id, (where, page)))
+    records = await load(info, loaders.orders_of_customer, (customer_id, (where, page)))
 
     async def count() -> int:
-        return await loaders.order_count_of_customer.load((customer_id, where))
+        return await report_from(loaders.order_count_of_customer, (customer_id, where))
 
     return records, count
 
@@ -80,7 +81,7 @@ async def orders(
 ) -> tuple[Page[OrderRecord], Callable[[], Awaitable[int]]]:
     """A page of orders, newest first."""
     service = info.context.services.commerce
-    return await service.orders(where, page), lambda: service.count_orders(where)
+    return await watched(info, service.orders(where, page)), lambda: service.count_orders(where)
 
 
 async def customers(
@@ -88,7 +89,8 @@ async def customers(
 ) -> tuple[Page[CustomerRecord], Callable[[], Awaitable[int]]]:
     """A page of customers by id."""
     service = info.context.services.commerce
-    return await service.customers(where, page), lambda: service.count_customers(where)
+    found = await watched(info, service.customers(where, page))
+    return found, lambda: service.count_customers(where)
 
 
 async def products(
@@ -96,7 +98,8 @@ async def products(
 ) -> tuple[Page[ProductRecord], Callable[[], Awaitable[int]]]:
     """A page of products by id."""
     service = info.context.services.commerce
-    return await service.products(where, page), lambda: service.count_products(where)
+    found = await watched(info, service.products(where, page))
+    return found, lambda: service.count_products(where)
 
 
 async def events(
@@ -104,4 +107,4 @@ async def events(
 ) -> tuple[Page[EventRecord], Callable[[], Awaitable[int]]]:
     """A page of events, newest first."""
     service = info.context.services.commerce
-    return await service.events(where, page), lambda: service.count_events(where)
+    return await watched(info, service.events(where, page)), lambda: service.count_events(where)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from dataintel.errors import BadUserInputError
 from dataintel.loaders.features import FeatureSelection
+from dataintel.resolvers.freshness import load, mark_stale
 from dataintel.resolvers.info import Info
 from dataintel.services.features import FeatureValueRecord, FeatureView
 
@@ -32,6 +33,8 @@ async def online_features(
     chosen = selection(info, entity_type, names)
     loader = info.context.loaders.features.online
     values = await loader.load_many([(entity_id, chosen) for entity_id in entity_ids])
+    for index, entity_id in enumerate(entity_ids):
+        mark_stale(info, loader.stale_read((entity_id, chosen)), (index,))
     return list(zip(entity_ids, values, strict=True))
 
 
@@ -40,7 +43,7 @@ async def for_entity(
 ) -> Sequence[FeatureValueRecord]:
     """One entity's features, batched with every other entity's in the request."""
     chosen = selection(info, entity_type, names)
-    return await info.context.loaders.features.online.load((entity_id, chosen))
+    return await load(info, info.context.loaders.features.online, (entity_id, chosen))
 
 
 def feature_views(info: Info, entity_type: str | None) -> Sequence[FeatureView]:

@@ -12,9 +12,12 @@ from typing import Annotated
 
 import strawberry
 
+from dataintel.directives.auth import ANALYSTS
+from dataintel.directives.cache_control import CacheControl
 from dataintel.errors import BadUserInputError
 from dataintel.resolvers import analytics as resolvers
 from dataintel.resolvers.info import Info
+from dataintel.schema.pagination import INHERITED_CACHE
 from dataintel.services import analytics as records
 
 
@@ -68,7 +71,10 @@ class AnalyticsDimensionType(enum.Enum):
     TIME = strawberry.enum_value("time", description="A moment: bucket and filter by it.")
 
 
-@strawberry.type(description="A measure of the catalog: what it aggregates, in which unit.")
+@strawberry.type(
+    description="A measure of the catalog: what it aggregates, in which unit.",
+    directives=INHERITED_CACHE,
+)
 class AnalyticsMeasure:
     name: str = strawberry.field(description="The name queries use.")
     description: str = strawberry.field(description="What the measure means.")
@@ -93,7 +99,10 @@ class AnalyticsMeasure:
         )
 
 
-@strawberry.type(description="A dimension of the catalog: a column to group or filter by.")
+@strawberry.type(
+    description="A dimension of the catalog: a column to group or filter by.",
+    directives=INHERITED_CACHE,
+)
 class AnalyticsDimension:
     name: str = strawberry.field(description="The name queries use.")
     description: str = strawberry.field(description="What the dimension means.")
@@ -110,7 +119,10 @@ class AnalyticsDimension:
         )
 
 
-@strawberry.type(description="Rows measures aggregate: a table with what it joins.")
+@strawberry.type(
+    description="Rows measures aggregate: a table with what it joins.",
+    directives=INHERITED_CACHE,
+)
 class AnalyticsSource:
     name: str = strawberry.field(description="The source's name.")
     description: str = strawberry.field(description="What its rows are.")
@@ -131,7 +143,10 @@ class AnalyticsSource:
         )
 
 
-@strawberry.type(description="The measures, dimensions and sources analytics queries can use.")
+@strawberry.type(
+    description="The measures, dimensions and sources analytics queries can use.",
+    directives=[CacheControl(max_age=3600)],
+)
 class AnalyticsCatalog:
     measures: list[AnalyticsMeasure] = strawberry.field(description="Every measure.")
     dimensions: list[AnalyticsDimension] = strawberry.field(description="Every dimension.")
@@ -154,7 +169,7 @@ class AnalyticsCatalog:
         )
 
 
-@strawberry.type(description="One measure's value.")
+@strawberry.type(description="One measure's value.", directives=INHERITED_CACHE)
 class AnalyticsMeasureValue:
     name: str = strawberry.field(description="The measure's name.")
     unit: str = strawberry.field(description="The measure's unit.")
@@ -167,7 +182,7 @@ class AnalyticsMeasureValue:
         return cls(name=record.name, unit=record.unit, value=record.value)
 
 
-@strawberry.type(description="One dimension's value in a row.")
+@strawberry.type(description="One dimension's value in a row.", directives=INHERITED_CACHE)
 class AnalyticsDimensionValue:
     name: str = strawberry.field(description="The dimension's name.")
     value: str | None = strawberry.field(
@@ -179,7 +194,10 @@ class AnalyticsDimensionValue:
         return cls(name=record.name, value=record.value)
 
 
-@strawberry.type(description="One group of a query: its time bucket, dimension values, measures.")
+@strawberry.type(
+    description="One group of a query: its time bucket, dimension values, measures.",
+    directives=INHERITED_CACHE,
+)
 class AnalyticsRow:
     time: datetime | None = strawberry.field(
         description="Start of the time bucket, with the offset of the query's time zone; null"
@@ -228,7 +246,10 @@ class AnalyticsRow:
         )
 
 
-@strawberry.type(description="The rows of an analytics query and its totals.")
+@strawberry.type(
+    description="The rows of an analytics query and its totals.",
+    directives=[CacheControl(max_age=300)],
+)
 class AnalyticsResult:
     measures: list[AnalyticsMeasure] = strawberry.field(
         description="The measures asked for, in order."
@@ -401,14 +422,16 @@ QueryArgument = Annotated[
 @strawberry.type
 class AnalyticsQuery:
     @strawberry.field(
-        description="The measures, dimensions and sources that `analytics` queries can use."
+        description="The measures, dimensions and sources that `analytics` queries can use.",
+        directives=[ANALYSTS],
     )
-    def analytics_catalog(self, info: Info) -> AnalyticsCatalog:
+    def analytics_catalog(self, info: Info) -> AnalyticsCatalog | None:
         return AnalyticsCatalog.from_record(resolvers.catalog(info))
 
     @strawberry.field(
         description="Measures by dimensions and time bucket, with totals; null with"
-        " BAD_USER_INPUT when the query does not fit the catalog."
+        " BAD_USER_INPUT when the query does not fit the catalog.",
+        directives=[ANALYSTS],
     )
     async def analytics(self, info: Info, query: QueryArgument) -> AnalyticsResult | None:
         result = await resolvers.run(info, query.to_record())

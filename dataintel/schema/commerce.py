@@ -8,6 +8,8 @@ from typing import Annotated
 
 import strawberry
 
+from dataintel.directives.auth import VIEWERS
+from dataintel.directives.cache_control import CacheControl
 from dataintel.resolvers import commerce as resolvers
 from dataintel.resolvers import features as feature_resolvers
 from dataintel.resolvers.info import Info
@@ -21,6 +23,9 @@ from dataintel.services.commerce import (
 )
 
 DEFAULT_PAGE = 20
+ENTITY_MAX_AGE = 60
+"""@cacheControl maxAge of the core entities, in seconds."""
+ENTITY_CACHE = [CacheControl(max_age=ENTITY_MAX_AGE)]
 
 
 @strawberry.enum(description="Where an order is in its life.")
@@ -173,7 +178,7 @@ AfterArgument = Annotated[
 ]
 
 
-@strawberry.type(description="A customer of the business.")
+@strawberry.type(description="A customer of the business.", directives=ENTITY_CACHE)
 class Customer:
     id: strawberry.ID
     code: str = strawberry.field(description="The business's customer number, e.g. C000042.")
@@ -223,7 +228,7 @@ class Customer:
         )
 
 
-@strawberry.type(description="Something the business sells.")
+@strawberry.type(description="Something the business sells.", directives=ENTITY_CACHE)
 class Product:
     id: strawberry.ID
     sku: str = strawberry.field(description="Stock keeping unit.")
@@ -246,7 +251,7 @@ class Product:
         )
 
 
-@strawberry.type(description="One line of an order.")
+@strawberry.type(description="One line of an order.", directives=ENTITY_CACHE)
 class OrderItem:
     id: strawberry.ID
     quantity: int = strawberry.field(description="Units ordered.")
@@ -272,7 +277,7 @@ class OrderItem:
         )
 
 
-@strawberry.type(description="A customer's order.")
+@strawberry.type(description="A customer's order.", directives=ENTITY_CACHE)
 class Order:
     id: strawberry.ID
     status: OrderStatus = strawberry.field(description="Where the order is in its life.")
@@ -291,8 +296,8 @@ class Order:
         record = await resolvers.customer(info, self.customer_id)
         return Customer.from_record(record) if record else None
 
-    @strawberry.field(description="Its lines.")
-    async def items(self, info: Info) -> list[OrderItem]:
+    @strawberry.field(description="Its lines; null when they cannot be loaded (see errors).")
+    async def items(self, info: Info) -> list[OrderItem] | None:
         return [
             OrderItem.from_record(item)
             for item in await resolvers.items_of_order(info, int(self.id))
@@ -311,7 +316,7 @@ class Order:
         )
 
 
-@strawberry.type(description="Something a visitor or customer did.")
+@strawberry.type(description="Something a visitor or customer did.", directives=ENTITY_CACHE)
 class Event:
     id: strawberry.ID
     type: EventType = strawberry.field(description="What happened.")
@@ -341,12 +346,14 @@ class Event:
 
 @strawberry.type
 class CommerceQuery:
-    @strawberry.field(description="A customer by id; null when there is none.")
+    @strawberry.field(
+        description="A customer by id; null when there is none.", directives=[VIEWERS]
+    )
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         record = await resolvers.customer(info, resolvers.entity_id(id, "customer"))
         return Customer.from_record(record) if record else None
 
-    @strawberry.field(description="Customers by id, filtered.")
+    @strawberry.field(description="Customers by id, filtered.", directives=[*ENTITY_CACHE, VIEWERS])
     async def customers(
         self,
         info: Info,
@@ -359,12 +366,12 @@ class CommerceQuery:
         found, count = await resolvers.customers(info, page, where)
         return Connection.from_page(found, Customer.from_record, id_keyset, count)
 
-    @strawberry.field(description="A product by id; null when there is none.")
+    @strawberry.field(description="A product by id; null when there is none.", directives=[VIEWERS])
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
         record = await resolvers.product(info, resolvers.entity_id(id, "product"))
         return Product.from_record(record) if record else None
 
-    @strawberry.field(description="Products by id, filtered.")
+    @strawberry.field(description="Products by id, filtered.", directives=[*ENTITY_CACHE, VIEWERS])
     async def products(
         self,
         info: Info,
@@ -377,12 +384,14 @@ class CommerceQuery:
         found, count = await resolvers.products(info, page, where)
         return Connection.from_page(found, Product.from_record, id_keyset, count)
 
-    @strawberry.field(description="An order by id; null when there is none.")
+    @strawberry.field(description="An order by id; null when there is none.", directives=[VIEWERS])
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
         record = await resolvers.order(info, resolvers.entity_id(id, "order"))
         return Order.from_record(record) if record else None
 
-    @strawberry.field(description="Orders, newest first, filtered.")
+    @strawberry.field(
+        description="Orders, newest first, filtered.", directives=[*ENTITY_CACHE, VIEWERS]
+    )
     async def orders(
         self,
         info: Info,
@@ -395,7 +404,9 @@ class CommerceQuery:
         found, count = await resolvers.orders(info, page, where)
         return Connection.from_page(found, Order.from_record, order_keyset, count)
 
-    @strawberry.field(description="Events, newest first, filtered.")
+    @strawberry.field(
+        description="Events, newest first, filtered.", directives=[*ENTITY_CACHE, VIEWERS]
+    )
     async def events(
         self,
         info: Info,

@@ -8,6 +8,9 @@ from typing import Annotated
 
 import strawberry
 
+from dataintel.directives.auth import ANALYSTS
+from dataintel.directives.cache_control import CacheControl
+from dataintel.directives.cost import Cost
 from dataintel.resolvers import features as resolvers
 from dataintel.resolvers.info import Info
 from dataintel.services import features as records
@@ -37,7 +40,10 @@ class FeatureStatus(enum.Enum):
     )
 
 
-@strawberry.type(description="One feature's online value for one entity, with its freshness.")
+@strawberry.type(
+    description="One feature's online value for one entity, with its freshness.",
+    directives=[CacheControl(max_age=300)],
+)
 class FeatureValue:
     name: str = strawberry.field(description="The feature's name.")
     view: str = strawberry.field(description="The feature view it belongs to.")
@@ -75,7 +81,9 @@ class FeatureValue:
         )
 
 
-@strawberry.type(description="The requested features of one entity.")
+@strawberry.type(
+    description="The requested features of one entity.", directives=[CacheControl(max_age=300)]
+)
 class EntityFeatures:
     entity_type: str = strawberry.field(description="The entity type, e.g. customer.")
     entity_id: strawberry.ID = strawberry.field(description="The entity's id.")
@@ -84,7 +92,9 @@ class EntityFeatures:
     )
 
 
-@strawberry.type(description="A feature a view defines.")
+@strawberry.type(
+    description="A feature a view defines.", directives=[CacheControl(inherit_max_age=True)]
+)
 class FeatureDefinition:
     name: str = strawberry.field(description="The name to ask for it by.")
     view: str = strawberry.field(description="The view it belongs to.")
@@ -105,7 +115,10 @@ class FeatureDefinition:
         )
 
 
-@strawberry.type(description="Features of one entity type computed together, sharing one TTL.")
+@strawberry.type(
+    description="Features of one entity type computed together, sharing one TTL.",
+    directives=[CacheControl(max_age=3600)],
+)
 class FeatureView:
     name: str = strawberry.field(description="The view's name.")
     entity_type: str = strawberry.field(description="The type of entity it describes.")
@@ -136,7 +149,8 @@ FeatureNamesArgument = Annotated[
 class FeaturesQuery:
     @strawberry.field(
         description="Online feature values of many entities in one round trip, in the order"
-        " of entityIds; BAD_USER_INPUT names the valid types and features on a typo."
+        " of entityIds; BAD_USER_INPUT names the valid types and features on a typo.",
+        directives=[ANALYSTS, Cost(list_size_argument="entityIds")],
     )
     async def online_features(
         self,
@@ -162,7 +176,10 @@ class FeaturesQuery:
             for entity_id, values in found
         ]
 
-    @strawberry.field(description="The feature views in force, with their features and TTLs.")
+    @strawberry.field(
+        description="The feature views in force, with their features and TTLs.",
+        directives=[ANALYSTS],
+    )
     def feature_views(
         self,
         info: Info,

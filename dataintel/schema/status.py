@@ -7,6 +7,8 @@ from datetime import datetime
 
 import strawberry
 
+from dataintel.directives.auth import PUBLIC
+from dataintel.resilience import BreakerSnapshot
 from dataintel.resolvers import status as resolvers
 from dataintel.resolvers.info import Info
 from dataintel.services.status import DependencyStatus, GatewayStatus
@@ -16,6 +18,52 @@ from dataintel.services.status import DependencyStatus, GatewayStatus
 class DependencyState(enum.Enum):
     UP = "up"
     DOWN = "down"
+
+
+@strawberry.enum(description="A circuit breaker's state.")
+class BreakerState(enum.Enum):
+    CLOSED = strawberry.enum_value("closed", description="Calls go through.")
+    OPEN = strawberry.enum_value(
+        "open", description="Calls fail fast with DEPENDENCY_UNAVAILABLE until the reset timeout."
+    )
+    HALF_OPEN = strawberry.enum_value(
+        "half-open", description="One trial call goes through; its outcome closes or reopens."
+    )
+
+
+@strawberry.type(
+    name="CircuitBreaker",
+    description="The circuit breaker around a dependency, in this replica (breakers are"
+    " per process).",
+)
+class BreakerType:
+    state: BreakerState = strawberry.field(description="CLOSED, OPEN or HALF_OPEN.")
+    failures: int = strawberry.field(description="Consecutive failures counted so far.")
+    fail_max: int = strawberry.field(description="Consecutive failures that open it.")
+    reset_timeout_seconds: float = strawberry.field(
+        description="Seconds it stays open before letting a trial call through."
+    )
+    timeout_seconds: float = strawberry.field(
+        description="Time budget of each call to the dependency."
+    )
+    retry_after_seconds: float | None = strawberry.field(
+        description="Seconds until a retry may succeed; null while closed."
+    )
+    changed_at: datetime | None = strawberry.field(
+        description="When its state last changed (UTC); null if it never has."
+    )
+
+    @classmethod
+    def from_record(cls, record: BreakerSnapshot) -> BreakerType:
+        return cls(
+            state=BreakerState(record.state),
+            failures=record.failures,
+            fail_max=record.fail_max,
+            reset_timeout_seconds=record.reset_timeout_seconds,
+            timeout_seconds=record.timeout_seconds,
+            retry_after_seconds=record.retry_after_seconds,
+            changed_at=record.changed_at,
+        )
 
 
 @strawberry.type(name="Dependency", description="A system the gateway depends on.")
@@ -28,6 +76,13 @@ class DependencyType:
     )
     checked_at: datetime = strawberry.field(description="When it was last checked (UTC).")
     detail: str | None = strawberry.field(description="Why it is down, when it is.")
+    required: bool = strawberry.field(
+        description="Whether readiness fails while it is down; the gateway degrades without"
+        " the others."
+    )
+    breaker: BreakerType | None = strawberry.field(
+        description="Its circuit breaker in this replica; null when it has none."
+    )
 
     @classmethod
     def from_record(cls, record: DependencyStatus) -> DependencyType:
@@ -38,6 +93,8 @@ class DependencyType:
             latency_ms=record.latency_ms,
             checked_at=record.checked_at,
             detail=record.detail,
+            required=record.required,
+            breaker=BreakerType.from_record(record.breaker) if record.breaker else None,
         )
 
 
@@ -62,6 +119,8 @@ class StatusType:
 
 @strawberry.type
 class StatusQuery:
-    @strawberry.field(description="Version, uptime and dependency health of this replica.")
+    @strawberry.field(
+        description="Version, uptime and dependency health of this replica.", directives=[PUBLIC]
+    )
     async def status(self, info: Info) -> StatusType:
         return StatusType.from_record(await resolvers.gateway_status(info))

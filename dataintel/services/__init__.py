@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dataintel.services.analytics import AnalyticsService
+from dataintel.services.audit import AuditService
+from dataintel.services.auth import AuthService
 from dataintel.services.commerce import CommerceService
 from dataintel.services.features import FeatureService
 from dataintel.services.status import StatusService
@@ -18,3 +20,5 @@ class Services:
     commerce: CommerceService
     features: FeatureService
     analytics: AnalyticsService
+    auth: AuthService
+    audit: AuditService

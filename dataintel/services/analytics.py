@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataintel.errors import BadUserInputError
 from dataintel.services.time_buckets import GRANULARITIES, ZoneClock, bucket_key, zone_named
 from dataintel.store import tables
+from dataintel.store.guarded import StoreEngine
 from dataintel.store.types import UTCDateTime
 
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "ratio"]
@@ -1182,7 +1182,7 @@ class AnalyticsService(Protocol):
 class SqlAnalyticsService:
     """AnalyticsService over the SQL store: two statements per query, rows and totals."""
 
-    def __init__(self, engine: AsyncEngine, catalog: AnalyticsCatalog) -> None:
+    def __init__(self, engine: StoreEngine, catalog: AnalyticsCatalog) -> None:
         self._engine = engine
         self._catalog = catalog
 

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataintel.services.pagination import Keyset, Page, PageRequest
 from dataintel.store import tables
+from dataintel.store.guarded import StoreEngine
 
 R = TypeVar("R")
 AnyRow = sa.Row[*tuple[Any, ...]]
@@ -247,7 +247,7 @@ def _sort(table: sa.Table, sort: tuple[str, ...], descending: bool) -> list[Any]
 class SqlCommerceService:
     """CommerceService over the SQL store; every method is one statement."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: StoreEngine) -> None:
         self._engine = engine
 
     async def _rows(self, statement: sa.Executable) -> Sequence[AnyRow]:

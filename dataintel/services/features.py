@@ -19,10 +19,11 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError
 from dataintel.store import tables
+from dataintel.store.guarded import StoreEngine
 
 ValueType = Literal["float", "int", "string", "bool"]
 FeatureScalar = float | int | str | bool
@@ -771,7 +772,7 @@ class SqlFeatureService:
     """FeatureService over the SQL store's ``feature_values`` table."""
 
     def __init__(
-        self, engine: AsyncEngine, catalog: FeatureCatalog, clock: Clock = system_clock
+        self, engine: StoreEngine, catalog: FeatureCatalog, clock: Clock = system_clock
     ) -> None:
         self._engine = engine
         self._catalog = catalog

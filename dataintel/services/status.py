@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dataintel.resilience import BreakerSnapshot, Dependencies
+
 DependencyState = Literal["up", "down"]
 
 
@@ -26,6 +28,10 @@ class DependencyStatus:
     latency_ms: float | None
     checked_at: datetime
     detail: str | None = None
+    required: bool = True
+    """Whether readiness fails while it is down."""
+    breaker: BreakerSnapshot | None = None
+    """The state of its circuit breaker in this process, when it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class DependencyProbe(Protocol):
 
     name: str
     kind: str
+    required: bool
 
     async def ping(self) -> None: ...
 
@@ -52,8 +59,9 @@ class StoreProbe:
 
     kind = "sql"
 
-    def __init__(self, engine: AsyncEngine, name: str = "store") -> None:
+    def __init__(self, engine: AsyncEngine, name: str = "store", required: bool = True) -> None:
         self.name = name
+        self.required = required
         self._engine = engine
 
     async def ping(self) -> None:
@@ -66,8 +74,9 @@ class RedisProbe:
 
     kind = "redis"
 
-    def __init__(self, redis: Redis, name: str = "redis") -> None:
+    def __init__(self, redis: Redis, name: str = "redis", required: bool = True) -> None:
         self.name = name
+        self.required = required
         self._redis = redis
 
     async def ping(self) -> None:
@@ -83,14 +92,24 @@ class StatusService(Protocol):
 
 
 class ProbingStatusService:
-    """Checks every dependency concurrently, each within its own time budget."""
+    """Checks every dependency concurrently, each within its own time budget.
+
+    Probes go straight to each dependency, not through its breaker: they must see a
+    recovery that an open breaker is still waiting out. The breaker's state is reported
+    beside what the probe found.
+    """
 
     def __init__(
-        self, version: str, probes: Sequence[DependencyProbe], timeout_seconds: float
+        self,
+        version: str,
+        probes: Sequence[DependencyProbe],
+        timeout_seconds: float,
+        breakers: Dependencies | None = None,
     ) -> None:
         self._version = version
         self._probes = tuple(probes)
         self._timeout = timeout_seconds
+        self._breakers = breakers
         self._started_at = datetime.now(UTC)
         self._started_monotonic = time.monotonic()
 
@@ -118,13 +137,14 @@ class ProbingStatusService:
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
         return self._result(probe, "up", latency_ms, None)
 
-    @staticmethod
     def _result(
+        self,
         probe: DependencyProbe,
         state: DependencyState,
         latency_ms: float | None,
         detail: str | None,
     ) -> DependencyStatus:
+        guard = self._breakers.get(probe.name) if self._breakers is not None else None
         return DependencyStatus(
             name=probe.name,
             kind=probe.kind,
@@ -132,4 +152,6 @@ class ProbingStatusService:
             latency_ms=latency_ms,
             checked_at=datetime.now(UTC),
             detail=detail,
+            required=probe.required,
+            breaker=guard.snapshot() if guard is not None else None,
         )

@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from dataintel.app import build_services
+from dataintel.directives import PUBLIC
 from dataintel.errors import DependencyUnavailableError
 from dataintel.gateway.execution import GraphQLExecutor
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
@@ -21,8 +22,11 @@ from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from tests.plugins.app import SettingsFactory
 
+# GET is a simple request for a browser: CSRF prevention wants a preflight-forcing header.
+PREFLIGHT = {"Apollo-Require-Preflight": "true"}
 
-@strawberry.type
+
+@strawberry.type(directives=[PUBLIC])
 class Query:
     @strawberry.field
     def healthy(self) -> str:
@@ -37,7 +41,7 @@ class Query:
         raise DependencyUnavailableError("The store is down.", domain="analytics", retry_after=5)
 
 
-@strawberry.type
+@strawberry.type(directives=[PUBLIC])
 class Mutation:
     @strawberry.mutation
     def touch(self) -> bool:
@@ -98,7 +102,9 @@ async def test_typed_error_keeps_its_extensions(faulty_client: httpx.AsyncClient
 
 
 async def test_mutation_over_get_is_405_with_allow(faulty_client: httpx.AsyncClient) -> None:
-    response = await faulty_client.get("/graphql", params={"query": "mutation { touch }"})
+    response = await faulty_client.get(
+        "/graphql", params={"query": "mutation { touch }"}, headers=PREFLIGHT
+    )
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -108,9 +114,13 @@ async def test_mutation_over_get_is_405_with_allow(faulty_client: httpx.AsyncCli
 
 async def test_get_picks_the_query_of_a_mixed_document(faulty_client: httpx.AsyncClient) -> None:
     document = "query Q { healthy } mutation M { touch }"
-    query = await faulty_client.get("/graphql", params={"query": document, "operationName": "Q"})
+    query = await faulty_client.get(
+        "/graphql", params={"query": document, "operationName": "Q"}, headers=PREFLIGHT
+    )
     assert query.json() == {"data": {"healthy": "yes"}}
-    mutation = await faulty_client.get("/graphql", params={"query": document, "operationName": "M"})
+    mutation = await faulty_client.get(
+        "/graphql", params={"query": document, "operationName": "M"}, headers=PREFLIGHT
+    )
     assert mutation.status_code == 405
 
 

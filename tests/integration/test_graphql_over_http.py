@@ -13,6 +13,8 @@ from tests.plugins.app import SettingsFactory, serving
 
 STATUS_QUERY = "{ status { version } }"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+# GET is a simple request for a browser: CSRF prevention wants a preflight-forcing header.
+PREFLIGHT = {"Apollo-Require-Preflight": "true"}
 
 
 def codes(body: dict[str, Any]) -> list[str]:
@@ -49,6 +51,7 @@ async def test_get_runs_a_query(client: httpx.AsyncClient) -> None:
     response = await client.get(
         "/graphql",
         params={"query": "query Version { status { version } }", "operationName": "Version"},
+        headers=PREFLIGHT,
     )
     assert response.status_code == 200
     assert "version" in response.json()["data"]["status"]
@@ -62,6 +65,7 @@ async def test_get_with_variables(client: httpx.AsyncClient) -> None:
             "{ status { version dependencies @include(if: $deps) { name } } }",
             "variables": json.dumps({"deps": True}),
         },
+        headers=PREFLIGHT,
     )
     assert response.status_code == 200
     assert response.json()["data"]["status"]["dependencies"][0]["name"] == "store"
@@ -220,7 +224,9 @@ async def test_browser_gets_graphiql(client: httpx.AsyncClient) -> None:
 
 async def test_browser_with_a_query_gets_the_result_not_the_page(client: httpx.AsyncClient) -> None:
     response = await client.get(
-        "/graphql", params={"query": STATUS_QUERY}, headers={"Accept": "text/html, */*"}
+        "/graphql",
+        params={"query": STATUS_QUERY},
+        headers={"Accept": "text/html, */*", **PREFLIGHT},
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"

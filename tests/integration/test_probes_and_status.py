@@ -43,8 +43,21 @@ async def test_status_lists_redis_when_configured(
         assert (await client.get("/readyz")).status_code == 200
 
 
-async def test_not_ready_when_redis_is_down(make_settings: SettingsFactory) -> None:
+async def test_ready_but_degraded_when_redis_is_down(make_settings: SettingsFactory) -> None:
+    # The gateway serves without Redis (from its in-process cache), so it stays in rotation.
     settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with serving(create_app(settings)) as client:
+        response = await client.get("/readyz")
+        assert response.status_code == 200
+        body = response.json()
+        assert (body["status"], body["failed"], body["degraded"]) == ("degraded", [], ["redis"])
+        assert body["checks"]["redis"]["required"] is False
+
+
+async def test_not_ready_when_redis_is_down_and_required(make_settings: SettingsFactory) -> None:
+    settings = make_settings(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_required_for_readiness=True
+    )
     async with serving(create_app(settings)) as client:
         response = await client.get("/readyz")
         assert response.status_code == 503

@@ -26,6 +26,8 @@ def make_settings(seeded_sqlite_url: str) -> SettingsFactory:
             "log_format": "json",
             "auto_migrate": False,
             "auto_seed": False,
+            # Production refuses to start without one; tests of any environment get one.
+            "jwt_secret": "test-signing-secret-" + "0" * 32,
         }
         options.update(overrides)
         return Settings(**options)

@@ -1,0 +1,107 @@
+"""Which reads were served from cache, told upward without the services knowing GraphQL.
+
+Two context variables carry it. ``observe()`` opens a scope around one read (a resolver
+awaiting a loader or a service): a value served past its TTL because its source failed is
+reported into the innermost scope, by key when a batch serves many. ``trace_request()``
+spans a whole request and gathers the tags of everything read, so that a cached response
+is invalidated with the data it was built from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class StaleRead:
+    """A value served from cache past its TTL because loading it afresh failed."""
+
+    age_seconds: float
+    code: str
+    """The ErrorCode of the failure it stands in for: DEPENDENCY_UNAVAILABLE or TIMEOUT."""
+    dependency: str | None
+
+
+class Observation:
+    """The stale reads reported inside one ``observe()`` scope."""
+
+    __slots__ = ("by_key", "reads")
+
+    def __init__(self) -> None:
+        self.reads: list[StaleRead] = []
+        self.by_key: dict[Hashable, StaleRead] = {}
+
+    def add(self, read: StaleRead, key: Hashable | None) -> None:
+        """Records one stale read, under its key when it has one."""
+        self.reads.append(read)
+        if key is not None:
+            self.by_key[key] = read
+
+    @property
+    def oldest(self) -> StaleRead | None:
+        """The stale read with the greatest age, or None when everything was fresh."""
+        return max(self.reads, key=lambda read: read.age_seconds, default=None)
+
+
+class RequestTrace:
+    """What one request read through the cache: its tags with their versions, any staleness."""
+
+    __slots__ = ("consistent", "stale", "versions")
+
+    def __init__(self) -> None:
+        self.versions: dict[str, str | None] = {}
+        """Each tag read, with its version then; None when Redis could not tell it."""
+        self.stale = False
+        self.consistent = True
+        """False when one tag was read under two versions: an invalidation raced the request."""
+
+
+_observation: ContextVar[Observation | None] = ContextVar("dataintel_observation", default=None)
+_trace: ContextVar[RequestTrace | None] = ContextVar("dataintel_request_trace", default=None)
+
+
+@contextmanager
+def observe() -> Iterator[Observation]:
+    """A scope that collects the stale reads of the reads awaited inside it."""
+    observation = Observation()
+    token = _observation.set(observation)
+    try:
+        yield observation
+    finally:
+        _observation.reset(token)
+
+
+@contextmanager
+def trace_request() -> Iterator[RequestTrace]:
+    """A scope spanning one request's execution."""
+    trace = RequestTrace()
+    token = _trace.set(trace)
+    try:
+        yield trace
+    finally:
+        _trace.reset(token)
+
+
+def report_stale(read: StaleRead, key: Hashable | None = None) -> None:
+    """Tells the current scopes that a value was served stale."""
+    observation = _observation.get()
+    if observation is not None:
+        observation.add(read, key)
+    trace = _trace.get()
+    if trace is not None:
+        trace.stale = True
+
+
+def note_tags(tags: Iterable[str], versions: Mapping[str, str] | None) -> None:
+    """Tells the current request which tags its data depends on, and their versions."""
+    trace = _trace.get()
+    if trace is None:
+        return
+    for tag in tags:
+        version = versions.get(tag) if versions is not None else None
+        seen = trace.versions.setdefault(tag, version)
+        if seen != version:
+            trace.consistent = False

@@ -1,0 +1,485 @@
+"""The two-level cache: in-process entries in front of Redis, tag versions, single flight
+and stale-if-error.
+
+A read takes the in-process entry when it is fresh and its tags' versions still match the
+ones in Redis; otherwise the Redis entry; otherwise it loads, once per key however many
+requests miss it at the same time. When the load fails because a dependency is down or
+slow, an entry past its TTL but inside the stale window stands in, and the read says so.
+Redis being down never fails a read: versions are then unknown and the in-process level
+serves alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
+
+from dataintel.cache.codec import CodecError, ValueCodec
+from dataintel.cache.freshness import StaleRead, note_tags, report_stale
+from dataintel.cache.memory import Entry, MemoryCache, entry_size
+from dataintel.cache.shared import SharedCache, SharedEntry, SharedRead
+from dataintel.cache.tags import EVERYTHING
+from dataintel.errors import DependencyTimeoutError, DependencyUnavailableError
+from dataintel.observability.logging import get_logger
+
+K = TypeVar("K", bound=Hashable)
+L = TypeVar("L", bound=Hashable)
+V = TypeVar("V")
+Versions = tuple[str, ...] | None
+
+_log = get_logger("dataintel.cache")
+_ABSENT = object()
+"""What a load gave for a key it did not find: nothing to cache, nothing to fail."""
+_STANDS_IN_FOR = (DependencyUnavailableError, DependencyTimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class Region(Generic[K, V]):
+    """A kind of entry: its name, how its keys are written and tagged, and how long it lives."""
+
+    name: str
+    codec: ValueCodec
+    key: Callable[[K], str]
+    tags: Callable[[K], tuple[str, ...]]
+    ttl_seconds: float
+    stale_seconds: float
+
+
+class PartialResult(Exception, Generic[L, V]):
+    """Some keys of a batch were served and the others failed; each key gets its outcome."""
+
+    def __init__(self, found: Mapping[L, V], failed: Mapping[L, Exception]) -> None:
+        super().__init__(f"{len(failed)} of {len(found) + len(failed)} keys failed")
+        self.found = found
+        self.failed = failed
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched(Generic[K, V]):
+    """What a batch read got: values (some perhaps stale), and the keys that failed."""
+
+    values: Mapping[K, V]
+    stale: Mapping[K, StaleRead]
+    failed: Mapping[K, Exception]
+
+    def settle(self, rekey: Callable[[K], L]) -> dict[L, V]:
+        """The values under the caller's keys; reports stale reads and raises failures.
+
+        Every key failed: its error. Some did: PartialResult, which the loaders split.
+        """
+        for key, read in self.stale.items():
+            report_stale(read, rekey(key))
+        found = {rekey(key): value for key, value in self.values.items()}
+        if self.failed:
+            if not found:
+                raise next(iter(self.failed.values()))
+            raise PartialResult(found, {rekey(key): error for key, error in self.failed.items()})
+        return found
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Counters of this process's cache, for tests and the benchmark."""
+
+    memory_hits: int = 0
+    shared_hits: int = 0
+    misses: int = 0
+    loads: int = 0
+    stale_served: int = 0
+
+
+class TwoLevelCache:
+    """In-process entries in front of Redis (when configured), shared by every request."""
+
+    def __init__(
+        self,
+        memory: MemoryCache,
+        shared: SharedCache | None,
+        *,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.memory = memory
+        self.shared = shared
+        self.enabled = enabled
+        self.stats = CacheStats()
+        self._clock = clock
+        self._inflight: dict[str, asyncio.Future[object]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Bumped by every invalidation, so a load that raced one is not kept.
+        self._generation = 0
+        self._codec_failures: set[str] = set()
+
+    async def fetch(self, region: Region[K, V], key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """One value: cached, loaded, or stale in place of a failed load (reported)."""
+        if not self.enabled:
+            return await load()
+
+        async def load_one(_: Sequence[K]) -> Mapping[K, V]:
+            return {key: await load()}
+
+        fetched = await self.fetch_many(region, [key], load_one)
+        if key in fetched.failed:
+            raise fetched.failed[key]
+        if key in fetched.stale:
+            report_stale(fetched.stale[key])
+        return fetched.values[key]
+
+    async def fetch_many(
+        self,
+        region: Region[K, V],
+        keys: Sequence[K],
+        load: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]],
+    ) -> Fetched[K, V]:
+        """Many values in one pass over each level; one load for every key that missed."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return Fetched({}, {}, {})
+        if not self.enabled:
+            return Fetched(await load(wanted), {}, {})
+        now = self._clock()
+        full = {key: self._full_key(region, key) for key in wanted}
+        tags = {key: (*region.tags(key), EVERYTHING) for key in wanted}
+        all_tags = list(dict.fromkeys(tag for key in wanted for tag in tags[key]))
+        local = {key: self.memory.get(full[key]) for key in wanted}
+        not_fresh = [full[key] for key in wanted if not _fresh(local[key], now)]
+        shared = await self._read_shared(all_tags, not_fresh)
+        note_tags(all_tags, shared.versions if shared is not None else None)
+        expected: dict[K, Versions] = {
+            key: None if shared is None else _versions(shared, tags[key]) for key in wanted
+        }
+        values: dict[K, V] = {}
+        stand_ins: dict[K, Entry] = {}
+        misses: list[K] = []
+        for key in wanted:
+            entry = local[key]
+            if entry is not None and not _matches(entry, expected[key]):
+                self.memory.discard(full[key])
+                entry = None
+            from_memory = entry is not None and entry.is_fresh(now)
+            if not from_memory and shared is not None:
+                entry = self._promote(region, full[key], shared, expected[key], entry, now)
+            if entry is not None and entry.is_fresh(now):
+                values[key] = cast(V, entry.value)
+                if from_memory:
+                    self.stats.memory_hits += 1
+                else:
+                    self.stats.shared_hits += 1
+                continue
+            if entry is not None and entry.may_stand_in(now):
+                stand_ins[key] = entry
+            misses.append(key)
+        if not misses:
+            return Fetched(values, {}, {})
+        self.stats.misses += len(misses)
+        outcomes = await self._load(region, misses, load, full, tags, expected)
+        return self._settle(values, stand_ins, misses, outcomes)
+
+    async def get(self, region: Region[K, V], key: K) -> tuple[V, float] | None:
+        """A fresh, still valid value and its age in seconds; None on a miss.
+
+        For entries whose tags are known only once stored (see ``put``): the tags are read
+        from the entry, then their versions checked.
+        """
+        if not self.enabled:
+            return None
+        now = self._clock()
+        full_key = self._full_key(region, key)
+        entry = self.memory.get(full_key)
+        if entry is None or not entry.is_fresh(now):
+            entry = await self._shared_entry(region, full_key, now)
+        if entry is None or not entry.is_fresh(now):
+            return None
+        if self.shared is not None:
+            current = await self.shared.read(entry.tags, ())
+            expected = None if current is None else _versions(current, entry.tags)
+            if not _matches(entry, expected):
+                self.memory.discard(full_key)
+                return None
+        self.stats.memory_hits += 1
+        return cast(V, entry.value), round(now - entry.stored_at, 3)
+
+    @property
+    def generation(self) -> int:
+        """Changes with every invalidation made in this process."""
+        return self._generation
+
+    async def put(
+        self,
+        region: Region[K, V],
+        key: K,
+        value: V,
+        read: Mapping[str, str | None],
+        ttl_seconds: float,
+        generation: int,
+    ) -> None:
+        """Stores a value built from other reads, under their tags and the versions then read.
+
+        ``generation`` is ``self.generation`` from before those reads: a value that raced a
+        local invalidation is not kept.
+        """
+        if not self.enabled or ttl_seconds <= 0 or generation != self._generation:
+            return
+        chosen = tuple(dict.fromkeys((*region.tags(key), *read, EVERYTHING)))
+        known = dict(read)
+        unread = [tag for tag in chosen if tag not in known]
+        if unread:
+            current = await self._read_shared(unread, ())
+            known.update((tag, current.versions.get(tag) if current else None) for tag in unread)
+        listed = tuple(known[tag] for tag in chosen)
+        versions = None if any(version is None for version in listed) else cast(Versions, listed)
+        full_key = self._full_key(region, key)
+        sized: Region[K, V] = Region(
+            region.name, region.codec, region.key, region.tags, ttl_seconds, 0.0
+        )
+        kept = self._keep(sized, full_key, chosen, versions, value, self._clock())
+        if kept is not None and self.shared is not None:
+            await self.shared.write({full_key: (kept, ttl_seconds)})
+
+    async def _shared_entry(self, region: Region[K, V], full_key: str, now: float) -> Entry | None:
+        if self.shared is None:
+            return None
+        found = await self.shared.read((), (full_key,))
+        if found is None:
+            return None
+        return self._promote(region, full_key, found, None, None, now)
+
+    async def invalidate(self, tags: Iterable[str]) -> bool:
+        """Drops every entry carrying any of the tags, here and (through Redis) everywhere.
+
+        Call it after the write has committed. False when Redis did not take it: the other
+        replicas then keep their entries until their TTL.
+        """
+        chosen = list(dict.fromkeys(tags))
+        self._generation += 1
+        if EVERYTHING in chosen:
+            self.memory.clear()
+        else:
+            self.memory.drop_tags(chosen)
+        if self.shared is None:
+            return True
+        return await self.shared.bump(chosen)
+
+    async def settle_loads(self) -> None:
+        """Waits for the loads still running and their writes to Redis (each is bounded)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _full_key(self, region: Region[K, V], key: K) -> str:
+        return f"{region.name}:{region.codec.version}:{region.key(key)}"
+
+    async def _read_shared(self, tags: Sequence[str], keys: Sequence[str]) -> SharedRead | None:
+        if self.shared is None:
+            return None
+        return await self.shared.read(tags, keys)
+
+    def _promote(
+        self,
+        region: Region[K, V],
+        full_key: str,
+        shared: SharedRead,
+        expected: Versions,
+        local: Entry | None,
+        now: float,
+    ) -> Entry | None:
+        """The Redis entry, decoded into the in-process level, when it beats the local one.
+
+        ``expected`` None takes the entry's versions as they are (``get`` checks them after).
+        """
+        found = shared.entries.get(full_key)
+        if found is None or (expected is not None and found.versions != expected):
+            return local
+        if local is not None and local.stored_at >= found.stored_at:
+            return local
+        fresh_until = found.stored_at + found.ttl_seconds
+        if now >= fresh_until + region.stale_seconds:
+            return local
+        try:
+            value = region.codec.decode(found.payload)
+        except CodecError:
+            return local
+        entry = Entry(
+            value=value,
+            size=entry_size(full_key, found.payload),
+            stored_at=found.stored_at,
+            fresh_until=fresh_until,
+            stale_until=fresh_until + region.stale_seconds,
+            tags=found.tags,
+            versions=found.versions,
+        )
+        self.memory.put(full_key, entry)
+        return entry
+
+    async def _load(
+        self,
+        region: Region[K, V],
+        keys: Sequence[K],
+        load: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]],
+        full: Mapping[K, str],
+        tags: Mapping[K, tuple[str, ...]],
+        expected: Mapping[K, Versions],
+    ) -> dict[K, object]:
+        """Each key's loaded value, _ABSENT or error; keys already loading are waited for."""
+        loop = asyncio.get_running_loop()
+        futures: dict[K, asyncio.Future[object]] = {}
+        leading: list[K] = []
+        for key in keys:
+            future = self._inflight.get(full[key])
+            if future is None:
+                future = loop.create_future()
+                future.add_done_callback(_retrieve)
+                self._inflight[full[key]] = future
+                leading.append(key)
+            futures[key] = future
+        if leading:
+            self.stats.loads += 1
+            # The load runs in its own task: a waiting request that is cancelled must not
+            # cancel it for the other requests waiting on the same keys.
+            task = asyncio.create_task(
+                self._lead(region, leading, load, futures, full, tags, expected)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        outcomes: dict[K, object] = {}
+        for key, future in futures.items():
+            try:
+                outcomes[key] = await asyncio.shield(future)
+            except Exception as error:
+                outcomes[key] = error
+        return outcomes
+
+    async def _lead(
+        self,
+        region: Region[K, V],
+        keys: Sequence[K],
+        load: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]],
+        futures: Mapping[K, asyncio.Future[object]],
+        full: Mapping[K, str],
+        tags: Mapping[K, tuple[str, ...]],
+        expected: Mapping[K, Versions],
+    ) -> None:
+        generation = self._generation
+        try:
+            loaded = await load(keys)
+        except Exception as error:
+            self._release(keys, full, futures)
+            for key in keys:
+                futures[key].set_exception(error)
+            return
+        except BaseException:
+            self._release(keys, full, futures)
+            for key in keys:
+                futures[key].cancel()
+            raise
+        writes: dict[str, tuple[SharedEntry, float]] = {}
+        if generation == self._generation:
+            now = self._clock()
+            lifetime = region.ttl_seconds + region.stale_seconds
+            for key in keys:
+                if key not in loaded:
+                    continue
+                kept = self._keep(region, full[key], tags[key], expected[key], loaded[key], now)
+                if kept is not None:
+                    writes[full[key]] = (kept, lifetime)
+        self._release(keys, full, futures)
+        for key in keys:
+            futures[key].set_result(loaded.get(key, _ABSENT))
+        if writes and self.shared is not None:
+            await self.shared.write(writes)
+
+    def _release(
+        self,
+        keys: Sequence[K],
+        full: Mapping[K, str],
+        futures: Mapping[K, asyncio.Future[object]],
+    ) -> None:
+        for key in keys:
+            if self._inflight.get(full[key]) is futures[key]:
+                del self._inflight[full[key]]
+
+    def _keep(
+        self,
+        region: Region[K, V],
+        full_key: str,
+        tags: tuple[str, ...],
+        versions: Versions,
+        value: V,
+        now: float,
+    ) -> SharedEntry | None:
+        """Stores a loaded value in memory; the Redis entry to write when versions are known."""
+        try:
+            payload = region.codec.encode(value)
+        except (CodecError, TypeError) as error:
+            if region.name not in self._codec_failures:
+                self._codec_failures.add(region.name)
+                _log.error("value cannot be cached", region=region.name, error=str(error))
+            return None
+        fresh_until = now + region.ttl_seconds
+        entry = Entry(
+            value=value,
+            size=entry_size(full_key, payload),
+            stored_at=now,
+            fresh_until=fresh_until,
+            stale_until=fresh_until + region.stale_seconds,
+            tags=tags,
+            versions=versions,
+        )
+        self.memory.put(full_key, entry)
+        if versions is None:
+            # Unversioned entries stay in this process: Redis could not say what they match.
+            return None
+        return SharedEntry(now, region.ttl_seconds, tags, versions, payload)
+
+    def _settle(
+        self,
+        values: dict[K, V],
+        stand_ins: Mapping[K, Entry],
+        misses: Sequence[K],
+        outcomes: Mapping[K, object],
+    ) -> Fetched[K, V]:
+        now = self._clock()
+        stale: dict[K, StaleRead] = {}
+        failed: dict[K, Exception] = {}
+        for key in misses:
+            outcome = outcomes[key]
+            if outcome is _ABSENT:
+                continue
+            if not isinstance(outcome, Exception):
+                values[key] = cast(V, outcome)
+                continue
+            entry = stand_ins.get(key)
+            if entry is None or not isinstance(outcome, _STANDS_IN_FOR):
+                failed[key] = outcome
+                continue
+            values[key] = cast(V, entry.value)
+            dependency = outcome.details.get("dependency")
+            stale[key] = StaleRead(
+                age_seconds=round(now - entry.stored_at, 3),
+                code=outcome.code.value,
+                dependency=dependency if isinstance(dependency, str) else None,
+            )
+            self.stats.stale_served += 1
+        return Fetched(values, stale, failed)
+
+
+def _fresh(entry: Entry | None, now: float) -> bool:
+    return entry is not None and entry.is_fresh(now)
+
+
+def _matches(entry: Entry, expected: Versions) -> bool:
+    # Unknown current versions (Redis down or absent): the in-process level is all there is.
+    return expected is None or entry.versions == expected
+
+
+def _versions(shared: SharedRead, tags: tuple[str, ...]) -> tuple[str, ...]:
+    # A tag Redis could not version gets "", which no entry was ever written under.
+    return tuple(shared.versions.get(tag, "") for tag in tags)
+
+
+def _retrieve(future: asyncio.Future[object]) -> None:
+    # Marks the error as seen: when every waiter was cancelled, nobody else would.
+    if not future.cancelled():
+        future.exception()

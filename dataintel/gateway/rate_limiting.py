@@ -1,0 +1,190 @@
+"""Rate-limit counts shared by every replica through Redis, with an in-process fallback.
+
+The algorithms are the ``limits`` library's: a moving window for @rateLimit fields (exact,
+for small limits such as logins) and a sliding window counter for the per-client HTTP limit
+(two counters per client, however large the limit). Redis calls go through the Redis
+dependency's breaker and time budget, so a down Redis costs one fast failure, not a stall.
+While Redis is unusable, counts are kept in this process (fail open: each replica counts on
+its own) or the limited work is refused (fail closed), as ``rate_limit_fail_open`` says.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import (
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from dataintel.errors import GatewayError
+from dataintel.observability.logging import get_logger
+from dataintel.resilience import Dependency
+from dataintel.settings import Settings
+
+_log = get_logger("dataintel.rate_limit")
+
+
+def limit_item(limit: int, window_seconds: int) -> RateLimitItem:
+    """``limit`` hits per ``window_seconds`` seconds."""
+    return RateLimitItemPerSecond(limit, window_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of one hit: allowed or not, and what the RateLimit headers report."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    """Whole seconds until a hit would be allowed again (at least 1 when refused)."""
+    unavailable: bool = False
+    """Refused because Redis is down and the limiter fails closed."""
+
+
+class CountStore:
+    """Where counts live: Redis when configured and answering, else this process."""
+
+    def __init__(
+        self,
+        redis_storage: RedisStorage | None,
+        guard: Dependency | None,
+        *,
+        fail_open: bool,
+    ) -> None:
+        self._redis_storage = redis_storage
+        self._guard = guard
+        self.fail_open = fail_open
+        self._memory = MemoryStorage()
+        self._in_outage = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, redis: Redis | None, guard: Dependency | None
+    ) -> CountStore:
+        """Counts in the app's Redis when it has one, through the app's connection pool."""
+        storage = None
+        if redis is not None and settings.redis_url is not None:
+            # The app's pool carries its timeouts and retry policy, set to fail fast.
+            options: dict[str, Any] = {"connection_pool": redis.connection_pool}
+            storage = RedisStorage(
+                "async+" + settings.redis_url,
+                implementation="redispy",
+                key_prefix=f"{settings.cache_key_prefix}:ratelimit",
+                **options,
+            )
+        return cls(storage, guard, fail_open=settings.rate_limit_fail_open)
+
+    def limiter(self, *, exact: bool, fail_open: bool | None = None) -> Limiter:
+        """A limiter over this store: a moving window when exact, else a sliding counter."""
+        strategy: type[RateLimiter] = (
+            MovingWindowRateLimiter if exact else SlidingWindowCounterRateLimiter
+        )
+        shared = strategy(self._redis_storage) if self._redis_storage is not None else None
+        fails_open = self.fail_open if fail_open is None else fail_open
+        return Limiter(self, self._guard, shared, strategy(self._memory), fail_open=fails_open)
+
+    def redis_failed(self, error: BaseException, *, fail_open: bool) -> None:
+        """Logs the first failure of an outage only."""
+        if not self._in_outage:
+            self._in_outage = True
+            _log.warning(
+                "rate limits counted in process while Redis is unusable"
+                if fail_open
+                else "rate-limited fields refused while Redis is unusable",
+                error=type(error).__name__,
+            )
+
+    def redis_answered(self) -> None:
+        """Logs the end of an outage."""
+        if self._in_outage:
+            self._in_outage = False
+            _log.info("rate limits counted in Redis again")
+
+    async def aclose(self) -> None:
+        """Stops the in-process store's expiry task; the Redis pool is the app's to close."""
+        await self._memory.reset()
+
+
+class Limiter:
+    """One algorithm over a CountStore: hits counted in Redis, or in process while it is down."""
+
+    def __init__(
+        self,
+        store: CountStore,
+        guard: Dependency | None,
+        shared: RateLimiter | None,
+        local: RateLimiter,
+        *,
+        fail_open: bool,
+    ) -> None:
+        self._store = store
+        self._guard = guard
+        self._shared = shared
+        self._local = local
+        self._fail_open = fail_open
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> Verdict:
+        """Counts one hit against ``item`` for these identifiers and says whether it fits."""
+        if self._shared is not None:
+            try:
+                verdict = await self._hit_shared(self._shared, item, identifiers)
+            except (GatewayError, RedisError, OSError, TimeoutError) as error:
+                self._store.redis_failed(error, fail_open=self._fail_open)
+                if not self._fail_open:
+                    return Verdict(False, item.amount, 0, 1, unavailable=True)
+            else:
+                self._store.redis_answered()
+                return verdict
+        return await _hit(self._local, item, identifiers)
+
+    async def _hit_shared(
+        self, limiter: RateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
+    ) -> Verdict:
+        if self._guard is None:
+            return await _hit(limiter, item, identifiers)
+        async with self._guard.section():
+            return await _hit(limiter, item, identifiers)
+
+
+async def _hit(limiter: RateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]) -> Verdict:
+    allowed = await limiter.hit(item, *identifiers)
+    stats = await limiter.get_window_stats(item, *identifiers)
+    reset = max(0, math.ceil(stats.reset_time - time.time()))
+    if not allowed:
+        # A client told to retry in 0 seconds would retry in a tight loop.
+        reset = max(1, reset)
+    return Verdict(allowed, item.amount, stats.remaining, reset)
+
+
+class RateLimits:
+    """The app's two limiters: in process until the lifespan connects them to Redis."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._use(CountStore(None, None, fail_open=settings.rate_limit_fail_open))
+
+    def _use(self, store: CountStore) -> None:
+        self.store = store
+        self.fields = store.limiter(exact=True)
+        """Counts @rateLimit fields: a moving window, failing open or closed per the settings."""
+        # The per-client limit protects capacity, which a per-replica count protects too.
+        self.requests = store.limiter(exact=False, fail_open=True)
+        """Counts requests per client address: a sliding window counter."""
+
+    def connect(self, redis: Redis | None, guard: Dependency | None) -> None:
+        """Counts in Redis from now on, when the app has one."""
+        self._use(CountStore.from_settings(self._settings, redis, guard))
+
+    async def aclose(self) -> None:
+        """Releases the in-process store."""
+        await self.store.aclose()

@@ -1,0 +1,109 @@
+"""The per-client request limit: pure ASGI middleware answering 429 with Retry-After.
+
+Every answer carries the limit's state in ``RateLimit-Limit``, ``RateLimit-Remaining``,
+``RateLimit-Reset`` (seconds) and ``RateLimit-Policy`` (draft-ietf-httpapi-ratelimit-headers).
+The client is the connection's address; behind a proxy, uvicorn takes it from
+X-Forwarded-For when the proxy is trusted (``--forwarded-allow-ips``). The probes and the
+metrics are never limited: an orchestrator must always reach them.
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dataintel.errors import RateLimitedError
+from dataintel.gateway.error_format import format_error
+from dataintel.gateway.rate_limiting import RateLimits, Verdict, limit_item
+from dataintel.gateway.security_audit import RATE_LIMITED_ACTION, SecurityAudit
+from dataintel.settings import Settings
+
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def rate_limit_headers(verdict: Verdict, window_seconds: int) -> dict[str, str]:
+    """The RateLimit headers of a verdict, and Retry-After when it refused."""
+    headers = {
+        "RateLimit-Limit": str(verdict.limit),
+        "RateLimit-Remaining": str(verdict.remaining),
+        "RateLimit-Reset": str(verdict.reset_seconds),
+        "RateLimit-Policy": f"{verdict.limit};w={window_seconds}",
+    }
+    if not verdict.allowed:
+        headers["Retry-After"] = str(verdict.reset_seconds)
+    return headers
+
+
+class RequestRateLimitMiddleware:
+    """Counts each request against its client address; beyond the limit, 429 RATE_LIMITED."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        rate_limits: RateLimits,
+        audit: SecurityAudit | None = None,
+    ) -> None:
+        self.app = app
+        self._rate_limits = rate_limits
+        self._audit = audit
+        self._window = settings.rate_limit_window_seconds
+        self._item = (
+            limit_item(settings.rate_limit_requests, self._window)
+            if settings.rate_limit_enabled and settings.rate_limit_requests > 0
+            else None
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._item is None or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        verdict = await self._rate_limits.requests.hit(self._item, "http", address)
+        headers = rate_limit_headers(verdict, self._window)
+        if not verdict.allowed:
+            await self._refuse(scope, send, verdict, headers, address)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _refuse(
+        self,
+        scope: Scope,
+        send: Send,
+        verdict: Verdict,
+        headers: dict[str, str],
+        address: str,
+    ) -> None:
+        request_id = str(scope.get("state", {}).get("request_id", ""))
+        error = RateLimitedError(
+            f"Too many requests: at most {verdict.limit} every {self._window} seconds"
+            " from one client.",
+            domain="rate_limit",
+            retry_after=float(verdict.reset_seconds),
+        )
+        if self._audit is not None:
+            self._audit.record(
+                actor=f"client:{address}",
+                action=RATE_LIMITED_ACTION,
+                target=f"http:{scope['path']}",
+                request_id=request_id or None,
+                details={"limit": verdict.limit, "window": self._window},
+                repeat_after_seconds=float(self._window),
+            )
+        body = orjson.dumps({"errors": [format_error(error, request_id)]})
+        response_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": 429, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})

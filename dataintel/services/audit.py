@@ -1,0 +1,363 @@
+"""The append-only audit log: hash-chained entries, serialized appends, verification, queries."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dataintel.errors import BadUserInputError, ForbiddenError
+from dataintel.services.pagination import Keyset, Page, PageRequest
+from dataintel.store import tables
+
+READ_AUDIT_SCOPE = "read:audit"
+
+SUCCESS = "success"
+FAILURE = "failure"
+DENIED = "denied"
+OUTCOMES = (SUCCESS, FAILURE, DENIED)
+"""The outcomes the gateway writes; the column itself accepts any short word."""
+
+ANONYMOUS_ACTOR = "anonymous"
+
+# pg_advisory_xact_lock takes a bigint; any constant works as long as only the audit log uses it.
+_POSTGRES_LOCK_KEY = int.from_bytes(hashlib.sha256(b"dataintel.audit_log").digest()[:8], "big") >> 1
+_VERIFY_BATCH_ROWS = 1000
+
+AnyRow = sa.Row[*tuple[Any, ...]]
+
+
+class Reader(Protocol):
+    """Whoever reads the log: anything with a set of scopes (the request's viewer, an actor)."""
+
+    @property
+    def scopes(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """What happened, before it is written: who, what, to what, how it ended, in which request."""
+
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    request_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One written entry of the log, with the hash of the entry before it and its own."""
+
+    id: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    request_id: str | None
+    details: str
+    prev_hash: str | None
+    entry_hash: str
+
+    @property
+    def details_mapping(self) -> dict[str, Any]:
+        """The details, decoded from their stored JSON text."""
+        decoded: dict[str, Any] = orjson.loads(self.details)
+        return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Entries matching every given condition; None means no condition."""
+
+    actors: tuple[str, ...] | None = None
+    actions: tuple[str, ...] | None = None
+    outcomes: tuple[str, ...] | None = None
+    targets: tuple[str, ...] | None = None
+    request_id: str | None = None
+    occurred_from: datetime | None = None
+    occurred_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The result of checking the chain: how many entries, the head, and the first break."""
+
+    entries_checked: int
+    head_hash: str | None
+    first_broken_id: int | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        """True when every entry matches its hash and links to the one before it."""
+        return self.first_broken_id is None
+
+
+class AuditService(Protocol):
+    """Appends to the log, checks its chain and answers filtered queries on it."""
+
+    async def append(self, event: AuditEvent) -> AuditRecord: ...
+
+    async def append_in(self, connection: AsyncConnection, event: AuditEvent) -> AuditRecord: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+    async def verify(self) -> ChainReport: ...
+
+    async def entries(
+        self, reader: Reader, where: AuditFilter, page: PageRequest
+    ) -> Page[AuditRecord]: ...
+
+    async def count(self, reader: Reader, where: AuditFilter) -> int: ...
+
+
+def canonical_details(details: Mapping[str, Any]) -> str:
+    """The details as the JSON text the hash covers: sorted keys, no whitespace."""
+    try:
+        return orjson.dumps(dict(details), option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError as error:
+        raise ValueError(f"audit details must be JSON-serializable: {error}") from None
+
+
+def entry_hash(
+    *,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    request_id: str | None,
+    details: str,
+    prev_hash: str | None,
+) -> str:
+    """SHA-256 (hex) over the canonical JSON of an entry's fields and the previous entry's hash."""
+    fields = {
+        "occurred_at": occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "request_id": request_id,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _hash_of(record: AuditRecord) -> str:
+    return entry_hash(
+        occurred_at=record.occurred_at,
+        actor=record.actor,
+        action=record.action,
+        target=record.target,
+        outcome=record.outcome,
+        request_id=record.request_id,
+        details=record.details,
+        prev_hash=record.prev_hash,
+    )
+
+
+_COLUMNS = (
+    tables.audit_log.c.id,
+    tables.audit_log.c.occurred_at,
+    tables.audit_log.c.actor,
+    tables.audit_log.c.action,
+    tables.audit_log.c.target,
+    tables.audit_log.c.outcome,
+    tables.audit_log.c.request_id,
+    tables.audit_log.c.details,
+    tables.audit_log.c.prev_hash,
+    tables.audit_log.c.entry_hash,
+)
+
+
+def _record(row: AnyRow) -> AuditRecord:
+    # The selected columns are the record's fields in order (see _COLUMNS).
+    make: Callable[..., AuditRecord] = AuditRecord
+    return make(*row)
+
+
+def _in(column: sa.ColumnElement[Any], values: tuple[str, ...] | None) -> list[Any]:
+    return [] if values is None else [column.in_(values)]
+
+
+def _conditions(where: AuditFilter) -> list[Any]:
+    log = tables.audit_log.c
+    conditions = [
+        *_in(log.actor, where.actors),
+        *_in(log.action, where.actions),
+        *_in(log.outcome, where.outcomes),
+        *_in(log.target, where.targets),
+    ]
+    if where.request_id is not None:
+        conditions.append(log.request_id == where.request_id)
+    if where.occurred_from is not None:
+        conditions.append(log.occurred_at >= where.occurred_from)
+    if where.occurred_before is not None:
+        conditions.append(log.occurred_at < where.occurred_before)
+    return conditions
+
+
+def _require_reader(reader: Reader) -> None:
+    if READ_AUDIT_SCOPE not in reader.scopes:
+        raise ForbiddenError(
+            "Reading the audit log needs the read:audit scope.",
+            domain="audit",
+            details={"requiredScope": READ_AUDIT_SCOPE},
+        )
+
+
+def audit_keyset(record: AuditRecord) -> Keyset:
+    """The position of an entry in the log's query order (newest first)."""
+    return (record.id,)
+
+
+class SqlAuditService:
+    """AuditService over the store's audit_log table, on SQLite and PostgreSQL."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction holding the append lock: a change and its entries commit together."""
+        async with self._engine.connect() as connection:
+            # Two writers that both read the same tail would fork the chain, so the lock is
+            # taken before the tail is read. SQLite: the database write lock, taken at BEGIN
+            # rather than at the first write (the driver would otherwise read outside any
+            # transaction). PostgreSQL: an advisory lock released at commit or rollback.
+            if connection.dialect.name == "sqlite":
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                await connection.execute(
+                    sa.select(sa.func.pg_advisory_xact_lock(_POSTGRES_LOCK_KEY))
+                )
+            try:
+                yield connection
+            except BaseException:
+                await connection.rollback()
+                raise
+            await connection.commit()
+
+    async def append(self, event: AuditEvent) -> AuditRecord:
+        """Writes one entry in a transaction of its own."""
+        async with self.transaction() as connection:
+            return await self.append_in(connection, event)
+
+    async def append_in(self, connection: AsyncConnection, event: AuditEvent) -> AuditRecord:
+        """Writes one entry inside a transaction opened by ``transaction()``."""
+        if not event.actor or not event.action:
+            raise ValueError("an audit entry needs an actor and an action")
+        log = tables.audit_log
+        tail = (
+            await connection.execute(sa.select(log.c.entry_hash).order_by(log.c.id.desc()).limit(1))
+        ).scalar_one_or_none()
+        draft = AuditRecord(
+            id=0,
+            occurred_at=datetime.now(UTC),
+            actor=event.actor,
+            action=event.action,
+            target=event.target,
+            outcome=event.outcome,
+            request_id=event.request_id,
+            details=canonical_details(event.details),
+            prev_hash=tail,
+            entry_hash="",
+        )
+        digest = _hash_of(draft)
+        values = {column.name: getattr(draft, column.name) for column in _COLUMNS[1:-1]}
+        new_id = (
+            await connection.execute(
+                sa.insert(log).values(**values, entry_hash=digest).returning(log.c.id)
+            )
+        ).scalar_one()
+        return replace(draft, id=new_id, entry_hash=digest)
+
+    async def verify(self) -> ChainReport:
+        """Recomputes every entry's hash and link, oldest first; names the first that fails."""
+        log = tables.audit_log
+        checked = 0
+        previous_hash: str | None = None
+        last_id = 0
+        async with self._engine.connect() as connection:
+            while True:
+                rows = (
+                    await connection.execute(
+                        sa.select(*_COLUMNS)
+                        .where(log.c.id > last_id)
+                        .order_by(log.c.id)
+                        .limit(_VERIFY_BATCH_ROWS)
+                    )
+                ).all()
+                if not rows:
+                    return ChainReport(checked, previous_hash)
+                for row in rows:
+                    record = _record(row)
+                    if record.prev_hash != previous_hash:
+                        problem = (
+                            "its prev_hash does not match the entry before it"
+                            " (an entry before it was changed, removed or inserted)"
+                        )
+                        return ChainReport(checked, previous_hash, record.id, problem)
+                    if _hash_of(record) != record.entry_hash:
+                        problem = "its content does not match its entry_hash (it was changed)"
+                        return ChainReport(checked, previous_hash, record.id, problem)
+                    checked += 1
+                    previous_hash = record.entry_hash
+                    last_id = record.id
+
+    async def entries(
+        self, reader: Reader, where: AuditFilter, page: PageRequest
+    ) -> Page[AuditRecord]:
+        """A page of entries, newest first; needs the read:audit scope."""
+        _require_reader(reader)
+        _check_range(where)
+        log = tables.audit_log
+        after = [] if page.after is None else [log.c.id < _after_id(page.after)]
+        statement = (
+            sa.select(*_COLUMNS)
+            .where(*_conditions(where), *after)
+            .order_by(log.c.id.desc())
+            .limit(page.first + 1)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        return Page([_record(row) for row in rows[: page.first]], len(rows) > page.first)
+
+    async def count(self, reader: Reader, where: AuditFilter) -> int:
+        """Entries matching the filter; needs the read:audit scope."""
+        _require_reader(reader)
+        statement = (
+            sa.select(sa.func.count()).select_from(tables.audit_log).where(*_conditions(where))
+        )
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
+    async def latest(self, limit: int) -> Sequence[AuditRecord]:
+        """The newest entries, newest first, without an access check: for operators' tools."""
+        log = tables.audit_log
+        statement = sa.select(*_COLUMNS).order_by(log.c.id.desc()).limit(limit)
+        async with self._engine.connect() as connection:
+            return [_record(row) for row in (await connection.execute(statement)).all()]
+
+
+def _after_id(after: Keyset) -> int:
+    if len(after) != 1 or not isinstance(after[0], int):
+        raise BadUserInputError("The cursor does not point into the audit log.")
+    return after[0]
+
+
+def _check_range(where: AuditFilter) -> None:
+    low, high = where.occurred_from, where.occurred_before
+    if low is not None and high is not None and low >= high:
+        raise BadUserInputError("'occurredFrom' must be before 'occurredBefore'.")

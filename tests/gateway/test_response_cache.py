@@ -1,0 +1,142 @@
+"""Cache policies from @cacheControl hints, with Apollo's inheritance rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import strawberry
+from graphql import OperationDefinitionNode, parse
+
+from dataintel.context import ANONYMOUS, Viewer
+from dataintel.directives.cache_control import CacheControl, CacheControlScope
+from dataintel.gateway.documents import PreparedDocument, document_hash
+from dataintel.gateway.response_cache import (
+    UNCACHEABLE,
+    CachePolicy,
+    ResponseCache,
+    operation_policy,
+)
+
+
+@strawberry.type(directives=[CacheControl(inherit_max_age=True)])
+class Wrapper:
+    count: int
+
+
+@strawberry.type(directives=[CacheControl(max_age=60)])
+class Item:
+    id: strawberry.ID
+    name: str
+    secret: str = strawberry.field(directives=[CacheControl(scope=CacheControlScope.PRIVATE)])
+    price: int = strawberry.field(directives=[CacheControl(max_age=10)])
+
+    @strawberry.field
+    def related(self) -> Item | None:
+        return None
+
+    @strawberry.field
+    def wrapper(self) -> Wrapper:
+        return Wrapper(count=1)
+
+
+def one() -> int:
+    return 1
+
+
+def wrapper() -> Wrapper:
+    return Wrapper(count=1)
+
+
+@strawberry.type
+class Query:
+    plain: int = 1
+    hinted: int = strawberry.field(resolver=one, directives=[CacheControl(max_age=300)])
+    items: Wrapper = strawberry.field(resolver=wrapper, directives=[CacheControl(max_age=30)])
+    unhinted_wrapper: Wrapper = strawberry.field(resolver=wrapper)
+
+    @strawberry.field
+    def item(self) -> Item:
+        return Item(id=strawberry.ID("1"), name="a", secret="s", price=1)
+
+
+@strawberry.type
+class Mutation:
+    touch: int = strawberry.mutation(resolver=one, directives=[CacheControl(max_age=60)])
+
+
+SCHEMA = strawberry.Schema(query=Query, mutation=Mutation)._schema
+
+
+def policy_of(query: str) -> CachePolicy:
+    document = parse(query)
+    operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    return operation_policy(SCHEMA, document, operation)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("{ plain }", UNCACHEABLE),
+        ("{ hinted }", CachePolicy(300)),
+        ("{ item { id name } }", CachePolicy(60)),
+        ("{ item { id price } }", CachePolicy(10)),
+        ("{ item { id secret } }", CachePolicy(60, private=True)),
+        ("{ hinted item { name } }", CachePolicy(60)),
+        ("{ hinted plain }", UNCACHEABLE),
+        ("{ item { related { id } } }", CachePolicy(60)),
+        ("{ item { wrapper { count } } }", CachePolicy(60)),
+        ("{ items { count } }", CachePolicy(30)),
+        ("{ unhinted_wrapper: unhintedWrapper { count } }", UNCACHEABLE),
+        ("{ __typename hinted }", CachePolicy(300)),
+        ("{ __schema { queryType { name } } }", UNCACHEABLE),
+        ("{ item { ...parts } } fragment parts on Item { price }", CachePolicy(10)),
+        ("{ item { ... on Item { secret } } }", CachePolicy(60, private=True)),
+        ("mutation { touch }", UNCACHEABLE),
+    ],
+)
+def test_policy(query: str, expected: CachePolicy) -> None:
+    assert policy_of(query) == expected
+
+
+def test_headers() -> None:
+    public, private = CachePolicy(60), CachePolicy(60, private=True)
+    assert public.header(anonymous=True, has_errors=False) == "public, max-age=60"
+    assert public.header(anonymous=False, has_errors=False) == "private, max-age=60"
+    assert private.header(anonymous=True, has_errors=False) == "private, max-age=60"
+    assert public.header(anonymous=True, has_errors=True) == "no-store"
+    assert UNCACHEABLE.header(anonymous=True, has_errors=False) == "no-store"
+
+
+def prepared(query: str) -> tuple[PreparedDocument, OperationDefinitionNode]:
+    document = parse(query)
+    operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    return PreparedDocument(document_hash(query), document, {None: operation}), operation
+
+
+def test_keys() -> None:
+    cache = ResponseCache(SCHEMA, lambda: None, enabled=True)
+    document, operation = prepared("{ item { name } }")
+    policy = cache.policy(document, operation)
+    assert cache.policy(document, operation) is policy
+
+    def key(viewer: Viewer, variables: dict[str, Any] | None = None, **options: Any) -> str | None:
+        chosen = CachePolicy(**options) if options else policy
+        return cache.key(document, None, variables, viewer, chosen)
+
+    analyst = Viewer("7", frozenset({"analyst"}))
+    other_analyst = Viewer("8", frozenset({"analyst"}))
+    assert key(ANONYMOUS) is not None
+    assert key(ANONYMOUS) == key(ANONYMOUS, {})
+    assert key(ANONYMOUS) != key(ANONYMOUS, {"id": 1})
+    assert key(ANONYMOUS, {"a": 1, "b": 2}) == key(ANONYMOUS, {"b": 2, "a": 1})
+    assert key(analyst) == key(other_analyst) != key(ANONYMOUS)
+    assert key(ANONYMOUS, max_age=60, private=True) is None
+    assert key(analyst, max_age=60, private=True) != key(other_analyst, max_age=60, private=True)
+    assert key(ANONYMOUS, max_age=0) is None
+    assert (
+        ResponseCache(SCHEMA, lambda: None, enabled=False).key(
+            document, None, None, ANONYMOUS, policy
+        )
+        is None
+    )

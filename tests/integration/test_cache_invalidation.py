@@ -1,0 +1,94 @@
+"""Two app instances over one store and one Redis: what one invalidates, neither serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from starlette.applications import Starlette
+
+from dataintel.app import create_app
+from dataintel.cache import entity_tag
+from dataintel.store import tables
+from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.faults import runtime_of
+from tests.plugins.statements import counting_statements
+
+pytestmark = pytest.mark.redis
+
+CUSTOMER = '{ customer(id: "1") { name features(names: ["order_count"]) { status } } }'
+
+
+class Replica:
+    """One app instance and its client."""
+
+    def __init__(self, app: Starlette, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.client = client
+
+    async def post(self, query: str) -> tuple[dict[str, Any], int]:
+        """The response's data and the store statements it cost."""
+        with counting_statements(runtime_of(self.app).engine) as log:
+            response = await self.client.post("/graphql", json={"query": query})
+        body: dict[str, Any] = response.json()
+        assert "errors" not in body, body["errors"]
+        await runtime_of(self.app).platform.cache.settle_loads()
+        return body["data"], len(log)
+
+
+@pytest.fixture
+async def replicas(
+    make_settings: SettingsFactory, redis_url: str
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    # Response caching off: this is about the data cache each response is built from.
+    settings = make_settings(redis_url=redis_url, response_cache_enabled=False)
+    async with AsyncExitStack() as stack:
+        made = []
+        for _ in range(2):
+            app = create_app(settings)
+            made.append(Replica(app, await stack.enter_async_context(serving(app))))
+        yield made[0], made[1]
+
+
+async def rename_customer(replica: Replica, name: str) -> None:
+    """A write to the store that bypasses the gateway (so nothing is invalidated yet)."""
+    async with runtime_of(replica.app).engine.begin() as connection:
+        await connection.execute(
+            sa.update(tables.customers).where(tables.customers.c.id == 1).values(name=name)
+        )
+
+
+async def test_an_entity_invalidated_on_one_replica_is_reloaded_on_both(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    first, second = replicas
+    original, statements = await first.post(CUSTOMER)
+    assert statements == 2
+    # The second replica finds both reads in Redis.
+    assert await second.post(CUSTOMER) == (original, 0)
+    await rename_customer(first, "Renamed Customer")
+    assert await first.post(CUSTOMER) == (original, 0), "served from cache until invalidated"
+    assert await runtime_of(second.app).platform.cache.invalidate([entity_tag("customer", 1)])
+    renamed, statements = await first.post(CUSTOMER)
+    assert renamed["customer"]["name"] == "Renamed Customer"
+    # The customer's feature values carry its tag too: both are reloaded, once.
+    assert statements == 2
+    assert await second.post(CUSTOMER) == (renamed, 0)
+
+
+async def test_a_materialization_invalidates_feature_values_everywhere(
+    replicas: tuple[Replica, Replica],
+) -> None:
+    first, second = replicas
+    before, _ = await first.post(CUSTOMER)
+    await second.post(CUSTOMER)
+    assert before["customer"]["features"] == [{"status": "NOT_FOUND"}]
+    await runtime_of(second.app).services.features.materialize()
+    for replica in (first, second):
+        after, statements = await replica.post(CUSTOMER)
+        assert after["customer"]["features"] == [{"status": "PRESENT"}]
+        assert statements <= 1

@@ -1,0 +1,311 @@
+"""Graceful degradation with the real parts: a store that fails or slows, a Redis that stops.
+
+What can be served is served; what cannot is null with DEPENDENCY_UNAVAILABLE or TIMEOUT,
+retryable, with retryAfter; values served from cache past their TTL are listed with their
+age in extensions.cache.stale; and the breakers recover through half-open to closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from dataintel.app import create_app
+from dataintel.settings import Settings
+from dataintel.store.engine import create_engine
+from dataintel.store.migrate import upgrade
+from dataintel.store.seed import seed
+from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.faults import (
+    UnreadableStore,
+    breaker_states,
+    eventually,
+    redis_paused,
+    runtime_of,
+    slow_down_store,
+)
+from tests.plugins.redis_server import RedisServer, free_port
+from tests.plugins.store import PostgresServer
+
+DASHBOARD = """
+query Dashboard {
+  status { version }
+  featureViews { name }
+  customer(id: "1") { id name }
+  orders(first: 5) {
+    totalCount
+    nodes { id customer { id name } items { quantity product { id name } } }
+  }
+}
+"""
+UNCACHED = "{ status { version } featureViews { name } events(first: 3) { nodes { id } } }"
+BREAKERS = "{ status { dependencies { name state breaker { state failures retryAfterSeconds } } } }"
+
+
+async def post(client: httpx.AsyncClient, query: str) -> dict[str, Any]:
+    response = await client.post("/graphql", json={"query": query})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def stale_paths(body: dict[str, Any]) -> dict[tuple[str | int, ...], dict[str, Any]]:
+    entries = body.get("extensions", {}).get("cache", {}).get("stale", [])
+    return {tuple(entry["path"]): entry for entry in entries}
+
+
+async def breakers(client: httpx.AsyncClient) -> dict[str, str | None]:
+    return breaker_states((await post(client, BREAKERS))["data"]["status"])
+
+
+def sqlite_file(settings: Settings) -> Path:
+    assert settings.sqlite_path is not None
+    return settings.sqlite_path
+
+
+def without_extensions(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != "extensions"}
+
+
+async def test_store_unreadable_serves_cached_reads_and_recovers(
+    make_settings: SettingsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # TTL 0: every read goes to the store while it answers, so every entry is past its TTL
+    # and only stands in when the store fails.
+    settings = make_settings(
+        cache_ttl_seconds=0, store_breaker_failures=2, store_breaker_reset_seconds=0.3
+    )
+    app = create_app(settings)
+    async with serving(app) as client:
+        warm = await post(client, DASHBOARD)
+        assert "errors" not in warm
+        assert stale_paths(warm) == {}
+        store = UnreadableStore(app, sqlite_file(settings))
+        await store.break_()
+
+        started = time.perf_counter()
+        degraded = await post(client, DASHBOARD)
+        assert time.perf_counter() - started < 2
+        assert "errors" not in degraded, degraded["errors"]
+        assert degraded["data"] == warm["data"]
+        stale = stale_paths(degraded)
+        for path in [("customer",), ("orders",), ("orders", "totalCount")]:
+            assert stale[path]["code"] == "DEPENDENCY_UNAVAILABLE"
+            assert stale[path]["dependency"] == "store"
+            assert stale[path]["ageSeconds"] >= 0
+        assert ("orders", "nodes", 0, "customer") in stale
+        assert ("orders", "nodes", 0, "items") in stale
+        assert ("status",) not in stale
+
+        partial = await post(client, UNCACHED)
+        assert partial["data"]["status"]["version"]
+        assert partial["data"]["featureViews"]
+        assert partial["data"]["events"] is None
+        [error] = partial["errors"]
+        assert error["path"] == ["events"]
+        assert error["extensions"]["code"] == "DEPENDENCY_UNAVAILABLE"
+        assert error["extensions"]["retryable"] is True
+        assert 0 < error["extensions"]["retryAfter"] <= 0.3
+        assert error["extensions"]["dependency"] == "store"
+
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["failed"] == ["store"]
+        assert ready.json()["checks"]["store"]["breaker"]["state"] == "open"
+        assert (await breakers(client))["store"] == "OPEN"
+
+        # create_app set up the gateway's log handler in place of pytest's: listen again.
+        logging.getLogger().addHandler(caplog.handler)
+        caplog.set_level(logging.INFO)
+        await store.restore()
+
+        async def recovered() -> bool:
+            body = await post(client, DASHBOARD)
+            return "errors" not in body and not stale_paths(body)
+
+        await eventually(recovered)
+        assert (await breakers(client))["store"] == "CLOSED"
+        assert (await client.get("/readyz")).status_code == 200
+    changes = [
+        record.msg["state"]
+        for record in caplog.records
+        if isinstance(record.msg, dict)
+        and record.msg.get("event") == "breaker state changed"
+        and record.msg.get("dependency") == "store"
+    ]
+    assert changes[-2:] == ["half-open", "closed"]
+
+
+async def test_a_batch_serves_what_it_holds_and_fails_the_rest(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(cache_ttl_seconds=0, store_breaker_reset_seconds=60)
+    app = create_app(settings)
+    async with serving(app) as client:
+        await post(client, '{ a: customer(id: "1") { name } b: customer(id: "2") { name } }')
+        await UnreadableStore(app, sqlite_file(settings)).break_()
+        body = await post(
+            client,
+            '{ a: customer(id: "1") { name } b: customer(id: "2") { name }'
+            ' c: customer(id: "40") { name } }',
+        )
+    # One loader batch of three ids: two stand in from cache, the third fails alone.
+    assert body["data"]["a"]["name"]
+    assert body["data"]["b"]["name"]
+    assert body["data"]["c"] is None
+    assert [error["path"] for error in body["errors"]] == [["c"]]
+    assert set(stale_paths(body)) == {("a",), ("b",)}
+
+
+async def test_slow_store_times_out_fields_and_the_rest_answers_quickly(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(
+        cache_ttl_seconds=0,
+        store_call_timeout_seconds=0.2,
+        store_breaker_failures=3,
+        store_breaker_reset_seconds=0.3,
+    )
+    app = create_app(settings)
+    async with serving(app) as client:
+        warm = await post(client, DASHBOARD)
+        delayed = slow_down_store(app, 30.0)
+
+        started = time.perf_counter()
+        slow = await post(client, DASHBOARD)
+        assert time.perf_counter() - started < 1.5
+        assert "errors" not in slow
+        assert slow["data"] == warm["data"]
+        codes = {entry["code"] for entry in stale_paths(slow).values()}
+        assert "TIMEOUT" in codes
+        assert codes <= {"TIMEOUT", "DEPENDENCY_UNAVAILABLE"}
+
+        started = time.perf_counter()
+        partial = await post(client, UNCACHED)
+        assert time.perf_counter() - started < 1
+        assert partial["data"]["featureViews"]
+        assert partial["data"]["events"] is None
+        assert partial["errors"][0]["extensions"]["code"] in {"TIMEOUT", "DEPENDENCY_UNAVAILABLE"}
+        assert partial["errors"][0]["extensions"]["retryable"] is True
+        assert (await breakers(client))["store"] == "OPEN"
+
+        delayed.delay_seconds = 0
+
+        async def recovered() -> bool:
+            body = await post(client, DASHBOARD)
+            return "errors" not in body and not stale_paths(body)
+
+        await eventually(recovered)
+        assert (await breakers(client))["store"] == "CLOSED"
+
+
+async def test_unreachable_postgresql(make_settings: SettingsFactory) -> None:
+    settings = make_settings(
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/dataintel",
+        store_breaker_failures=1,
+    )
+    async with serving(create_app(settings)) as client:
+        started = time.perf_counter()
+        body = await post(
+            client,
+            "{ status { version } analyticsCatalog { measures { name } } featureViews { name }"
+            ' customer(id: "1") { name } orders(first: 2) { nodes { id } } }',
+        )
+        assert time.perf_counter() - started < 3
+        assert body["data"]["status"]["version"]
+        assert body["data"]["analyticsCatalog"]["measures"]
+        assert body["data"]["featureViews"]
+        assert body["data"]["customer"] is None
+        assert body["data"]["orders"] is None
+        codes = {error["extensions"]["code"] for error in body["errors"]}
+        assert codes == {"DEPENDENCY_UNAVAILABLE"}
+        assert sorted(error["path"][0] for error in body["errors"]) == ["customer", "orders"]
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await breakers(client))["store"] == "OPEN"
+
+
+@pytest.mark.postgres
+async def test_dropped_postgresql_database(
+    make_settings: SettingsFactory, fresh_postgres_url: str, postgres_server: PostgresServer
+) -> None:
+    engine = create_engine(Settings(database_url=fresh_postgres_url))
+    try:
+        await upgrade(engine)
+        await seed(engine, 1)
+    finally:
+        await engine.dispose()
+    settings = make_settings(database_url=fresh_postgres_url, cache_ttl_seconds=0)
+    async with serving(create_app(settings)) as client:
+        warm = await post(client, DASHBOARD)
+        assert "errors" not in warm
+        database = make_url(fresh_postgres_url).database
+        assert database is not None
+        await postgres_server.drop_database(database)
+
+        degraded = await post(client, DASHBOARD)
+        assert degraded["data"] == warm["data"]
+        assert ("customer",) in stale_paths(degraded)
+        partial = await post(client, UNCACHED)
+        assert partial["data"]["events"] is None
+        assert partial["errors"][0]["extensions"]["code"] == "DEPENDENCY_UNAVAILABLE"
+        assert (await client.get("/readyz")).status_code == 503
+
+
+@pytest.mark.redis
+async def test_redis_stopped_and_started_again(
+    make_settings: SettingsFactory, redis_url: str, redis_server: RedisServer
+) -> None:
+    settings = make_settings(
+        redis_url=redis_url, redis_breaker_failures=1, redis_breaker_reset_seconds=0.2
+    )
+    app = create_app(settings)
+    async with serving(app) as client:
+        warm = await post(client, DASHBOARD)
+        await runtime_of(app).platform.cache.settle_loads()
+        redis_server.stop()
+        try:
+            started = time.perf_counter()
+            cached = await post(client, DASHBOARD)
+            assert time.perf_counter() - started < 2
+            assert without_extensions(cached) == without_extensions(warm)
+            fresh = await post(client, UNCACHED)
+            assert "errors" not in fresh
+            assert fresh["data"]["events"]["nodes"]
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json()["degraded"] == ["redis"]
+            assert (await breakers(client))["redis"] == "OPEN"
+        finally:
+            redis_server.start()
+
+        async def closed() -> bool:
+            await post(client, DASHBOARD)
+            return (await breakers(client))["redis"] == "CLOSED"
+
+        await eventually(closed)
+        assert without_extensions(await post(client, DASHBOARD)) == without_extensions(warm)
+        assert (await client.get("/readyz")).json()["status"] == "ready"
+
+
+@pytest.mark.redis
+async def test_paused_redis_does_not_slow_the_gateway_down(
+    make_settings: SettingsFactory, redis_url: str
+) -> None:
+    settings = make_settings(
+        redis_url=redis_url, redis_call_timeout_seconds=0.1, redis_breaker_failures=2
+    )
+    query = DASHBOARD.replace("status { version }", "")
+    async with serving(create_app(settings)) as client:
+        warm = await post(client, query)
+        async with redis_paused(redis_url, 5000):
+            for _ in range(3):
+                started = time.perf_counter()
+                body = await post(client, query)
+                assert time.perf_counter() - started < 1
+                assert without_extensions(body) == without_extensions(warm)

@@ -1,0 +1,201 @@
+"""The audit log on both stores: the hash chain, tamper detection, serialized appends, queries."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataintel.errors import BadUserInputError, ForbiddenError
+from dataintel.services.audit import (
+    AuditEvent,
+    AuditFilter,
+    SqlAuditService,
+    audit_keyset,
+    entry_hash,
+)
+from dataintel.services.auth import Actor, scopes_for
+from dataintel.services.pagination import PageRequest
+from dataintel.store import tables
+
+AUDITOR = Actor("1", frozenset({"admin"}), scopes_for(["admin"]))
+
+
+def event(number: int, **overrides: str) -> AuditEvent:
+    fields = {
+        "actor": f"user:{number % 3}",
+        "action": "auth.login" if number % 2 else "auth.api_key.create",
+        "target": f"user:{number}",
+        "outcome": "success" if number % 4 else "failure",
+        "request_id": f"request-{number}",
+    }
+    fields.update(overrides)
+    return AuditEvent(**fields, details={"number": number, "note": "ünïcode"})
+
+
+async def append_many(audit: SqlAuditService, count: int) -> list[int]:
+    return [(await audit.append(event(number))).id for number in range(1, count + 1)]
+
+
+async def test_entries_chain_to_the_one_before(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    first = await audit.append(event(1))
+    second = await audit.append(event(2))
+    assert first.prev_hash is None
+    assert second.prev_hash == first.entry_hash
+    assert second.entry_hash == entry_hash(
+        occurred_at=second.occurred_at,
+        actor=second.actor,
+        action=second.action,
+        target=second.target,
+        outcome=second.outcome,
+        request_id=second.request_id,
+        details=second.details,
+        prev_hash=second.prev_hash,
+    )
+    report = await audit.verify()
+    assert report.intact
+    assert report.entries_checked == 2
+    assert report.head_hash == second.entry_hash
+
+
+async def test_empty_log_is_intact(store_engine: AsyncEngine) -> None:
+    report = await SqlAuditService(store_engine).verify()
+    assert report.intact
+    assert report.entries_checked == 0
+    assert report.head_hash is None
+
+
+async def test_changed_entry_is_named(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    ids = await append_many(audit, 6)
+    log = tables.audit_log
+    async with store_engine.begin() as connection:
+        await connection.execute(
+            sa.update(log).where(log.c.id == ids[3]).values(outcome="success", actor="user:0")
+        )
+    report = await audit.verify()
+    assert report.first_broken_id == ids[3]
+    assert report.entries_checked == 3
+    assert report.problem is not None
+    assert "content" in report.problem
+
+
+async def test_changed_entry_with_recomputed_hash_breaks_the_next_link(
+    store_engine: AsyncEngine,
+) -> None:
+    audit = SqlAuditService(store_engine)
+    ids = await append_many(audit, 4)
+    log = tables.audit_log
+    async with store_engine.begin() as connection:
+        row = (await connection.execute(sa.select(log).where(log.c.id == ids[1]))).one()
+        forged = entry_hash(
+            occurred_at=row.occurred_at,
+            actor="user:99",
+            action=row.action,
+            target=row.target,
+            outcome=row.outcome,
+            request_id=row.request_id,
+            details=row.details,
+            prev_hash=row.prev_hash,
+        )
+        await connection.execute(
+            sa.update(log).where(log.c.id == ids[1]).values(actor="user:99", entry_hash=forged)
+        )
+    report = await audit.verify()
+    assert report.first_broken_id == ids[2]
+    assert report.problem is not None
+    assert "prev_hash" in report.problem
+
+
+async def test_deleted_entry_is_detected_at_the_next(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    ids = await append_many(audit, 5)
+    log = tables.audit_log
+    async with store_engine.begin() as connection:
+        await connection.execute(sa.delete(log).where(log.c.id == ids[2]))
+    report = await audit.verify()
+    assert report.first_broken_id == ids[3]
+    assert report.entries_checked == 2
+
+
+async def test_deleted_first_entry_is_detected(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    ids = await append_many(audit, 3)
+    async with store_engine.begin() as connection:
+        await connection.execute(sa.delete(tables.audit_log).where(tables.audit_log.c.id == ids[0]))
+    assert (await audit.verify()).first_broken_id == ids[1]
+
+
+async def test_concurrent_appends_never_fork_the_chain(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    await asyncio.gather(*(audit.append(event(number)) for number in range(1, 41)))
+    report = await audit.verify()
+    assert report.intact
+    assert report.entries_checked == 40
+
+
+async def test_change_and_entry_roll_back_together(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    await audit.append(event(1))
+
+    async def failing_change() -> None:
+        async with audit.transaction() as connection:
+            await audit.append_in(connection, event(2))
+            raise RuntimeError("change failed")
+
+    with pytest.raises(RuntimeError, match="change failed"):
+        await failing_change()
+    after = await audit.append(event(3))
+    report = await audit.verify()
+    assert report.intact
+    assert report.entries_checked == 2
+    assert report.head_hash == after.entry_hash
+
+
+async def test_query_filters_and_pages_newest_first(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    ids = await append_many(audit, 12)
+    logins = AuditFilter(actions=("auth.login",))
+    first = await audit.entries(AUDITOR, logins, PageRequest(4))
+    assert [record.id for record in first.items] == [ids[10], ids[8], ids[6], ids[4]]
+    assert first.has_next_page
+    rest = await audit.entries(AUDITOR, logins, PageRequest(4, audit_keyset(first.items[-1])))
+    assert [record.id for record in rest.items] == [ids[2], ids[0]]
+    assert not rest.has_next_page
+    assert await audit.count(AUDITOR, logins) == 6
+
+    failures = AuditFilter(outcomes=("failure",), actors=("user:1",))
+    found = await audit.entries(AUDITOR, failures, PageRequest(10))
+    assert [record.target for record in found.items] == ["user:4"]
+    assert found.items[0].details_mapping == {"note": "ünïcode", "number": 4}
+
+    by_request = await audit.entries(AUDITOR, AuditFilter(request_id="request-7"), PageRequest(5))
+    assert [record.id for record in by_request.items] == [ids[6]]
+
+    now = datetime.now(UTC)
+    future = AuditFilter(occurred_from=now + timedelta(minutes=1))
+    assert (await audit.entries(AUDITOR, future, PageRequest(5))).items == []
+    window = AuditFilter(occurred_from=now - timedelta(minutes=5), occurred_before=now)
+    assert await audit.count(AUDITOR, window) == 12
+
+
+async def test_reading_needs_the_read_audit_scope(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    analyst = Actor("2", frozenset({"analyst"}), scopes_for(["analyst"]))
+    with pytest.raises(ForbiddenError):
+        await audit.entries(analyst, AuditFilter(), PageRequest(5))
+    with pytest.raises(ForbiddenError):
+        await audit.count(Actor(None), AuditFilter())
+    officer = Actor("3", frozenset({"privacy_officer"}), scopes_for(["privacy_officer"]))
+    assert (await audit.entries(officer, AuditFilter(), PageRequest(5))).items == []
+
+
+async def test_reversed_time_range_is_bad_input(store_engine: AsyncEngine) -> None:
+    now = datetime.now(UTC)
+    where = AuditFilter(occurred_from=now, occurred_before=now - timedelta(seconds=1))
+    with pytest.raises(BadUserInputError):
+        await SqlAuditService(store_engine).entries(AUDITOR, where, PageRequest(5))
