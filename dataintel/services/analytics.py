@@ -29,12 +29,12 @@ from dataintel.errors import BadUserInputError
 from dataintel.services.time_buckets import GRANULARITIES, ZoneClock, bucket_key, zone_named
 from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine
+from dataintel.store.rows import AnyRow
 from dataintel.store.types import UTCDateTime
 
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "ratio"]
 DimensionType = Literal["string", "time"]
 FilterValue = str | float | datetime
-AnyRow = sa.Row[*tuple[Any, ...]]
 
 BUILT_IN_CATALOG = "analytics_catalog.yaml"
 DEFAULT_LIMIT = 1000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from dataintel.errors import BadUserInputError, ForbiddenError
 from dataintel.services.pagination import Keyset, Page, PageRequest
 from dataintel.store import tables
+from dataintel.store.rows import columns_of, record_from
 
 READ_AUDIT_SCOPE = "read:audit"
 
@@ -30,8 +31,6 @@ ANONYMOUS_ACTOR = "anonymous"
 # pg_advisory_xact_lock takes a bigint; any constant works as long as only the audit log uses it.
 _POSTGRES_LOCK_KEY = int.from_bytes(hashlib.sha256(b"dataintel.audit_log").digest()[:8], "big") >> 1
 _VERIFY_BATCH_ROWS = 1000
-
-AnyRow = sa.Row[*tuple[Any, ...]]
 
 
 class Reader(Protocol):
@@ -167,24 +166,8 @@ def _hash_of(record: AuditRecord) -> str:
     )
 
 
-_COLUMNS = (
-    tables.audit_log.c.id,
-    tables.audit_log.c.occurred_at,
-    tables.audit_log.c.actor,
-    tables.audit_log.c.action,
-    tables.audit_log.c.target,
-    tables.audit_log.c.outcome,
-    tables.audit_log.c.request_id,
-    tables.audit_log.c.details,
-    tables.audit_log.c.prev_hash,
-    tables.audit_log.c.entry_hash,
-)
-
-
-def _record(row: AnyRow) -> AuditRecord:
-    # The selected columns are the record's fields in order (see _COLUMNS).
-    make: Callable[..., AuditRecord] = AuditRecord
-    return make(*row)
+# The audit_log columns in AuditRecord's field order, so rows turn into records directly.
+_COLUMNS = tuple(columns_of(tables.audit_log, AuditRecord))
 
 
 def _in(column: sa.ColumnElement[Any], values: tuple[str, ...] | None) -> list[Any]:
@@ -302,7 +285,7 @@ class SqlAuditService:
                 if not rows:
                     return ChainReport(checked, previous_hash)
                 for row in rows:
-                    record = _record(row)
+                    record = record_from(AuditRecord, row)
                     if record.prev_hash != previous_hash:
                         problem = (
                             "its prev_hash does not match the entry before it"
@@ -332,7 +315,9 @@ class SqlAuditService:
         )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
-        return Page([_record(row) for row in rows[: page.first]], len(rows) > page.first)
+        return Page(
+            [record_from(AuditRecord, row) for row in rows[: page.first]], len(rows) > page.first
+        )
 
     async def count(self, reader: Reader, where: AuditFilter) -> int:
         """Entries matching the filter; needs the read:audit scope."""
@@ -348,7 +333,9 @@ class SqlAuditService:
         log = tables.audit_log
         statement = sa.select(*_COLUMNS).order_by(log.c.id.desc()).limit(limit)
         async with self._engine.connect() as connection:
-            return [_record(row) for row in (await connection.execute(statement)).all()]
+            return [
+                record_from(AuditRecord, row) for row in (await connection.execute(statement)).all()
+            ]
 
 
 def _after_id(after: Keyset) -> int:

@@ -38,6 +38,7 @@ from dataintel.services.audit import (
 from dataintel.services.pagination import Keyset, Page, PageRequest
 from dataintel.services.tokens import TokenCodec
 from dataintel.store import tables
+from dataintel.store.rows import AnyRow
 from dataintel.store.seed import ROLE_DESCRIPTIONS
 
 # --- Roles and scopes: the one place that says what each role may do ----------------------
@@ -88,8 +89,6 @@ _MAXIMUM_ACTOR_LENGTH = 320
 OPERATOR_NAME = "operator"
 
 _log = get_logger("dataintel.auth")
-
-AnyRow = sa.Row[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)

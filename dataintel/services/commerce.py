@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from dataintel.services.pagination import Keyset, Page, PageRequest
 from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine
+from dataintel.store.rows import AnyRow, columns_of, record_from
 
 R = TypeVar("R")
-AnyRow = sa.Row[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,16 +165,6 @@ class CommerceService(Protocol):
     async def count_events(self, where: EventFilter) -> int: ...
 
 
-def _columns(table: sa.Table, record_type: type[Any]) -> list[sa.ColumnElement[Any]]:
-    return [table.c[field.name] for field in fields(record_type)]
-
-
-def _record(record_type: type[R], row: AnyRow) -> R:
-    # The selected columns are the record's fields in order (see _columns).
-    make: Callable[..., R] = record_type
-    return make(*row)
-
-
 def _in(column: sa.ColumnElement[Any], values: tuple[Any, ...] | None) -> list[Any]:
     return [] if values is None else [column.in_(values)]
 
@@ -257,8 +247,8 @@ class SqlCommerceService:
     async def _by_id(
         self, table: sa.Table, record_type: type[R], ids: Sequence[int]
     ) -> Mapping[int, R]:
-        statement = sa.select(*_columns(table, record_type)).where(table.c.id.in_(set(ids)))
-        return {row.id: _record(record_type, row) for row in await self._rows(statement)}
+        statement = sa.select(*columns_of(table, record_type)).where(table.c.id.in_(set(ids)))
+        return {row.id: record_from(record_type, row) for row in await self._rows(statement)}
 
     async def customers_by_id(self, ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
         return await self._by_id(tables.customers, CustomerRecord, ids)
@@ -274,13 +264,13 @@ class SqlCommerceService:
     ) -> Mapping[int, Sequence[OrderItemRecord]]:
         items = tables.order_items
         statement = (
-            sa.select(*_columns(items, OrderItemRecord))
+            sa.select(*columns_of(items, OrderItemRecord))
             .where(items.c.order_id.in_(set(order_ids)))
             .order_by(items.c.order_id, items.c.id)
         )
         grouped: defaultdict[int, list[OrderItemRecord]] = defaultdict(list)
         for row in await self._rows(statement):
-            grouped[row.order_id].append(_record(OrderItemRecord, row))
+            grouped[row.order_id].append(record_from(OrderItemRecord, row))
         return grouped
 
     async def _page(
@@ -293,14 +283,14 @@ class SqlCommerceService:
         page: PageRequest,
     ) -> Page[R]:
         statement = (
-            sa.select(*_columns(table, record_type))
+            sa.select(*columns_of(table, record_type))
             .where(*conditions, *_after(table, sort, descending, page.after))
             .order_by(*_sort(table, sort, descending))
             .limit(page.first + 1)
         )
         rows = await self._rows(statement)
         return Page(
-            [_record(record_type, row) for row in rows[: page.first]], len(rows) > page.first
+            [record_from(record_type, row) for row in rows[: page.first]], len(rows) > page.first
         )
 
     async def _count(self, table: sa.Table, conditions: list[Any]) -> int:
@@ -323,7 +313,7 @@ class SqlCommerceService:
             .label("position")
         )
         numbered = (
-            sa.select(*_columns(orders, OrderRecord), position)
+            sa.select(*columns_of(orders, OrderRecord), position)
             .where(
                 orders.c.customer_id.in_(set(customer_ids)),
                 *_order_conditions(where),
@@ -338,7 +328,7 @@ class SqlCommerceService:
         )
         grouped: defaultdict[int, list[OrderRecord]] = defaultdict(list)
         for row in await self._rows(statement):
-            grouped[row.customer_id].append(_record(OrderRecord, row))
+            grouped[row.customer_id].append(record_from(OrderRecord, row))
         return {
             customer_id: Page(
                 grouped[customer_id][: page.first], len(grouped[customer_id]) > page.first
