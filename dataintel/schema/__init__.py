@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.tools import merge_types
 
 from dataintel.schema.analytics import AnalyticsQuery
 from dataintel.schema.audit import AuditQuery
@@ -25,8 +24,13 @@ QUERIES: tuple[type, ...] = (
 MUTATIONS: tuple[type, ...] = (AuthMutation,)
 
 
+def _root(name: str, domains: tuple[type, ...], description: str) -> type:
+    # What strawberry.tools.merge_types does, plus a description for GraphiQL's docs.
+    return strawberry.type(type(name, domains, {}), description=description)
+
+
 def build_schema() -> strawberry.Schema:
     """The gateway's one schema; built once per app."""
-    query = merge_types("Query", QUERIES)
-    mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
+    query = _root("Query", QUERIES, "Everything the gateway can read, across its domains.")
+    mutation = _root("Mutation", MUTATIONS, "Every change the gateway can make.")
     return strawberry.Schema(query=query, mutation=mutation, types=[ErrorCode])

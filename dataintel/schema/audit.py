@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
@@ -10,7 +11,12 @@ from strawberry.scalars import JSON
 from dataintel.directives.auth import Auth
 from dataintel.resolvers import audit as resolvers
 from dataintel.resolvers.info import Info
-from dataintel.schema.commerce import DEFAULT_PAGE, AfterArgument, FirstArgument
+from dataintel.schema.commerce import (
+    DEFAULT_PAGE,
+    AfterArgument,
+    FilterDescription,
+    FirstArgument,
+)
 from dataintel.schema.pagination import Connection
 from dataintel.services import audit as records
 from dataintel.services.audit import READ_AUDIT_SCOPE, audit_keyset
@@ -22,7 +28,7 @@ def _words(values: list[str] | None) -> tuple[str, ...] | None:
 
 @strawberry.type(description="One entry of the audit log, chained to the one before it.")
 class AuditEntry:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
     occurred_at: datetime = strawberry.field(description="When it happened (UTC).")
     actor: str = strawberry.field(
         description="Who: user:<id>, external:<subject>, email:<address> (login), operator,"
@@ -87,7 +93,7 @@ class AuditQuery:
         info: Info,
         first: FirstArgument = DEFAULT_PAGE,
         after: AfterArgument = None,
-        filter: AuditFilter | None = None,
+        filter: Annotated[AuditFilter | None, FilterDescription] = None,
     ) -> Connection[AuditEntry] | None:
         where = filter.to_record() if filter is not None else records.AuditFilter()
         found, count = await resolvers.entries(info, first, after, where)

@@ -12,7 +12,13 @@ from dataintel.directives.auth import PUBLIC, SIGNED_IN, Auth
 from dataintel.directives.rate_limit import RateLimit, RateLimitPer
 from dataintel.resolvers import auth as resolvers
 from dataintel.resolvers.info import Info
-from dataintel.schema.commerce import DEFAULT_PAGE, AfterArgument, FirstArgument
+from dataintel.schema.commerce import (
+    DEFAULT_PAGE,
+    AfterArgument,
+    FilterDescription,
+    FirstArgument,
+    IdArgument,
+)
 from dataintel.schema.pagination import Connection
 from dataintel.services import auth as records
 from dataintel.services.auth import ADMIN_USERS_SCOPE, ROLES, api_key_keyset, user_keyset
@@ -41,7 +47,7 @@ def _roles(names: frozenset[str] | tuple[str, ...]) -> list[Role]:
 
 @strawberry.type(description="A user of the gateway.")
 class User:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
     email: str = strawberry.field(description="Sign-in email, lower case.")
     display_name: str = strawberry.field(description="The name shown for the user.")
     is_active: bool = strawberry.field(description="False once deactivated: nothing works.")
@@ -93,7 +99,7 @@ class ApiKeyState(enum.Enum):
 
 @strawberry.type(description="An API key; its secret is never shown again after creation.")
 class ApiKey:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
     user_id: strawberry.ID = strawberry.field(description="The user the key acts as.")
     name: str = strawberry.field(description="What the key is for.")
     prefix: str = strawberry.field(description="The key's first characters, to recognize it.")
@@ -212,7 +218,7 @@ class AuthQuery:
         description="A user by id: admins see everyone, others only themselves.",
         directives=[SIGNED_IN],
     )
-    async def user(self, info: Info, id: strawberry.ID) -> User | None:
+    async def user(self, info: Info, id: IdArgument) -> User | None:
         record = await resolvers.user(info, id)
         return User.from_record(record) if record is not None else None
 
@@ -222,7 +228,7 @@ class AuthQuery:
         info: Info,
         first: FirstArgument = DEFAULT_PAGE,
         after: AfterArgument = None,
-        filter: UserFilter | None = None,
+        filter: Annotated[UserFilter | None, FilterDescription] = None,
     ) -> Connection[User] | None:
         where = filter.to_record() if filter is not None else records.UserFilter()
         found, count = await resolvers.users(info, first, after, where)
@@ -253,11 +259,20 @@ class AuthMutation:
         " Wrong ones are UNAUTHENTICATED on this field; every attempt is audited.",
         directives=[PUBLIC, LOGIN_RATE_LIMIT],
     )
-    async def login(self, info: Info, email: str, password: str) -> LoginPayload | None:
+    async def login(
+        self,
+        info: Info,
+        email: Annotated[str, strawberry.argument(description="The account's e-mail.")],
+        password: Annotated[str, strawberry.argument(description="Its password.")],
+    ) -> LoginPayload | None:
         return LoginPayload.from_record(await resolvers.login(info, email, password))
 
     @strawberry.mutation(description="Creates a user; admins only.", directives=[ADMINS])
-    async def create_user(self, info: Info, input: CreateUserInput) -> User | None:
+    async def create_user(
+        self,
+        info: Info,
+        input: Annotated[CreateUserInput, strawberry.argument(description="The new user.")],
+    ) -> User | None:
         return User.from_record(await resolvers.create_user(info, input.to_record()))
 
     @strawberry.mutation(
@@ -265,7 +280,12 @@ class AuthMutation:
         directives=[ADMINS],
     )
     async def set_user_roles(
-        self, info: Info, user_id: UserIdArgument, roles: list[Role]
+        self,
+        info: Info,
+        user_id: UserIdArgument,
+        roles: Annotated[
+            list[Role], strawberry.argument(description="The roles it holds from now.")
+        ],
     ) -> User | None:
         names = [role.value for role in roles]
         return User.from_record(await resolvers.set_roles(info, user_id, names))
@@ -289,7 +309,10 @@ class AuthMutation:
         directives=[SIGNED_IN, PASSWORD_CHANGE_RATE_LIMIT],
     )
     async def change_password(
-        self, info: Info, current_password: str, new_password: str
+        self,
+        info: Info,
+        current_password: Annotated[str, strawberry.argument(description="The password now.")],
+        new_password: Annotated[str, strawberry.argument(description="The password to set.")],
     ) -> User | None:
         changed = await resolvers.change_password(info, current_password, new_password)
         return User.from_record(changed)
@@ -298,7 +321,10 @@ class AuthMutation:
         description="Sets a user's password (in variables); admins only.", directives=[ADMINS]
     )
     async def set_user_password(
-        self, info: Info, user_id: UserIdArgument, password: str
+        self,
+        info: Info,
+        user_id: UserIdArgument,
+        password: Annotated[str, strawberry.argument(description="The password to set.")],
     ) -> User | None:
         return User.from_record(await resolvers.set_password(info, user_id, password))
 
@@ -326,5 +352,5 @@ class AuthMutation:
         description="Revokes an API key of the viewer's (admins: any key).",
         directives=[SIGNED_IN],
     )
-    async def revoke_api_key(self, info: Info, id: strawberry.ID) -> ApiKey | None:
+    async def revoke_api_key(self, info: Info, id: IdArgument) -> ApiKey | None:
         return ApiKey.from_record(await resolvers.revoke_api_key(info, id))

@@ -173,6 +173,8 @@ class EventFilter:
 FirstArgument = Annotated[
     int, strawberry.argument(description="Items on the page (at most the configured maximum).")
 ]
+IdArgument = Annotated[strawberry.ID, strawberry.argument(description="The object's id.")]
+FilterDescription = strawberry.argument(description="Conditions that all must hold; none: all.")
 AfterArgument = Annotated[
     str | None, strawberry.argument(description="The endCursor of the previous page.")
 ]
@@ -180,7 +182,7 @@ AfterArgument = Annotated[
 
 @strawberry.type(description="A customer of the business.", directives=ENTITY_CACHE)
 class Customer:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
     code: str = strawberry.field(description="The business's customer number, e.g. C000042.")
     email: str = strawberry.field(description="Contact e-mail address.")
     name: str = strawberry.field(description="Full name.")
@@ -196,7 +198,7 @@ class Customer:
         info: Info,
         first: FirstArgument = DEFAULT_PAGE,
         after: AfterArgument = None,
-        filter: OrderFilter | None = None,
+        filter: Annotated[OrderFilter | None, FilterDescription] = None,
     ) -> Connection[Order] | None:
         page = resolvers.page_request(info, first, after)
         where = filter.to_record() if filter else records.OrderFilter()
@@ -230,7 +232,7 @@ class Customer:
 
 @strawberry.type(description="Something the business sells.", directives=ENTITY_CACHE)
 class Product:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
     sku: str = strawberry.field(description="Stock keeping unit.")
     name: str = strawberry.field(description="Product name.")
     category: str = strawberry.field(description="Product category, e.g. electronics.")
@@ -253,7 +255,7 @@ class Product:
 
 @strawberry.type(description="One line of an order.", directives=ENTITY_CACHE)
 class OrderItem:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
     quantity: int = strawberry.field(description="Units ordered.")
     unit_price_cents: int = strawberry.field(description="Price of one unit in cents.")
     product_id: strawberry.Private[int]
@@ -279,7 +281,7 @@ class OrderItem:
 
 @strawberry.type(description="A customer's order.", directives=ENTITY_CACHE)
 class Order:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
     status: OrderStatus = strawberry.field(description="Where the order is in its life.")
     channel: SalesChannel = strawberry.field(description="Where it was placed.")
     placed_at: datetime = strawberry.field(description="When it was placed (UTC).")
@@ -318,7 +320,7 @@ class Order:
 
 @strawberry.type(description="Something a visitor or customer did.", directives=ENTITY_CACHE)
 class Event:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
     type: EventType = strawberry.field(description="What happened.")
     channel: str = strawberry.field(description="Where it happened.")
     session_id: str = strawberry.field(description="The visit it belongs to.")
@@ -349,7 +351,7 @@ class CommerceQuery:
     @strawberry.field(
         description="A customer by id; null when there is none.", directives=[VIEWERS]
     )
-    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+    async def customer(self, info: Info, id: IdArgument) -> Customer | None:
         record = await resolvers.customer(info, resolvers.entity_id(id, "customer"))
         return Customer.from_record(record) if record else None
 
@@ -359,7 +361,7 @@ class CommerceQuery:
         info: Info,
         first: FirstArgument = DEFAULT_PAGE,
         after: AfterArgument = None,
-        filter: CustomerFilter | None = None,
+        filter: Annotated[CustomerFilter | None, FilterDescription] = None,
     ) -> Connection[Customer] | None:
         page = resolvers.page_request(info, first, after)
         where = filter.to_record() if filter else records.CustomerFilter()
@@ -367,7 +369,7 @@ class CommerceQuery:
         return Connection.from_page(found, Customer.from_record, id_keyset, count)
 
     @strawberry.field(description="A product by id; null when there is none.", directives=[VIEWERS])
-    async def product(self, info: Info, id: strawberry.ID) -> Product | None:
+    async def product(self, info: Info, id: IdArgument) -> Product | None:
         record = await resolvers.product(info, resolvers.entity_id(id, "product"))
         return Product.from_record(record) if record else None
 
@@ -377,7 +379,7 @@ class CommerceQuery:
         info: Info,
         first: FirstArgument = DEFAULT_PAGE,
         after: AfterArgument = None,
-        filter: ProductFilter | None = None,
+        filter: Annotated[ProductFilter | None, FilterDescription] = None,
     ) -> Connection[Product] | None:
         page = resolvers.page_request(info, first, after)
         where = filter.to_record() if filter else records.ProductFilter()
@@ -385,7 +387,7 @@ class CommerceQuery:
         return Connection.from_page(found, Product.from_record, id_keyset, count)
 
     @strawberry.field(description="An order by id; null when there is none.", directives=[VIEWERS])
-    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+    async def order(self, info: Info, id: IdArgument) -> Order | None:
         record = await resolvers.order(info, resolvers.entity_id(id, "order"))
         return Order.from_record(record) if record else None
 
@@ -397,7 +399,7 @@ class CommerceQuery:
         info: Info,
         first: FirstArgument = DEFAULT_PAGE,
         after: AfterArgument = None,
-        filter: OrderFilter | None = None,
+        filter: Annotated[OrderFilter | None, FilterDescription] = None,
     ) -> Connection[Order] | None:
         page = resolvers.page_request(info, first, after)
         where = filter.to_record() if filter else records.OrderFilter()
@@ -412,7 +414,7 @@ class CommerceQuery:
         info: Info,
         first: FirstArgument = DEFAULT_PAGE,
         after: AfterArgument = None,
-        filter: EventFilter | None = None,
+        filter: Annotated[EventFilter | None, FilterDescription] = None,
     ) -> Connection[Event] | None:
         page = resolvers.page_request(info, first, after)
         where = filter.to_record() if filter else records.EventFilter()
