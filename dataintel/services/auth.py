@@ -126,6 +126,24 @@ class Actor:
         local = self.local_user_id
         return f"user:{local}" if local is not None else self.user_id
 
+    def audit_event(
+        self,
+        action: str,
+        target: str,
+        *,
+        outcome: str = SUCCESS,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent:
+        """An audit entry of something this actor did, in the actor's request."""
+        return AuditEvent(
+            actor=self.audit_name,
+            action=action,
+            target=target,
+            outcome=outcome,
+            request_id=self.request_id,
+            details=details or {},
+        )
+
     @property
     def is_admin(self) -> bool:
         """True when the actor may manage users, roles and every API key."""
@@ -546,12 +564,10 @@ class SqlAuthService:
         if actor.is_admin:
             return
         await self._audit.append(
-            AuditEvent(
-                actor=actor.audit_name,
-                action=action,
-                target=target,
+            actor.audit_event(
+                action,
+                target,
                 outcome=DENIED,
-                request_id=actor.request_id,
                 details={"requiredScope": ADMIN_USERS_SCOPE},
             )
         )
@@ -662,12 +678,9 @@ class SqlAuthService:
             await self._write_roles(connection, user_id, roles)
             await self._audit.append_in(
                 connection,
-                AuditEvent(
-                    actor=actor.audit_name,
-                    action="auth.user.create",
-                    target=f"user:{user_id}",
-                    outcome=SUCCESS,
-                    request_id=actor.request_id,
+                actor.audit_event(
+                    "auth.user.create",
+                    f"user:{user_id}",
                     details={
                         "email": email,
                         "roles": list(roles),
@@ -738,12 +751,9 @@ class SqlAuthService:
             await self._write_roles(connection, user_id, checked)
             await self._audit.append_in(
                 connection,
-                AuditEvent(
-                    actor=actor.audit_name,
-                    action="auth.user.set_roles",
-                    target=f"user:{user_id}",
-                    outcome=SUCCESS,
-                    request_id=actor.request_id,
+                actor.audit_event(
+                    "auth.user.set_roles",
+                    f"user:{user_id}",
                     details={"before": list(before.roles), "after": list(checked)},
                 ),
             )
@@ -774,12 +784,9 @@ class SqlAuthService:
             )
             await self._audit.append_in(
                 connection,
-                AuditEvent(
-                    actor=actor.audit_name,
-                    action=action,
-                    target=f"user:{user_id}",
-                    outcome=SUCCESS,
-                    request_id=actor.request_id,
+                actor.audit_event(
+                    action,
+                    f"user:{user_id}",
                     details={"was_active": before.is_active},
                 ),
             )
@@ -804,12 +811,10 @@ class SqlAuthService:
             ).scalar_one_or_none()
         if not await self._passwords.verify(stored, current):
             await self._audit.append(
-                AuditEvent(
-                    actor=actor.audit_name,
-                    action="auth.password.change",
-                    target=f"user:{own}",
+                actor.audit_event(
+                    "auth.password.change",
+                    f"user:{own}",
                     outcome=FAILURE,
-                    request_id=actor.request_id,
                     details={"reason": "wrong_password" if stored else "no_password"},
                 )
             )
@@ -840,12 +845,9 @@ class SqlAuthService:
                 raise NotFoundError(f"There is no user {user_id}.", domain="auth")
             await self._audit.append_in(
                 connection,
-                AuditEvent(
-                    actor=actor.audit_name,
-                    action=action,
-                    target=f"user:{user_id}",
-                    outcome=SUCCESS,
-                    request_id=actor.request_id,
+                actor.audit_event(
+                    action,
+                    f"user:{user_id}",
                 ),
             )
             updated = await self._user_by_id(user_id, connection)
@@ -907,12 +909,9 @@ class SqlAuthService:
             ).scalar_one()
             await self._audit.append_in(
                 connection,
-                AuditEvent(
-                    actor=actor.audit_name,
-                    action="auth.api_key.create",
-                    target=f"api_key:{new_id}",
-                    outcome=SUCCESS,
-                    request_id=actor.request_id,
+                actor.audit_event(
+                    "auth.api_key.create",
+                    f"api_key:{new_id}",
                     details={
                         "user": f"user:{owner}",
                         "prefix": values["prefix"],
@@ -988,12 +987,9 @@ class SqlAuthService:
             )
             await self._audit.append_in(
                 connection,
-                AuditEvent(
-                    actor=actor.audit_name,
-                    action="auth.api_key.revoke",
-                    target=f"api_key:{key_id}",
-                    outcome=SUCCESS,
-                    request_id=actor.request_id,
+                actor.audit_event(
+                    "auth.api_key.revoke",
+                    f"api_key:{key_id}",
                     details={"user": f"user:{record.user_id}", "prefix": record.prefix},
                 ),
             )
