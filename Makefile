@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck assets bench clean help
+.PHONY: run test lint typecheck assets conformance bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,6 +18,14 @@ $(STAMP): pyproject.toml
 assets: $(STAMP)  ## fetch the pinned, integrity-checked GraphiQL files from the npm registry
 	bash web/graphiql/build.sh
 
+CONFORMANCE := web/conformance/node_modules/.package-lock.json
+
+$(CONFORMANCE): web/conformance/package-lock.json web/conformance/package.json
+	cd web/conformance && npm ci --ignore-scripts --no-audit --no-fund --loglevel=warn
+	touch $(CONFORMANCE)
+
+conformance: $(CONFORMANCE)  ## fetch the pinned external checkers (graphql-http's audit) the suite runs
+
 run: $(STAMP) assets  ## migrate, seed on first run, serve on http://127.0.0.1:8000/graphql
 	$(BIN)/dataintel serve
 
@@ -28,11 +36,11 @@ lint: $(STAMP)  ## ruff lint and format check
 typecheck: $(STAMP)  ## mypy --strict
 	$(BIN)/mypy
 
-test: $(STAMP) assets lint typecheck  ## ruff, mypy --strict and the whole pytest suite
+test: $(STAMP) assets conformance lint typecheck  ## ruff, mypy --strict and the whole pytest suite
 	$(BIN)/pytest
 
 bench: $(STAMP) assets  ## benchmarks; prints a table
 	$(BIN)/python -m bench
 
 clean:  ## remove the venv, built assets and the local store
-	rm -rf $(VENV) var dataintel/http/static/graphiql web/graphiql/node_modules
+	rm -rf $(VENV) var dataintel/http/static/graphiql web/graphiql/node_modules web/conformance/node_modules

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         12, ge=1, description="Deepest field nesting of an operation (introspection excluded)."
     )
     max_aliases: int = Field(30, ge=0, description="Most aliased fields in an operation.")
+    max_directives: int = Field(
+        50, ge=0, description="Most directives a document may use, counted while parsing."
+    )
+    max_errors: int = Field(
+        20, ge=1, description="Most errors one response carries; the rest are counted only."
+    )
     max_fields: int = Field(
         250, ge=1, description="Most field selections in an operation (fragments once)."
     )

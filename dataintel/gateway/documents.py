@@ -20,7 +20,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from dataintel.errors import BadUserInputError, QueryTooComplexError
 from dataintel.gateway.introspection import uses_introspection
 from dataintel.gateway.limits import DocumentLimits, parse_document
-from dataintel.gateway.request import RequestRejected
+from dataintel.gateway.request import DocumentRejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +58,13 @@ class DocumentCache:
         max_length: int,
         introspection: bool,
         limits: DocumentLimits | None = None,
+        max_errors: int = 20,
     ) -> None:
         self._schema = schema
         self._size = size
         self._max_length = max_length
         self._limits = limits or DocumentLimits()
+        self._max_errors = max_errors
         # Rules are built once: a new rule class per request would defeat the cache.
         rules: list[type[ASTValidationRule]] = list(specified_rules)
         if not introspection:
@@ -73,10 +75,14 @@ class DocumentCache:
     def __len__(self) -> int:
         return len(self._documents)
 
-    def get(self, query: str) -> PreparedDocument:
-        """The prepared document for this text; raises RequestRejected when it is invalid."""
+    def get(self, query: str, *, hide_suggestions: bool = False) -> PreparedDocument:
+        """The prepared document for this text; raises DocumentRejected when it is invalid.
+
+        Only valid documents are cached, so leaving suggestions out of the errors of an
+        invalid one needs no separate cache entry per viewer.
+        """
         if len(query) > self._max_length:
-            raise RequestRejected(
+            raise DocumentRejected(
                 [
                     QueryTooComplexError(
                         "The query text is too long.",
@@ -93,21 +99,27 @@ class DocumentCache:
         if prepared is not None:
             self._documents.move_to_end(key)
             return prepared
-        prepared = self._prepare(key, query)
+        prepared = self._prepare(key, query, hide_suggestions)
         if self._size:
             self._documents[key] = prepared
             if len(self._documents) > self._size:
                 self._documents.popitem(last=False)
         return prepared
 
-    def _prepare(self, key: str, query: str) -> PreparedDocument:
+    def _prepare(self, key: str, query: str, hide_suggestions: bool) -> PreparedDocument:
         if not query.strip():
-            raise RequestRejected([BadUserInputError("The query is empty.")])
+            raise DocumentRejected([BadUserInputError("The query is empty.")])
         # Token and structure limits come before validation, the expensive step.
         document = parse_document(query, self._limits)
-        errors = validate(self._schema, document, self._rules)
+        errors = validate(
+            self._schema,
+            document,
+            self._rules,
+            max_errors=self._max_errors,
+            hide_suggestions=hide_suggestions,
+        )
         if errors:
-            raise RequestRejected(list(errors))
+            raise DocumentRejected(list(errors))
         operations = {
             (definition.name.value if definition.name else None): definition
             for definition in document.definitions

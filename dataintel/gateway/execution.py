@@ -25,7 +25,7 @@ from dataintel.gateway.gated_executor import GatedExecutor
 from dataintel.gateway.introspection import IntrospectionPolicy
 from dataintel.gateway.limits import DocumentLimits, OperationCost
 from dataintel.gateway.policy import FieldGate
-from dataintel.gateway.request import GraphQLRequest, RequestRejected
+from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.gateway.response_cache import CachePolicy, ResponseCache
 from dataintel.settings import Settings
 
@@ -72,7 +72,9 @@ class GraphQLExecutor:
             max_length=settings.max_query_length,
             introspection=settings.introspection,
             limits=DocumentLimits.from_settings(settings),
+            max_errors=settings.max_errors,
         )
+        self._max_errors = settings.max_errors
         self._introspection = IntrospectionPolicy(settings)
         self.cost = OperationCost(schema, settings)
         self.gate = gate or FieldGate(schema, settings)
@@ -87,11 +89,14 @@ class GraphQLExecutor:
         """Executes the request; request errors raise RequestRejected with their status."""
         if request.query is None:
             raise RequestRejected([BadUserInputError("The 'query' parameter is required.")])
-        prepared = self.documents.get(request.query)
+        hide_suggestions = self._introspection.hides_suggestions(context.viewer)
+        prepared = self.documents.get(request.query, hide_suggestions=hide_suggestions)
         self._introspection.check(prepared.uses_introspection, context.viewer)
         operation = prepared.operation(request.operation_name)
         if operation is None:
-            raise RequestRejected([_unknown_operation(request.operation_name, prepared.operations)])
+            raise DocumentRejected(
+                [_unknown_operation(request.operation_name, prepared.operations)]
+            )
         if operation.operation not in allowed:
             raise RequestRejected(
                 [
@@ -134,6 +139,8 @@ class GraphQLExecutor:
                         variable_values=dict(request.variables) if request.variables else None,
                         operation_name=request.operation_name,
                         executor_class=GatedExecutor,
+                        hide_suggestions=hide_suggestions,
+                        max_coercion_errors=self._max_errors,
                     )
                     if isawaitable(result):
                         result = await result
@@ -147,14 +154,19 @@ class GraphQLExecutor:
         raw_errors = result.errors or []
         if result.data is None and raw_errors and all(e.path is None for e in raw_errors):
             # Variables that do not coerce: nothing ran, so this is a request error.
-            raise RequestRejected(raw_errors)
+            raise DocumentRejected(raw_errors)
+        extensions = dict(context.response_extensions)
+        if len(raw_errors) > self._max_errors:
+            # A list of a thousand failing items must not answer a thousand errors.
+            extensions["omittedErrors"] = len(raw_errors) - self._max_errors
+            raw_errors = raw_errors[: self._max_errors]
         errors = [format_error(error, context.request_id) for error in raw_errors]
         if self._responses and cache_key and policy and result.data and not errors:
             await self._responses.store(cache_key, result.data, trace, policy, generation)
         return GraphQLResponse(
             data=result.data,
             errors=errors,
-            extensions=dict(context.response_extensions),
+            extensions=extensions,
             operation_name=operation_name,
             cache_policy=policy,
         )

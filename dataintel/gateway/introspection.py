@@ -49,12 +49,19 @@ class IntrospectionPolicy:
         self._roles = frozenset(settings.introspection_roles)
         anonymous = settings.introspection_anonymous
         self._anonymous = anonymous if anonymous is not None else not production
+        # "Did you mean …?" names fields and types: where the schema is not open to the
+        # viewer, the suggestions would leak it piece by piece.
+        self._never_suggest = production or not settings.introspection
 
     def allows(self, viewer: Viewer) -> bool:
         """Whether this viewer may run a document that introspects the schema."""
         if viewer.is_anonymous:
             return self._anonymous
         return not self._roles_only or not self._roles.isdisjoint(viewer.roles)
+
+    def hides_suggestions(self, viewer: Viewer) -> bool:
+        """Whether error messages for this viewer leave out "Did you mean …?" suggestions."""
+        return self._never_suggest or not self.allows(viewer)
 
     def check(self, introspects: bool, viewer: Viewer) -> None:
         """Raises RequestRejected (403, FORBIDDEN) when the viewer may not introspect."""

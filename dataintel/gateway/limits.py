@@ -44,14 +44,14 @@ from graphql import (
     VariableNode,
     get_named_type,
     is_composite_type,
-    parse,
 )
-from graphql.language import Lexer
+from graphql.language import DirectiveNode, Lexer
+from graphql.language.parser import Parser, nested_too_deeply_error
 from graphql.pyutils import Undefined
 
 from dataintel.directives.cost import Cost, cost_of
 from dataintel.errors import QueryTooComplexError
-from dataintel.gateway.request import RequestRejected
+from dataintel.gateway.request import DocumentRejected
 from dataintel.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ class DocumentLimits:
     max_aliases: int = 30
     max_fields: int = 250
     max_root_fields: int = 20
+    max_directives: int = 50
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DocumentLimits:
@@ -93,29 +94,70 @@ class DocumentLimits:
             max_aliases=settings.max_aliases,
             max_fields=settings.max_fields,
             max_root_fields=settings.max_root_fields,
+            max_directives=settings.max_directives,
         )
 
 
 def parse_document(query: str, limits: DocumentLimits) -> DocumentNode:
-    """Parses within the token limit and checks the structural limits; RequestRejected if not."""
+    """Parses within the token limit and checks the structural limits; DocumentRejected if not."""
+    parser = _DirectiveCountingParser(
+        Source(query), max_tokens=limits.max_tokens, max_directives=limits.max_directives
+    )
     try:
-        document = parse(query, max_tokens=limits.max_tokens)
+        document = _parse(parser)
+    except _TooManyDirectives:
+        measured = _count_directives(query)
+        raise DocumentRejected(
+            [too_complex("directives", measured, limits.max_directives, "document's directives")]
+        ) from None
     except GraphQLError as error:
         if error.message.startswith(_TOO_MANY_TOKENS):
             measured = _count_tokens(query)
-            raise RequestRejected(
+            raise DocumentRejected(
                 [too_complex("tokens", measured, limits.max_tokens, "document's token count")]
             ) from None
         if error.message.startswith(_TOO_DEEP):
             measured = _brace_depth(query)
-            raise RequestRejected(
+            raise DocumentRejected(
                 [too_complex("depth", measured, limits.max_depth, "document's depth")]
             ) from None
-        raise RequestRejected([error]) from None
+        raise DocumentRejected([error]) from None
     errors = check_structure(document, limits)
     if errors:
-        raise RequestRejected(errors)
+        raise DocumentRejected(errors)
     return document
+
+
+class _TooManyDirectives(Exception):
+    """Raised by the parser at the first directive past the limit."""
+
+
+class _DirectiveCountingParser(Parser):
+    """graphql-core's parser, stopping at the first directive past the limit.
+
+    A document such as ``{ __typename @a@a@a… }`` is cheap in tokens and expensive after
+    them (every directive is validated, and each yields errors); stopping while parsing
+    refuses it before it costs anything, as the token limit does.
+    """
+
+    def __init__(self, source: Source, *, max_tokens: int, max_directives: int) -> None:
+        super().__init__(source, max_tokens=max_tokens)
+        self._directives_left = max_directives
+
+    def parse_directive(self, is_const: bool) -> DirectiveNode:
+        if self._directives_left == 0:
+            raise _TooManyDirectives
+        self._directives_left -= 1
+        return super().parse_directive(is_const)
+
+
+def _parse(parser: Parser) -> DocumentNode:
+    # What graphql.parse does around the parser: deep nesting ends in RecursionError.
+    try:
+        return parser.parse_document()
+    except RecursionError:
+        pass
+    raise nested_too_deeply_error(parser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +287,17 @@ def _count_tokens(query: str) -> int:
     try:
         while lexer.advance().kind != TokenKind.EOF:
             count += 1
+    except GraphQLError:
+        pass
+    return count
+
+
+def _count_directives(query: str) -> int:
+    lexer = Lexer(Source(query))
+    count = 0
+    try:
+        while (token := lexer.advance()).kind != TokenKind.EOF:
+            count += token.kind == TokenKind.AT
     except GraphQLError:
         pass
     return count
@@ -520,8 +573,8 @@ class OperationCost:
         operation: OperationDefinitionNode,
         variables: Mapping[str, Any] | None,
     ) -> int:
-        """The operation's cost; raises RequestRejected (QUERY_TOO_COMPLEX) beyond max_cost."""
+        """The operation's cost; raises DocumentRejected (QUERY_TOO_COMPLEX) beyond max_cost."""
         cost = self.plan(prepared, operation).cost(variables)
         if cost > self._max_cost:
-            raise RequestRejected([too_complex("cost", cost, self._max_cost, "operation's cost")])
+            raise DocumentRejected([too_complex("cost", cost, self._max_cost, "operation's cost")])
         return cost

@@ -56,3 +56,13 @@ class RequestRejected(Exception):
         self.errors = tuple(errors)
         self.status = status
         self.headers: Mapping[str, str] = headers or {}
+
+
+class DocumentRejected(RequestRejected):
+    """A well-formed request whose document or variables failed: a GraphQL request error.
+
+    Parse and validation failures, operation limits, an operation name that picks nothing and
+    variables that do not coerce. The GraphQL over HTTP specification answers these 200 under
+    ``application/json`` (legacy clients drop the errors of a non-2xx response) and 4xx under
+    ``application/graphql-response+json``; ``status`` is the latter.
+    """

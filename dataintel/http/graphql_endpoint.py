@@ -16,7 +16,7 @@ from dataintel.gateway.batching import Batch, read_batch
 from dataintel.gateway.error_format import format_error
 from dataintel.gateway.execution import GraphQLExecutor, GraphQLResponse
 from dataintel.gateway.persisted_queries import PERSISTED_GET_VARY, PersistedQueries
-from dataintel.gateway.request import GraphQLRequest, RequestRejected
+from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.http.authentication import Authenticator
 from dataintel.http.csrf import CsrfPrevention
 from dataintel.http.media_types import (
@@ -90,7 +90,7 @@ class GraphQLEndpoint:
                 rejected.errors,
                 request_id,
                 media_type,
-                status=rejected.status,
+                status=_status(rejected, media_type),
                 headers=rejected.headers,
             )
         request.state.operation_name = response.operation_name
@@ -214,6 +214,14 @@ def _checked(params: Mapping[str, Any]) -> GraphQLRequest:
         return GraphQLRequest.from_params(params)
     except GatewayError as error:
         raise RequestRejected([error]) from None
+
+
+def _status(rejected: RequestRejected, media_type: str) -> int:
+    """A GraphQL request error is 200 under application/json, as the specification says:
+    legacy clients treat any other status as a transport failure and drop the errors."""
+    if isinstance(rejected, DocumentRejected) and media_type == JSON:
+        return 200
+    return rejected.status
 
 
 def _error_response(

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +18,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from dataintel import __version__
 from dataintel.http.graphiql import ASSETS, STATIC_DIR
+from tests.plugins.server import running_gateway
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 60.0
 BROWSER_SECONDS = 30.0
 QUERY = "{ status { version } }"
 
@@ -50,64 +43,13 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def healthz_answers(origin: str) -> bool:
-    """True once /healthz answers 200; proxies are bypassed, the server is on loopback."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"{origin}/healthz", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[str]:
     """The real ``python -m dataintel serve`` on a fresh SQLite store; yields its origin."""
     if not all((STATIC_DIR / name).is_file() for name in ASSETS):
         missing("GraphiQL assets are not built: run `make assets` (bash web/graphiql/build.sh)")
-    port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATAINTEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}",
-        "DATAINTEL_LOG_FORMAT": "json",
-    }
-    serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "dataintel", *serve],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not healthz_answers(origin):
-            if server.poll() is not None:
-                pytest.fail(f"the server exited with {server.returncode}:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no /healthz within {STARTUP_SECONDS}s:\n{log_path.read_text()}")
-            # Not a fixed sleep: a short pause between polls, bounded by the deadline above.
-            time.sleep(0.1)
+    with running_gateway(tmp_path) as origin:
         yield origin
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
 
 
 @pytest.fixture

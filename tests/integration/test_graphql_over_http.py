@@ -82,7 +82,6 @@ async def test_get_with_variables(client: httpx.AsyncClient) -> None:
         (b'{"query": "{ status { version } }", "operationName": 7}', "'operationName'"),
         (b'{"query": "{ status { version } }", "extensions": "x"}', "'extensions'"),
         (b'[{"query": "{ status { version } }"}]', "Batched requests are not enabled"),
-        (b'{"query": "   "}', "The query is empty"),
     ],
 )
 @pytest.mark.parametrize("accept", ["application/json", GRAPHQL_RESPONSE])
@@ -100,32 +99,55 @@ async def test_malformed_requests_are_400(
     assert message in payload["errors"][0]["message"]
 
 
-async def test_syntax_error_is_400_with_location(client: httpx.AsyncClient) -> None:
+# A well-formed request whose document or variables fail is a GraphQL request error: the
+# specification answers it 200 under application/json (legacy clients drop the errors of a
+# non-2xx answer) and 400 under application/graphql-response+json.
+STATUS_BY_MEDIA_TYPE = pytest.mark.parametrize(
+    ("accept", "status"), [("application/json", 200), (GRAPHQL_RESPONSE, 400)]
+)
+TWO_OPERATIONS = "query A { status { version } } query B { status { uptimeSeconds } }"
+NEEDS_VARIABLE = "query Q($on: Boolean!) { status { version @include(if: $on) } }"
+
+
+@STATUS_BY_MEDIA_TYPE
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"query": "   "}, "The query is empty."),
+        ({"query": "{ status { version "}, "Syntax Error: Expected Name, found <EOF>."),
+        ({"query": "{ status { nope } }"}, "Cannot query field 'nope' on type 'Status'."),
+        (
+            {"query": NEEDS_VARIABLE, "variables": {"on": "yes"}},
+            "Variable '$on' has invalid value: Boolean cannot represent a non boolean value: 'yes'",
+        ),
+        (
+            {"query": NEEDS_VARIABLE},
+            "Variable '$on' has invalid value: Expected a value of non-null type 'Boolean!'"
+            " to be provided.",
+        ),
+        ({"query": TWO_OPERATIONS, "operationName": "C"}, "Unknown operation named 'C'."),
+        (
+            {"query": TWO_OPERATIONS},
+            "The document holds several operations; name one in operationName.",
+        ),
+    ],
+)
+async def test_request_errors_follow_the_media_type(
+    client: httpx.AsyncClient, payload: dict[str, Any], message: str, accept: str, status: int
+) -> None:
+    response = await client.post("/graphql", json=payload, headers={"Accept": accept})
+    assert response.status_code == status
+    assert response.headers["content-type"] == accept
+    body = response.json()
+    assert "data" not in body
+    assert [error["message"] for error in body["errors"]] == [message]
+    assert codes(body) == ["BAD_USER_INPUT"]
+
+
+async def test_syntax_error_has_its_location(client: httpx.AsyncClient) -> None:
     response = await client.post("/graphql", json={"query": "{ status { version "})
-    assert response.status_code == 400
     error = response.json()["errors"][0]
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["locations"] == [{"line": 1, "column": 20}]
-
-
-async def test_validation_error_is_400(client: httpx.AsyncClient) -> None:
-    response = await client.post("/graphql", json={"query": "{ status { nope } }"})
-    assert response.status_code == 400
-    assert "Cannot query field 'nope'" in response.json()["errors"][0]["message"]
-
-
-async def test_bad_variable_value_is_400(client: httpx.AsyncClient) -> None:
-    query = "query Q($on: Boolean!) { status { version @include(if: $on) } }"
-    response = await client.post("/graphql", json={"query": query, "variables": {"on": "yes"}})
-    assert response.status_code == 400
-    assert codes(response.json()) == ["BAD_USER_INPUT"]
-    assert "$on" in response.json()["errors"][0]["message"]
-
-
-async def test_missing_required_variable_is_400(client: httpx.AsyncClient) -> None:
-    query = "query Q($on: Boolean!) { status { version @include(if: $on) } }"
-    response = await client.post("/graphql", json={"query": query})
-    assert response.status_code == 400
 
 
 async def test_get_with_malformed_variables_is_400(client: httpx.AsyncClient) -> None:
@@ -134,20 +156,10 @@ async def test_get_with_malformed_variables_is_400(client: httpx.AsyncClient) ->
     assert "'variables' parameter is not valid JSON" in response.json()["errors"][0]["message"]
 
 
-async def test_unknown_operation_name_is_400(client: httpx.AsyncClient) -> None:
-    document = "query A { status { version } } query B { status { uptimeSeconds } }"
-    response = await client.post("/graphql", json={"query": document, "operationName": "C"})
-    assert response.status_code == 400
-    error = response.json()["errors"][0]
-    assert error["message"] == "Unknown operation named 'C'."
-    assert error["extensions"]["operations"] == ["A", "B"]
-
-
-async def test_several_operations_need_a_name(client: httpx.AsyncClient) -> None:
-    document = "query A { status { version } } query B { status { uptimeSeconds } }"
-    response = await client.post("/graphql", json={"query": document})
-    assert response.status_code == 400
-    named = await client.post("/graphql", json={"query": document, "operationName": "B"})
+async def test_unknown_operation_name_lists_the_operations(client: httpx.AsyncClient) -> None:
+    response = await client.post("/graphql", json={"query": TWO_OPERATIONS, "operationName": "C"})
+    assert response.json()["errors"][0]["extensions"]["operations"] == ["A", "B"]
+    named = await client.post("/graphql", json={"query": TWO_OPERATIONS, "operationName": "B"})
     assert named.status_code == 200
     assert "uptimeSeconds" in named.json()["data"]["status"]
 
@@ -209,8 +221,13 @@ async def test_body_over_the_limit_is_413(make_settings: SettingsFactory) -> Non
 
 async def test_query_over_the_length_limit_is_too_complex(make_settings: SettingsFactory) -> None:
     async with serving(create_app(make_settings(max_query_length=100))) as client:
-        response = await client.post("/graphql", json={"query": STATUS_QUERY + " " * 200})
+        response = await client.post(
+            "/graphql",
+            json={"query": STATUS_QUERY + " " * 200},
+            headers={"Accept": GRAPHQL_RESPONSE},
+        )
         assert response.status_code == 400
+        assert "data" not in response.json()
         error = response.json()["errors"][0]
         assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
         assert error["extensions"]["allowed"] == 100
@@ -250,7 +267,8 @@ async def test_introspection_works(client: httpx.AsyncClient) -> None:
 async def test_introspection_can_be_turned_off(make_settings: SettingsFactory) -> None:
     async with serving(create_app(make_settings(introspection=False))) as client:
         response = await client.post("/graphql", json={"query": "{ __schema { types { name } } }"})
-        assert response.status_code == 400
+        assert response.status_code == 200
+        assert "data" not in response.json()
         assert "introspection" in response.json()["errors"][0]["message"].lower()
         plain = await client.post("/graphql", json={"query": STATUS_QUERY})
         assert plain.status_code == 200

@@ -25,7 +25,11 @@ async def client(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncCli
 async def refused(
     client: httpx.AsyncClient, payload: Any, status: int = 400, **headers: str
 ) -> list[dict[str, Any]]:
-    """The errors of a refused request, after checking the server still answers."""
+    """The errors of a refused request, after checking the server still answers.
+
+    Asked under application/graphql-response+json, where a request error is a 4xx.
+    """
+    headers = {"accept": "application/graphql-response+json", **headers}
     if isinstance(payload, bytes):
         response = await client.post(
             "/graphql", content=payload, headers={"content-type": "application/json", **headers}
@@ -161,3 +165,58 @@ async def test_an_enabled_batch_answers_each_request_in_order(
         assert error["extensions"]["code"] == "BAD_USER_INPUT"
         answers = (await client.post("/graphql", json=[STATUS, 7])).json()
         assert answers[1]["errors"][0]["message"] == "Request 1 of the batch is not a JSON object."
+
+
+@pytest.fixture
+async def production(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway in production mode, where the schema is not open to anonymous viewers."""
+    settings = make_settings(environment="production", max_query_length=20_000)
+    async with serving(create_app(settings)) as http_client:
+        yield http_client
+
+
+async def test_directive_overloading_is_refused_while_parsing(
+    production: httpx.AsyncClient,
+) -> None:
+    overloaded = "query { __typename " + "@aa" * 400 + " }"
+    errors = await refused(production, {"query": overloaded})
+    assert len(errors) == 1
+    extensions = too_complex(errors, "directives")
+    assert (extensions["measured"], extensions["allowed"]) == (400, 50)
+    # A few directives, even unknown ones, are still answered by validation.
+    few = await refused(production, {"query": "query { __typename @aa @bb }"})
+    assert [e["message"] for e in few] == [
+        "Unknown directive '@aa'.",
+        "Unknown directive '@bb'.",
+    ]
+
+
+async def test_a_response_carries_at_most_max_errors(production: httpx.AsyncClient) -> None:
+    unknown = "{ status { " + " ".join(f"field{index}" for index in range(100)) + " } }"
+    errors = await refused(production, {"query": unknown})
+    # graphql-core stops at the limit and says so in one more error.
+    assert len(errors) == 21
+    assert errors[-1]["message"].startswith("Too many validation errors")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"query": "{ __schema { directive { name } } }"},
+        {"query": "{ statu { version } }"},
+        {
+            "query": "query Q($q: AnalyticsQueryInput!) { analytics(query: $q) { __typename } }",
+            "variables": {"q": {"measures": ["revenue"], "time": {"granularity": "MONTHH"}}},
+        },
+    ],
+)
+async def test_production_errors_suggest_nothing(
+    production: httpx.AsyncClient, client: httpx.AsyncClient, payload: dict[str, Any]
+) -> None:
+    hidden = await production.post("/graphql", json=payload)
+    text = hidden.text
+    assert "errors" in hidden.json()
+    assert "Did you mean" not in text
+    # Outside production the same request is answered with a suggestion.
+    shown = await client.post("/graphql", json=payload)
+    assert "Did you mean" in shown.text
