@@ -42,6 +42,7 @@ from dataintel.errors import (
     ForbiddenError,
     GatewayError,
     RateLimitedError,
+    UnauthenticatedError,
 )
 from dataintel.gateway.documents import PreparedDocument
 from dataintel.gateway.rate_limiting import Limiter, RateLimits, limit_item
@@ -470,7 +471,7 @@ class FieldGate:
         """Marks the fields the viewer may not read, and those beyond their rate limit."""
         viewer = context.viewer
         for guarded, policy in self.denied(prepared, operation, viewer):
-            context.denied_fields[id(guarded.node)] = _forbidden(guarded.coordinate, policy, viewer)
+            context.denied_fields[id(guarded.node)] = _denial(guarded.coordinate, policy, viewer)
             if guarded.sensitive and self._audit is not None:
                 self._audit.record(
                     actor=actor_name(viewer.user_id),
@@ -529,11 +530,19 @@ class FieldGate:
         )
 
 
-def _forbidden(coordinate: str, policy: FieldPolicy, viewer: Viewer) -> ForbiddenError:
+def _denial(coordinate: str, policy: FieldPolicy, viewer: Viewer) -> GatewayError:
+    """UNAUTHENTICATED when signing in could help, FORBIDDEN when it would not.
+
+    A front-end shows a sign-in prompt for the first and "you may not" for the second.
+    """
     if policy.declared_on == "nowhere":
         message = f"{coordinate} declares no @auth policy, so nobody may read it."
     elif viewer.is_anonymous:
-        message = f"Anonymous requests may not read {coordinate}; send a credential."
+        return UnauthenticatedError(
+            f"Sign in to read {coordinate}: anonymous requests may not.",
+            domain="auth",
+            details={"field": coordinate},
+        )
     else:
         message = f"Your roles and scopes do not allow reading {coordinate}."
     return ForbiddenError(message, domain="auth", details={"field": coordinate})

@@ -250,11 +250,12 @@ async def test_non_admins_get_forbidden_fields_and_keep_the_rest(gateway: Gatewa
     codes = {error["path"][0]: error["extensions"]["code"] for error in body["errors"]}
     assert codes == {"users": "FORBIDDEN", "auditLog": "FORBIDDEN"}
 
-    # The policy denies before the resolver runs: FORBIDDEN at the path, as for any denial.
+    # The policy denies before the resolver runs, at the path; without a credential the
+    # answer is "sign in", not "you may not".
     anonymous = await gateway.graphql('mutation { createApiKey(name: "x") { key } }')
     assert anonymous.status_code == 200
     [error] = anonymous.json()["errors"]
-    assert error["extensions"]["code"] == "FORBIDDEN"
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
     assert error["path"] == ["createApiKey"]
 
 

@@ -148,7 +148,7 @@ async def test_an_enabled_batch_answers_each_request_in_order(
         first, second, third = response.json()
         assert first["data"]["status"]["version"]
         assert second["data"] == {"orders": None}
-        assert second["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        assert second["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert "data" not in third
         assert third["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 

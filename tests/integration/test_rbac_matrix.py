@@ -1,5 +1,6 @@
-"""Roles by protected fields through the real app, with real bearer tokens: partial data and
-FORBIDDEN exactly at the fields a role may not read."""
+"""Roles by protected fields through the real app, with real bearer tokens: partial data, and
+an error exactly at the fields a role may not read: UNAUTHENTICATED without a credential
+(signing in could help), FORBIDDEN with one that lacks the role."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ async def gateway(make_settings: SettingsFactory) -> AsyncIterator[Gateway]:
 
 
 @pytest.mark.parametrize("role", [ANONYMOUS, *ROLES])
-async def test_each_role_reads_its_fields_and_gets_forbidden_at_the_others(
+async def test_each_role_reads_its_fields_and_is_denied_the_others(
     gateway: Gateway, role: str
 ) -> None:
     response = await gateway.post(MATRIX, role)
@@ -103,8 +104,10 @@ async def test_each_role_reads_its_fields_and_gets_forbidden_at_the_others(
     errors = body.get("errors", [])
     denied = {field for field, readers in READERS.items() if role not in readers}
     assert {error["path"][0] for error in errors} == denied, errors
+    expected = "UNAUTHENTICATED" if role == ANONYMOUS else "FORBIDDEN"
     for error in errors:
-        assert error["extensions"]["code"] == "FORBIDDEN"
+        assert error["extensions"]["code"] == expected
+        assert error["extensions"]["field"] == f"Query.{error['path'][0]}"
         assert len(error["path"]) == 1
     for field in READERS:
         if field in denied:
