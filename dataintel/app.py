@@ -78,7 +78,7 @@ def build_services(
         analytics_seconds=settings.cache_analytics_ttl_seconds,
         stale_seconds=settings.cache_stale_seconds,
     )
-    audit = SqlAuditService(engine)
+    audit = SqlAuditService(store)
     return Services(
         status=ProbingStatusService(
             __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
@@ -92,7 +92,7 @@ def build_services(
             cache,
             lifetimes,
         ),
-        auth=SqlAuthService(engine, audit, TokenCodec.from_settings(settings)),
+        auth=SqlAuthService(store, audit, TokenCodec.from_settings(settings)),
         audit=audit,
     )
 

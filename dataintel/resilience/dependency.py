@@ -84,6 +84,8 @@ class Dependency:
         self._opened_at: float | None = None
         self._changed_at: datetime | None = None
         self._trial_running = False
+        self.times_opened = 0
+        """How often the breaker has opened in this process (metrics, tests)."""
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=policy.fail_max,
             reset_timeout=policy.reset_timeout_seconds,
@@ -200,6 +202,8 @@ class Dependency:
     def _changed(self, previous: str | None, state: str) -> None:
         self._changed_at = datetime.now(UTC)
         self._opened_at = time.monotonic() if state == "open" else None
+        if state == "open":
+            self.times_opened += 1
         log = _log.warning if state == "open" else _log.info
         log(
             "breaker state changed",

@@ -24,11 +24,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError
 from dataintel.services.time_buckets import GRANULARITIES, ZoneClock, bucket_key, zone_named
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine
+from dataintel.store.guarded import StoreEngine, read
 from dataintel.store.rows import AnyRow
 from dataintel.store.types import UTCDateTime
 
@@ -1195,7 +1196,10 @@ class SqlAnalyticsService:
         """Runs a query; BAD_USER_INPUT when it does not fit the catalog."""
         plan = plan_query(self._catalog, query)
         dialect = self._engine.dialect.name
-        async with self._engine.connect() as connection:
+
+        async def rows_and_totals(connection: AsyncConnection) -> AnalyticsResult:
             rows = (await connection.execute(rows_statement(plan, dialect))).all()
             totals = (await connection.execute(totals_statement(plan, dialect))).one()
-        return shape_result(plan, rows, totals)
+            return shape_result(plan, rows, totals)
+
+        return await read(self._engine, rows_and_totals)

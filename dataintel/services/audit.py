@@ -11,11 +11,12 @@ from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError, ForbiddenError
 from dataintel.services.pagination import Keyset, Page, PageRequest
 from dataintel.store import tables
+from dataintel.store.guarded import StoreEngine
 from dataintel.store.rows import columns_of, record_from
 
 READ_AUDIT_SCOPE = "read:audit"
@@ -208,7 +209,7 @@ def audit_keyset(record: AuditRecord) -> Keyset:
 class SqlAuditService:
     """AuditService over the store's audit_log table, on SQLite and PostgreSQL."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: StoreEngine) -> None:
         self._engine = engine
 
     @asynccontextmanager

@@ -16,12 +16,13 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import (
     BadUserInputError,
     DependencyUnavailableError,
     ForbiddenError,
+    GatewayError,
     NotFoundError,
     UnauthenticatedError,
 )
@@ -38,6 +39,7 @@ from dataintel.services.audit import (
 from dataintel.services.pagination import Keyset, Page, PageRequest
 from dataintel.services.tokens import TokenCodec
 from dataintel.store import tables
+from dataintel.store.guarded import StoreEngine, fetch_all
 from dataintel.store.rows import AnyRow
 from dataintel.store.seed import ROLE_DESCRIPTIONS
 
@@ -408,7 +410,7 @@ class SqlAuthService:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: StoreEngine,
         audit: AuditService,
         tokens: TokenCodec,
         passwords: Passwords | None = None,
@@ -478,8 +480,7 @@ class SqlAuthService:
 
     async def _credential_rows(self, statement: sa.Select[*tuple[Any, ...]]) -> Sequence[AnyRow]:
         try:
-            async with self._engine.connect() as connection:
-                return (await connection.execute(statement)).all()
+            return await fetch_all(self._engine, statement)
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
             # The credential may be fine: the caller should retry, not sign in again.
             _log.warning("credential check failed", error=f"{type(error).__name__}: {error}")
@@ -499,7 +500,7 @@ class SqlAuthService:
                 await connection.execute(
                     sa.update(keys).where(keys.c.id == key_id, stale).values(last_used_at=now)
                 )
-        except sa.exc.SQLAlchemyError as error:
+        except (sa.exc.SQLAlchemyError, GatewayError) as error:
             # Bookkeeping only: a busy store must not turn a valid key away.
             _log.warning("api key last use not recorded", key_id=key_id, error=str(error))
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from dataintel.services.pagination import Keyset, Page, PageRequest
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine
+from dataintel.store.guarded import StoreEngine, fetch_all, fetch_scalar
 from dataintel.store.rows import AnyRow, columns_of, record_from
 
 R = TypeVar("R")
@@ -241,8 +241,7 @@ class SqlCommerceService:
         self._engine = engine
 
     async def _rows(self, statement: sa.Executable) -> Sequence[AnyRow]:
-        async with self._engine.connect() as connection:
-            return (await connection.execute(statement)).all()
+        return await fetch_all(self._engine, statement)
 
     async def _by_id(
         self, table: sa.Table, record_type: type[R], ids: Sequence[int]
@@ -295,8 +294,7 @@ class SqlCommerceService:
 
     async def _count(self, table: sa.Table, conditions: list[Any]) -> int:
         statement = sa.select(sa.func.count()).select_from(table).where(*conditions)
-        async with self._engine.connect() as connection:
-            return int((await connection.execute(statement)).scalar_one())
+        return int(await fetch_scalar(self._engine, statement))
 
     async def orders(self, where: OrderFilter, page: PageRequest) -> Page[OrderRecord]:
         conditions = _order_conditions(where)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine
+from dataintel.store.guarded import StoreEngine, fetch_all
 
 ValueType = Literal["float", "int", "string", "bool"]
 FeatureScalar = float | int | str | bool
@@ -804,8 +804,7 @@ class SqlFeatureService:
                 values.c.entity_id.in_(wanted),
                 values.c.feature_name.in_([definition.name for definition in definitions]),
             )
-            async with self._engine.connect() as connection:
-                rows = (await connection.execute(statement)).all()
+            rows = await fetch_all(self._engine, statement)
             found = {
                 (row.entity_id, row.feature_name): _Stored(
                     row.value_double, row.value_text, row.event_timestamp, row.created_at
@@ -956,5 +955,4 @@ class SqlFeatureService:
     async def has_values(self) -> bool:
         """Whether any feature value has been materialized."""
         statement = sa.select(tables.feature_values.c.entity_type).limit(1)
-        async with self._engine.connect() as connection:
-            return (await connection.execute(statement)).first() is not None
+        return bool(await fetch_all(self._engine, statement))

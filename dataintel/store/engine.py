@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dataintel.settings import Settings
@@ -64,9 +64,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
         cursor.close()
 
 
+# SQLSTATEs that mean the connection is gone, whatever the driver saw of the socket yet:
+# connection exceptions (class 08), and the server shutting down or starting up.
+_LOST_CONNECTION_CLASS = "08"
+_LOST_CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _classify_lost_connections(context: ExceptionContext) -> None:
+    # asyncpg may report "terminating connection due to administrator command" before it has
+    # seen the socket close; SQLAlchemy would then return the dead connection to the pool.
+    state = getattr(context.original_exception, "sqlstate", None)
+    if isinstance(state, str) and (
+        state.startswith(_LOST_CONNECTION_CLASS) or state in _LOST_CONNECTION_STATES
+    ):
+        context.is_disconnect = True
+
+
 def _postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
     timeout = settings.database_timeout_seconds
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.database_pool_size,
         pool_timeout=timeout,
@@ -78,3 +94,5 @@ def _postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
             "server_settings": {"application_name": "dataintel"},
         },
     )
+    sa.event.listen(engine.sync_engine, "handle_error", _classify_lost_connections)
+    return engine

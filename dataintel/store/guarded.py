@@ -1,16 +1,28 @@
-"""The store behind its breaker: every connection block gets the breaker and a time budget."""
+"""The store behind its breaker: every connection block gets the breaker and a time budget.
+
+A read whose pooled connection turns out dead (the database restarted, failed over, or a
+proxy dropped its backends) is run once more on a fresh connection, inside the same guarded
+block: the dead connection says nothing of the store's health, so it neither fails the
+request nor counts against the breaker. Only a read that fails again, or any other store
+failure, counts. Writes are not retried: a write's outcome is unknown when its connection
+dies, so the caller decides.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dataintel.observability.logging import get_logger
 from dataintel.resilience import Dependency
+
+T = TypeVar("T")
+_log = get_logger("dataintel.store")
 
 
 class StoreEngine(Protocol):
@@ -31,6 +43,11 @@ def is_store_failure(error: BaseException) -> bool:
     return isinstance(error, sa.exc.DBAPIError | sa.exc.TimeoutError | OSError | TimeoutError)
 
 
+def is_dead_connection(error: BaseException) -> bool:
+    """Whether SQLAlchemy found the statement's connection dead (and invalidated it)."""
+    return isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
+
+
 class GuardedEngine:
     """An engine whose connection blocks run behind the store's breaker, within its budget.
 
@@ -48,6 +65,11 @@ class GuardedEngine:
         """The dialect of the engine underneath."""
         return self._engine.dialect
 
+    async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Runs a read behind the breaker; once more on a fresh connection if its was dead."""
+        async with self.dependency.section():
+            return await _read_twice(self._engine, work)
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one guarded block."""
@@ -59,3 +81,40 @@ class GuardedEngine:
         """A transaction for one guarded block, committed when it ends without error."""
         async with self.dependency.section(), self._engine.begin() as connection:
             yield connection
+
+
+async def read(engine: StoreEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Runs a read on one of the engine's connections, guarded when the engine is."""
+    if isinstance(engine, GuardedEngine):
+        return await engine.read(work)
+    return await _read_twice(engine, work)
+
+
+async def _read_twice(engine: StoreEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    try:
+        async with engine.connect() as connection:
+            return await work(connection)
+    except sa.exc.DBAPIError as error:
+        if not is_dead_connection(error):
+            raise
+        _log.info("store connection was dead; reading again on a fresh one")
+    async with engine.connect() as connection:
+        return await work(connection)
+
+
+async def fetch_all(engine: StoreEngine, statement: sa.Executable) -> Sequence[sa.Row[Any]]:
+    """Every row of one read statement (retried once on a dead connection)."""
+
+    async def rows(connection: AsyncConnection) -> Sequence[sa.Row[Any]]:
+        return (await connection.execute(statement)).all()
+
+    return await read(engine, rows)
+
+
+async def fetch_scalar(engine: StoreEngine, statement: sa.Executable) -> Any:
+    """The one value of a one-row, one-column read statement (e.g. a count)."""
+
+    async def scalar(connection: AsyncConnection) -> Any:
+        return (await connection.execute(statement)).scalar_one()
+
+    return await read(engine, scalar)
