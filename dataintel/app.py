@@ -43,6 +43,11 @@ from dataintel.services.cached import (
 from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
 from dataintel.services.status import DependencyProbe, ProbingStatusService, RedisProbe, StoreProbe
+from dataintel.services.token_revocations import (
+    MemoryTokenRevocations,
+    RedisTokenRevocations,
+    TokenRevocations,
+)
 from dataintel.services.tokens import TokenCodec
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
@@ -79,6 +84,11 @@ def build_services(
         stale_seconds=settings.cache_stale_seconds,
     )
     audit = SqlAuditService(store)
+    revocations: TokenRevocations = (
+        MemoryTokenRevocations()
+        if redis is None
+        else RedisTokenRevocations(redis, platform.dependencies["redis"], settings.cache_key_prefix)
+    )
     return Services(
         status=ProbingStatusService(
             __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
@@ -92,7 +102,9 @@ def build_services(
             cache,
             lifetimes,
         ),
-        auth=SqlAuthService(store, audit, TokenCodec.from_settings(settings)),
+        auth=SqlAuthService(
+            store, audit, TokenCodec.from_settings(settings), revocations=revocations
+        ),
         audit=audit,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from dataintel.errors import GatewayError
 from dataintel.loaders import Loaders
@@ -17,6 +18,9 @@ class Viewer:
     user_id: str | None = None
     roles: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
+    token_id: str | None = None
+    """The bearer token's id (``jti``) when one signed the request: what logout revokes."""
+    token_expires_at: datetime | None = None
 
     @property
     def is_anonymous(self) -> bool:

@@ -64,7 +64,13 @@ class Authenticator:
         if not credential:
             self._reject(UnauthenticatedError("The credential is empty.", domain="auth"))
         identity = await self._identity(credential)
-        return Viewer(identity.user_id, identity.roles, identity.scopes)
+        return Viewer(
+            identity.user_id,
+            identity.roles,
+            identity.scopes,
+            identity.token_id,
+            identity.token_expires_at,
+        )
 
     async def _identity(self, credential: str) -> Identity:
         auth = self._services().auth

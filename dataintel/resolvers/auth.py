@@ -67,6 +67,19 @@ async def login(info: Info, email: str, password: str) -> LoginResult:
     return await info.context.services.auth.login(email, password, info.context.request_id)
 
 
+async def logout(info: Info) -> bool:
+    """Revokes the bearer token of this request on every replica."""
+    viewer = info.context.viewer
+    await info.context.services.auth.logout(actor(info), viewer.token_id, viewer.token_expires_at)
+    return True
+
+
+async def revoke_token(info: Info, token: str) -> bool:
+    """Revokes any valid bearer token on every replica; admins only."""
+    await info.context.services.auth.revoke_token(actor(info), token)
+    return True
+
+
 async def user(info: Info, raw_id: str) -> UserRecord | None:
     """A user by id: admins see everyone, others only themselves."""
     return await info.context.services.auth.user(actor(info), user_id(raw_id))

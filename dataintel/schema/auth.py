@@ -267,6 +267,26 @@ class AuthMutation:
     ) -> LoginPayload | None:
         return LoginPayload.from_record(await resolvers.login(info, email, password))
 
+    @strawberry.mutation(
+        description="Signs out: revokes the bearer token this request carries, on every"
+        " replica, until it would have expired. Audited.",
+        directives=[SIGNED_IN],
+    )
+    async def logout(self, info: Info) -> bool | None:
+        return await resolvers.logout(info)
+
+    @strawberry.mutation(
+        description="Revokes a bearer token (send it in variables) on every replica until it"
+        " would have expired; admins only. Audited by the token's id, never its text.",
+        directives=[ADMINS],
+    )
+    async def revoke_token(
+        self,
+        info: Info,
+        token: Annotated[str, strawberry.argument(description="The bearer token to revoke.")],
+    ) -> bool | None:
+        return await resolvers.revoke_token(info, token)
+
     @strawberry.mutation(description="Creates a user; admins only.", directives=[ADMINS])
     async def create_user(
         self,

@@ -37,6 +37,7 @@ from dataintel.services.audit import (
     AuditService,
 )
 from dataintel.services.pagination import Keyset, Page, PageRequest
+from dataintel.services.token_revocations import MemoryTokenRevocations, TokenRevocations
 from dataintel.services.tokens import TokenCodec
 from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine, fetch_all
@@ -102,6 +103,10 @@ class Identity:
     scopes: frozenset[str]
     method: str
     """token (the gateway's own), external_token (an identity provider's) or api_key."""
+    token_id: str | None = None
+    """The bearer token's ``jti``, which ``logout`` revokes; None for an API key."""
+    token_expires_at: datetime | None = None
+    """When the bearer token expires: its revocation is kept until then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +256,12 @@ class AuthService(Protocol):
     async def authenticate_token(self, token: str) -> Identity: ...
 
     async def authenticate_api_key(self, key: str) -> Identity: ...
+
+    async def logout(
+        self, actor: Actor, token_id: str | None, expires_at: datetime | None
+    ) -> None: ...
+
+    async def revoke_token(self, actor: Actor, token: str) -> None: ...
 
     async def login(self, email: str, password: str, request_id: str | None) -> LoginResult: ...
 
@@ -414,21 +425,33 @@ class SqlAuthService:
         audit: AuditService,
         tokens: TokenCodec,
         passwords: Passwords | None = None,
+        revocations: TokenRevocations | None = None,
     ) -> None:
         self._engine = engine
         self._audit = audit
         self._tokens = tokens
         self._passwords = passwords or Passwords()
+        # The app passes the shared list; tools and tests get this process's own.
+        self._revocations = revocations or MemoryTokenRevocations()
 
     # --- Credentials ----------------------------------------------------------------------
 
     async def authenticate_token(self, token: str) -> Identity:
         """The identity behind a bearer JWT; UNAUTHENTICATED when it is bad or its user is not."""
         claims = await self._tokens.verify(token)
+        if claims.token_id is not None and await self._revocations.is_revoked(claims.token_id):
+            raise _invalid_credential("The bearer token has been revoked.")
         if claims.external:
             roles = frozenset(role for role in claims.roles if role in ROLE_SCOPES)
             granted = scopes_for(roles) | (frozenset(claims.scopes) & ALL_SCOPES)
-            return Identity(claims.subject, roles, granted, "external_token")
+            return Identity(
+                claims.subject,
+                roles,
+                granted,
+                "external_token",
+                claims.token_id,
+                claims.expires_at,
+            )
         if not claims.subject.isdigit():
             raise _invalid_credential("The bearer token is not valid.")
         users, user_roles = tables.users, tables.user_roles
@@ -443,7 +466,45 @@ class SqlAuthService:
         if not rows[0].is_active:
             raise _invalid_credential("The bearer token's user is deactivated.")
         roles = frozenset(row.role_name for row in rows if row.role_name is not None)
-        return Identity(claims.subject, roles, scopes_for(roles), "token")
+        return Identity(
+            claims.subject, roles, scopes_for(roles), "token", claims.token_id, claims.expires_at
+        )
+
+    async def logout(self, actor: Actor, token_id: str | None, expires_at: datetime | None) -> None:
+        """Revokes the bearer token the actor signed this request with; audited."""
+        if actor.user_id is None or token_id is None or expires_at is None:
+            raise BadUserInputError(
+                "Only a bearer token with an id can be signed out; an API key is revoked"
+                " with revokeApiKey.",
+                domain="auth",
+            )
+        await self._revoke(actor, token_id, expires_at, subject=actor.user_id, via="logout")
+
+    async def revoke_token(self, actor: Actor, token: str) -> None:
+        """Revokes any valid bearer token of this gateway's or its identity provider's; admins."""
+        if not actor.is_admin:
+            raise _forbidden("Revoking another's token needs the admin:users scope.")
+        try:
+            claims = await self._tokens.verify(token)
+        except UnauthenticatedError as error:
+            # An expired or forged token needs no revocation; say why nothing was done.
+            raise BadUserInputError(f"Not revoked: {error.message}", domain="auth") from None
+        if claims.token_id is None or claims.expires_at is None:
+            raise BadUserInputError("Not revoked: the token carries no id (jti).", domain="auth")
+        await self._revoke(actor, claims.token_id, claims.expires_at, claims.subject, "admin")
+
+    async def _revoke(
+        self, actor: Actor, token_id: str, expires_at: datetime, subject: str, via: str
+    ) -> None:
+        await self._revocations.revoke(token_id, expires_at)
+        # The token id names the token without being it; the subject says whose it was.
+        await self._audit.append(
+            actor.audit_event(
+                "token.revoke",
+                f"token:{token_id}",
+                details={"subject": subject, "via": via, "expires_at": expires_at.isoformat()},
+            )
+        )
 
     async def authenticate_api_key(self, key: str) -> Identity:
         """The identity behind an API key; UNAUTHENTICATED when unknown, revoked or expired."""

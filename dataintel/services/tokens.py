@@ -50,6 +50,10 @@ class TokenClaims:
     roles: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
     email: str | None = None
+    token_id: str | None = None
+    """The ``jti`` claim: what a revocation names."""
+    expires_at: datetime | None = None
+    """The ``exp`` claim: a revocation need not outlive it."""
 
 
 def _invalid(message: str = "The bearer token is not valid.") -> UnauthenticatedError:
@@ -261,7 +265,12 @@ class TokenCodec:
             raise _invalid("The bearer token's algorithm is not accepted.")
         if algorithm == OWN_ALGORITHM:
             claims = self._decode(token, self._secret, self._issuer)
-            return TokenClaims(subject=str(claims["sub"]), external=False)
+            return TokenClaims(
+                subject=str(claims["sub"]),
+                external=False,
+                token_id=_token_id(claims),
+                expires_at=_expiry(claims),
+            )
         if self._keys is None:
             raise _invalid("The bearer token's algorithm is not accepted.")
         key_id = header.get("kid")
@@ -274,6 +283,8 @@ class TokenCodec:
             roles=_words(_claim(claims, self._roles_claim)),
             scopes=_words(claims.get("scope")) + _words(claims.get("scp")),
             email=email if isinstance(email, str) else None,
+            token_id=_token_id(claims),
+            expires_at=_expiry(claims),
         )
 
     def _decode(
@@ -300,6 +311,16 @@ class TokenCodec:
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise _invalid()
         return claims
+
+
+def _token_id(claims: Mapping[str, Any]) -> str | None:
+    token_id = claims.get("jti")
+    return token_id if isinstance(token_id, str) and token_id else None
+
+
+def _expiry(claims: Mapping[str, Any]) -> datetime:
+    # jwt.decode has checked that exp is present and a number.
+    return datetime.fromtimestamp(claims["exp"], UTC)
 
 
 def _claim(claims: Mapping[str, Any], name: str) -> object:
