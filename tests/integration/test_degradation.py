@@ -309,3 +309,23 @@ async def test_paused_redis_does_not_slow_the_gateway_down(
                 body = await post(client, query)
                 assert time.perf_counter() - started < 1
                 assert without_extensions(body) == without_extensions(warm)
+
+
+async def test_login_and_audited_writes_while_the_store_is_down_are_retryable(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(store_breaker_failures=50)
+    app = create_app(settings)
+    async with serving(app) as client:
+        store = UnreadableStore(app, sqlite_file(settings))
+        await store.break_()
+        login = await post(
+            client,
+            'mutation { login(email: "ada@example.test", password: "secret-secret") { token } }',
+        )
+        assert login["data"] == {"login": None}
+        [error] = login["errors"]
+        # Not a masked INTERNAL: the store is down, and a retry may succeed.
+        assert error["extensions"]["code"] == "DEPENDENCY_UNAVAILABLE"
+        assert error["extensions"]["retryable"] is True
+        await store.restore()
