@@ -1,4 +1,8 @@
-"""The ``dataintel`` command: serve, seed, db upgrade, features materialize, schema print."""
+"""The ``dataintel`` command: serve, seed, db upgrade, features materialize, schema print.
+
+An error a person can fix (settings, a catalog file, the store) ends a command with one line
+on stderr and exit status 1, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from dataintel import __version__
+from dataintel.preflight import ConfigurationError, describe_validation_error
 from dataintel.settings import Settings
 
 if TYPE_CHECKING:
@@ -18,13 +24,20 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from dataintel.services.features import MaterializationSummary
+    from dataintel.store.seed import SeedSummary
 
 T = TypeVar("T")
 
 
 def _run(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Runs one store task on a fresh engine and disposes of it."""
-    from dataintel.store.engine import create_engine
+    """Runs one store task on a fresh engine and disposes of it; store failures in one line."""
+    from dataintel.store.diagnosis import STORE_FAILURES, describe_store_failure
+    from dataintel.store.engine import create_engine, store_url
+
+    try:
+        store_url(settings.database_url)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
     async def main() -> T:
         engine = create_engine(settings)
@@ -33,10 +46,25 @@ def _run(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except STORE_FAILURES as error:
+        raise click.ClickException(describe_store_failure(error, settings.database_url)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; settings a person can fix are reported in one line."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            raise click.ClickException(f"cannot start: {error}") from None
+        except ValidationError as error:
+            raise click.ClickException(describe_validation_error(error)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dataintel")
 def main() -> None:
     """dataintel: the GraphQL gateway of the data-intelligence service.
@@ -67,6 +95,7 @@ def serve(
     import uvicorn
 
     from dataintel.observability.logging import configure_logging
+    from dataintel.preflight import check_settings
     from dataintel.store.migrate import upgrade
     from dataintel.store.seed import is_seeded, seed
 
@@ -76,15 +105,17 @@ def serve(
         if value is not None:
             os.environ[f"DATAINTEL_{name.upper()}"] = str(value)
     settings = Settings()
+    # Everything is checked before the store is opened: a refused start writes nothing.
+    check_settings(settings)
     configure_logging(settings.log_format, settings.log_level)
 
     async def prepare(engine: AsyncEngine) -> None:
         if settings.auto_migrate:
             await upgrade(engine)
-        if settings.auto_seed and not await is_seeded(engine):
+        if settings.seeds_demo_data and not await is_seeded(engine):
             click.echo(f"Seeding the demo data (scale {settings.seed_scale})...", err=True)
             await seed(engine, settings.seed_scale)
-        if settings.auto_seed:
+        if settings.seeds_demo_data:
             await _materialize_when_empty(settings, engine)
 
     _run(settings, prepare)
@@ -108,12 +139,24 @@ def seed_command(scale: int) -> None:
     from dataintel.store.migrate import upgrade
     from dataintel.store.seed import seed
 
-    async def work(engine: AsyncEngine) -> object:
+    async def work(engine: AsyncEngine) -> SeedSummary:
         await upgrade(engine)
         return await seed(engine, scale)
 
     summary = _run(Settings(), work)
-    click.echo(summary)
+    click.echo(
+        f"seeded the demo data at scale {summary.scale}: {summary.customers} customers,"
+        f" {summary.products} products, {summary.orders} orders ({summary.order_items} items),"
+        f" {summary.events} events, {summary.ledger_entries} ledger entries,"
+        f" {summary.roles} roles"
+    )
+    click.echo(
+        "deliberate ledger discrepancies, for reconciliation:"
+        f" {summary.orders_missing_from_ledger} orders missing from the ledger,"
+        f" {summary.ledger_amount_mismatches} amount mismatches,"
+        f" {summary.ledger_booked_at_outliers} booked-at outliers,"
+        f" {summary.ledger_entries_without_order} entries without an order"
+    )
 
 
 @main.group()
@@ -171,15 +214,17 @@ def features_materialize(as_of: str | None) -> None:
     """Compute every feature view and upsert its values, in one transaction."""
     from dataintel.cache import features_tag
     from dataintel.services.features import FeatureCatalogError, SqlFeatureService, load_catalog
+    from dataintel.store.migrate import upgrade
 
     moment = _moment(as_of) if as_of else None
     settings = Settings()
     try:
         catalog = load_catalog(settings.feature_views_path)
     except FeatureCatalogError as error:
-        raise click.ClickException(str(error)) from None
+        raise click.ClickException(f"feature views: {error}") from None
 
     async def work(engine: AsyncEngine) -> MaterializationSummary:
+        await upgrade(engine)
         summary = await SqlFeatureService(engine, catalog).materialize(moment)
         await _invalidate(settings, [features_tag(view.entity_type) for view in catalog.views])
         return summary
@@ -191,6 +236,8 @@ def features_materialize(as_of: str | None) -> None:
     )
     for view, rows in summary.rows_by_view.items():
         click.echo(f"  {view}: {rows}")
+    if summary.rows == 0:
+        click.echo("the store holds no customers or products: run `dataintel seed` first", err=True)
 
 
 async def _invalidate(settings: Settings, tags: list[str]) -> None:
@@ -264,8 +311,10 @@ def audit() -> None:
 def audit_verify() -> None:
     """Check every entry's hash and link; exit 1 naming the first broken entry."""
     from dataintel.services.audit import ChainReport, SqlAuditService
+    from dataintel.store.migrate import upgrade
 
     async def work(engine: AsyncEngine) -> ChainReport:
+        await upgrade(engine)
         return await SqlAuditService(engine).verify()
 
     report = _run(Settings(), work)
