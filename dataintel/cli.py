@@ -340,10 +340,9 @@ def users() -> None:
     "--role",
     "roles",
     multiple=True,
-    default=["viewer"],
-    show_default=True,
     type=click.Choice(["viewer", "analyst", "data_engineer", "privacy_officer", "admin"]),
-    help="A role of the user; repeat for several.",
+    help="A role of the user; repeat for several. Default: viewer, plus whatever anonymous"
+    " requests hold (viewer and analyst in development), so signing in never loses access.",
 )
 @click.option("--display-name", default=None, help="Name shown; default: the email's local part.")
 @click.option(
@@ -377,6 +376,8 @@ def users_create(
     elif not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     settings = Settings()
+    if not roles:
+        roles = tuple(dict.fromkeys(["viewer", *settings.effective_anonymous_roles]))
 
     async def work(engine: AsyncEngine) -> UserRecord:
         await upgrade(engine)
