@@ -186,7 +186,7 @@ async def _materialize_when_empty(settings: Settings, engine: AsyncEngine) -> No
         click.echo("Materializing the feature views...", err=True)
         await service.materialize()
         views = service.catalog.views
-        await _invalidate(settings, [features_tag(view.entity_type) for view in views])
+        await _invalidate(settings, engine, [features_tag(view.entity_type) for view in views])
 
 
 def _moment(text: str) -> datetime:
@@ -226,7 +226,8 @@ def features_materialize(as_of: str | None) -> None:
     async def work(engine: AsyncEngine) -> MaterializationSummary:
         await upgrade(engine)
         summary = await SqlFeatureService(engine, catalog).materialize(moment)
-        await _invalidate(settings, [features_tag(view.entity_type) for view in catalog.views])
+        tags = [features_tag(view.entity_type) for view in catalog.views]
+        await _invalidate(settings, engine, tags)
         return summary
 
     summary = _run(settings, work)
@@ -240,11 +241,17 @@ def features_materialize(as_of: str | None) -> None:
         click.echo("the store holds no customers or products: run `dataintel seed` first", err=True)
 
 
-async def _invalidate(settings: Settings, tags: list[str]) -> None:
-    """Invalidates cached entries on every replica sharing Redis (none to do without it)."""
+async def _invalidate(settings: Settings, engine: AsyncEngine, tags: list[str]) -> None:
+    """Invalidates cached entries on every server: through Redis, or through the store without.
+
+    Servers without Redis poll the store's tag versions (DATAINTEL_CACHE_TAG_POLL_SECONDS).
+    """
+    from dataintel.cache.store_tags import bump_tags
     from dataintel.platform import invalidate_shared
 
-    if settings.redis_url is not None and not await invalidate_shared(settings, tags):
+    if settings.redis_url is None:
+        await bump_tags(engine, tags)
+    elif not await invalidate_shared(settings, tags):
         click.echo(
             "warning: Redis did not take the invalidation; replicas serve what they cached"
             " until its TTL",
@@ -261,16 +268,38 @@ def cache() -> None:
 @click.argument("tags", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Every entry of every replica.")
 def cache_invalidate(tags: tuple[str, ...], everything: bool) -> None:
-    """Invalidate every entry carrying one of the TAGS (e.g. customer:42, dataset:orders)."""
+    """Invalidate every entry carrying one of the TAGS (e.g. customer:42, dataset:orders).
+
+    With Redis, every replica drops them at once; without it, running servers drop them
+    within DATAINTEL_CACHE_TAG_POLL_SECONDS (docs/resilience.md).
+    """
     from dataintel.cache import EVERYTHING
+    from dataintel.cache.tags import tag_problem
+    from dataintel.services.features import FeatureCatalogError, load_catalog
+    from dataintel.store import tables
+    from dataintel.store.migrate import upgrade
 
     chosen = [*tags, EVERYTHING] if everything else list(tags)
     if not chosen:
         raise click.UsageError("Name at least one tag, or --all.")
     settings = Settings()
-    if settings.redis_url is None:
-        raise click.ClickException("DATAINTEL_REDIS_URL is not set: there is no shared cache.")
-    asyncio.run(_invalidate(settings, chosen))
+    try:
+        catalog = load_catalog(settings.feature_views_path)
+        entity_types = {view.entity_type for view in catalog.views}
+    except FeatureCatalogError as error:
+        raise click.ClickException(f"feature views: {error}") from None
+    table_names = [table.name for table in tables.DEMO_TABLES]
+    for tag in chosen:
+        problem = tag_problem(tag, table_names, entity_types)
+        if problem is not None:
+            raise click.ClickException(problem)
+
+    async def work(engine: AsyncEngine) -> None:
+        if settings.redis_url is None:
+            await upgrade(engine)
+        await _invalidate(settings, engine, chosen)
+
+    _run(settings, work)
     click.echo(f"invalidated {', '.join(chosen)}")
 
 
