@@ -10,6 +10,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import click
@@ -356,6 +357,30 @@ def audit_verify() -> None:
         err=True,
     )
     raise SystemExit(1)
+
+
+@main.command()
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+def backup(destination: Path) -> None:
+    """Write a consistent copy of the SQLite store (audit log included) to DESTINATION.
+
+    Safe while the server runs: the copy is one transaction's view, including what is still
+    in the write-ahead log, which copying the file would lose. For PostgreSQL, use pg_dump.
+    """
+    from dataintel.store.backup import BackupError, backup_sqlite, check_backup
+
+    settings = Settings()
+    try:
+        check_backup(settings, destination)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+
+    async def work(engine: AsyncEngine) -> None:
+        await backup_sqlite(engine, destination)
+
+    _run(settings, work)
+    size = destination.stat().st_size
+    click.echo(f"wrote a consistent copy of the store to {destination} ({size} bytes)")
 
 
 @main.group()
