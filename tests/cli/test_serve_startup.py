@@ -126,3 +126,15 @@ def test_production_migrates_but_never_seeds(fresh_directory: Path) -> None:
         server.wait(timeout=30)
     store = fresh_directory / "var" / "dataintel.db"
     assert asyncio.run(_customers(f"sqlite+aiosqlite:///{store}")) == 0
+
+
+def test_a_bad_catalog_entry_names_the_file_and_the_entry(
+    fresh_directory: Path, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("measures:\n  - name: margin\n    unit: currency\n")
+    environment = clean_environment(DATAINTEL_ANALYTICS_CATALOG_PATH=str(catalog))
+    result = run_dataintel(["serve"], fresh_directory, environment)
+    line = assert_one_line_error(result, str(catalog), "measures.0.description: Field required")
+    assert "errors.pydantic.dev" not in line
+    assert list(fresh_directory.iterdir()) == []
