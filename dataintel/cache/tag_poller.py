@@ -7,6 +7,7 @@ This bounds how long a server serves values a command (`dataintel features mater
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +28,7 @@ class TagPoller:
         self._interval = interval_seconds
         self._seen: int | None = None
         self._failing = False
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -34,10 +36,12 @@ class TagPoller:
         self._task = asyncio.create_task(self._run(), name="cache-tag-poller")
 
     async def aclose(self) -> None:
-        """Stops polling."""
+        """Stops polling, letting a poll in flight finish (the store's timeouts bound it)."""
+        # Cancelling a query mid-flight would leave aiosqlite's thread answering a loop
+        # that may be closed by then.
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await self._task
             self._task = None
 
     async def poll(self) -> list[str]:
@@ -52,15 +56,18 @@ class TagPoller:
         return tags
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.poll()
                 if self._failing:
                     _log.info("cache tag polling resumed")
                 self._failing = False
-            except STORE_FAILURES as error:
-                # Logged once per outage, not once a second.
+            except Exception as error:
+                # Logged once per outage, not once a second; polling goes on either way, or
+                # this process would silently serve its cache until the TTL again.
                 if not self._failing:
-                    _log.warning("cache tag polling failed", error=" ".join(str(error).split()))
+                    level = _log.warning if isinstance(error, STORE_FAILURES) else _log.error
+                    level("cache tag polling failed", error=" ".join(str(error).split()))
                 self._failing = True
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
