@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck assets conformance bench clean help
+.PHONY: run shell test lint typecheck assets conformance bench clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -28,6 +28,10 @@ conformance: $(CONFORMANCE)  ## fetch the pinned external checkers (graphql-http
 
 run: $(STAMP) assets  ## migrate, seed on first run, serve on http://127.0.0.1:8000/graphql
 	$(BIN)/dataintel serve
+
+shell: $(STAMP)  ## a new shell with .venv/bin first on PATH (dataintel, pytest...); exit to leave
+	@echo "dataintel is on PATH in this shell; 'exit' leaves it"
+	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" PATH="$(CURDIR)/$(BIN):$$PATH" $${SHELL:-/bin/sh} -i
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

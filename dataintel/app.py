@@ -15,6 +15,7 @@ from starlette.routing import Route
 from dataintel import __version__
 from dataintel.cache import TwoLevelCache
 from dataintel.cache.redis_connection import create_redis
+from dataintel.cache.tag_poller import TagPoller
 from dataintel.gateway.execution import GraphQLExecutor
 from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.policy import FieldGate
@@ -138,10 +139,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         app.state.runtime = runtime
         rate_limits.connect(redis, platform.dependencies.get("redis"))
+        poller = None
+        if redis is None and settings.cache_enabled and settings.cache_tag_poll_seconds > 0:
+            # Without Redis, the store carries the CLI's invalidations to this process.
+            poller = TagPoller(engine, platform.cache, settings.cache_tag_poll_seconds)
+            poller.start()
         _log.info("started", version=__version__, store=engine.dialect.name, redis=bool(redis))
         try:
             yield
         finally:
+            if poller is not None:
+                await poller.aclose()
             await platform.cache.settle_loads()
             await security_audit.drain()
             await rate_limits.aclose()

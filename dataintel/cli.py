@@ -1,4 +1,8 @@
-"""The ``dataintel`` command: serve, seed, db upgrade, features materialize, schema print."""
+"""The ``dataintel`` command: serve, seed, db upgrade, features materialize, schema print.
+
+An error a person can fix (settings, a catalog file, the store) ends a command with one line
+on stderr and exit status 1, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from dataintel import __version__
+from dataintel.preflight import ConfigurationError, describe_validation_error
 from dataintel.settings import Settings
 
 if TYPE_CHECKING:
@@ -18,13 +25,20 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from dataintel.services.features import MaterializationSummary
+    from dataintel.store.seed import SeedSummary
 
 T = TypeVar("T")
 
 
 def _run(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Runs one store task on a fresh engine and disposes of it."""
-    from dataintel.store.engine import create_engine
+    """Runs one store task on a fresh engine and disposes of it; store failures in one line."""
+    from dataintel.store.diagnosis import STORE_FAILURES, describe_store_failure
+    from dataintel.store.engine import create_engine, store_url
+
+    try:
+        store_url(settings.database_url)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
     async def main() -> T:
         engine = create_engine(settings)
@@ -33,10 +47,25 @@ def _run(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except STORE_FAILURES as error:
+        raise click.ClickException(describe_store_failure(error, settings.database_url)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group; settings a person can fix are reported in one line."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            raise click.ClickException(f"cannot start: {error}") from None
+        except ValidationError as error:
+            raise click.ClickException(describe_validation_error(error)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dataintel")
 def main() -> None:
     """dataintel: the GraphQL gateway of the data-intelligence service.
@@ -67,6 +96,7 @@ def serve(
     import uvicorn
 
     from dataintel.observability.logging import configure_logging
+    from dataintel.preflight import check_settings
     from dataintel.store.migrate import upgrade
     from dataintel.store.seed import is_seeded, seed
 
@@ -76,15 +106,17 @@ def serve(
         if value is not None:
             os.environ[f"DATAINTEL_{name.upper()}"] = str(value)
     settings = Settings()
+    # Everything is checked before the store is opened: a refused start writes nothing.
+    check_settings(settings)
     configure_logging(settings.log_format, settings.log_level)
 
     async def prepare(engine: AsyncEngine) -> None:
         if settings.auto_migrate:
             await upgrade(engine)
-        if settings.auto_seed and not await is_seeded(engine):
+        if settings.seeds_demo_data and not await is_seeded(engine):
             click.echo(f"Seeding the demo data (scale {settings.seed_scale})...", err=True)
             await seed(engine, settings.seed_scale)
-        if settings.auto_seed:
+        if settings.seeds_demo_data:
             await _materialize_when_empty(settings, engine)
 
     _run(settings, prepare)
@@ -108,12 +140,24 @@ def seed_command(scale: int) -> None:
     from dataintel.store.migrate import upgrade
     from dataintel.store.seed import seed
 
-    async def work(engine: AsyncEngine) -> object:
+    async def work(engine: AsyncEngine) -> SeedSummary:
         await upgrade(engine)
         return await seed(engine, scale)
 
     summary = _run(Settings(), work)
-    click.echo(summary)
+    click.echo(
+        f"seeded the demo data at scale {summary.scale}: {summary.customers} customers,"
+        f" {summary.products} products, {summary.orders} orders ({summary.order_items} items),"
+        f" {summary.events} events, {summary.ledger_entries} ledger entries,"
+        f" {summary.roles} roles"
+    )
+    click.echo(
+        "deliberate ledger discrepancies, for reconciliation:"
+        f" {summary.orders_missing_from_ledger} orders missing from the ledger,"
+        f" {summary.ledger_amount_mismatches} amount mismatches,"
+        f" {summary.ledger_booked_at_outliers} booked-at outliers,"
+        f" {summary.ledger_entries_without_order} entries without an order"
+    )
 
 
 @main.group()
@@ -143,7 +187,7 @@ async def _materialize_when_empty(settings: Settings, engine: AsyncEngine) -> No
         click.echo("Materializing the feature views...", err=True)
         await service.materialize()
         views = service.catalog.views
-        await _invalidate(settings, [features_tag(view.entity_type) for view in views])
+        await _invalidate(settings, engine, [features_tag(view.entity_type) for view in views])
 
 
 def _moment(text: str) -> datetime:
@@ -171,17 +215,20 @@ def features_materialize(as_of: str | None) -> None:
     """Compute every feature view and upsert its values, in one transaction."""
     from dataintel.cache import features_tag
     from dataintel.services.features import FeatureCatalogError, SqlFeatureService, load_catalog
+    from dataintel.store.migrate import upgrade
 
     moment = _moment(as_of) if as_of else None
     settings = Settings()
     try:
         catalog = load_catalog(settings.feature_views_path)
     except FeatureCatalogError as error:
-        raise click.ClickException(str(error)) from None
+        raise click.ClickException(f"feature views: {error}") from None
 
     async def work(engine: AsyncEngine) -> MaterializationSummary:
+        await upgrade(engine)
         summary = await SqlFeatureService(engine, catalog).materialize(moment)
-        await _invalidate(settings, [features_tag(view.entity_type) for view in catalog.views])
+        tags = [features_tag(view.entity_type) for view in catalog.views]
+        await _invalidate(settings, engine, tags)
         return summary
 
     summary = _run(settings, work)
@@ -191,13 +238,21 @@ def features_materialize(as_of: str | None) -> None:
     )
     for view, rows in summary.rows_by_view.items():
         click.echo(f"  {view}: {rows}")
+    if summary.rows == 0:
+        click.echo("the store holds no customers or products: run `dataintel seed` first", err=True)
 
 
-async def _invalidate(settings: Settings, tags: list[str]) -> None:
-    """Invalidates cached entries on every replica sharing Redis (none to do without it)."""
+async def _invalidate(settings: Settings, engine: AsyncEngine, tags: list[str]) -> None:
+    """Invalidates cached entries on every server: through Redis, or through the store without.
+
+    Servers without Redis poll the store's tag versions (DATAINTEL_CACHE_TAG_POLL_SECONDS).
+    """
+    from dataintel.cache.store_tags import bump_tags
     from dataintel.platform import invalidate_shared
 
-    if settings.redis_url is not None and not await invalidate_shared(settings, tags):
+    if settings.redis_url is None:
+        await bump_tags(engine, tags)
+    elif not await invalidate_shared(settings, tags):
         click.echo(
             "warning: Redis did not take the invalidation; replicas serve what they cached"
             " until its TTL",
@@ -214,16 +269,38 @@ def cache() -> None:
 @click.argument("tags", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Every entry of every replica.")
 def cache_invalidate(tags: tuple[str, ...], everything: bool) -> None:
-    """Invalidate every entry carrying one of the TAGS (e.g. customer:42, dataset:orders)."""
+    """Invalidate every entry carrying one of the TAGS (e.g. customer:42, dataset:orders).
+
+    With Redis, every replica drops them at once; without it, running servers drop them
+    within DATAINTEL_CACHE_TAG_POLL_SECONDS (docs/resilience.md).
+    """
     from dataintel.cache import EVERYTHING
+    from dataintel.cache.tags import tag_problem
+    from dataintel.services.features import FeatureCatalogError, load_catalog
+    from dataintel.store import tables
+    from dataintel.store.migrate import upgrade
 
     chosen = [*tags, EVERYTHING] if everything else list(tags)
     if not chosen:
         raise click.UsageError("Name at least one tag, or --all.")
     settings = Settings()
-    if settings.redis_url is None:
-        raise click.ClickException("DATAINTEL_REDIS_URL is not set: there is no shared cache.")
-    asyncio.run(_invalidate(settings, chosen))
+    try:
+        catalog = load_catalog(settings.feature_views_path)
+        entity_types = {view.entity_type for view in catalog.views}
+    except FeatureCatalogError as error:
+        raise click.ClickException(f"feature views: {error}") from None
+    table_names = [table.name for table in tables.DEMO_TABLES]
+    for tag in chosen:
+        problem = tag_problem(tag, table_names, entity_types)
+        if problem is not None:
+            raise click.ClickException(problem)
+
+    async def work(engine: AsyncEngine) -> None:
+        if settings.redis_url is None:
+            await upgrade(engine)
+        await _invalidate(settings, engine, chosen)
+
+    _run(settings, work)
     click.echo(f"invalidated {', '.join(chosen)}")
 
 
@@ -264,8 +341,10 @@ def audit() -> None:
 def audit_verify() -> None:
     """Check every entry's hash and link; exit 1 naming the first broken entry."""
     from dataintel.services.audit import ChainReport, SqlAuditService
+    from dataintel.store.migrate import upgrade
 
     async def work(engine: AsyncEngine) -> ChainReport:
+        await upgrade(engine)
         return await SqlAuditService(engine).verify()
 
     report = _run(Settings(), work)
@@ -280,6 +359,30 @@ def audit_verify() -> None:
     raise SystemExit(1)
 
 
+@main.command()
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+def backup(destination: Path) -> None:
+    """Write a consistent copy of the SQLite store (audit log included) to DESTINATION.
+
+    Safe while the server runs: the copy is one transaction's view, including what is still
+    in the write-ahead log, which copying the file would lose. For PostgreSQL, use pg_dump.
+    """
+    from dataintel.store.backup import BackupError, backup_sqlite, check_backup
+
+    settings = Settings()
+    try:
+        check_backup(settings, destination)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from None
+
+    async def work(engine: AsyncEngine) -> None:
+        await backup_sqlite(engine, destination)
+
+    _run(settings, work)
+    size = destination.stat().st_size
+    click.echo(f"wrote a consistent copy of the store to {destination} ({size} bytes)")
+
+
 @main.group()
 def users() -> None:
     """Users of the gateway (docs/auth.md)."""
@@ -291,10 +394,9 @@ def users() -> None:
     "--role",
     "roles",
     multiple=True,
-    default=["viewer"],
-    show_default=True,
     type=click.Choice(["viewer", "analyst", "data_engineer", "privacy_officer", "admin"]),
-    help="A role of the user; repeat for several.",
+    help="A role of the user; repeat for several. Default: viewer, plus whatever anonymous"
+    " requests hold (viewer and analyst in development), so signing in never loses access.",
 )
 @click.option("--display-name", default=None, help="Name shown; default: the email's local part.")
 @click.option(
@@ -328,6 +430,8 @@ def users_create(
     elif not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     settings = Settings()
+    if not roles:
+        roles = tuple(dict.fromkeys(["viewer", *settings.effective_anonymous_roles]))
 
     async def work(engine: AsyncEngine) -> UserRecord:
         await upgrade(engine)

@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/dataintel.db"
+
+_PLAIN_SCHEMES = {
+    "postgres://": "postgresql+asyncpg://",
+    "postgresql://": "postgresql+asyncpg://",
+    "sqlite:///": "sqlite+aiosqlite:///",
+}
 
 JwtAlgorithm = Literal[
     "HS256", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
@@ -41,7 +47,13 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Time allowed to get a connection and to run one statement."
     )
     auto_migrate: bool = Field(True, description="Run migrations when the server starts.")
-    auto_seed: bool = Field(True, description="Seed the demo data when the store is empty.")
+    auto_seed: bool | None = Field(
+        None, description="Seed the demo data when the store is empty; default on in development."
+    )
+    allow_unsafe_production: bool = Field(
+        False,
+        description="Start in production with anonymous roles, GraphiQL or auto-seed turned on.",
+    )
     seed_scale: int = Field(1, ge=1, le=1000, description="Scale of the demo data seeded.")
 
     redis_url: str | None = Field(
@@ -90,6 +102,11 @@ class Settings(BaseSettings):
     )
     cache_stale_seconds: float = Field(
         3600.0, ge=0, description="How long past its TTL an entry may stand in for a failed load."
+    )
+    cache_tag_poll_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Without Redis: how often the store's tag versions are read; 0: never.",
     )
     cache_key_prefix: str = Field(
         "dataintel", min_length=1, description="Prefix of every cache key and tag in Redis."
@@ -223,6 +240,22 @@ class Settings(BaseSettings):
         300.0, gt=0, description="How long fetched JWKS keys are used before a refetch."
     )
     jwks_timeout_seconds: float = Field(3.0, gt=0, description="Timeout of one JWKS fetch.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # Hosting providers hand out postgres:// URLs; the gateway only speaks async drivers.
+        for plain, driver in _PLAIN_SCHEMES.items():
+            if value.startswith(plain):
+                return driver + value[len(plain) :]
+        return value
+
+    @property
+    def seeds_demo_data(self) -> bool:
+        """Whether `dataintel serve` seeds an empty store with the demo data."""
+        if self.auto_seed is not None:
+            return self.auto_seed
+        return self.environment == "development"
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -389,7 +389,12 @@ def _read_file(text: str, origin: str) -> _FileSpec:
     except yaml.YAMLError as error:
         raise AnalyticsCatalogError(f"{origin} is not valid YAML: {error}") from None
     except ValidationError as error:
-        raise AnalyticsCatalogError(f"{origin} is not an analytics catalog: {error}") from None
+        # Each problem names its entry (measures.0.description), not pydantic's banner.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise AnalyticsCatalogError(f"{origin} is not an analytics catalog: {problems}.") from None
 
 
 def _by_name(items: Iterable[Any], origin: str, kind: str) -> dict[str, tuple[Any, str]]:

@@ -384,11 +384,15 @@ def _aggregation(view: _ViewSpec, spec: _FeatureSpec, where: str) -> Aggregation
         )
     if spec.scale is not None and result_kind != "number":
         raise FeatureCatalogError(f"{where}: 'scale' only applies to numbers.")
+    try:
+        window = parse_duration(spec.window) if spec.window else None
+    except FeatureCatalogError as error:
+        raise FeatureCatalogError(f"{where}: window {error}") from None
     return Aggregation(
         function=spec.aggregate,
         source=spec.source or "",
         column=spec.column,
-        window=parse_duration(spec.window) if spec.window else None,
+        window=window,
         where=tuple((column, tuple(values)) for column, values in sorted(spec.where.items())),
         weight=spec.weight,
         scale=Decimal(str(spec.scale)) if spec.scale is not None else None,

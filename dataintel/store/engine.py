@@ -12,24 +12,40 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from dataintel.settings import Settings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_SUPPORTED_DRIVERS = frozenset(_ASYNC_DRIVERS.values())
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """An engine for ``settings.database_url``, with the pragmas or pool of its dialect."""
-    url = _async_url(settings.database_url)
+    url = store_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, settings)
     return _postgresql_engine(url, settings)
 
 
-def _async_url(dsn: str) -> URL:
+def store_url(dsn: str) -> URL:
+    """The DSN as a URL with the async driver of its dialect; ValueError for any other store."""
     # A DSN without a driver (postgresql://...) gets the async one rather than a blocking one.
-    url = make_url(dsn)
+    try:
+        url = make_url(dsn)
+    except sa.exc.ArgumentError:
+        raise ValueError(
+            f"DATAINTEL_DATABASE_URL {dsn!r} is not a URL such as"
+            " sqlite+aiosqlite:///./var/dataintel.db or postgresql://user@host:5432/db"
+        ) from None
     backend = url.get_backend_name()
     if backend not in _ASYNC_DRIVERS:
-        raise ValueError(f"unsupported store {url.drivername!r}: use SQLite or PostgreSQL")
+        raise ValueError(
+            f"DATAINTEL_DATABASE_URL names an unsupported store {url.drivername!r}:"
+            " use sqlite+aiosqlite:///path or postgresql://user@host:5432/db"
+        )
     if "+" not in url.drivername:
         url = url.set(drivername=_ASYNC_DRIVERS[backend])
+    if url.drivername not in _SUPPORTED_DRIVERS:
+        raise ValueError(
+            f"DATAINTEL_DATABASE_URL uses the driver {url.drivername!r}; the gateway runs on"
+            f" {' or '.join(sorted(_SUPPORTED_DRIVERS))}"
+        )
     return url
 
 

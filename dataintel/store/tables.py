@@ -227,5 +227,16 @@ jobs = sa.Table(
     sa.Index(None, "status"),
 )
 
+cache_tag_versions = sa.Table(
+    "cache_tag_versions",
+    metadata,
+    # Without Redis, a command's writes reach running servers through this table: each bump
+    # takes a serial above every earlier one, and servers poll for serials they have not seen.
+    sa.Column("tag", sa.String(512), primary_key=True),
+    sa.Column("serial", sa.BigInteger, nullable=False),
+    sa.Column("bumped_at", UTCDateTime, nullable=False),
+    sa.Index(None, "serial"),
+)
+
 DEMO_TABLES = (customers, products, orders, order_items, events, ledger_entries, feature_values)
 """The tables the seed owns, parents before children."""

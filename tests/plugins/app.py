@@ -26,6 +26,9 @@ def make_settings(seeded_sqlite_url: str) -> SettingsFactory:
             "log_format": "json",
             "auto_migrate": False,
             "auto_seed": False,
+            # The tag poller's statements would show up in tests that count statements;
+            # tests of the poller turn it on.
+            "cache_tag_poll_seconds": 0,
             # Production refuses to start without one; tests of any environment get one.
             "jwt_secret": "test-signing-secret-" + "0" * 32,
         }
