@@ -233,11 +233,23 @@ def schema() -> None:
 
 
 @schema.command(name="print")
-def schema_print() -> None:
-    """Print the schema in SDL to standard output."""
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the SDL to this file (e.g. schema.graphql) instead of standard output.",
+)
+def schema_print(output: str | None) -> None:
+    """Print the schema in SDL: what schema.graphql at the repository root must hold."""
+    from pathlib import Path
+
     from dataintel.schema import build_schema
 
-    click.echo(build_schema().as_str())
+    sdl = build_schema().as_str() + "\n"
+    if output is None:
+        click.echo(sdl, nl=False)
+    else:
+        Path(output).write_text(sdl)
 
 
 @schema.command(name="policy")
