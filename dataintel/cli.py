@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 import click
 
 from dataintel import __version__
+from dataintel.evolution.commands import documents_check, schema_diff
 from dataintel.settings import Settings
 
 if TYPE_CHECKING:
@@ -252,6 +253,9 @@ def schema_print(output: str | None) -> None:
         Path(output).write_text(sdl)
 
 
+schema.add_command(schema_diff)
+
+
 @schema.command(name="policy")
 def schema_policy() -> None:
     """Print every field with the roles that may read it (@auth), its scopes and rate limit."""
@@ -456,3 +460,6 @@ def documents_list(as_json: bool) -> None:
     for key, text in found:
         click.echo(f"{display_id(key)}  {' '.join(operation_names(text))}")
     click.echo(f"{len(found)} trusted documents", err=True)
+
+
+documents.add_command(documents_check)
