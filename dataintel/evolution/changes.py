@@ -26,6 +26,8 @@ from graphql import (
     is_object_type,
 )
 
+from dataintel.gateway.coordinates import deprecated_coordinates
+
 
 class Criticality(Enum):
     """How a change affects clients that already exist."""
@@ -162,30 +164,6 @@ def _root_type_changes(old: GraphQLSchema, new: GraphQLSchema) -> Iterator[Schem
             after_name or before_name or operation,
             f"The {operation} root type changed from {before_name} to {after_name}.",
         )
-
-
-def deprecated_coordinates(schema: GraphQLSchema) -> dict[str, str]:
-    """Every deprecated field, argument, input field and enum value, with its reason."""
-    found: dict[str, str] = {}
-    for type_ in schema.type_map.values():
-        if type_.name.startswith("__"):
-            continue
-        if is_object_type(type_) or is_interface_type(type_):
-            for name, field in type_.fields.items():
-                if field.deprecation_reason is not None:
-                    found[f"{type_.name}.{name}"] = field.deprecation_reason
-                for arg_name, arg in field.args.items():
-                    if arg.deprecation_reason is not None:
-                        found[f"{type_.name}.{name}({arg_name}:)"] = arg.deprecation_reason
-        elif is_input_object_type(type_):
-            for name, input_field in type_.fields.items():
-                if input_field.deprecation_reason is not None:
-                    found[f"{type_.name}.{name}"] = input_field.deprecation_reason
-        elif is_enum_type(type_):
-            for name, value in type_.values.items():
-                if value.deprecation_reason is not None:
-                    found[f"{type_.name}.{name}"] = value.deprecation_reason
-    return found
 
 
 def _deprecation_changes(before: dict[str, str], new: GraphQLSchema) -> Iterator[SchemaChange]:

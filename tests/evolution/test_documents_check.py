@@ -14,11 +14,11 @@ from dataintel.evolution.document_check import readme_operations
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
 RELEASED = (ROOT / "schema" / "releases" / "0.1.0.graphql").read_text()
-CURRENCY = '  """ISO 4217 currency code."""\n  currency: String!\n'
+CHANNEL = '  """Where it was placed."""\n  channel: SalesChannel!\n'
 TIER = '  """Loyalty tier."""\n  tier: CustomerTier!\n'
 
 MANIFEST = {
-    "dash:OrderCurrency": "query OrderCurrency { orders(first: 1) { nodes { id currency } } }",
+    "dash:OrderChannel": "query OrderChannel { orders(first: 1) { nodes { id channel } } }",
     "dash:CustomerNames": "query CustomerNames { customers(first: 1) { nodes { name } } }",
 }
 
@@ -50,10 +50,10 @@ def registered(monkeypatch: pytest.MonkeyPatch, redis_url: str, tmp_path: Path) 
 @pytest.mark.redis
 @pytest.mark.usefixtures("registered")
 def test_a_registered_document_using_a_removed_field_is_named(tmp_path: Path) -> None:
-    result = check("--schema", without(tmp_path, CURRENCY), "--readme", str(README))
+    result = check("--schema", without(tmp_path, CHANNEL), "--readme", str(README))
     assert result.exit_code == 1, result.output
-    assert "BROKEN dash:OrderCurrency  OrderCurrency" in result.output
-    assert "Cannot query field 'currency' on type 'Order'." in result.output
+    assert "BROKEN dash:OrderChannel  OrderChannel" in result.output
+    assert "Cannot query field 'channel' on type 'Order'." in result.output
     assert "CustomerNames" not in result.output
     examples = len(readme_operations(README.read_text()))
     assert (
@@ -86,9 +86,9 @@ def test_a_manifest_file_is_checked_without_redis(
     manifest = tmp_path / "persisted-documents.json"
     manifest.write_text(json.dumps(MANIFEST))
     result = check(
-        "--schema", without(tmp_path, CURRENCY), "--manifest", str(manifest), "--readme", "none.md"
+        "--schema", without(tmp_path, CHANNEL), "--manifest", str(manifest), "--readme", "none.md"
     )
     assert result.exit_code == 1, result.output
-    assert f"BROKEN {manifest}:dash:OrderCurrency" in result.output
+    assert f"BROKEN {manifest}:dash:OrderChannel" in result.output
     assert "1 of 2 documents still valid" in result.output
     assert "DATAINTEL_REDIS_URL is not set" in result.output
