@@ -59,9 +59,10 @@ def format_changes(changes: list[SchemaChange], acknowledged: frozenset[str]) ->
     lines = []
     for change in changes:
         label = change.criticality.value.upper()
+        note = ""
         if change.criticality is Criticality.BREAKING and change.coordinate in acknowledged:
-            label += " (acknowledged in the changelog)"
-        lines.append(f"{label:<9} {change.coordinate:<{width}}  {change.message}")
+            note = " (acknowledged in the changelog)"
+        lines.append(f"{label:<10}{change.coordinate:<{width}}  {change.message}{note}")
     return "\n".join([*lines, "", summary])
 
 
