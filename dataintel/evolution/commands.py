@@ -159,12 +159,17 @@ def documents_check(
 ) -> None:
     """Validate the trusted documents and the README's operations against a candidate schema.
 
-    Names every document that would stop working and why; exits 1 when there is one.
+    Names every document that would stop working and why, and those that still use
+    deprecated fields or values; exits 1 when a document would stop working.
     The registered documents are read from Redis (DATAINTEL_REDIS_URL).
     """
     import redis.exceptions
 
-    from dataintel.evolution.document_check import broken_documents, readme_operations
+    from dataintel.evolution.document_check import (
+        broken_documents,
+        deprecated_uses,
+        readme_operations,
+    )
     from dataintel.gateway.trusted_documents import (
         ManifestError,
         display_id,
@@ -202,6 +207,10 @@ def documents_check(
         click.echo(f"BROKEN {key}  {names}")
         for problem in problems:
             click.echo(f"  {problem}")
+    # Not a failure: what the deprecation's announcement must reach before the removal.
+    for key, coordinates in deprecated_uses(documents, schema).items():
+        names = " ".join(operation_names(documents[key])) or "(no operation)"
+        click.echo(f"DEPRECATED {key}  {names}  uses {', '.join(coordinates)}")
     click.echo(f"{len(documents) - len(broken)} of {len(documents)} documents still valid")
     if broken:
         raise SystemExit(1)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from graphql import GraphQLError, GraphQLSchema, parse, validate
 
+from dataintel.gateway.coordinates import coordinates_in, deprecated_coordinates
+
 _GRAPHQL_BLOCK = re.compile(r"```graphql\n(.*?)```", re.DOTALL)
 
 
@@ -35,3 +37,16 @@ def broken_documents(documents: Mapping[str, str], schema: GraphQLSchema) -> dic
         if problems:
             broken[key] = problems
     return broken
+
+
+def deprecated_uses(documents: Mapping[str, str], schema: GraphQLSchema) -> dict[str, list[str]]:
+    """Each valid document that still uses deprecated coordinates, with those coordinates."""
+    deprecated = deprecated_coordinates(schema)
+    uses: dict[str, list[str]] = {}
+    for key, text in documents.items():
+        if not deprecated or document_problems(text, schema):
+            continue
+        used = sorted(coordinates_in(schema, parse(text)) & deprecated.keys())
+        if used:
+            uses[key] = used
+    return uses

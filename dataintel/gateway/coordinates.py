@@ -70,7 +70,8 @@ class _CoordinateCollector(Visitor):
             self.found.add(f"{enum.name}.{node.value}")
 
 
-def _collect(schema: GraphQLSchema, document: DocumentNode) -> frozenset[str]:
+def coordinates_in(schema: GraphQLSchema, document: DocumentNode) -> frozenset[str]:
+    """Every coordinate a (valid) document selects, across all its operations."""
     type_info = TypeInfo(schema)
     collector = _CoordinateCollector(type_info)
     visit(document, TypeInfoVisitor(type_info, collector))
@@ -84,11 +85,11 @@ def coordinates_by_operation(
 ) -> Mapping[str | None, frozenset[str]]:
     """The coordinates each operation selects, its fragments included; by operation name."""
     if len(operations) == 1:
-        return MappingProxyType({next(iter(operations)): _collect(schema, document)})
+        return MappingProxyType({next(iter(operations)): coordinates_in(schema, document)})
     # A document with several operations names each of them (validation saw to it).
     return MappingProxyType(
         {
-            name or None: _collect(schema, part)
+            name or None: coordinates_in(schema, part)
             for name, part in separate_operations(document).items()
         }
     )

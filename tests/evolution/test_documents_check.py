@@ -20,6 +20,7 @@ TIER = '  """Loyalty tier."""\n  tier: CustomerTier!\n'
 MANIFEST = {
     "dash:OrderChannel": "query OrderChannel { orders(first: 1) { nodes { id channel } } }",
     "dash:CustomerNames": "query CustomerNames { customers(first: 1) { nodes { name } } }",
+    "dash:Totals": "query Totals { orders(first: 1) { nodes { total } } }",
 }
 
 
@@ -67,6 +68,8 @@ def test_every_document_holds_against_the_current_schema() -> None:
     result = check("--readme", str(README))
     assert result.exit_code == 0, result.output
     assert "BROKEN" not in result.output
+    # Still valid, but what must move before Order.total can go.
+    assert "DEPRECATED dash:Totals  Totals  uses Order.total" in result.output
 
 
 def test_a_readme_example_using_a_removed_field_is_named(
@@ -90,5 +93,5 @@ def test_a_manifest_file_is_checked_without_redis(
     )
     assert result.exit_code == 1, result.output
     assert f"BROKEN {manifest}:dash:OrderChannel" in result.output
-    assert "1 of 2 documents still valid" in result.output
+    assert "2 of 3 documents still valid" in result.output
     assert "DATAINTEL_REDIS_URL is not set" in result.output
