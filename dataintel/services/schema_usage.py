@@ -191,7 +191,13 @@ class SchemaUsageRecorder:
         """Flushes every interval until cancelled (the app's background task)."""
         while True:
             await asyncio.sleep(interval_seconds)
-            if not await self.flush():
+            try:
+                shared = await self.flush()
+            except Exception:
+                # An unexpected answer must not end counting for the rest of the process's life.
+                _log.exception("schema usage flush failed")
+                continue
+            if not shared:
                 _log.warning("schema usage counts did not reach redis; kept for the next try")
 
     async def usage(self, deprecated_only: bool) -> list[CoordinateUsageRecord]:
