@@ -35,7 +35,8 @@ class SchemaCoordinateUsage:
         description="Requests whose operation selected it (capped at 2147483647)."
     )
     clients: int = strawberry.field(
-        description="Distinct clients that sent those requests (estimated beyond a thousand)."
+        description="Distinct clients that sent those requests (through Redis a HyperLogLog"
+        " estimate, within about 1%)."
     )
     last_seen: datetime | None = strawberry.field(
         description="When a request last selected it (UTC); null when none did."
