@@ -84,7 +84,15 @@ def format_changes(changes: list[SchemaChange], acknowledged: frozenset[str]) ->
     metavar="'NAME: VALUE'",
     help="Sent with introspection to a URL, e.g. -H 'Authorization: Bearer ...'; repeatable.",
 )
-def schema_diff(old: str, new: str, changelog: str | None, header_values: tuple[str, ...]) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the changes as a JSON list (criticality, kind, coordinate, message, acknowledged).",
+)
+def schema_diff(
+    old: str, new: str, changelog: str | None, header_values: tuple[str, ...], as_json: bool
+) -> None:
     """Classify every change from OLD to NEW as breaking, dangerous or safe.
 
     OLD and NEW are SDL files, introspection result files (JSON), or the URL of a running
@@ -92,15 +100,31 @@ def schema_diff(old: str, new: str, changelog: str | None, header_values: tuple[
     (and not acknowledged with --changelog), 2 when a schema cannot be read.
     """
     from dataintel.evolution.changelog import acknowledged_coordinates, unacknowledged
-    from dataintel.evolution.changes import compare_schemas
+    from dataintel.evolution.changes import Criticality, compare_schemas
 
     headers = _headers(header_values)
     changes = compare_schemas(_load(old, headers), _load(new, headers))
     acknowledged = (
         acknowledged_coordinates(Path(changelog).read_text()) if changelog else frozenset()
     )
-    click.echo(format_changes(changes, acknowledged))
     failing = unacknowledged(changes, acknowledged)
+    if as_json:
+        import orjson
+
+        rows = [
+            {
+                "criticality": change.criticality.value,
+                "kind": change.kind,
+                "coordinate": change.coordinate,
+                "message": change.message,
+                "acknowledged": change.criticality is Criticality.BREAKING
+                and change not in failing,
+            }
+            for change in changes
+        ]
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(format_changes(changes, acknowledged))
     if failing:
         click.echo(
             f"{len(failing)} breaking changes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,20 @@ async def test_a_refused_introspection_says_why(make_settings: SettingsFactory) 
     async with serving(app) as client:
         with pytest.raises(SchemaSourceError, match="refused introspection"):
             await load_schema("http://testserver/graphql", client=client)
+
+
+def test_json_lists_each_change_and_whether_it_is_acknowledged(tmp_path: Path) -> None:
+    new = candidate(tmp_path, CURRENCY, "")
+    listed = tmp_path / "listed.md"
+    listed.write_text(CHANGELOG_LISTING.format(coordinate="Order.currency"))
+    result = diff(str(RELEASED), str(new), "--json", "--changelog", str(listed))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [
+        {
+            "criticality": "breaking",
+            "kind": "FIELD_REMOVED",
+            "coordinate": "Order.currency",
+            "message": "Field Order.currency was removed.",
+            "acknowledged": True,
+        }
+    ]
