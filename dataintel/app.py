@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -16,6 +17,7 @@ from dataintel import __version__
 from dataintel.cache import TwoLevelCache
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
+from dataintel.gateway.coordinates import deprecated_coordinates
 from dataintel.gateway.execution import GraphQLExecutor
 from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.policy import FieldGate
@@ -43,6 +45,7 @@ from dataintel.services.cached import (
 )
 from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
+from dataintel.services.schema_usage import SchemaUsageRecorder, SchemaUsageService
 from dataintel.services.status import DependencyProbe, ProbingStatusService, RedisProbe, StoreProbe
 from dataintel.services.token_revocations import (
     MemoryTokenRevocations,
@@ -71,6 +74,7 @@ def build_services(
     engine: AsyncEngine,
     redis: Redis | None,
     platform: Platform | None = None,
+    schema_usage: SchemaUsageService | None = None,
 ) -> Services:
     """The services registry over the app's connections, their breakers and the cache."""
     platform = platform or build_platform(settings, engine, redis)
@@ -107,6 +111,7 @@ def build_services(
             store, audit, TokenCodec.from_settings(settings), revocations=revocations
         ),
         audit=audit,
+        schema_usage=schema_usage if schema_usage is not None else SchemaUsageRecorder({}),
     )
 
 
@@ -126,6 +131,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return runtime.platform.cache if runtime is not None else None
 
     rate_limits = RateLimits(settings)
+    schema_usage = SchemaUsageRecorder(
+        deprecated_coordinates(schema._schema), enabled=settings.schema_usage_enabled
+    )
     security_audit = SecurityAudit(lambda: runtime.services.audit if runtime else None)
 
     @asynccontextmanager
@@ -134,8 +142,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         engine = create_engine(settings)
         redis = create_redis(settings)
         platform = build_platform(settings, engine, redis)
+        schema_usage.connect(redis, platform.dependencies.get("redis"))
         runtime = Runtime(
-            engine, redis, build_services(settings, engine, redis, platform), platform
+            engine,
+            redis,
+            build_services(settings, engine, redis, platform, schema_usage),
+            platform,
         )
         app.state.runtime = runtime
         rate_limits.connect(redis, platform.dependencies.get("redis"))
@@ -144,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Without Redis, the store carries the CLI's invalidations to this process.
             poller = TagPoller(engine, platform.cache, settings.cache_tag_poll_seconds)
             poller.start()
+        flushing = asyncio.create_task(schema_usage.run(settings.schema_usage_flush_seconds))
         _log.info("started", version=__version__, store=engine.dialect.name, redis=bool(redis))
         try:
             yield
@@ -153,6 +166,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await platform.cache.settle_loads()
             await security_audit.drain()
             await rate_limits.aclose()
+            flushing.cancel()
+            with suppress(asyncio.CancelledError):
+                await flushing
+            await schema_usage.flush()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
@@ -168,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             field_limiter=lambda: rate_limits.fields,
             audit=security_audit,
         ),
+        usage=schema_usage,
     )
     persisted = PersistedQueries(
         settings,

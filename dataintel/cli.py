@@ -17,6 +17,7 @@ import click
 from pydantic import ValidationError
 
 from dataintel import __version__
+from dataintel.evolution.commands import documents_check, schema_diff
 from dataintel.preflight import ConfigurationError, describe_validation_error
 from dataintel.settings import Settings
 
@@ -310,11 +311,26 @@ def schema() -> None:
 
 
 @schema.command(name="print")
-def schema_print() -> None:
-    """Print the schema in SDL to standard output."""
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the SDL to this file (e.g. schema.graphql) instead of standard output.",
+)
+def schema_print(output: str | None) -> None:
+    """Print the schema in SDL: what schema.graphql at the repository root must hold."""
+    from pathlib import Path
+
     from dataintel.schema import build_schema
 
-    click.echo(build_schema().as_str())
+    sdl = build_schema().as_str() + "\n"
+    if output is None:
+        click.echo(sdl, nl=False)
+    else:
+        Path(output).write_text(sdl)
+
+
+schema.add_command(schema_diff)
 
 
 @schema.command(name="policy")
@@ -548,3 +564,6 @@ def documents_list(as_json: bool) -> None:
     for key, text in found:
         click.echo(f"{display_id(key)}  {' '.join(operation_names(text))}")
     click.echo(f"{len(found)} trusted documents", err=True)
+
+
+documents.add_command(documents_check)

@@ -41,6 +41,8 @@ class RequestContext:
     services: Services
     settings: Settings
     client_address: str | None = None
+    client_name: str | None = None
+    """The client application named by apollographql-client-name or graphql-client-name."""
     response_extensions: dict[str, object] = field(default_factory=dict)
     # Filled before execution: id() of a denied field node -> the error it resolves to.
     denied_fields: dict[int, GatewayError] = field(default_factory=dict)

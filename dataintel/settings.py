@@ -241,6 +241,13 @@ class Settings(BaseSettings):
     )
     jwks_timeout_seconds: float = Field(3.0, gt=0, description="Timeout of one JWKS fetch.")
 
+    schema_usage_enabled: bool = Field(
+        True, description="Count the schema coordinates requests select, per client."
+    )
+    schema_usage_flush_seconds: float = Field(
+        10.0, gt=0, description="How often the counts are added to Redis (and spread in process)."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

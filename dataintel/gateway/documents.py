@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graphql import (
     ASTValidationRule,
@@ -18,6 +18,7 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from dataintel.errors import BadUserInputError, QueryTooComplexError
+from dataintel.gateway.coordinates import NO_COORDINATES, coordinates_by_operation
 from dataintel.gateway.introspection import uses_introspection
 from dataintel.gateway.limits import DocumentLimits, parse_document
 from dataintel.gateway.request import DocumentRejected
@@ -32,6 +33,8 @@ class PreparedDocument:
     operations: Mapping[str | None, OperationDefinitionNode]
     uses_introspection: bool = False
     """Whether it selects __schema or __type, checked against the viewer per request."""
+    coordinates: Mapping[str | None, frozenset[str]] = field(default_factory=lambda: NO_COORDINATES)
+    """The schema coordinates each operation selects, by operation name (usage counts)."""
 
     def operation(self, operation_name: str | None) -> OperationDefinitionNode | None:
         """The operation that will run, or None when the name picks none."""
@@ -125,4 +128,10 @@ class DocumentCache:
             for definition in document.definitions
             if isinstance(definition, OperationDefinitionNode)
         }
-        return PreparedDocument(key, document, operations, uses_introspection(document))
+        return PreparedDocument(
+            key,
+            document,
+            operations,
+            uses_introspection(document),
+            coordinates_by_operation(self._schema, document, operations),
+        )

@@ -27,6 +27,7 @@ from dataintel.gateway.limits import DocumentLimits, OperationCost
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.gateway.response_cache import CachePolicy, ResponseCache
+from dataintel.services.schema_usage import SchemaUsageService
 from dataintel.settings import Settings
 
 
@@ -62,6 +63,7 @@ class GraphQLExecutor:
         settings: Settings,
         responses: ResponseCache | None = None,
         gate: FieldGate | None = None,
+        usage: SchemaUsageService | None = None,
     ) -> None:
         self._schema = schema
         self._responses = responses
@@ -78,6 +80,7 @@ class GraphQLExecutor:
         self._introspection = IntrospectionPolicy(settings)
         self.cost = OperationCost(schema, settings)
         self.gate = gate or FieldGate(schema, settings)
+        self.usage = usage
 
     async def execute(
         self,
@@ -110,6 +113,9 @@ class GraphQLExecutor:
         self.cost.check(prepared, operation, request.variables)
         await self.gate.enforce(prepared, operation, context)
         operation_name = operation.name.value if operation.name else None
+        if self.usage is not None:
+            coordinates = prepared.coordinates.get(operation_name, frozenset())
+            self.usage.record(coordinates, context.viewer.user_id, context.client_name)
         # Whole-response caching comes after every check that may reject the request.
         policy = cache_key = generation = None
         if self._responses is not None:

@@ -27,6 +27,7 @@ from dataintel.http.media_types import (
 )
 from dataintel.loaders import create_loaders
 from dataintel.services import Services
+from dataintel.services.schema_usage import client_name
 from dataintel.settings import Settings
 
 QUERIES_ONLY = frozenset({OperationType.QUERY})
@@ -110,6 +111,7 @@ class GraphQLEndpoint:
             services=services,
             settings=self._settings,
             client_address=request.client.host if request.client else None,
+            client_name=client_name(request.headers),
         )
 
     async def _batch(

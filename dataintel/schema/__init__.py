@@ -10,6 +10,7 @@ from dataintel.schema.auth import AuthMutation, AuthQuery
 from dataintel.schema.commerce import CommerceQuery
 from dataintel.schema.errors import ErrorCode
 from dataintel.schema.features import FeaturesQuery
+from dataintel.schema.schema_usage import SchemaUsageQuery
 from dataintel.schema.status import StatusQuery
 
 # Adding a domain: write its module, then add its Query (or Mutation) class here.
@@ -20,6 +21,7 @@ QUERIES: tuple[type, ...] = (
     AnalyticsQuery,
     AuthQuery,
     AuditQuery,
+    SchemaUsageQuery,
 )
 MUTATIONS: tuple[type, ...] = (AuthMutation,)
 

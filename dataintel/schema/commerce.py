@@ -289,7 +289,11 @@ class Order:
     currency: str = strawberry.field(description="ISO 4217 currency code.")
     customer_id: strawberry.Private[int]
 
-    @strawberry.field(description="Sum of its items in currency units.")
+    @strawberry.field(
+        description="Sum of its items in currency units.",
+        deprecation_reason="A float cannot hold every amount in cents exactly: use totalCents"
+        " with currency.",
+    )
     def total(self) -> float:
         return self.total_cents / 100
 

@@ -1,0 +1,1 @@
+"""Schema evolution: classifying schema changes, the release gate, documents against a schema."""
