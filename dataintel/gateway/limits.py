@@ -46,7 +46,7 @@ from graphql import (
     is_composite_type,
 )
 from graphql.language import DirectiveNode, Lexer
-from graphql.language.parser import Parser, nested_too_deeply_error
+from graphql.language.parser import Parser
 from graphql.pyutils import Undefined
 
 from dataintel.directives.cost import Cost, cost_of
@@ -62,8 +62,6 @@ LIST_SIZE_ARGUMENTS = ("first", "limit")
 """Arguments that say how many items a field lists, when @cost names none."""
 
 _DEFINITION = "strawberry-definition"
-_TOO_MANY_TOKENS = "Syntax Error: Document contains more than"
-_TOO_DEEP = "Syntax Error: Document is nested too deeply"
 
 
 def too_complex(limit: str, measured: int, allowed: int, what: str) -> QueryTooComplexError:
@@ -100,27 +98,12 @@ class DocumentLimits:
 
 def parse_document(query: str, limits: DocumentLimits) -> DocumentNode:
     """Parses within the token limit and checks the structural limits; DocumentRejected if not."""
-    parser = _DirectiveCountingParser(
-        Source(query), max_tokens=limits.max_tokens, max_directives=limits.max_directives
-    )
+    parser = _CountingParser(Source(query), limits)
     try:
         document = _parse(parser)
-    except _TooManyDirectives:
-        measured = _count_directives(query)
-        raise DocumentRejected(
-            [too_complex("directives", measured, limits.max_directives, "document's directive count")]
-        ) from None
+    except _LimitReached as reached:
+        raise DocumentRejected([_parser_limit(reached.limit, query, limits)]) from None
     except GraphQLError as error:
-        if error.message.startswith(_TOO_MANY_TOKENS):
-            measured = _count_tokens(query)
-            raise DocumentRejected(
-                [too_complex("tokens", measured, limits.max_tokens, "document's token count")]
-            ) from None
-        if error.message.startswith(_TOO_DEEP):
-            measured = _brace_depth(query)
-            raise DocumentRejected(
-                [too_complex("depth", measured, limits.max_depth, "document's depth")]
-            ) from None
         raise DocumentRejected([error]) from None
     errors = check_structure(document, limits)
     if errors:
@@ -128,36 +111,59 @@ def parse_document(query: str, limits: DocumentLimits) -> DocumentNode:
     return document
 
 
-class _TooManyDirectives(Exception):
-    """Raised by the parser at the first directive past the limit."""
+class _LimitReached(Exception):
+    """Raised by the parser at the first token, directive or nesting level past a limit."""
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(limit)
+        self.limit = limit
 
 
-class _DirectiveCountingParser(Parser):
-    """graphql-core's parser, stopping at the first directive past the limit.
+class _CountingParser(Parser):
+    """graphql-core's parser, stopping at the first token or directive past its limit.
 
-    A document such as ``{ __typename @a@a@a… }`` is cheap in tokens and expensive after
-    them (every directive is validated, and each yields errors); stopping while parsing
-    refuses it before it costs anything, as the token limit does.
+    Counting here, instead of reading graphql-core's error messages, keeps the decision on
+    our own numbers. A document such as ``{ __typename @a@a@a… }`` is cheap in tokens and
+    expensive after them (every directive is validated, and each yields errors); stopping
+    while parsing refuses it before it costs anything. The query text's length is bounded
+    before parsing, which also bounds the comments the lexer skips.
     """
 
-    def __init__(self, source: Source, *, max_tokens: int, max_directives: int) -> None:
-        super().__init__(source, max_tokens=max_tokens)
-        self._directives_left = max_directives
+    def __init__(self, source: Source, limits: DocumentLimits) -> None:
+        super().__init__(source)
+        self._token_limit = limits.max_tokens
+        self._directives_left = limits.max_directives
+
+    def advance_lexer(self) -> None:
+        super().advance_lexer()
+        if self.token_count > self._token_limit:
+            raise _LimitReached("tokens")
 
     def parse_directive(self, is_const: bool) -> DirectiveNode:
         if self._directives_left == 0:
-            raise _TooManyDirectives
+            raise _LimitReached("directives")
         self._directives_left -= 1
         return super().parse_directive(is_const)
 
 
 def _parse(parser: Parser) -> DocumentNode:
-    # What graphql.parse does around the parser: deep nesting ends in RecursionError.
+    # Nesting past the parser's bound (or Python's) ends in RecursionError; raised outside
+    # the handler, so the recursion's frames are not kept alive by the new exception.
     try:
         return parser.parse_document()
     except RecursionError:
         pass
-    raise nested_too_deeply_error(parser)
+    raise _LimitReached("depth")
+
+
+def _parser_limit(limit: str, query: str, limits: DocumentLimits) -> QueryTooComplexError:
+    """The error of a limit the parser stopped at, measured over the whole text."""
+    if limit == "tokens":
+        return too_complex(limit, _count_tokens(query), limits.max_tokens, "document's token count")
+    if limit == "directives":
+        measured = _count_directives(query)
+        return too_complex(limit, measured, limits.max_directives, "document's directive count")
+    return too_complex(limit, _brace_depth(query), limits.max_depth, "document's depth")
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,13 +288,19 @@ def _root_fields(
 
 
 def _count_tokens(query: str) -> int:
+    # As the parser counts them: every token, comments included (the lexer chains them).
     lexer = Lexer(Source(query))
-    count = 0
+    first = lexer.token
     try:
         while lexer.advance().kind != TokenKind.EOF:
-            count += 1
+            pass
     except GraphQLError:
         pass
+    count = 0
+    token = first.next
+    while token is not None and token.kind != TokenKind.EOF:
+        count += 1
+        token = token.next
     return count
 
 

@@ -76,6 +76,24 @@ def test_the_token_limit_stops_the_parser_and_reports_the_count() -> None:
     }
 
 
+def test_comments_count_as_tokens_in_the_limit_and_in_the_measure() -> None:
+    query = "{ status { version } " + "# a comment\n" * 300 + "}"
+    assert rejection(query, DocumentLimits(max_tokens=100)) == {
+        "limit": "tokens",
+        "measured": 306,
+        "allowed": 100,
+    }
+
+
+def test_directives_past_the_limit_stop_the_parser() -> None:
+    query = "{ status { version " + "@skip(if: false) " * 60 + "} }"
+    assert rejection(query, DocumentLimits(max_directives=50)) == {
+        "limit": "directives",
+        "measured": 60,
+        "allowed": 50,
+    }
+
+
 def test_a_document_too_deep_for_the_parser_is_too_complex_not_a_syntax_error() -> None:
     query = "{" + "a {" * 400 + "b" + "}" * 401
     extensions = rejection(query, DocumentLimits(max_tokens=10_000))
