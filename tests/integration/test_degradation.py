@@ -18,9 +18,6 @@ from sqlalchemy.engine import make_url
 
 from dataintel.app import create_app
 from dataintel.settings import Settings
-from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import seed
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import (
     UnreadableStore,
@@ -232,19 +229,13 @@ async def test_unreachable_postgresql(make_settings: SettingsFactory) -> None:
 
 @pytest.mark.postgres
 async def test_dropped_postgresql_database(
-    make_settings: SettingsFactory, fresh_postgres_url: str, postgres_server: PostgresServer
+    make_settings: SettingsFactory, seeded_postgres_url: str, postgres_server: PostgresServer
 ) -> None:
-    engine = create_engine(Settings(database_url=fresh_postgres_url))
-    try:
-        await upgrade(engine)
-        await seed(engine, 1)
-    finally:
-        await engine.dispose()
-    settings = make_settings(database_url=fresh_postgres_url, cache_ttl_seconds=0)
+    settings = make_settings(database_url=seeded_postgres_url, cache_ttl_seconds=0)
     async with serving(create_app(settings)) as client:
         warm = await post(client, DASHBOARD)
         assert "errors" not in warm
-        database = make_url(fresh_postgres_url).database
+        database = make_url(seeded_postgres_url).database
         assert database is not None
         await postgres_server.drop_database(database)
 

@@ -23,9 +23,6 @@ from starlette.applications import Starlette
 from dataintel.app import create_app
 from dataintel.resilience import Dependency
 from dataintel.settings import Settings
-from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import seed
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import eventually, runtime_of
 from tests.plugins.store import PostgresServer
@@ -42,17 +39,6 @@ ORDERS = 1000
 RESET_SECONDS = 1.0
 MAX_FAILURES = 200
 """Past this the clients stop: the test has failed, and a fast-failing loop must not spin."""
-
-
-@pytest.fixture
-async def seeded_postgres_url(fresh_postgres_url: str) -> str:
-    engine = create_engine(Settings(database_url=fresh_postgres_url))
-    try:
-        await upgrade(engine)
-        await seed(engine, 1)
-    finally:
-        await engine.dispose()
-    return fresh_postgres_url
 
 
 def uncached(make_settings: SettingsFactory, url: str, **overrides: Any) -> Settings:

@@ -165,13 +165,21 @@ async def _migrate_and_seed(url: str, scale: int) -> SeedSummary:
     try:
         await upgrade(engine)
         summary = await seed(engine, scale)
-        async with engine.connect() as connection:
-            # Moves everything from the write-ahead log into the file, so copying the file
-            # alone copies the whole store.
-            await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        if engine.dialect.name == "sqlite":
+            async with engine.connect() as connection:
+                # Moves everything from the write-ahead log into the file, so copying the
+                # file alone copies the whole store.
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return summary
     finally:
         await engine.dispose()
+
+
+@pytest.fixture
+def seeded_postgres_url(fresh_postgres_url: str) -> str:
+    """This test's own PostgreSQL database, migrated and seeded at scale 1."""
+    _run(_migrate_and_seed(fresh_postgres_url, scale=1))
+    return fresh_postgres_url
 
 
 @pytest.fixture(scope="session")
