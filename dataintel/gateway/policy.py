@@ -11,6 +11,7 @@ without running the resolver: no work per resolved item.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -486,10 +487,14 @@ class FieldGate:
         limiter = self._field_limiter() if self._field_limiter else self._in_process
         if limiter is None:
             return
-        for limited in shape.limited:
-            if id(limited.node) in context.denied_fields:
-                continue
-            error = await self._count(limiter, limited.rule, context)
+        counted = [
+            limited for limited in shape.limited if id(limited.node) not in context.denied_fields
+        ]
+        # Each count is a Redis round trip: made side by side, not one field after another.
+        errors = await asyncio.gather(
+            *(self._count(limiter, limited.rule, context) for limited in counted)
+        )
+        for limited, error in zip(counted, errors, strict=True):
             if error is not None:
                 context.denied_fields[id(limited.node)] = error
 
