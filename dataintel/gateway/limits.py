@@ -108,7 +108,11 @@ def parse_document(query: str, limits: DocumentLimits) -> DocumentNode:
     except _TooManyDirectives:
         measured = _count_directives(query)
         raise DocumentRejected(
-            [too_complex("directives", measured, limits.max_directives, "document's directive count")]
+            [
+                too_complex(
+                    "directives", measured, limits.max_directives, "document's directive count"
+                )
+            ]
         ) from None
     except GraphQLError as error:
         if error.message.startswith(_TOO_MANY_TOKENS):
