@@ -33,7 +33,7 @@ from dataintel.services.reconciliation.report import (
     with_overrides,
 )
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine, fetch_all, fetch_scalar, read
+from dataintel.store.guarded import StoreEngine, fetch_all, fetch_scalar, read, statement_failure
 from dataintel.store.rows import AnyRow
 
 RunStatus = Literal["OK", "DISCREPANCIES", "ERROR"]
@@ -261,19 +261,3 @@ class SqlReconciliationService:
 
 def _elapsed(clock: float) -> timedelta:
     return timedelta(seconds=time.perf_counter() - clock)
-
-
-_SQLITE_STATEMENT_FAILURES = ("no such ", "syntax error", "ambiguous column", "misuse of")
-
-
-def statement_failure(error: sa.exc.DBAPIError) -> str | None:
-    """The reason when a statement was wrong (not the store unreachable); None otherwise."""
-    if error.connection_invalidated:
-        return None
-    original = error.orig if error.orig is not None else error
-    reason = (str(original).strip().splitlines() or [type(original).__name__])[0]
-    if isinstance(error, sa.exc.ProgrammingError | sa.exc.DataError):
-        return reason
-    if isinstance(error, sa.exc.OperationalError) and reason.startswith(_SQLITE_STATEMENT_FAILURES):
-        return reason
-    return None
