@@ -1,7 +1,8 @@
-"""The ``dataintel reconcile`` commands: run declared comparisons and print their reports.
+"""The ``dataintel reconcile`` and ``dataintel quality`` commands: run and print.
 
-A run is stored like one made through GraphQL (requested by ``cli``). The exit status is 0
-when every comparison agreed, 1 when one found discrepancies or could not run.
+Runs are stored like ones made through GraphQL (a reconciliation requested by ``cli``).
+``reconcile run`` exits 1 when a comparison found discrepancies or could not run;
+``quality run`` exits 1 when a check FAILs or ERRORs (WARN passes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataintel.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from dataintel.services.quality import QualityResult
     from dataintel.services.reconciliation import ReconciliationRun
 
 REQUESTED_BY = "cli"
@@ -112,4 +114,68 @@ def reconcile_run(comparison: str | None, sample_size: int | None) -> None:
         for line in _report_lines(run):
             click.echo(line)
     if any(run.status != "OK" for run in runs):
+        raise SystemExit(1)
+
+
+def _result_line(result: QualityResult) -> str:
+    measured = result.measurement
+    line = f"{result.status:<5} {result.check_id} ({result.dataset})"
+    if measured.reason is not None:
+        return f"{line}: {measured.reason}"
+    parts = [f"observed {measured.observed_value:g}"] if measured.observed_value is not None else []
+    if measured.element_count is not None:
+        parts.append(f"{measured.element_count} rows")
+    if measured.unexpected_count is not None:
+        percent = measured.unexpected_percent
+        share = "" if percent is None else f" ({percent:.2f}%)"
+        parts.append(f"{measured.unexpected_count} unexpected{share}")
+    if measured.unexpected_sample:
+        sample = ", ".join(f"{item.value} x{item.count}" for item in measured.unexpected_sample[:5])
+        parts.append(f"e.g. {sample}")
+    return f"{line}: {'; '.join(parts)}"
+
+
+@click.group()
+def quality() -> None:
+    """Data quality checks (docs/quality.md)."""
+
+
+@quality.command(name="run")
+@click.option("--check", "check_ids", multiple=True, metavar="ID", help="Only this check; repeat.")
+@click.option("--dataset", default=None, help="Only checks on this table.")
+@click.option("--tag", default=None, help="Only checks with this tag.")
+def quality_run(check_ids: tuple[str, ...], dataset: str | None, tag: str | None) -> None:
+    """Run the declared checks (default: all) now, store and print their results.
+
+    Exit status 1 when a check FAILs or could not run (ERROR); WARN passes.
+    """
+    from dataintel.cli import _run
+    from dataintel.errors import GatewayError
+    from dataintel.services.quality import (
+        CheckSelection,
+        QualityCatalogError,
+        SqlQualityService,
+        load_checks,
+    )
+    from dataintel.store.migrate import upgrade
+
+    settings = Settings()
+    try:
+        checks = load_checks(settings.quality_checks_path)
+    except QualityCatalogError as error:
+        raise click.ClickException(f"quality checks: {error}") from None
+    selection = CheckSelection(check_ids or None, dataset, tag)
+
+    async def work(engine: AsyncEngine) -> list[QualityResult]:
+        await upgrade(engine)
+        _run_id, results = await SqlQualityService(engine, checks).run(selection)
+        return results
+
+    try:
+        results = _run(settings, work)
+    except GatewayError as error:
+        raise click.ClickException(str(error)) from None
+    for result in results:
+        click.echo(_result_line(result))
+    if any(result.status in ("FAIL", "ERROR") for result in results):
         raise SystemExit(1)

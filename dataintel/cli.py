@@ -17,7 +17,7 @@ import click
 from pydantic import ValidationError
 
 from dataintel import __version__
-from dataintel.check_commands import reconcile
+from dataintel.check_commands import quality, reconcile
 from dataintel.evolution.commands import documents_check, schema_diff
 from dataintel.preflight import ConfigurationError, describe_validation_error
 from dataintel.settings import Settings
@@ -571,3 +571,4 @@ def documents_list(as_json: bool) -> None:
 documents.add_command(documents_check)
 
 main.add_command(reconcile)
+main.add_command(quality)

@@ -9,6 +9,7 @@ from dataintel.services.audit import AuditService
 from dataintel.services.auth import AuthService
 from dataintel.services.commerce import CommerceService
 from dataintel.services.features import FeatureService
+from dataintel.services.quality import QualityService
 from dataintel.services.reconciliation import ReconciliationService
 from dataintel.services.schema_usage import SchemaUsageService
 from dataintel.services.status import StatusService
@@ -26,3 +27,4 @@ class Services:
     audit: AuditService
     schema_usage: SchemaUsageService
     reconciliation: ReconciliationService
+    quality: QualityService

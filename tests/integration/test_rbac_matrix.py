@@ -43,6 +43,9 @@ READERS: dict[str, frozenset[str]] = {
     "auditLog": frozenset({"privacy_officer", "admin"}),
     "reconciliations": ANALYSTS,
     "reconciliation": ANALYSTS,
+    "qualityChecks": ANALYSTS,
+    "qualityCheck": ANALYSTS,
+    "datasetHealth": ANALYSTS,
 }
 
 MATRIX = """
@@ -63,6 +66,9 @@ query Matrix {
   auditLog(first: 1) { nodes { id } }
   reconciliations { id }
   reconciliation(id: "orders_vs_ledger") { id }
+  qualityChecks { id }
+  qualityCheck(id: "orders_id_unique") { id }
+  datasetHealth { dataset }
 }
 """
 
