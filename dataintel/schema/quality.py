@@ -34,6 +34,9 @@ class QualityCheckType(enum.Enum):
         "between", description="Values lie between min and max (inclusive unless strict)."
     )
     IN_SET = strawberry.enum_value("in_set", description="Values are among the declared ones.")
+    REGEX = strawberry.enum_value(
+        "regex", description="Values (as text) contain a match of the regular expression."
+    )
     ROW_COUNT_BETWEEN = strawberry.enum_value(
         "row_count_between", description="The row count lies between min and max."
     )
@@ -141,6 +144,7 @@ class QualityCheck:
     tags: list[str] = strawberry.field(description="Tags to run checks by.")
     columns: list[str] = strawberry.field(description="The checked column(s); none for a count.")
     where: str | None = strawberry.field(description="The SQL filter on the rows, if any.")
+    pattern: str | None = strawberry.field(description="A regex check's regular expression.")
     mostly: float = strawberry.field(
         description="Share (0..1) of non-null rows that must be as expected (row checks)."
     )
@@ -176,6 +180,7 @@ class QualityCheck:
             tags=list(record.tags),
             columns=list(record.columns),
             where=record.where,
+            pattern=record.pattern,
             mostly=record.mostly,
             latest_result=QualityResult.from_record(latest) if latest else None,
         )

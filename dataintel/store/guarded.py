@@ -120,7 +120,13 @@ async def fetch_scalar(engine: StoreEngine, statement: sa.Executable) -> Any:
     return await read(engine, scalar)
 
 
-_SQLITE_STATEMENT_FAILURES = ("no such ", "syntax error", "ambiguous column", "misuse of")
+_SQLITE_STATEMENT_FAILURES = (
+    "no such ",
+    "syntax error",
+    "ambiguous column",
+    "misuse of",
+    "user-defined function raised exception",
+)
 
 
 def statement_failure(error: sa.exc.DBAPIError) -> str | None:

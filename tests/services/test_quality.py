@@ -7,6 +7,7 @@ service's SQL is never the reference. Each test runs on SQLite and on PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -233,6 +234,23 @@ async def test_in_set_counts_values_outside_and_samples_the_most_frequent(
     assert sample_of(result) == top(others)
 
 
+async def test_regex_searches_the_values_text(store: Store, engine: AsyncEngine) -> None:
+    emails = [customer.email for customer in store.rows.customers]
+    pattern = "^[a-m][a-z]*[.]"
+    misses = Counter(email for email in emails if not re.search(pattern, email))
+    assert 0 < sum(misses.values()) < len(emails)
+    result = await run_one(
+        engine, check(f'dataset: customers, type: regex, column: email, pattern: "{pattern}"')
+    )
+    assert result.unexpected_count == sum(misses.values())
+    assert sample_of(result) == top(misses)[:20]
+    totals = [order.total_cents for order in store.rows.orders]
+    numbers = await run_one(
+        engine, check('dataset: orders, type: regex, column: total_cents, pattern: "99$"')
+    )
+    assert numbers.unexpected_count == sum(1 for t in totals if not str(t).endswith("99"))
+
+
 async def test_row_count_between_with_and_without_where(store: Store, engine: AsyncEngine) -> None:
     count = len(store.rows.customers)
     exact = f"dataset: customers, type: row_count_between, min: {count}, max: {count}"
@@ -392,6 +410,9 @@ async def test_selection_by_tag_and_mistakes(engine: AsyncEngine) -> None:
         ("dataset: orders, type: row_count_between, min: 1, mostly: 0.5", "mostly applies"),
         ("dataset: orders, type: not_null, column: id, mostly: 2", "mostly"),
         ("dataset: orders, type: unique", "unique needs column"),
+        ("dataset: orders, type: regex, column: status", "regex needs a pattern"),
+        ('dataset: orders, type: regex, column: status, pattern: "("', "does not compile"),
+        ('dataset: orders, type: not_null, column: id, pattern: "a"', "only regex checks"),
     ],
 )
 def test_a_bad_check_is_refused_with_where_it_is(body: str, fragment: str) -> None:

@@ -1,7 +1,8 @@
 """Quality checks declared in YAML: a stable id, a dataset, a type and its parameters.
 
 Types (after Great Expectations' core expectations): ``not_null``, ``unique`` (one or several
-columns), ``between`` (min/max inclusive unless ``strict``), ``in_set``,
+columns), ``between`` (min/max inclusive unless ``strict``), ``in_set``, ``regex`` (a search
+anywhere in the value's text, in the subset PostgreSQL's ``~`` and Python's ``re`` share),
 ``row_count_between``, ``freshness`` (age of a time column's latest value, warn and fail
 thresholds in seconds) and ``referential`` (values found in another table's column).
 ``where`` filters the dataset's rows (SQL); ``mostly`` (0..1) lets a row check pass when at
@@ -10,6 +11,7 @@ least that share of its non-null rows is as expected.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -24,11 +26,18 @@ from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
 CheckType = Literal[
-    "not_null", "unique", "between", "in_set", "row_count_between", "freshness", "referential"
+    "not_null",
+    "unique",
+    "between",
+    "in_set",
+    "regex",
+    "row_count_between",
+    "freshness",
+    "referential",
 ]
 Severity = Literal["warn", "fail"]
 BUILT_IN_CHECKS = "quality_checks.yaml"
-ROW_CHECKS: tuple[CheckType, ...] = ("not_null", "between", "in_set", "referential")
+ROW_CHECKS: tuple[CheckType, ...] = ("not_null", "between", "in_set", "regex", "referential")
 """Checks that count unexpected rows (``mostly`` applies to them and to ``unique``)."""
 
 _ID = r"^[a-z][a-z0-9_]*$"
@@ -62,6 +71,8 @@ class CheckDefinition:
     fail_after_seconds: float | None
     references: str | None
     """table.column for referential."""
+    pattern: str | None
+    """The regular expression of a regex check."""
 
     @property
     def column(self) -> str:
@@ -89,6 +100,7 @@ class _CheckSpec(BaseModel):
     warn_after_seconds: float | None = Field(None, gt=0, alias="warnAfterSeconds")
     fail_after_seconds: float | None = Field(None, gt=0, alias="failAfterSeconds")
     references: str | None = None
+    pattern: str | None = None
 
     @model_validator(mode="after")
     def _one_column_field(self) -> _CheckSpec:
@@ -140,6 +152,14 @@ def _check(spec: _CheckSpec, origin: str) -> CheckDefinition:
         )
     if spec.type == "in_set":
         _require(bool(spec.values), where, "in_set needs values.")
+    if spec.type == "regex":
+        _require(bool(spec.pattern), where, "regex needs a pattern.")
+        try:
+            re.compile(spec.pattern or "")
+        except re.error as error:
+            raise QualityCatalogError(f"{where}: pattern does not compile: {error}.") from None
+    else:
+        _require(spec.pattern is None, where, "only regex checks take a pattern.")
     if spec.type == "freshness":
         column_type = table.c[columns[0]].type
         _require(isinstance(column_type, UTCDateTime), where, "freshness needs a time column.")
@@ -181,6 +201,7 @@ def _check(spec: _CheckSpec, origin: str) -> CheckDefinition:
         warn_after_seconds=spec.warn_after_seconds,
         fail_after_seconds=spec.fail_after_seconds,
         references=references,
+        pattern=spec.pattern,
     )
 
 

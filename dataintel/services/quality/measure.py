@@ -83,6 +83,11 @@ def _unexpected(check: CheckDefinition, rows: sa.Subquery) -> sa.ColumnElement[b
         return sa.and_(column.is_not(None), sa.or_(*outside))
     if check.type == "in_set":
         return sa.and_(column.is_not(None), column.not_in(check.values))
+    if check.type == "regex":
+        assert check.pattern is not None
+        # REGEXP on SQLite (a function the store registers on each connection), ~ on PostgreSQL.
+        matches = sa.cast(column, sa.String).regexp_match(check.pattern)
+        return sa.and_(column.is_not(None), sa.not_(matches))
     if check.type == "referential":
         assert check.references is not None
         table_name, _, column_name = check.references.partition(".")
