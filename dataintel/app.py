@@ -45,6 +45,8 @@ from dataintel.services.cached import (
 )
 from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
+from dataintel.services.quality import SqlQualityService, load_checks
+from dataintel.services.reconciliation import SqlReconciliationService, load_comparisons
 from dataintel.services.schema_usage import SchemaUsageRecorder, SchemaUsageService
 from dataintel.services.status import DependencyProbe, ProbingStatusService, RedisProbe, StoreProbe
 from dataintel.services.token_revocations import (
@@ -112,6 +114,10 @@ def build_services(
         ),
         audit=audit,
         schema_usage=schema_usage if schema_usage is not None else SchemaUsageRecorder({}),
+        reconciliation=SqlReconciliationService(
+            store, load_comparisons(settings.reconciliation_comparisons_path)
+        ),
+        quality=SqlQualityService(store, load_checks(settings.quality_checks_path)),
     )
 
 

@@ -17,6 +17,7 @@ import click
 from pydantic import ValidationError
 
 from dataintel import __version__
+from dataintel.check_commands import quality, reconcile
 from dataintel.evolution.commands import documents_check, schema_diff
 from dataintel.preflight import ConfigurationError, describe_validation_error
 from dataintel.settings import Settings
@@ -155,7 +156,8 @@ def seed_command(scale: int) -> None:
     click.echo(
         "deliberate ledger discrepancies, for reconciliation:"
         f" {summary.orders_missing_from_ledger} orders missing from the ledger,"
-        f" {summary.ledger_amount_mismatches} amount mismatches,"
+        f" {summary.ledger_amount_mismatches} amount mismatches"
+        f" ({summary.ledger_large_amount_mismatches} by a dollar or more),"
         f" {summary.ledger_booked_at_outliers} booked-at outliers,"
         f" {summary.ledger_entries_without_order} entries without an order"
     )
@@ -567,3 +569,6 @@ def documents_list(as_json: bool) -> None:
 
 
 documents.add_command(documents_check)
+
+main.add_command(reconcile)
+main.add_command(quality)

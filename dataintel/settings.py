@@ -121,6 +121,16 @@ class Settings(BaseSettings):
     feature_views_path: Path | None = Field(
         None, description="A YAML file of feature views added to the built-in ones."
     )
+    quality_checks_path: Path | None = Field(
+        None,
+        description="A YAML file of data quality checks added to (or replacing by id) the"
+        " built-in ones.",
+    )
+    reconciliation_comparisons_path: Path | None = Field(
+        None,
+        description="A YAML file of reconciliation comparisons added to (or replacing by id)"
+        " the built-in ones.",
+    )
 
     graphql_path: str = "/graphql"
     graphiql: bool | None = Field(

@@ -10,6 +10,8 @@ from dataintel.schema.auth import AuthMutation, AuthQuery
 from dataintel.schema.commerce import CommerceQuery
 from dataintel.schema.errors import ErrorCode
 from dataintel.schema.features import FeaturesQuery
+from dataintel.schema.quality import QualityMutation, QualityQuery
+from dataintel.schema.reconciliation import ReconciliationMutation, ReconciliationQuery
 from dataintel.schema.schema_usage import SchemaUsageQuery
 from dataintel.schema.status import StatusQuery
 
@@ -22,8 +24,10 @@ QUERIES: tuple[type, ...] = (
     AuthQuery,
     AuditQuery,
     SchemaUsageQuery,
+    ReconciliationQuery,
+    QualityQuery,
 )
-MUTATIONS: tuple[type, ...] = (AuthMutation,)
+MUTATIONS: tuple[type, ...] = (AuthMutation, ReconciliationMutation, QualityMutation)
 
 
 def _root(name: str, domains: tuple[type, ...], description: str) -> type:

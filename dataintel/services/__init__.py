@@ -9,6 +9,8 @@ from dataintel.services.audit import AuditService
 from dataintel.services.auth import AuthService
 from dataintel.services.commerce import CommerceService
 from dataintel.services.features import FeatureService
+from dataintel.services.quality import QualityService
+from dataintel.services.reconciliation import ReconciliationService
 from dataintel.services.schema_usage import SchemaUsageService
 from dataintel.services.status import StatusService
 
@@ -24,3 +26,5 @@ class Services:
     auth: AuthService
     audit: AuditService
     schema_usage: SchemaUsageService
+    reconciliation: ReconciliationService
+    quality: QualityService

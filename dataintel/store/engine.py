@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,21 @@ def _sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
     return engine
 
 
+@functools.lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _regexp(pattern: str | None, value: object) -> bool | None:
+    """SQLite's ``value REGEXP pattern``: a search anywhere in the value, like PostgreSQL's ~."""
+    if pattern is None or value is None:
+        return None
+    return _pattern(pattern).search(str(value)) is not None
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    # SQLite has no REGEXP of its own; quality's regex checks call this one.
+    dbapi_connection.create_function("regexp", 2, _regexp, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         # SQLite leaves foreign keys unchecked unless asked, per connection.

@@ -118,3 +118,25 @@ async def fetch_scalar(engine: StoreEngine, statement: sa.Executable) -> Any:
         return (await connection.execute(statement)).scalar_one()
 
     return await read(engine, scalar)
+
+
+_SQLITE_STATEMENT_FAILURES = (
+    "no such ",
+    "syntax error",
+    "ambiguous column",
+    "misuse of",
+    "user-defined function raised exception",
+)
+
+
+def statement_failure(error: sa.exc.DBAPIError) -> str | None:
+    """The reason when a statement was wrong (not the store unreachable); None otherwise."""
+    if error.connection_invalidated:
+        return None
+    original = error.orig if error.orig is not None else error
+    reason = (str(original).strip().splitlines() or [type(original).__name__])[0]
+    if isinstance(error, sa.exc.ProgrammingError | sa.exc.DataError):
+        return reason
+    if isinstance(error, sa.exc.OperationalError) and reason.startswith(_SQLITE_STATEMENT_FAILURES):
+        return reason
+    return None

@@ -28,6 +28,8 @@ WINDOW_END = datetime(2026, 6, 30, 23, 59, tzinfo=UTC)
 
 LEDGER_BOOKING_TOLERANCE = timedelta(days=1)
 """A ledger entry booked further than this from its order's placed_at is a discrepancy."""
+LEDGER_SMALL_AMOUNT_DIFFERENCE_CENTS = 9
+"""A small (rounding-like) amount mismatch is off by at most this; a large one by a dollar+."""
 ORPHAN_ORDER_ID_BASE = 900_000_000
 """Ledger entries without an order point at ids above this, which no order ever has."""
 
@@ -142,6 +144,8 @@ class SeedSummary:
     """Non-cancelled orders that have no ledger entry."""
     ledger_amount_mismatches: int
     """Entries whose amount differs from their order's total (a few cents, or much more)."""
+    ledger_large_amount_mismatches: int
+    """Of those, entries off by a dollar or more (the rest by at most 9 cents)."""
     ledger_booked_at_outliers: int
     """Entries booked further than LEDGER_BOOKING_TOLERANCE from their order's placed_at."""
     ledger_entries_without_order: int
@@ -158,6 +162,7 @@ class _DemoRows:
     ledger_entries: list[Row]
     orders_missing_from_ledger: int
     ledger_amount_mismatches: int
+    ledger_large_amount_mismatches: int
     ledger_booked_at_outliers: int
     ledger_entries_without_order: int
 
@@ -392,6 +397,7 @@ class _Ledger:
     entries: list[Row]
     missing: int
     amount_mismatches: int
+    large_amount_mismatches: int
     booked_at_outliers: int
     without_order: int
 
@@ -411,7 +417,7 @@ def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
     booked_off = set(picked[missing_count + amount_count :])
 
     drafts: list[tuple[int, int, int, str]] = []
-    mismatches = 0
+    mismatches = large = 0
     for index, order in enumerate(eligible):
         if index in missing:
             continue
@@ -423,7 +429,11 @@ def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
             booked = placed + shift if placed + shift <= _SPAN_SECONDS else placed - shift
         if index in wrong_amount:
             # Every fourth is off by dollars, the rest by a few cents (rounding-like errors).
-            delta = chance.randint(100, 5000) if mismatches % 4 == 0 else chance.randint(1, 9)
+            if mismatches % 4 == 0:
+                delta = chance.randint(100, 5000)
+                large += 1
+            else:
+                delta = chance.randint(1, LEDGER_SMALL_AMOUNT_DIFFERENCE_CENTS)
             mismatches += 1
             amount = amount - delta if amount - delta > 0 else amount + delta
         status = "reversed" if order["status"] == "refunded" else "booked"
@@ -447,7 +457,7 @@ def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
         }
         for entry_id, (booked, order_id, amount, status) in enumerate(drafts, start=1)
     ]
-    return _Ledger(entries, missing_count, amount_count, booked_count, orphan_count)
+    return _Ledger(entries, missing_count, amount_count, large, booked_count, orphan_count)
 
 
 def _with_moments(rows: list[Row], *columns: str) -> list[Row]:
@@ -473,6 +483,7 @@ def _generate(scale: int) -> _DemoRows:
         ledger_entries=_with_moments(ledger.entries, "booked_at"),
         orders_missing_from_ledger=ledger.missing,
         ledger_amount_mismatches=ledger.amount_mismatches,
+        ledger_large_amount_mismatches=ledger.large_amount_mismatches,
         ledger_booked_at_outliers=ledger.booked_at_outliers,
         ledger_entries_without_order=ledger.without_order,
     )
@@ -543,6 +554,7 @@ async def seed(engine: AsyncEngine, scale: int = 1) -> SeedSummary:
         roles=len(ROLE_DESCRIPTIONS),
         orders_missing_from_ledger=rows.orders_missing_from_ledger,
         ledger_amount_mismatches=rows.ledger_amount_mismatches,
+        ledger_large_amount_mismatches=rows.ledger_large_amount_mismatches,
         ledger_booked_at_outliers=rows.ledger_booked_at_outliers,
         ledger_entries_without_order=rows.ledger_entries_without_order,
     )

@@ -238,5 +238,39 @@ cache_tag_versions = sa.Table(
     sa.Index(None, "serial"),
 )
 
+reconciliation_runs = sa.Table(
+    "reconciliation_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("comparison_id", sa.String(128), nullable=False),
+    # OK, DISCREPANCIES or ERROR.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requested_by", sa.String(320), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=False),
+    # The report as JSON text (null for an ERROR), and why a run could not be made.
+    sa.Column("report", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index(None, "comparison_id", "id"),
+)
+
+quality_results = sa.Table(
+    "quality_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # Every result of one runQualityChecks (or CLI run) shares its run id.
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("check_id", sa.String(128), nullable=False),
+    sa.Column("dataset", sa.String(128), nullable=False),
+    # PASS, WARN, FAIL or ERROR.
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    # The result's measurements as JSON text.
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Index(None, "check_id", "id"),
+    sa.Index(None, "run_id"),
+)
+
 DEMO_TABLES = (customers, products, orders, order_items, events, ledger_entries, feature_values)
 """The tables the seed owns, parents before children."""

@@ -41,6 +41,11 @@ READERS: dict[str, frozenset[str]] = {
     "onlineFeatures": ANALYSTS,
     "users": frozenset({"admin"}),
     "auditLog": frozenset({"privacy_officer", "admin"}),
+    "reconciliations": ANALYSTS,
+    "reconciliation": ANALYSTS,
+    "qualityChecks": ANALYSTS,
+    "qualityCheck": ANALYSTS,
+    "datasetHealth": ANALYSTS,
 }
 
 MATRIX = """
@@ -59,6 +64,11 @@ query Matrix {
   onlineFeatures(entityType: "customer", entityIds: ["1"]) { entityId }
   users(first: 1) { nodes { id } }
   auditLog(first: 1) { nodes { id } }
+  reconciliations { id }
+  reconciliation(id: "orders_vs_ledger") { id }
+  qualityChecks { id }
+  qualityCheck(id: "orders_id_unique") { id }
+  datasetHealth { dataset }
 }
 """
 
