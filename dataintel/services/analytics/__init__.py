@@ -10,7 +10,9 @@ and the statement carries as literals, so SQLite and PostgreSQL bucket identical
 neither needs its own time zone data.
 
 One idea per module: ``catalog`` (the YAML, checked), ``planner`` (a query checked against
-it), ``sql`` (the two statements), ``results`` (the records clients get) and ``service``.
+it), ``sql`` (the two statements), ``results`` (the records clients get), ``rollups``
+(pre-aggregated tables and their incremental build), ``routing`` (which sources a current
+rollup answers) and ``service``.
 """
 
 from dataintel.services.analytics.catalog import (
@@ -23,6 +25,7 @@ from dataintel.services.analytics.catalog import (
     DimensionType,
     JoinDefinition,
     MeasureDefinition,
+    RollupDefinition,
     SourceDefinition,
     build_catalog,
     load_catalog,
@@ -46,8 +49,10 @@ from dataintel.services.analytics.results import (
     AnalyticsRow,
     DimensionValue,
     MeasureValue,
+    ResultSource,
     shape_result,
 )
+from dataintel.services.analytics.rollups import RefreshSummary, refresh_rollup, refresh_rollups
 from dataintel.services.analytics.service import AnalyticsService, SqlAnalyticsService
 from dataintel.services.analytics.sql import rows_statement, totals_statement
 
@@ -77,11 +82,16 @@ __all__ = [
     "JoinDefinition",
     "MeasureDefinition",
     "MeasureValue",
+    "RefreshSummary",
+    "ResultSource",
+    "RollupDefinition",
     "SourceDefinition",
     "SqlAnalyticsService",
     "build_catalog",
     "load_catalog",
     "plan_query",
+    "refresh_rollup",
+    "refresh_rollups",
     "rows_statement",
     "shape_result",
     "totals_statement",

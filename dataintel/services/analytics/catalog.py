@@ -23,6 +23,9 @@ from dataintel.store.types import UTCDateTime
 
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "ratio"]
 DimensionType = Literal["string", "time"]
+RollupGrain = Literal["hour"]
+RollupPartition = Literal["month"]
+RollupRefresh = Literal["changed_partitions", "all_partitions"]
 
 BUILT_IN_CATALOG = "analytics_catalog.yaml"
 TIME_MEMBER = "time"
@@ -96,14 +99,33 @@ class MeasureDefinition:
     scale: Fraction
 
 
+@dataclass(frozen=True, slots=True)
+class RollupDefinition:
+    """Pre-aggregated sums and counts of a source by UTC hour and some dimensions.
+
+    Built into a table of the store, one partition (a UTC month) at a time; queries it
+    covers are answered from it while it is current (see ``routing``).
+    """
+
+    name: str
+    description: str
+    source: str
+    measures: tuple[str, ...]
+    dimensions: tuple[str, ...]
+    grain: RollupGrain
+    partition: RollupPartition
+    refresh: RollupRefresh
+
+
 class AnalyticsCatalog:
-    """The sources, dimensions and measures in force, checked for consistency."""
+    """The sources, dimensions, measures and rollups in force, checked for consistency."""
 
     def __init__(
         self,
         sources: Iterable[SourceDefinition],
         dimensions: Iterable[DimensionDefinition],
         measures: Iterable[MeasureDefinition],
+        rollups: Iterable[RollupDefinition] = (),
     ) -> None:
         self.sources: Mapping[str, SourceDefinition] = {source.name: source for source in sources}
         self.dimensions: Mapping[str, DimensionDefinition] = {
@@ -112,6 +134,7 @@ class AnalyticsCatalog:
         self.measures: Mapping[str, MeasureDefinition] = {
             measure.name: measure for measure in measures
         }
+        self.rollups: Mapping[str, RollupDefinition] = {rollup.name: rollup for rollup in rollups}
 
     def sources_of(self, measure: MeasureDefinition) -> tuple[str, ...]:
         """The sources whose rows the measure aggregates (two for a cross-source ratio)."""
@@ -183,12 +206,26 @@ class _MeasureSpec(BaseModel):
     scale: float | None = Field(default=None, gt=0)
 
 
+class _RollupSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=_NAME, max_length=40)
+    description: str = Field(min_length=1)
+    source: str
+    measures: list[str] = Field(min_length=1)
+    dimensions: list[str] = Field(default_factory=list)
+    grain: RollupGrain = "hour"
+    partition: RollupPartition = "month"
+    refresh: RollupRefresh = "changed_partitions"
+
+
 class _FileSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[_SourceSpec] = Field(default_factory=list)
     dimensions: list[_DimensionSpec] = Field(default_factory=list)
     measures: list[_MeasureSpec] = Field(default_factory=list)
+    rollups: list[_RollupSpec] = Field(default_factory=list)
 
 
 def _text(description: str) -> str:
@@ -349,6 +386,84 @@ def _measure(
     )
 
 
+def _rollable(measure: MeasureDefinition, measures: Mapping[str, MeasureDefinition]) -> str | None:
+    """Why a measure cannot be rolled up exactly; None when it can."""
+    if measure.aggregation == "count_distinct":
+        return "a distinct count does not add up across hours"
+    if measure.aggregation == "ratio":
+        for part in (measure.numerator, measure.denominator):
+            reason = _rollable(measures[part or ""], measures)
+            if reason is not None:
+                return f"its part '{part}' cannot: {reason}"
+        return None
+    if measure.aggregation in ("sum", "avg"):
+        column = _table_column(measure.column or "", measure.name)
+        if not isinstance(column.type, sa.Integer):
+            return "only sums of integer columns are exact in every store"
+    return None
+
+
+def _rollup(
+    spec: _RollupSpec,
+    origin: str,
+    sources: Mapping[str, SourceDefinition],
+    dimensions: Mapping[str, DimensionDefinition],
+    measures: Mapping[str, MeasureDefinition],
+) -> RollupDefinition:
+    where = f"{origin}: rollup '{spec.name}'"
+    source = sources.get(spec.source)
+    if source is None:
+        raise AnalyticsCatalogError(
+            f"{where}: source '{spec.source}' is not one of {', '.join(sorted(sources))}."
+        )
+    for name in spec.measures:
+        measure = measures.get(name)
+        if measure is None:
+            raise AnalyticsCatalogError(
+                f"{where}: measure '{name}' is not one of {', '.join(sorted(measures))}."
+            )
+        measure_sources = _sources_of(measure, measures)
+        if measure_sources != (source.name,):
+            raise AnalyticsCatalogError(
+                f"{where}: measure '{name}' aggregates {', '.join(measure_sources)}, not"
+                f" only the rollup's source '{source.name}'."
+            )
+        reason = _rollable(measure, measures)
+        if reason is not None:
+            raise AnalyticsCatalogError(f"{where}: measure '{name}' cannot be rolled up: {reason}.")
+    for name in spec.dimensions:
+        dimension = dimensions.get(name)
+        if dimension is None or dimension.type != "string":
+            strings = sorted(key for key, found in dimensions.items() if found.type == "string")
+            raise AnalyticsCatalogError(
+                f"{where}: '{name}' is not a string dimension; they are: {', '.join(strings)}."
+            )
+        if dimension.table not in source.tables:
+            raise AnalyticsCatalogError(
+                f"{where}: dimension '{name}' is not reachable from source '{source.name}'"
+                f" (it reaches {', '.join(source.tables)})."
+            )
+    return RollupDefinition(
+        spec.name,
+        _text(spec.description),
+        source.name,
+        tuple(dict.fromkeys(spec.measures)),
+        tuple(dict.fromkeys(spec.dimensions)),
+        spec.grain,
+        spec.partition,
+        spec.refresh,
+    )
+
+
+def _sources_of(
+    measure: MeasureDefinition, measures: Mapping[str, MeasureDefinition]
+) -> tuple[str, ...]:
+    if measure.source is not None:
+        return (measure.source,)
+    parts = (measures[part or ""] for part in (measure.numerator, measure.denominator))
+    return tuple(dict.fromkeys(name for part in parts for name in _sources_of(part, measures)))
+
+
 def _primary_key(table: str) -> str:
     return str(next(iter(TABLES[table].primary_key.columns)).name)
 
@@ -382,11 +497,13 @@ def build_catalog(files: Sequence[tuple[str, str]]) -> AnalyticsCatalog:
     sources: dict[str, tuple[_SourceSpec, str]] = {}
     dimensions: dict[str, tuple[_DimensionSpec, str]] = {}
     measures: dict[str, tuple[_MeasureSpec, str]] = {}
+    rollups: dict[str, tuple[_RollupSpec, str]] = {}
     for text, origin in files:
         spec = _read_file(text, origin)
         sources.update(_by_name(spec.sources, origin, "source"))
         dimensions.update(_by_name(spec.dimensions, origin, "dimension"))
         measures.update(_by_name(spec.measures, origin, "measure"))
+        rollups.update(_by_name(spec.rollups, origin, "rollup"))
     for name in sorted(set(dimensions) & set(measures)):
         raise AnalyticsCatalogError(
             f"{dimensions[name][1]}: dimension '{name}' has the name of a measure of"
@@ -408,7 +525,14 @@ def build_catalog(files: Sequence[tuple[str, str]]) -> AnalyticsCatalog:
         _measure(spec, origin, checked_sources, checked_dimensions, specs)
         for spec, origin in measures.values()
     ]
-    return AnalyticsCatalog(checked_sources.values(), checked_dimensions.values(), checked_measures)
+    by_name = {measure.name: measure for measure in checked_measures}
+    checked_rollups = [
+        _rollup(spec, origin, checked_sources, checked_dimensions, by_name)
+        for spec, origin in rollups.values()
+    ]
+    return AnalyticsCatalog(
+        checked_sources.values(), checked_dimensions.values(), checked_measures, checked_rollups
+    )
 
 
 def load_catalog(path: Path | None = None) -> AnalyticsCatalog:

@@ -9,7 +9,7 @@ conditions on rows and on groups.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from dataintel.services.analytics.catalog import (
     AnalyticsCatalog,
     DimensionDefinition,
     MeasureDefinition,
+    RollupDefinition,
     common_names,
 )
 from dataintel.services.time_buckets import GRANULARITIES, ZoneClock, zone_named
@@ -131,6 +132,8 @@ class Plan:
     order: tuple[tuple[str, bool], ...]
     limit: int
     catalog: AnalyticsCatalog
+    rollups: Mapping[str, RollupDefinition] = field(default_factory=dict)
+    """The rollup that answers for a source, by source; the others read raw rows."""
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -162,10 +165,11 @@ def _unknown(kind: str, argument: str, unknown: Sequence[str], valid: Sequence[s
         )
 
 
-def _value_of(catalog: AnalyticsCatalog, measure: MeasureDefinition) -> Value:
+def value_of(catalog: AnalyticsCatalog, measure: MeasureDefinition) -> Value:
+    """How a measure is computed from raw aggregates."""
     if measure.aggregation == "ratio":
-        numerator = _value_of(catalog, catalog.measures[measure.numerator or ""])
-        denominator = _value_of(catalog, catalog.measures[measure.denominator or ""])
+        numerator = value_of(catalog, catalog.measures[measure.numerator or ""])
+        denominator = value_of(catalog, catalog.measures[measure.denominator or ""])
         # The catalog admits only sum, count and count_distinct measures in a ratio.
         assert isinstance(numerator, Additive)
         assert isinstance(denominator, Additive)
@@ -186,7 +190,8 @@ def _value_of(catalog: AnalyticsCatalog, measure: MeasureDefinition) -> Value:
     return Additive(Raw(source, function, column, where), measure.scale)
 
 
-def _raws_of(value: Value) -> tuple[Raw, ...]:
+def raws_of(value: Value) -> tuple[Raw, ...]:
+    """The raw aggregates a value is computed from."""
     if isinstance(value, Additive):
         return (value.raw,)
     return (value.numerator.raw, value.denominator.raw)
@@ -377,8 +382,8 @@ def plan_query(catalog: AnalyticsCatalog, query: AnalyticsQuery) -> Plan:
     time = [query.time_dimension] if query.time_dimension else []
     _check_reachable(catalog, needed, sources, [*grouped, *filtered, *time])
 
-    values = {measure.name: _value_of(catalog, measure) for measure in needed}
-    raws = tuple(dict.fromkeys(raw for value in values.values() for raw in _raws_of(value)))
+    values = {measure.name: value_of(catalog, measure) for measure in needed}
+    raws = tuple(dict.fromkeys(raw for value in values.values() for raw in raws_of(value)))
     return Plan(
         measures=tuple(catalog.measures[name] for name in requested),
         values=values,

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 from dataintel.services.analytics.catalog import DimensionDefinition, MeasureDefinition
 from dataintel.services.analytics.planner import Additive, Plan, Value
 from dataintel.store.rows import AnyRow
+
+ResultSource = Literal["rollup", "raw", "mixed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,12 @@ class AnalyticsResult:
     rows: tuple[AnalyticsRow, ...]
     totals: tuple[MeasureValue, ...]
     truncated: bool
+    source: ResultSource = "raw"
+    """Where the aggregates came from: rollups for every source, none, or some."""
+    rollups: tuple[str, ...] = ()
+    """The rollups that answered, by name."""
+    rollup_built_at: datetime | None = None
+    """When the oldest rollup partition used was built (each checked current at query time)."""
 
 
 def _scaled(number: float, scale: Fraction) -> float:
@@ -88,8 +96,14 @@ def _measure_values(plan: Plan, raws: Sequence[Any]) -> tuple[MeasureValue, ...]
     )
 
 
-def shape_result(plan: Plan, rows: Sequence[AnyRow], totals: AnyRow) -> AnalyticsResult:
+def shape_result(
+    plan: Plan, rows: Sequence[AnyRow], totals: AnyRow, rollup_built_at: datetime | None = None
+) -> AnalyticsResult:
     """The result records from the raw aggregates of the rows and totals statements."""
+    routed = [source for source in plan.sources if source in plan.rollups]
+    source: ResultSource = (
+        "raw" if not routed else "rollup" if len(routed) == len(plan.sources) else "mixed"
+    )
     keys = len(plan.keys)
     bucketed = 1 if plan.granularity else 0
     shaped = tuple(
@@ -113,4 +127,7 @@ def shape_result(plan: Plan, rows: Sequence[AnyRow], totals: AnyRow) -> Analytic
         rows=shaped,
         totals=_measure_values(plan, tuple(totals)),
         truncated=len(rows) > plan.limit,
+        source=source,
+        rollups=tuple(plan.rollups[name].name for name in routed),
+        rollup_built_at=rollup_built_at if routed else None,
     )

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from dataintel.services.analytics.catalog import TABLES, TIME_MEMBER, SourceDefinition
 from dataintel.services.analytics.planner import Additive, Condition, Plan, Raw, Value
+from dataintel.services.analytics.rollups import rollup_raws, rollup_table
 from dataintel.services.time_buckets import bucket_key
 
 
@@ -83,7 +84,11 @@ def _input(raw: Raw) -> sa.ColumnElement[Any]:
     return sa.case((condition, column))
 
 
-def _aggregate(raw: Raw, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+def _aggregate(raw: Raw, value: sa.ColumnElement[Any], rolled: bool) -> sa.ColumnElement[Any]:
+    if rolled:
+        # A rollup holds each hour's sums and counts: they add up; a count of nothing is 0.
+        total = sa.func.sum(value)
+        return total if raw.function == "sum" else sa.func.coalesce(total, 0)
     if raw.function == "sum":
         return sa.func.sum(value)
     if raw.function == "count":
@@ -94,6 +99,8 @@ def _aggregate(raw: Raw, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
 def _source_rows(
     plan: Plan, source_name: str, dialect: str, *, keyed: bool, name: str
 ) -> sa.Subquery:
+    if source_name in plan.rollups:
+        return _rollup_rows(plan, source_name, dialect, keyed=keyed, name=name)
     source = plan.catalog.sources[source_name]
     time = plan.time_dimension or plan.catalog.dimensions[source.time_dimension]
     moment = _column(time.column)
@@ -123,6 +130,40 @@ def _source_rows(
     return statement.subquery(name)
 
 
+def _rollup_rows(
+    plan: Plan, source_name: str, dialect: str, *, keyed: bool, name: str
+) -> sa.Subquery:
+    """The source's rows as its rollup holds them: one per hour and dimension values."""
+    rollup = plan.rollups[source_name]
+    table = rollup_table(plan.catalog, rollup)
+    stored = rollup_raws(plan.catalog, rollup)
+    # The hour's start buckets exactly like every raw moment of that hour would.
+    moment = table.c.bucket
+    columns: list[sa.ColumnElement[Any]] = []
+    if keyed and plan.granularity:
+        columns.append(_bucket(plan, moment, dialect).label("bucket"))
+    if keyed:
+        columns.extend(
+            table.c[f"dimension_{dimension.name}"].label(f"dimension_{index}")
+            for index, dimension in enumerate(plan.dimensions)
+        )
+    columns.extend(
+        table.c[f"value_{stored.index(raw)}"].label(f"input_{index}")
+        for index, raw in enumerate(plan.raws)
+        if raw.source == source_name
+    )
+    conditions: list[sa.ColumnElement[bool]] = []
+    if plan.start is not None:
+        conditions.append(moment >= plan.start)
+    if plan.end is not None:
+        conditions.append(moment < plan.end)
+    conditions.extend(
+        _compare(table.c[f"dimension_{dimension.name}"], condition, _as_is)
+        for dimension, condition in plan.dimension_filters
+    )
+    return sa.select(*columns).select_from(table).where(*conditions).subquery(name)
+
+
 def _grouped(plan: Plan, rows_of: Mapping[str, sa.FromClause]) -> sa.Subquery:
     """Every source's aggregates by bucket and dimensions, merged on those keys."""
     branches: list[sa.Select[Any]] = []
@@ -131,7 +172,7 @@ def _grouped(plan: Plan, rows_of: Mapping[str, sa.FromClause]) -> sa.Subquery:
         keys = [rows.c[key] for key in plan.keys]
         values = [
             (
-                _aggregate(raw, rows.c[f"input_{index}"])
+                _aggregate(raw, rows.c[f"input_{index}"], source in plan.rollups)
                 if raw.source == source
                 # Typed, so that PostgreSQL unites the branches' columns as numbers.
                 else sa.cast(sa.null(), sa.Numeric())
@@ -249,7 +290,9 @@ def totals_statement(plan: Plan, dialect: str) -> sa.Select[Any]:
         indexes = [index for index, raw in enumerate(plan.raws) if raw.source == source]
         statement = sa.select(
             *(
-                _aggregate(plan.raws[index], scope.c[f"input_{index}"]).label(f"value_{index}")
+                _aggregate(
+                    plan.raws[index], scope.c[f"input_{index}"], source in plan.rollups
+                ).label(f"value_{index}")
                 for index in indexes
             )
         ).select_from(scope)
