@@ -10,6 +10,7 @@ from dataintel.app import create_app
 from dataintel.services.analytics import load_catalog, refresh_rollups
 from dataintel.store.engine import create_engine
 from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.statements import counting_statements
 
 QUERY = """
 query Weekly($query: AnalyticsQueryInput!) {
@@ -50,9 +51,14 @@ async def test_a_built_rollup_answers_with_the_same_values(make_settings: Settin
     finally:
         await engine.dispose()
 
-    async with serving(create_app(settings)) as client:
+    app = create_app(settings)
+    async with serving(app) as client:
         rolled = await ask(client, WEEKLY)
         distinct = await ask(client, {**WEEKLY, "measures": ["revenue", "active_customers"]})
+        with counting_statements(app.state.runtime.engine) as log:
+            await ask(client, WEEKLY)
+    # The rollups' state, the source's fingerprints, then the rows and the totals.
+    assert len(log) == 4
     assert rolled["source"] == "ROLLUP"
     assert rolled["rollups"] == ["orders_hourly"]
     assert rolled["rollupBuiltAt"] is not None
