@@ -121,13 +121,14 @@ def decide(
         states = {
             partition: state for (rollup, partition), state in recorded.items() if rollup == name
         }
-        needed = set(fingerprints) | (
-            set(states) if touched is None else set(states) & set(touched)
-        )
-        if touched is not None:
-            needed |= set(fingerprints) & set(touched)
-        if not needed and not states:
-            # Never built: nothing proves it current, even over a range without rows.
+        # The partitions the range touches that hold rows now or did when built.
+        needed = {
+            partition
+            for partition in set(fingerprints) | set(states)
+            if touched is None or partition in touched
+        }
+        if not needed:
+            # Nothing built in the range proves the rollup current there: read raw rows.
             continue
         fresh = all(
             partition in states
