@@ -71,6 +71,9 @@ async def rollup_scenarios(
             cache_enabled=False,
             response_cache_enabled=False,
             analytics_rollups=rollups,
+            # Raw rows at scale take seconds per query on a busy machine: measure, not trip.
+            store_call_timeout_seconds=120,
+            database_timeout_seconds=120,
         )
         async with running(settings) as (app, client):
             results.append(
