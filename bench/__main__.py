@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.cache_scenarios import cache_scenarios
 from bench.harness import Measurement, measure, running, table
+from bench.rollup_scenarios import rollup_scenarios
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from dataintel.store.migrate import upgrade
@@ -80,11 +81,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients")
+    parser.add_argument(
+        "--rollup-scale", type=int, default=10, help="seed scale of the rollup scenarios; 0: skip"
+    )
     arguments = parser.parse_args()
     measurements, cached = asyncio.run(run(arguments.requests, arguments.concurrency))
     print(table(measurements, baseline="dashboard, per item"))
     print()
     print(table(cached, baseline="cache miss (memory)"))
+    if arguments.rollup_scale > 0:
+        scale = arguments.rollup_scale
+        with tempfile.TemporaryDirectory() as directory:
+            routed, timings = asyncio.run(
+                rollup_scenarios(
+                    Path(directory), scale, min(arguments.requests, 100), arguments.concurrency
+                )
+            )
+        print()
+        print("dashboard analytics query (without active_customers), caches off:")
+        print(table(routed, baseline=f"raw, scale {scale}"))
+        print()
+        print("| rollup build | seconds |\n| --- | ---: |")
+        for label, seconds in timings:
+            print(f"| {label} | {seconds:.2f} |")
 
 
 main()

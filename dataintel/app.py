@@ -35,6 +35,7 @@ from dataintel.schema import build_schema
 from dataintel.services import Services
 from dataintel.services.analytics import SqlAnalyticsService
 from dataintel.services.analytics import load_catalog as load_analytics_catalog
+from dataintel.services.analytics.refresher import RollupRefresher
 from dataintel.services.audit import SqlAuditService
 from dataintel.services.auth import SqlAuthService
 from dataintel.services.cached import (
@@ -105,7 +106,11 @@ def build_services(
             SqlFeatureService(store, load_catalog(settings.feature_views_path)), cache, lifetimes
         ),
         analytics=CachedAnalyticsService(
-            SqlAnalyticsService(store, load_analytics_catalog(settings.analytics_catalog_path)),
+            SqlAnalyticsService(
+                store,
+                load_analytics_catalog(settings.analytics_catalog_path),
+                rollups=settings.analytics_rollups,
+            ),
             cache,
             lifetimes,
         ),
@@ -162,6 +167,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Without Redis, the store carries the CLI's invalidations to this process.
             poller = TagPoller(engine, platform.cache, settings.cache_tag_poll_seconds)
             poller.start()
+        refresher = None
+        if settings.analytics_rollup_refresh_seconds > 0:
+            refresher = RollupRefresher(
+                engine,
+                runtime.services.analytics.catalog,
+                settings.analytics_rollup_refresh_seconds,
+            )
+            refresher.start()
         flushing = asyncio.create_task(schema_usage.run(settings.schema_usage_flush_seconds))
         _log.info("started", version=__version__, store=engine.dialect.name, redis=bool(redis))
         try:
@@ -169,6 +182,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             if poller is not None:
                 await poller.aclose()
+            if refresher is not None:
+                await refresher.aclose()
             await platform.cache.settle_loads()
             await security_audit.drain()
             await rate_limits.aclose()

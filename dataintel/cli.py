@@ -1,4 +1,5 @@
-"""The ``dataintel`` command: serve, seed, db upgrade, features materialize, schema print.
+"""The ``dataintel`` command: serve, seed, db upgrade, features materialize, analytics rollups
+build, schema print.
 
 An error a person can fix (settings, a catalog file, the store) ends a command with one line
 on stderr and exit status 1, never a traceback.
@@ -261,6 +262,80 @@ async def _invalidate(settings: Settings, engine: AsyncEngine, tags: list[str]) 
             " until its TTL",
             err=True,
         )
+
+
+@main.group()
+def analytics() -> None:
+    """Analytics over the catalog (docs/analytics.md)."""
+
+
+@analytics.group()
+def rollups() -> None:
+    """Rollups: pre-aggregated tables that answer the queries they cover."""
+
+
+@rollups.command(name="build")
+@click.option("--rollup", "names", multiple=True, help="Only this rollup; repeat for several.")
+@click.option(
+    "--partition",
+    "partitions",
+    multiple=True,
+    metavar="YYYY-MM",
+    help="Rebuild this UTC month whatever changed; repeat for several.",
+)
+@click.option("--full", is_flag=True, help="Rebuild every partition, changed or not.")
+def rollups_build(names: tuple[str, ...], partitions: tuple[str, ...], full: bool) -> None:
+    """Build the rollups: the partitions whose source rows changed (or those named).
+
+    Creates the rollup tables when they are missing or their definition changed (rollups
+    are derived data: no migration). Each partition is swapped in one transaction.
+    """
+    import re
+
+    from dataintel.services.analytics import (
+        AnalyticsCatalogError,
+        RefreshSummary,
+        load_catalog,
+        refresh_rollups,
+    )
+    from dataintel.store.migrate import upgrade
+
+    settings = Settings()
+    try:
+        catalog = load_catalog(settings.analytics_catalog_path)
+    except AnalyticsCatalogError as error:
+        raise click.ClickException(f"analytics catalog: {error}") from None
+    unknown = [name for name in names if name not in catalog.rollups]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown rollup {', '.join(unknown)}; rollups: {', '.join(catalog.rollups)}",
+            param_hint="--rollup",
+        )
+    for partition in partitions:
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", partition):
+            raise click.BadParameter(
+                f"'{partition}' is not a UTC month YYYY-MM", param_hint="--partition"
+            )
+    if full and partitions:
+        raise click.UsageError("--full and --partition exclude each other.")
+
+    async def work(engine: AsyncEngine) -> list[RefreshSummary]:
+        await upgrade(engine)
+        return await refresh_rollups(
+            engine, catalog, list(names) or None, partitions=list(partitions) or None, full=full
+        )
+
+    for summary in _run(settings, work):
+        recreated = " (table recreated)" if summary.recreated else ""
+        click.echo(
+            f"{summary.rollup}{recreated}: {len(summary.rebuilt)} partitions rebuilt"
+            f" ({summary.rows} rows), {len(summary.removed)} removed,"
+            f" {summary.unchanged} unchanged"
+        )
+        for partition in summary.rebuilt:
+            click.echo(f"  rebuilt {partition}")
+        for partition in summary.removed:
+            click.echo(f"  removed {partition}")
 
 
 @main.group()

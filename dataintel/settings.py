@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     analytics_catalog_path: Path | None = Field(
         None, description="A YAML file of measures and dimensions added to the built-in catalog."
     )
+    analytics_rollups: bool = Field(
+        True, description="Answer analytics queries from current rollups when they cover them."
+    )
+    analytics_rollup_refresh_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="How often each server refreshes the rollups' changed partitions; 0: never.",
+    )
     feature_views_path: Path | None = Field(
         None, description="A YAML file of feature views added to the built-in ones."
     )

@@ -65,6 +65,17 @@ class AnalyticsAggregation(enum.Enum):
     RATIO = strawberry.enum_value("ratio", description="One measure divided by another.")
 
 
+@strawberry.enum(description="Where an analytics result's aggregates were read from.")
+class AnalyticsResultSource(enum.Enum):
+    ROLLUP = strawberry.enum_value(
+        "rollup", description="Every source from a rollup that was current for the range."
+    )
+    RAW = strawberry.enum_value("raw", description="Every source from its raw rows.")
+    MIXED = strawberry.enum_value(
+        "mixed", description="Some sources from current rollups, the others from raw rows."
+    )
+
+
 @strawberry.enum(description="What a dimension holds.")
 class AnalyticsDimensionType(enum.Enum):
     STRING = strawberry.enum_value("string", description="Text: group and filter by it.")
@@ -276,6 +287,17 @@ class AnalyticsResult:
         " ratios and distinct counts are computed over the whole range), limit aside."
     )
     truncated: bool = strawberry.field(description="True when `limit` cut off more rows.")
+    source: AnalyticsResultSource = strawberry.field(
+        description="Where the aggregates came from. A rollup answers only when it is current"
+        " for the whole range, so the values are the same either way."
+    )
+    rollups: list[str] = strawberry.field(
+        description="The rollups that answered, by name; empty when every source was raw."
+    )
+    rollup_built_at: datetime | None = strawberry.field(
+        description="When the oldest rollup partition used was built (each was checked"
+        " current against its source at query time); null without rollups."
+    )
 
     @classmethod
     def from_record(
@@ -295,6 +317,9 @@ class AnalyticsResult:
             rows=[AnalyticsRow.from_record(row) for row in record.rows],
             totals=[AnalyticsMeasureValue.from_record(value) for value in record.totals],
             truncated=record.truncated,
+            source=AnalyticsResultSource(record.source),
+            rollups=list(record.rollups),
+            rollup_built_at=record.rollup_built_at,
         )
 
 

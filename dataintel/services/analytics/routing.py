@@ -1,0 +1,143 @@
+"""Routing: which sources of a plan a rollup answers exactly, and whether it is current.
+
+A rollup answers for a source when it holds every raw aggregate the plan needs from that
+source (sums and counts only: distinct counts never add up across hours), every dimension
+grouped or filtered by, the query uses the source's own time dimension without filters on
+time values, and every bucket of the query is a union of whole UTC hours: the range's ends
+are whole UTC hours and the zone's offsets over the range are whole hours that change on
+whole UTC hours. Buckets are then computed from each hour's start with the very expression
+that raw rows use, so routing never moves a bucket's boundary.
+
+Freshness is checked on every query: each partition that the range touches must have been
+built from the current definition and from source rows whose fingerprint (count, latest
+time, key sum) is the one the source has now. Otherwise the source is read raw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dataintel.services.analytics.catalog import RollupDefinition
+from dataintel.services.analytics.planner import Plan
+from dataintel.services.analytics.rollups import (
+    Fingerprint,
+    PartitionState,
+    definition_digest,
+    partition_bounds,
+    partition_of,
+    rollup_raws,
+)
+
+_HOUR_SECONDS = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A rollup that covers a source of the plan, if it turns out current."""
+
+    source: str
+    rollup: RollupDefinition
+    digest: str
+
+
+def _whole_hour(moment: datetime | None) -> bool:
+    if moment is None:
+        return True
+    utc = moment.astimezone(UTC)
+    return utc.minute == 0 and utc.second == 0 and utc.microsecond == 0
+
+
+def hour_aligned(plan: Plan) -> bool:
+    """True when every bucket of the plan is a union of whole UTC hours."""
+    if not (_whole_hour(plan.start) and _whole_hour(plan.end)):
+        return False
+    for period in plan.clock.periods_between(plan.start, plan.end):
+        if period.offset % _HOUR_SECONDS != 0:
+            return False
+        if period.start is not None and not _whole_hour(period.start):
+            return False
+    return True
+
+
+def candidates(plan: Plan) -> list[Candidate]:
+    """The rollups that cover some of the plan's sources (freshness not yet checked)."""
+    catalog = plan.catalog
+    if not catalog.rollups or not hour_aligned(plan):
+        return []
+    if any(dimension.type != "string" for dimension, _ in plan.dimension_filters):
+        return []
+    wanted = {dimension.name for dimension in plan.dimensions}
+    wanted.update(dimension.name for dimension, _ in plan.dimension_filters)
+    found: list[Candidate] = []
+    for source in plan.sources:
+        default_time = catalog.sources[source].time_dimension
+        if plan.time_dimension is not None and plan.time_dimension.name != default_time:
+            continue
+        needed = {raw for raw in plan.raws if raw.source == source}
+        for rollup in catalog.rollups.values():
+            if rollup.source != source or not wanted <= set(rollup.dimensions):
+                continue
+            if needed <= set(rollup_raws(catalog, rollup)):
+                found.append(Candidate(source, rollup, definition_digest(catalog, rollup)))
+                break
+    return found
+
+
+def partitions_touched(plan: Plan) -> list[str] | None:
+    """The partition keys the range covers; None for an open range (every partition)."""
+    if plan.start is None or plan.end is None:
+        return None
+    keys: list[str] = []
+    moment = plan.start
+    while moment < plan.end:
+        key = partition_of(moment)
+        keys.append(key)
+        moment = partition_bounds(key)[1]
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The rollups that answer, by source, and the oldest build among their partitions."""
+
+    rollups: Mapping[str, RollupDefinition]
+    built_at: datetime | None
+
+
+def decide(
+    candidates_found: Sequence[Candidate],
+    touched: Sequence[str] | None,
+    current: Mapping[str, Mapping[str, Fingerprint]],
+    recorded: Mapping[tuple[str, str], PartitionState],
+) -> Decision:
+    """Routes a source to its rollup only when every partition it needs is current."""
+    routes: dict[str, RollupDefinition] = {}
+    built: list[datetime] = []
+    for candidate in candidates_found:
+        name = candidate.rollup.name
+        fingerprints = current.get(name, {})
+        states = {
+            partition: state for (rollup, partition), state in recorded.items() if rollup == name
+        }
+        # The partitions the range touches that hold rows now or did when built.
+        needed = {
+            partition
+            for partition in set(fingerprints) | set(states)
+            if touched is None or partition in touched
+        }
+        if not needed:
+            # Nothing built in the range proves the rollup current there: read raw rows.
+            continue
+        fresh = all(
+            partition in states
+            and partition in fingerprints
+            and states[partition].definition == candidate.digest
+            and states[partition].fingerprint == fingerprints[partition]
+            for partition in needed
+        )
+        if fresh:
+            routes[candidate.source] = candidate.rollup
+            built.extend(states[partition].built_at for partition in needed)
+    return Decision(routes, min(built) if built else None)

@@ -1,0 +1,104 @@
+"""The analytics service: its Protocol and the implementation over the SQL store."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dataintel.services.analytics.catalog import AnalyticsCatalog
+from dataintel.services.analytics.planner import AnalyticsQuery, Plan, plan_query
+from dataintel.services.analytics.results import AnalyticsResult, shape_result
+from dataintel.services.analytics.rollups import (
+    STATE_TABLE,
+    fingerprints_of,
+    fingerprints_statement,
+    partition_bounds,
+    state_statement,
+    states_of,
+)
+from dataintel.services.analytics.routing import (
+    Decision,
+    candidates,
+    decide,
+    partitions_touched,
+)
+from dataintel.services.analytics.sql import rows_statement, totals_statement
+from dataintel.store.guarded import StoreEngine, read
+
+
+class AnalyticsService(Protocol):
+    """Measures by dimensions and time over the catalog in force."""
+
+    @property
+    def catalog(self) -> AnalyticsCatalog: ...
+
+    async def query(self, query: AnalyticsQuery) -> AnalyticsResult: ...
+
+
+class SqlAnalyticsService:
+    """AnalyticsService over the SQL store: two statements per query, rows and totals.
+
+    With ``rollups``, a query that a rollup covers first checks in the same connection that
+    the rollup's partitions are current (the state and the source's fingerprints: one
+    statement each), then reads the rollup instead of the source's rows.
+    """
+
+    def __init__(
+        self, engine: StoreEngine, catalog: AnalyticsCatalog, *, rollups: bool = False
+    ) -> None:
+        self._engine = engine
+        self._catalog = catalog
+        self._rollups = rollups
+        self._state_exists = False
+
+    @property
+    def catalog(self) -> AnalyticsCatalog:
+        """The catalog queries are checked against."""
+        return self._catalog
+
+    async def query(self, query: AnalyticsQuery) -> AnalyticsResult:
+        """Runs a query; BAD_USER_INPUT when it does not fit the catalog."""
+        plan = plan_query(self._catalog, query)
+        dialect = self._engine.dialect.name
+
+        async def rows_and_totals(connection: AsyncConnection) -> AnalyticsResult:
+            decision = await self._route(connection, plan) if self._rollups else None
+            routed = plan
+            if decision is not None and decision.rollups:
+                routed = dataclasses.replace(plan, rollups=decision.rollups)
+            built_at: datetime | None = decision.built_at if decision is not None else None
+            rows = (await connection.execute(rows_statement(routed, dialect))).all()
+            totals = (await connection.execute(totals_statement(routed, dialect))).one()
+            return shape_result(routed, rows, totals, built_at)
+
+        return await read(self._engine, rows_and_totals)
+
+    async def _route(self, connection: AsyncConnection, plan: Plan) -> Decision | None:
+        """Which sources rollups answer; None when none covers the query or none is built."""
+        found = candidates(plan)
+        if not found:
+            return None
+        if not self._state_exists:
+            # Built by `dataintel analytics rollups build`; once there, it stays.
+            self._state_exists = await connection.run_sync(
+                lambda sync: sa.inspect(sync).has_table(STATE_TABLE)
+            )
+            if not self._state_exists:
+                return None
+        touched = partitions_touched(plan)
+        dialect = connection.dialect.name
+        names = [candidate.rollup.name for candidate in found]
+        recorded = states_of((await connection.execute(state_statement(names, touched))).all())
+        start = partition_bounds(touched[0])[0] if touched else None
+        end = partition_bounds(touched[-1])[1] if touched else None
+        current = {}
+        for candidate in found:
+            statement = fingerprints_statement(plan.catalog, candidate.rollup, dialect, start, end)
+            current[candidate.rollup.name] = fingerprints_of(
+                (await connection.execute(statement)).all()
+            )
+        return decide(found, touched, current, recorded)

@@ -1,0 +1,459 @@
+"""Rollups give exactly the raw answer, or are not used: a differential test, and freshness.
+
+The same seeded store answers every query twice, from raw rows and with routing to built
+rollups, and the two results must be identical (rows, order, floats, totals). The queries
+are the analytics tests' own plus a few hundred generated from a fixed seed, on SQLite and
+(fewer) on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataintel.errors import BadUserInputError
+from dataintel.services.analytics import (
+    AnalyticsCatalogError,
+    AnalyticsFilter,
+    AnalyticsOrder,
+    AnalyticsQuery,
+    AnalyticsResult,
+    SqlAnalyticsService,
+    load_catalog,
+    plan_query,
+    refresh_rollups,
+)
+from dataintel.services.analytics.rollups import rollup_state
+from dataintel.settings import Settings
+from dataintel.store import tables
+from dataintel.store.engine import create_engine
+from tests.plugins.store import PostgresServer, sqlite_url
+from tests.services.test_analytics import SAME_ON_BOTH, canonical, migrate_and_seed
+
+GENERATED_ON_SQLITE = 250
+GENERATED_ON_POSTGRES = 50
+
+REGIONS = ("north_america", "europe", "asia_pacific", "latin_america")
+STRING_VALUES: dict[str, tuple[str, ...]] = {
+    "region": REGIONS,
+    "customer_tier": ("bronze", "silver", "gold", "platinum"),
+    "sales_channel": ("web", "mobile", "marketplace"),
+    "order_status": ("placed", "paid", "shipped", "delivered", "cancelled", "refunded"),
+    "event_type": ("page_view", "sign_up", "add_to_cart", "purchase"),
+    "event_channel": ("web", "mobile", "marketplace"),
+    "product_category": tuple(tables.CATEGORIES),
+    "acquisition_channel": ("organic", "paid_search", "social", "referral", "email"),
+    "country": ("US", "DE", "JP", "BR", "GB"),
+}
+MEASURES = (
+    "revenue",
+    "order_count",
+    "billable_orders",
+    "average_order_value",
+    "units_sold",
+    "average_unit_price",
+    "page_views",
+    # Never routed: distinct counts, and measures of a source without a rollup.
+    "active_customers",
+    "sessions",
+    "conversion_rate",
+    "new_customers",
+)
+ZONES = (
+    "UTC",
+    "America/New_York",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "America/Santiago",
+    "Australia/Lord_Howe",  # half-hour DST: raw
+    "Asia/Kathmandu",  # +05:45: raw
+    "Asia/Kolkata",  # +05:30: raw
+)
+GRANULARITIES = (None, "hour", "day", "week", "month", "quarter", "year")
+
+# The queries of tests/services/test_analytics.py, beside SAME_ON_BOTH.
+FROM_THE_ANALYTICS_TESTS = [
+    *SAME_ON_BOTH,
+    AnalyticsQuery(
+        measures=("revenue", "order_count", "average_order_value", "active_customers"),
+        dimensions=("region",),
+        granularity="month",
+        start=datetime(2025, 4, 1, tzinfo=UTC),
+        end=datetime(2025, 10, 1, tzinfo=UTC),
+    ),
+    AnalyticsQuery(
+        measures=("page_views", "revenue"),
+        granularity="day",
+        timezone="America/New_York",
+        start=datetime(2025, 3, 6),
+        end=datetime(2025, 3, 13),
+    ),
+    AnalyticsQuery(
+        measures=("revenue", "order_count"),
+        dimensions=("sales_channel",),
+        filters=(
+            AnalyticsFilter("sales_channel", "not_equals", ("marketplace",)),
+            AnalyticsFilter("region", "in", ("europe", "asia_pacific")),
+        ),
+    ),
+    AnalyticsQuery(
+        measures=("page_views",),
+        dimensions=("region",),
+        filters=(AnalyticsFilter("region", "not_in", ("europe",)),),
+    ),
+    AnalyticsQuery(
+        measures=("revenue", "billable_orders"),
+        dimensions=("region",),
+        granularity="month",
+        filters=(AnalyticsFilter("revenue", "gt", (20000.0,)),),
+        order_by=(AnalyticsOrder("revenue", descending=True),),
+        limit=5,
+    ),
+    AnalyticsQuery(
+        measures=("units_sold", "average_unit_price"),
+        dimensions=("product_category",),
+        granularity="week",
+        timezone="Europe/Berlin",
+        order_by=(AnalyticsOrder("product_category"), AnalyticsOrder("time", descending=True)),
+    ),
+]
+
+
+def random_query(chance: random.Random) -> AnalyticsQuery:
+    """A query of random measures, dimensions, filters, granularity, zone and range."""
+    measures = tuple(chance.sample(MEASURES, chance.choice((1, 1, 2, 3))))
+    dimensions = tuple(chance.sample(list(STRING_VALUES), chance.choice((0, 1, 1, 2))))
+    filters: list[AnalyticsFilter] = []
+    for _ in range(chance.choice((0, 0, 1, 2))):
+        member = chance.choice(list(STRING_VALUES))
+        values = STRING_VALUES[member]
+        operator = chance.choice(("equals", "not_equals", "in", "not_in"))
+        count = 1 if operator in ("equals", "not_equals") else chance.randint(1, len(values))
+        filters.append(AnalyticsFilter(member, operator, tuple(chance.sample(values, count))))
+    if chance.random() < 0.2:
+        filters.append(AnalyticsFilter(measures[0], chance.choice(("gte", "lt")), (10.0,)))
+    start = end = None
+    if chance.random() < 0.8:
+        first = datetime(2025, 1, 1) + timedelta(days=chance.randint(0, 520))
+        if chance.random() < 0.3:
+            first += timedelta(hours=chance.randint(0, 23))
+        if chance.random() < 0.1:
+            first += timedelta(minutes=30)  # not a whole hour: raw
+        start = first
+        end = first + timedelta(days=chance.choice((1, 7, 30, 95, 400)))
+        if chance.random() < 0.2:
+            start = start.replace(tzinfo=UTC)
+            end = end.replace(tzinfo=UTC)
+    granularity = chance.choice(GRANULARITIES)
+    order: list[AnalyticsOrder] = []
+    if chance.random() < 0.4:
+        order.append(AnalyticsOrder(measures[0], descending=chance.random() < 0.5))
+    return AnalyticsQuery(
+        measures=measures,
+        dimensions=dimensions,
+        granularity=granularity,
+        start=start,
+        end=end,
+        timezone=chance.choice(ZONES),
+        filters=tuple(filters),
+        order_by=tuple(order),
+        limit=chance.choice((3, 20, 1000)),
+    )
+
+
+def generated_queries(count: int, seed: int) -> list[AnalyticsQuery]:
+    """``count`` valid random queries; the seed makes them the same on every run."""
+    chance = random.Random(seed)
+    catalog = load_catalog()
+    found: list[AnalyticsQuery] = []
+    while len(found) < count:
+        query = random_query(chance)
+        try:
+            plan_query(catalog, query)
+        except BadUserInputError:
+            continue  # an unreachable dimension: draw again
+        found.append(query)
+    return found
+
+
+async def build(url: str) -> None:
+    engine = create_engine(Settings(database_url=url))
+    try:
+        await refresh_rollups(engine, load_catalog())
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def sqlite_rollup_url(
+    seeded_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A copy of the seeded SQLite template with every rollup built."""
+    copy = tmp_path_factory.mktemp("rollups") / "store.db"
+    shutil.copyfile(seeded_sqlite_template, copy)
+    url = sqlite_url(copy)
+    asyncio.run(build(url))
+    return url
+
+
+@pytest.fixture(scope="module")
+def postgres_rollup_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A PostgreSQL database seeded at scale 1 with every rollup built, dropped after."""
+    name = asyncio.run(postgres_server.create_database())
+    url = postgres_server.url(name)
+    try:
+        asyncio.run(migrate_and_seed(url))
+        asyncio.run(build(url))
+        yield url
+    finally:
+        asyncio.run(postgres_server.drop_database(name))
+
+
+@pytest.fixture
+async def fresh_sqlite(seeded_sqlite_template: Path, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """This test's own seeded SQLite store, rollups built, free to change."""
+    copy = tmp_path / "store.db"
+    shutil.copyfile(seeded_sqlite_template, copy)
+    url = sqlite_url(copy)
+    await build(url)
+    engine = create_engine(Settings(database_url=url))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def both_ways(
+    engine: AsyncEngine, queries: list[AnalyticsQuery]
+) -> list[tuple[AnalyticsResult, AnalyticsResult]]:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(engine, catalog)
+    routed = SqlAnalyticsService(engine, catalog, rollups=True)
+    return [(await raw.query(query), await routed.query(query)) for query in queries]
+
+
+def assert_identical(pairs: list[tuple[AnalyticsResult, AnalyticsResult]], queries: Any) -> int:
+    """Every pair identical; returns how many were answered (at least partly) by rollups."""
+    routed = 0
+    for (raw, rolled), query in zip(pairs, queries, strict=True):
+        assert raw.source == "raw"
+        assert canonical(rolled) == canonical(raw), query
+        routed += rolled.source != "raw"
+    return routed
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def rollup_store(request: pytest.FixtureRequest) -> tuple[str, int]:
+    """A seeded store of one dialect with its rollups built, and how many queries to draw."""
+    url: str = request.getfixturevalue(f"{request.param}_rollup_url")
+    generated = GENERATED_ON_SQLITE if request.param == "sqlite" else GENERATED_ON_POSTGRES
+    return url, generated
+
+
+async def test_rollups_answer_exactly_like_raw_rows(rollup_store: tuple[str, int]) -> None:
+    url, generated = rollup_store
+    queries = [*FROM_THE_ANALYTICS_TESTS, *generated_queries(generated, seed=18)]
+    # Some generated raw queries are slow on PostgreSQL (seconds, on this shared machine).
+    engine = create_engine(Settings(database_url=url, database_timeout_seconds=120))
+    try:
+        pairs = await both_ways(engine, queries)
+    finally:
+        await engine.dispose()
+    routed = assert_identical(pairs, queries)
+    # Not vacuous: a good share of the queries really were answered from rollups.
+    assert routed >= len(queries) // 4, f"only {routed} of {len(queries)} routed"
+    assert any(rolled.source == "rollup" for _, rolled in pairs)
+    assert any(rolled.source == "mixed" for _, rolled in pairs)
+
+
+def routed_query(**changes: Any) -> AnalyticsQuery:
+    base: dict[str, Any] = {
+        "measures": ("revenue", "average_order_value"),
+        "dimensions": ("region",),
+        "granularity": "week",
+        "timezone": "Europe/Berlin",
+        "start": datetime(2025, 3, 1),
+        "end": datetime(2025, 5, 1),
+    }
+    return AnalyticsQuery(**{**base, **changes})
+
+
+async def test_what_is_never_routed(fresh_sqlite: AsyncEngine) -> None:
+    service = SqlAnalyticsService(fresh_sqlite, load_catalog(), rollups=True)
+    assert (await service.query(routed_query())).source == "rollup"
+    never = [
+        routed_query(measures=("active_customers",)),  # a distinct count
+        routed_query(timezone="Asia/Kathmandu"),  # +05:45
+        routed_query(timezone="Australia/Lord_Howe"),  # half-hour DST change
+        routed_query(start=datetime(2025, 3, 1, 0, 30)),  # not a whole hour
+        routed_query(time_dimension="signed_up_at"),  # not the rollup's time
+        routed_query(
+            filters=(AnalyticsFilter("placed_at", "gte", (datetime(2025, 3, 2),)),)
+        ),  # a filter on time values
+    ]
+    for query in never:
+        result = await service.query(query)
+        assert result.rollups in ((), ("order_items_hourly",)), query
+        assert "orders_hourly" not in result.rollups, query
+
+
+async def insert_late_order(engine: AsyncEngine, placed_at: datetime) -> None:
+    async with engine.begin() as connection:
+        customer = (
+            await connection.execute(sa.select(sa.func.min(tables.customers.c.id)))
+        ).scalar()
+        await connection.execute(
+            sa.insert(tables.orders).values(
+                customer_id=customer,
+                status="paid",
+                channel="web",
+                placed_at=placed_at,
+                total_cents=123_456,
+                currency="USD",
+            )
+        )
+
+
+async def test_a_late_row_sends_its_partition_raw_until_refreshed(
+    fresh_sqlite: AsyncEngine,
+) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(fresh_sqlite, catalog)
+    routed = SqlAnalyticsService(fresh_sqlite, catalog, rollups=True)
+    query = routed_query()
+    before = await routed.query(query)
+    assert before.source == "rollup"
+
+    await insert_late_order(fresh_sqlite, datetime(2025, 3, 20, 10, 15, tzinfo=UTC))
+    stale = await routed.query(query)
+    # The rollup's March no longer matches its source: the answer is raw, and includes it.
+    assert stale.source == "raw"
+    assert canonical(stale) == canonical(await raw.query(query))
+    assert canonical(stale) != canonical(before)
+    # A range that does not touch March still comes from the rollup.
+    elsewhere = routed_query(start=datetime(2025, 5, 1), end=datetime(2025, 6, 1))
+    assert (await routed.query(elsewhere)).source == "rollup"
+
+    summaries = await refresh_rollups(fresh_sqlite, catalog, ["orders_hourly"])
+    assert summaries[0].rebuilt == ("2025-03",), "only the changed partition is rebuilt"
+    assert summaries[0].unchanged > 0
+    after = await routed.query(query)
+    assert after.source == "rollup"
+    assert canonical(after) == canonical(stale)
+
+
+async def test_a_partition_is_swapped_in_one_transaction(fresh_sqlite: AsyncEngine) -> None:
+    catalog = load_catalog()
+    table = "analytics_rollup_orders_hourly"
+    async with fresh_sqlite.connect() as connection:
+        before = (
+            await connection.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE partition = '2025-04'")
+            )
+        ).scalar()
+    summaries = await refresh_rollups(
+        fresh_sqlite, catalog, ["orders_hourly"], partitions=["2025-04"]
+    )
+    assert summaries[0].rebuilt == ("2025-04",)
+    async with fresh_sqlite.connect() as connection:
+        after = (
+            await connection.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE partition = '2025-04'")
+            )
+        ).scalar()
+        state = (
+            await connection.execute(
+                sa.select(rollup_state.c.row_count).where(
+                    rollup_state.c.rollup == "orders_hourly",
+                    rollup_state.c.partition == "2025-04",
+                )
+            )
+        ).scalar()
+    assert before == after == summaries[0].rows
+    assert state is not None
+    assert state > 0
+
+
+async def test_a_changed_definition_recreates_the_table(
+    fresh_sqlite: AsyncEngine, tmp_path: Path
+) -> None:
+    extra = tmp_path / "catalog.yaml"
+    extra.write_text(
+        """
+rollups:
+  - name: orders_hourly
+    description: Revenue by hour and region only.
+    source: orders
+    measures: [revenue]
+    dimensions: [region]
+""",
+        "utf-8",
+    )
+    changed = load_catalog(extra)
+    routed = SqlAnalyticsService(fresh_sqlite, changed, rollups=True)
+    query = routed_query(measures=("revenue",))
+    # Built from the old definition: not current for the new one.
+    assert (await routed.query(query)).source == "raw"
+    summaries = await refresh_rollups(fresh_sqlite, changed, ["orders_hourly"])
+    assert summaries[0].recreated
+    result = await routed.query(query)
+    assert result.source == "rollup"
+    raw = SqlAnalyticsService(fresh_sqlite, changed)
+    assert canonical(result) == canonical(await raw.query(query))
+
+
+ROLLUP_ERRORS = {
+    "distinct count": (
+        "source: orders\n    measures: [active_customers]",
+        "a distinct count does not add up",
+    ),
+    "ratio of distinct counts": (
+        "source: events\n    measures: [conversion_rate]",
+        "its part 'converted_sessions'",
+    ),
+    "other source": (
+        "source: orders\n    measures: [units_sold]",
+        "not only the rollup's source 'orders'",
+    ),
+    "unreachable dimension": (
+        "source: orders\n    measures: [revenue]\n    dimensions: [event_type]",
+        "'event_type' is not reachable from source 'orders'",
+    ),
+}
+
+
+@pytest.mark.parametrize(("lines", "message"), ROLLUP_ERRORS.values(), ids=ROLLUP_ERRORS)
+def test_rollups_that_cannot_be_exact_are_refused(tmp_path: Path, lines: str, message: str) -> None:
+    extra = tmp_path / "catalog.yaml"
+    extra.write_text(f"rollups:\n  - name: bad\n    description: d\n    {lines}\n", "utf-8")
+    with pytest.raises(AnalyticsCatalogError) as raised:
+        load_catalog(extra)
+    assert message in str(raised.value)
+
+
+async def test_without_built_rollups_queries_read_raw_rows(
+    seeded_sqlite_template: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "store.db"
+    shutil.copyfile(seeded_sqlite_template, copy)
+    engine = create_engine(Settings(database_url=sqlite_url(copy)))
+    try:
+        result = await SqlAnalyticsService(engine, load_catalog(), rollups=True).query(
+            routed_query()
+        )
+    finally:
+        await engine.dispose()
+    assert result.source == "raw"
+    assert result.rollups == ()
+    assert result.rollup_built_at is None
