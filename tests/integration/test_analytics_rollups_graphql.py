@@ -38,7 +38,9 @@ async def ask(client: httpx.AsyncClient, query: dict[str, Any]) -> dict[str, Any
 
 
 async def test_a_built_rollup_answers_with_the_same_values(make_settings: SettingsFactory) -> None:
-    settings = make_settings(cache_enabled=False, response_cache_enabled=False)
+    settings = make_settings(
+        cache_enabled=False, response_cache_enabled=False, analytics_rollups=True
+    )
     async with serving(create_app(settings)) as client:
         before = await ask(client, WEEKLY)
     assert before["source"] == "RAW"
