@@ -10,12 +10,14 @@ from dataintel.schema.auth import AuthMutation, AuthQuery
 from dataintel.schema.commerce import CommerceQuery
 from dataintel.schema.errors import ErrorCode
 from dataintel.schema.features import FeaturesQuery
+from dataintel.schema.object_identification import NodeQuery
 from dataintel.schema.schema_usage import SchemaUsageQuery
 from dataintel.schema.status import StatusQuery
 
 # Adding a domain: write its module, then add its Query (or Mutation) class here.
 QUERIES: tuple[type, ...] = (
     StatusQuery,
+    NodeQuery,
     CommerceQuery,
     FeaturesQuery,
     AnalyticsQuery,
