@@ -26,6 +26,16 @@ $(CONFORMANCE): web/conformance/package-lock.json web/conformance/package.json
 
 conformance: $(CONFORMANCE)  ## fetch the pinned external checkers (graphql-http's audit) the suite runs
 
+.PHONY: clients
+CLIENTS := web/clients/node_modules/.package-lock.json
+
+# relay-compiler's npm tarball carries its native binaries: no install script, no download.
+$(CLIENTS): web/clients/package-lock.json web/clients/package.json
+	cd web/clients && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(CLIENTS)
+
+clients: $(CLIENTS)  ## fetch the pinned front-end tools (relay-compiler, graphql-codegen) the suite runs
+
 run: $(STAMP) assets  ## migrate, seed on first run, serve on http://127.0.0.1:8000/graphql
 	$(BIN)/dataintel serve
 
@@ -40,7 +50,7 @@ lint: $(STAMP)  ## ruff lint and format check
 typecheck: $(STAMP)  ## mypy --strict
 	$(BIN)/mypy
 
-test: $(STAMP) assets conformance lint typecheck  ## ruff, mypy --strict and the whole pytest suite
+test: $(STAMP) assets conformance lint typecheck clients  ## ruff, mypy --strict and the whole pytest suite
 	$(BIN)/pytest
 
 bench: $(STAMP) assets  ## benchmarks; prints a table

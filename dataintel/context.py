@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dataintel.errors import GatewayError
+from dataintel.errors import ForbiddenError, GatewayError
 from dataintel.loaders import Loaders
 from dataintel.services import Services
 from dataintel.settings import Settings
@@ -31,6 +32,11 @@ class Viewer:
 ANONYMOUS = Viewer()
 
 
+def unchecked_read(coordinate: str) -> GatewayError | None:
+    """Until the field gate has seen the request, nothing may be read through node."""
+    return ForbiddenError(f"{coordinate} was not checked for this request.", domain="auth")
+
+
 @dataclass(slots=True)
 class RequestContext:
     """Request id, viewer, a fresh loaders bundle, the app's services and settings."""
@@ -46,3 +52,6 @@ class RequestContext:
     response_extensions: dict[str, object] = field(default_factory=dict)
     # Filled before execution: id() of a denied field node -> the error it resolves to.
     denied_fields: dict[int, GatewayError] = field(default_factory=dict)
+    read_denial: Callable[[str], GatewayError | None] = unchecked_read
+    """The error for reading what a field coordinate's @auth guards, None when the viewer
+    may: the field gate sets it; ``node`` and ``nodes`` decide by type with it."""

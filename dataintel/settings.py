@@ -225,7 +225,9 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         30.0, gt=0, description="Time one GraphQL request may take before it answers TIMEOUT."
     )
-    max_page_size: int = Field(100, ge=1, description="Largest `first` a list accepts.")
+    max_page_size: int = Field(
+        100, ge=1, description="Largest `first` or `last` a list accepts; most ids `nodes` takes."
+    )
     loader_batching: bool = Field(
         True, description="Batch loads; off only to measure the per-item path in benchmarks."
     )

@@ -52,6 +52,7 @@ from graphql.pyutils import Undefined
 from dataintel.directives.cost import Cost, cost_of
 from dataintel.errors import QueryTooComplexError
 from dataintel.gateway.request import DocumentRejected
+from dataintel.services.pagination import DEFAULT_PAGE
 from dataintel.settings import Settings
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 LIST_SIZE_ARGUMENTS = ("first", "limit")
 """Arguments that say how many items a field lists, when @cost names none."""
+CONNECTION_SIZE_ARGUMENTS = ("first", "last")
+"""A connection lists up to the larger of these; DEFAULT_PAGE items when neither is given."""
 
 _DEFINITION = "strawberry-definition"
 
@@ -341,13 +344,21 @@ class ListSize:
     variable: str | None = None
     path: tuple[str, ...] = ()
     """Keys into the variable's value (an input object), when the size is inside it."""
+    others: tuple[ListSize, ...] = ()
+    """Further sizes of which the largest counts: a connection's `first` and `last`."""
+
+    @property
+    def varies(self) -> bool:
+        """Whether a request's variables may change it."""
+        return self.variable is not None or any(other.varies for other in self.others)
 
     def value(self, variables: Mapping[str, Any] | None) -> int:
         """The size for these request variables."""
-        if self.variable is None or variables is None or self.variable not in variables:
-            return self.fixed
-        found = _count(_dig(variables[self.variable], self.path))
-        return self.fixed if found is None else found
+        own = self.fixed
+        if self.variable is not None and variables is not None and self.variable in variables:
+            found = _count(_dig(variables[self.variable], self.path))
+            own = self.fixed if found is None else found
+        return max([own, *(other.value(variables) for other in self.others)])
 
 
 ONE = ListSize(1)
@@ -415,7 +426,7 @@ def _variable_free(nodes: Sequence[CostNode], seen: set[int]) -> bool:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if node.size.variable is not None or not _variable_free(node.children, seen):
+        if node.size.varies or not _variable_free(node.children, seen):
             return False
     return True
 
@@ -486,9 +497,18 @@ class _CostWalk:
         fallback = assumed if isinstance(assumed, int) else 1
         path_text = hint.list_size_argument if hint is not None else None
         if not isinstance(path_text, str):
+            if all(name in definition.args for name in CONNECTION_SIZE_ARGUMENTS):
+                first = self._size_by(node, definition, "first", DEFAULT_PAGE)
+                last = self._size_by(node, definition, "last", 0)
+                return ListSize(first.fixed, first.variable, first.path, (last,))
             path_text = next((arg for arg in LIST_SIZE_ARGUMENTS if arg in definition.args), None)
         if path_text is None:
             return ListSize(fallback)
+        return self._size_by(node, definition, path_text, fallback)
+
+    def _size_by(
+        self, node: FieldNode, definition: GraphQLField, path_text: str, fallback: int
+    ) -> ListSize:
         name, *rest = path_text.split(".")
         argument = definition.args.get(name)
         if argument is None:

@@ -15,6 +15,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, TypeVar
 
 from graphql import (
@@ -463,6 +464,19 @@ class FieldGate:
         _remember(self._denials, memo_key, _Denials(shape, tuple(denied)), self._memo_size)
         return tuple(denied)
 
+    def read_denial(self, coordinate: str, viewer: Viewer) -> GatewayError | None:
+        """The error for this viewer reading the coordinate's field; None when it may.
+
+        For resolvers that decide at run time what they return (``node`` by the type of the
+        id): the same policy, roles and answer as a field of the operation.
+        """
+        # A coordinate without a policy of its own is no root field: nobody may, as there.
+        policy = self.table.policy(coordinate) or FieldPolicy(coordinate, "nowhere")
+        roles, scopes = self.identity(viewer)
+        if policy.allows(roles, scopes, signed_in=not viewer.is_anonymous):
+            return None
+        return _denial(coordinate, policy, viewer)
+
     async def enforce(
         self,
         prepared: PreparedDocument,
@@ -471,6 +485,7 @@ class FieldGate:
     ) -> None:
         """Marks the fields the viewer may not read, and those beyond their rate limit."""
         viewer = context.viewer
+        context.read_denial = partial(self.read_denial, viewer=viewer)
         for guarded, policy in self.denied(prepared, operation, viewer):
             context.denied_fields[id(guarded.node)] = _denial(guarded.coordinate, policy, viewer)
             if guarded.sensitive and self._audit is not None:

@@ -9,6 +9,7 @@ from dataintel.loaders.batching import GroupedLoader, MappingLoader
 from dataintel.services.commerce import (
     CommerceService,
     CustomerRecord,
+    EventRecord,
     OrderFilter,
     OrderItemRecord,
     OrderRecord,
@@ -37,11 +38,13 @@ def _empty_page() -> Page[OrderRecord]:
 
 @dataclass(frozen=True, slots=True)
 class CommerceLoaders:
-    """By-key reads of customers, products, orders, order items and a customer's orders."""
+    """By-key reads of customers, products, orders, order items, events and a customer's orders."""
 
     customer: MappingLoader[int, CustomerRecord | None]
     product: MappingLoader[int, ProductRecord | None]
     order: MappingLoader[int, OrderRecord | None]
+    order_item: MappingLoader[int, OrderItemRecord | None]
+    event: MappingLoader[int, EventRecord | None]
     items_of_order: MappingLoader[int, Sequence[OrderItemRecord]]
     orders_of_customer: GroupedLoader[int, OrdersQuery, Page[OrderRecord]]
     order_count_of_customer: GroupedLoader[int, OrderFilter, int]
@@ -63,6 +66,10 @@ def create_commerce_loaders(
         customer=MappingLoader(service.customers_by_id, _none, max_batch_size=size, batch=batch),
         product=MappingLoader(service.products_by_id, _none, max_batch_size=size, batch=batch),
         order=MappingLoader(service.orders_by_id, _none, max_batch_size=size, batch=batch),
+        order_item=MappingLoader(
+            service.order_items_by_id, _none, max_batch_size=size, batch=batch
+        ),
+        event=MappingLoader(service.events_by_id, _none, max_batch_size=size, batch=batch),
         items_of_order=MappingLoader(
             service.items_by_order, _no_items, max_batch_size=size, batch=batch
         ),

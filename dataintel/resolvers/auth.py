@@ -8,7 +8,8 @@ from datetime import datetime
 
 from dataintel.context import Viewer
 from dataintel.errors import BadUserInputError
-from dataintel.resolvers.commerce import page_request
+from dataintel.resolvers.commerce import page_request as page_request
+from dataintel.resolvers.global_ids import object_key
 from dataintel.resolvers.info import Info
 from dataintel.services.auth import (
     Actor,
@@ -19,7 +20,7 @@ from dataintel.services.auth import (
     UserFilter,
     UserRecord,
 )
-from dataintel.services.pagination import Page
+from dataintel.services.pagination import Page, PageRequest
 
 
 def actor(info: Info) -> Actor:
@@ -29,17 +30,19 @@ def actor(info: Info) -> Actor:
 
 
 def user_id(raw: str) -> int:
-    """The integer id inside a user ID argument."""
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadUserInputError(f"'{raw}' is not a user id.", domain="auth")
-    return int(raw)
+    """The key inside a user ID argument: a User's global id or the plain key."""
+    try:
+        return object_key(raw, "User", "user")
+    except BadUserInputError as error:
+        raise BadUserInputError(error.message, domain="auth", details=error.details) from None
 
 
 def api_key_id(raw: str) -> int:
-    """The integer id inside an API key ID argument."""
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadUserInputError(f"'{raw}' is not an API key id.", domain="auth")
-    return int(raw)
+    """The key inside an API key ID argument: an ApiKey's global id or the plain key."""
+    try:
+        return object_key(raw, "ApiKey", "API key")
+    except BadUserInputError as error:
+        raise BadUserInputError(error.message, domain="auth", details=error.details) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +89,12 @@ async def user(info: Info, raw_id: str) -> UserRecord | None:
 
 
 async def users(
-    info: Info, first: int, after: str | None, where: UserFilter
+    info: Info, page: PageRequest, where: UserFilter
 ) -> tuple[Page[UserRecord], Callable[[], Awaitable[int]]]:
     """A page of users by id, with a count on demand; admins only."""
     service, who = info.context.services.auth, actor(info)
-    page = await service.users(who, where, page_request(info, first, after))
-    return page, lambda: service.count_users(who, where)
+    found = await service.users(who, where, page)
+    return found, lambda: service.count_users(who, where)
 
 
 async def create_user(info: Info, new: NewUser) -> UserRecord:
@@ -119,13 +122,13 @@ async def create_api_key(
 
 
 async def api_keys(
-    info: Info, first: int, after: str | None, owner: str | None
+    info: Info, page: PageRequest, owner: str | None
 ) -> tuple[Page[ApiKeyRecord], Callable[[], Awaitable[int]]]:
     """A page of the API keys the viewer may see (its own; admins: all), newest first."""
     owner_id = user_id(owner) if owner is not None else None
     service, who = info.context.services.auth, actor(info)
-    page = await service.api_keys(who, owner_id, page_request(info, first, after))
-    return page, lambda: service.count_api_keys(who, owner_id)
+    found = await service.api_keys(who, owner_id, page)
+    return found, lambda: service.count_api_keys(who, owner_id)
 
 
 async def revoke_api_key(info: Info, raw_id: str) -> ApiKeyRecord:

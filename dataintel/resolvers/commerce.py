@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from dataintel.errors import BadUserInputError
 from dataintel.resolvers.freshness import load, report_from, watched
+from dataintel.resolvers.global_ids import object_key
 from dataintel.resolvers.info import Info
 from dataintel.services.commerce import (
     CustomerFilter,
@@ -18,29 +19,37 @@ from dataintel.services.commerce import (
     ProductFilter,
     ProductRecord,
 )
-from dataintel.services.pagination import Page, PageRequest, decode_cursor
+from dataintel.services.pagination import DEFAULT_PAGE, Page, PageRequest, decode_cursor
 
 
-def page_request(info: Info, first: int, after: str | None) -> PageRequest:
-    """The page asked for; ``first`` beyond the configured maximum is BAD_USER_INPUT."""
+def page_request(
+    info: Info,
+    first: int | None,
+    after: str | None,
+    last: int | None = None,
+    before: str | None = None,
+) -> PageRequest:
+    """The page asked for; ``first`` or ``last`` beyond the configured maximum is BAD_USER_INPUT."""
     maximum = info.context.settings.max_page_size
-    if first < 0 or first > maximum:
-        raise BadUserInputError(
-            f"'first' must be between 0 and {maximum}; it was {first}.",
-            details={"argument": "first", "maximum": maximum},
-        )
-    return PageRequest(first, decode_cursor(after) if after else None)
+    for name, size in (("first", first), ("last", last)):
+        if size is not None and (size < 0 or size > maximum):
+            raise BadUserInputError(
+                f"'{name}' must be between 0 and {maximum}; it was {size}.",
+                details={"argument": name, "maximum": maximum},
+            )
+    if first is None and last is None:
+        first = min(DEFAULT_PAGE, maximum)
+    return PageRequest(
+        first,
+        decode_cursor(after) if after else None,
+        last,
+        decode_cursor(before) if before else None,
+    )
 
 
-def entity_id(raw: str, kind: str) -> int:
-    """The integer id inside an ID argument."""
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadUserInputError(f"'{raw}' is not a {kind} id.") from None
-    if value < 1:
-        raise BadUserInputError(f"'{raw}' is not a {kind} id.")
-    return value
+def entity_id(raw: str, type_name: str) -> int:
+    """The key inside an ID argument: a global id of the type, or the plain key."""
+    return object_key(raw, type_name, type_name.lower())
 
 
 async def customer(info: Info, customer_id: int) -> CustomerRecord | None:

@@ -7,11 +7,23 @@ from collections.abc import Sequence
 from dataintel.errors import BadUserInputError
 from dataintel.loaders.features import FeatureSelection
 from dataintel.resolvers.freshness import load, mark_stale
+from dataintel.resolvers.global_ids import decode_global_id
 from dataintel.resolvers.info import Info
 from dataintel.services.features import FeatureValueRecord, FeatureView
 
 MAX_ENTITIES = 1000
 """Most entities one onlineFeatures call may ask for."""
+
+
+def entity_key(entity_type: str, raw: str) -> str:
+    """The feature store's key of an entity id: a global id of the type, or the plain key."""
+    if raw.isdecimal():
+        return raw
+    try:
+        found = decode_global_id(raw)
+    except BadUserInputError:
+        return raw
+    return str(found.key) if found.type_name.lower() == entity_type else raw
 
 
 def selection(info: Info, entity_type: str, names: Sequence[str] | None) -> FeatureSelection:
@@ -32,9 +44,11 @@ async def online_features(
         )
     chosen = selection(info, entity_type, names)
     loader = info.context.loaders.features.online
-    values = await loader.load_many([(entity_id, chosen) for entity_id in entity_ids])
-    for index, entity_id in enumerate(entity_ids):
-        mark_stale(info, loader.stale_read((entity_id, chosen)), (index,))
+    keys = [entity_key(entity_type, entity_id) for entity_id in entity_ids]
+    values = await loader.load_many([(key, chosen) for key in keys])
+    for index, key in enumerate(keys):
+        mark_stale(info, loader.stale_read((key, chosen)), (index,))
+    # Each answer names the entity by the id it was asked with.
     return list(zip(entity_ids, values, strict=True))
 
 

@@ -10,6 +10,7 @@ from dataintel.schema.auth import AuthMutation, AuthQuery
 from dataintel.schema.commerce import CommerceQuery
 from dataintel.schema.errors import ErrorCode
 from dataintel.schema.features import FeaturesQuery
+from dataintel.schema.object_identification import NodeQuery
 from dataintel.schema.quality import QualityMutation, QualityQuery
 from dataintel.schema.reconciliation import ReconciliationMutation, ReconciliationQuery
 from dataintel.schema.schema_usage import SchemaUsageQuery
@@ -18,6 +19,7 @@ from dataintel.schema.status import StatusQuery
 # Adding a domain: write its module, then add its Query (or Mutation) class here.
 QUERIES: tuple[type, ...] = (
     StatusQuery,
+    NodeQuery,
     CommerceQuery,
     FeaturesQuery,
     AnalyticsQuery,

@@ -11,13 +11,14 @@ from strawberry.scalars import JSON
 from dataintel.directives.auth import Auth
 from dataintel.resolvers import audit as resolvers
 from dataintel.resolvers.info import Info
-from dataintel.schema.commerce import (
-    DEFAULT_PAGE,
+from dataintel.schema.commerce import FilterDescription
+from dataintel.schema.pagination import (
     AfterArgument,
-    FilterDescription,
+    BeforeArgument,
+    Connection,
     FirstArgument,
+    LastArgument,
 )
-from dataintel.schema.pagination import Connection
 from dataintel.services import audit as records
 from dataintel.services.audit import READ_AUDIT_SCOPE, audit_keyset
 
@@ -91,10 +92,13 @@ class AuditQuery:
     async def audit_log(
         self,
         info: Info,
-        first: FirstArgument = DEFAULT_PAGE,
+        first: FirstArgument = None,
         after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
         filter: Annotated[AuditFilter | None, FilterDescription] = None,
     ) -> Connection[AuditEntry] | None:
         where = filter.to_record() if filter is not None else records.AuditFilter()
-        found, count = await resolvers.entries(info, first, after, where)
+        page = resolvers.page_request(info, first, after, last, before)
+        found, count = await resolvers.entries(info, page, where)
         return Connection.from_page(found, AuditEntry.from_record, audit_keyset, count)

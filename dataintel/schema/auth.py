@@ -12,14 +12,15 @@ from dataintel.directives.auth import PUBLIC, SIGNED_IN, Auth
 from dataintel.directives.rate_limit import RateLimit, RateLimitPer
 from dataintel.resolvers import auth as resolvers
 from dataintel.resolvers.info import Info
-from dataintel.schema.commerce import (
-    DEFAULT_PAGE,
+from dataintel.schema.commerce import DATABASE_ID, FilterDescription, IdArgument
+from dataintel.schema.node import Node, global_id
+from dataintel.schema.pagination import (
     AfterArgument,
-    FilterDescription,
+    BeforeArgument,
+    Connection,
     FirstArgument,
-    IdArgument,
+    LastArgument,
 )
-from dataintel.schema.pagination import Connection
 from dataintel.services import auth as records
 from dataintel.services.auth import ADMIN_USERS_SCOPE, ROLES, api_key_keyset, user_keyset
 
@@ -46,8 +47,8 @@ def _roles(names: frozenset[str] | tuple[str, ...]) -> list[Role]:
 
 
 @strawberry.type(description="A user of the gateway.")
-class User:
-    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
+class User(Node):
+    database_id: int = strawberry.field(description=DATABASE_ID)
     email: str = strawberry.field(description="Sign-in email, lower case.")
     display_name: str = strawberry.field(description="The name shown for the user.")
     is_active: bool = strawberry.field(description="False once deactivated: nothing works.")
@@ -58,7 +59,8 @@ class User:
     @classmethod
     def from_record(cls, record: records.UserRecord) -> User:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("User", record.id),
+            database_id=record.id,
             email=record.email,
             display_name=record.display_name,
             is_active=record.is_active,
@@ -98,9 +100,11 @@ class ApiKeyState(enum.Enum):
 
 
 @strawberry.type(description="An API key; its secret is never shown again after creation.")
-class ApiKey:
-    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
-    user_id: strawberry.ID = strawberry.field(description="The user the key acts as.")
+class ApiKey(Node):
+    database_id: int = strawberry.field(description=DATABASE_ID)
+    user_id: strawberry.ID = strawberry.field(
+        description="The databaseId of the user the key acts as (plain, as in 0.1.0)."
+    )
     name: str = strawberry.field(description="What the key is for.")
     prefix: str = strawberry.field(description="The key's first characters, to recognize it.")
     created_at: datetime = strawberry.field(description="When it was created (UTC).")
@@ -120,7 +124,8 @@ class ApiKey:
         else:
             state = ApiKeyState.EXPIRED
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("ApiKey", record.id),
+            database_id=record.id,
             user_id=strawberry.ID(str(record.user_id)),
             name=record.name,
             prefix=record.prefix,
@@ -226,12 +231,15 @@ class AuthQuery:
     async def users(
         self,
         info: Info,
-        first: FirstArgument = DEFAULT_PAGE,
+        first: FirstArgument = None,
         after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
         filter: Annotated[UserFilter | None, FilterDescription] = None,
     ) -> Connection[User] | None:
         where = filter.to_record() if filter is not None else records.UserFilter()
-        found, count = await resolvers.users(info, first, after, where)
+        page = resolvers.page_request(info, first, after, last, before)
+        found, count = await resolvers.users(info, page, where)
         return Connection.from_page(found, User.from_record, user_keyset, count)
 
     @strawberry.field(
@@ -241,14 +249,17 @@ class AuthQuery:
     async def api_keys(
         self,
         info: Info,
-        first: FirstArgument = DEFAULT_PAGE,
+        first: FirstArgument = None,
         after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
         user_id: Annotated[
             strawberry.ID | None,
             strawberry.argument(description="Only this user's keys (admins)."),
         ] = None,
     ) -> Connection[ApiKey] | None:
-        found, count = await resolvers.api_keys(info, first, after, user_id)
+        page = resolvers.page_request(info, first, after, last, before)
+        found, count = await resolvers.api_keys(info, page, user_id)
         return Connection.from_page(found, ApiKey.from_record, api_key_keyset, count)
 
 

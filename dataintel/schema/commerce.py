@@ -14,7 +14,14 @@ from dataintel.resolvers import commerce as resolvers
 from dataintel.resolvers import features as feature_resolvers
 from dataintel.resolvers.info import Info
 from dataintel.schema.features import FeatureNamesArgument, FeatureValue
-from dataintel.schema.pagination import Connection
+from dataintel.schema.node import Node, global_id
+from dataintel.schema.pagination import (
+    AfterArgument,
+    BeforeArgument,
+    Connection,
+    FirstArgument,
+    LastArgument,
+)
 from dataintel.services import commerce as records
 from dataintel.services.commerce import (
     event_keyset,
@@ -22,10 +29,12 @@ from dataintel.services.commerce import (
     order_keyset,
 )
 
-DEFAULT_PAGE = 20
 ENTITY_MAX_AGE = 60
 """@cacheControl maxAge of the core entities, in seconds."""
 ENTITY_CACHE = [CacheControl(max_age=ENTITY_MAX_AGE)]
+# On the types too: node(id:) reaches them without passing a root field (schema policy and
+# the operation's fields say so; the node resolver checks the root field's policy as well).
+ENTITY = [*ENTITY_CACHE, VIEWERS]
 
 
 @strawberry.enum(description="Where an order is in its life.")
@@ -91,7 +100,7 @@ class OrderFilter:
     status: list[OrderStatus] | None = strawberry.field(default=None, description="Any of these.")
     channel: list[SalesChannel] | None = strawberry.field(default=None, description="Any of these.")
     customer_id: list[strawberry.ID] | None = strawberry.field(
-        default=None, description="Placed by any of these customers."
+        default=None, description="Placed by any of these customers (ids or databaseIds)."
     )
     placed_from: datetime | None = strawberry.field(default=None, description="Placed at or after.")
     placed_before: datetime | None = strawberry.field(default=None, description="Placed before.")
@@ -101,7 +110,7 @@ class OrderFilter:
     def to_record(self) -> records.OrderFilter:
         ids = None
         if self.customer_id is not None:
-            ids = tuple(resolvers.entity_id(raw, "customer") for raw in self.customer_id)
+            ids = tuple(resolvers.entity_id(raw, "Customer") for raw in self.customer_id)
         return records.OrderFilter(
             statuses=_values(list(self.status) if self.status is not None else None),
             channels=_values(list(self.channel) if self.channel is not None else None),
@@ -153,7 +162,7 @@ class ProductFilter:
 class EventFilter:
     type: list[EventType] | None = strawberry.field(default=None, description="Any of these.")
     customer_id: list[strawberry.ID] | None = strawberry.field(
-        default=None, description="Of any of these customers."
+        default=None, description="Of any of these customers (ids or databaseIds)."
     )
     occurred_from: datetime | None = strawberry.field(default=None, description="At or after.")
     occurred_before: datetime | None = strawberry.field(default=None, description="Before.")
@@ -161,7 +170,7 @@ class EventFilter:
     def to_record(self) -> records.EventFilter:
         ids = None
         if self.customer_id is not None:
-            ids = tuple(resolvers.entity_id(raw, "customer") for raw in self.customer_id)
+            ids = tuple(resolvers.entity_id(raw, "Customer") for raw in self.customer_id)
         return records.EventFilter(
             types=_values(list(self.type) if self.type is not None else None),
             customer_ids=ids,
@@ -170,19 +179,17 @@ class EventFilter:
         )
 
 
-FirstArgument = Annotated[
-    int, strawberry.argument(description="Items on the page (at most the configured maximum).")
+IdArgument = Annotated[
+    strawberry.ID,
+    strawberry.argument(description="The object's global id (or, as in 0.1.0, its databaseId)."),
 ]
-IdArgument = Annotated[strawberry.ID, strawberry.argument(description="The object's id.")]
 FilterDescription = strawberry.argument(description="Conditions that all must hold; none: all.")
-AfterArgument = Annotated[
-    str | None, strawberry.argument(description="The endCursor of the previous page.")
-]
+DATABASE_ID = "Its key in the store, the plain id of 0.1.0; prefer the global `id`."
 
 
-@strawberry.type(description="A customer of the business.", directives=ENTITY_CACHE)
-class Customer:
-    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
+@strawberry.type(description="A customer of the business.", directives=ENTITY)
+class Customer(Node):
+    database_id: int = strawberry.field(description=DATABASE_ID)
     code: str = strawberry.field(description="The business's customer number, e.g. C000042.")
     email: str = strawberry.field(description="Contact e-mail address.")
     name: str = strawberry.field(description="Full name.")
@@ -196,13 +203,15 @@ class Customer:
     async def orders(
         self,
         info: Info,
-        first: FirstArgument = DEFAULT_PAGE,
+        first: FirstArgument = None,
         after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
         filter: Annotated[OrderFilter | None, FilterDescription] = None,
     ) -> Connection[Order] | None:
-        page = resolvers.page_request(info, first, after)
+        page = resolvers.page_request(info, first, after, last, before)
         where = filter.to_record() if filter else records.OrderFilter()
-        found, count = await resolvers.orders_of_customer(info, int(self.id), page, where)
+        found, count = await resolvers.orders_of_customer(info, self.database_id, page, where)
         return Connection.from_page(found, Order.from_record, order_keyset, count)
 
     @strawberry.field(
@@ -212,13 +221,14 @@ class Customer:
     async def features(
         self, info: Info, names: FeatureNamesArgument = None
     ) -> list[FeatureValue] | None:
-        values = await feature_resolvers.for_entity(info, "customer", self.id, names)
+        values = await feature_resolvers.for_entity(info, "customer", str(self.database_id), names)
         return [FeatureValue.from_record(value) for value in values]
 
     @classmethod
     def from_record(cls, record: records.CustomerRecord) -> Customer:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("Customer", record.id),
+            database_id=record.id,
             code=record.code,
             email=record.email,
             name=record.name,
@@ -230,9 +240,9 @@ class Customer:
         )
 
 
-@strawberry.type(description="Something the business sells.", directives=ENTITY_CACHE)
-class Product:
-    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
+@strawberry.type(description="Something the business sells.", directives=ENTITY)
+class Product(Node):
+    database_id: int = strawberry.field(description=DATABASE_ID)
     sku: str = strawberry.field(description="Stock keeping unit.")
     name: str = strawberry.field(description="Product name.")
     category: str = strawberry.field(description="Product category, e.g. electronics.")
@@ -245,7 +255,8 @@ class Product:
     @classmethod
     def from_record(cls, record: records.ProductRecord) -> Product:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("Product", record.id),
+            database_id=record.id,
             sku=record.sku,
             name=record.name,
             category=record.category,
@@ -253,9 +264,9 @@ class Product:
         )
 
 
-@strawberry.type(description="One line of an order.", directives=ENTITY_CACHE)
-class OrderItem:
-    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
+@strawberry.type(description="One line of an order.", directives=ENTITY)
+class OrderItem(Node):
+    database_id: int = strawberry.field(description=DATABASE_ID)
     quantity: int = strawberry.field(description="Units ordered.")
     unit_price_cents: int = strawberry.field(description="Price of one unit in cents.")
     product_id: strawberry.Private[int]
@@ -272,16 +283,17 @@ class OrderItem:
     @classmethod
     def from_record(cls, record: records.OrderItemRecord) -> OrderItem:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("OrderItem", record.id),
+            database_id=record.id,
             quantity=record.quantity,
             unit_price_cents=record.unit_price_cents,
             product_id=record.product_id,
         )
 
 
-@strawberry.type(description="A customer's order.", directives=ENTITY_CACHE)
-class Order:
-    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
+@strawberry.type(description="A customer's order.", directives=ENTITY)
+class Order(Node):
+    database_id: int = strawberry.field(description=DATABASE_ID)
     status: OrderStatus = strawberry.field(description="Where the order is in its life.")
     channel: SalesChannel = strawberry.field(description="Where it was placed.")
     placed_at: datetime = strawberry.field(description="When it was placed (UTC).")
@@ -306,13 +318,14 @@ class Order:
     async def items(self, info: Info) -> list[OrderItem] | None:
         return [
             OrderItem.from_record(item)
-            for item in await resolvers.items_of_order(info, int(self.id))
+            for item in await resolvers.items_of_order(info, self.database_id)
         ]
 
     @classmethod
     def from_record(cls, record: records.OrderRecord) -> Order:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("Order", record.id),
+            database_id=record.id,
             status=OrderStatus(record.status),
             channel=SalesChannel(record.channel),
             placed_at=record.placed_at,
@@ -322,9 +335,9 @@ class Order:
         )
 
 
-@strawberry.type(description="Something a visitor or customer did.", directives=ENTITY_CACHE)
-class Event:
-    id: strawberry.ID = strawberry.field(description="Its stable, opaque identifier.")
+@strawberry.type(description="Something a visitor or customer did.", directives=ENTITY)
+class Event(Node):
+    database_id: int = strawberry.field(description=DATABASE_ID)
     type: EventType = strawberry.field(description="What happened.")
     channel: str = strawberry.field(description="Where it happened.")
     session_id: str = strawberry.field(description="The visit it belongs to.")
@@ -341,7 +354,8 @@ class Event:
     @classmethod
     def from_record(cls, record: records.EventRecord) -> Event:
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("Event", record.id),
+            database_id=record.id,
             type=EventType(record.type),
             channel=record.channel,
             session_id=record.session_id,
@@ -356,43 +370,47 @@ class CommerceQuery:
         description="A customer by id; null when there is none.", directives=[VIEWERS]
     )
     async def customer(self, info: Info, id: IdArgument) -> Customer | None:
-        record = await resolvers.customer(info, resolvers.entity_id(id, "customer"))
+        record = await resolvers.customer(info, resolvers.entity_id(id, "Customer"))
         return Customer.from_record(record) if record else None
 
     @strawberry.field(description="Customers by id, filtered.", directives=[*ENTITY_CACHE, VIEWERS])
     async def customers(
         self,
         info: Info,
-        first: FirstArgument = DEFAULT_PAGE,
+        first: FirstArgument = None,
         after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
         filter: Annotated[CustomerFilter | None, FilterDescription] = None,
     ) -> Connection[Customer] | None:
-        page = resolvers.page_request(info, first, after)
+        page = resolvers.page_request(info, first, after, last, before)
         where = filter.to_record() if filter else records.CustomerFilter()
         found, count = await resolvers.customers(info, page, where)
         return Connection.from_page(found, Customer.from_record, id_keyset, count)
 
     @strawberry.field(description="A product by id; null when there is none.", directives=[VIEWERS])
     async def product(self, info: Info, id: IdArgument) -> Product | None:
-        record = await resolvers.product(info, resolvers.entity_id(id, "product"))
+        record = await resolvers.product(info, resolvers.entity_id(id, "Product"))
         return Product.from_record(record) if record else None
 
     @strawberry.field(description="Products by id, filtered.", directives=[*ENTITY_CACHE, VIEWERS])
     async def products(
         self,
         info: Info,
-        first: FirstArgument = DEFAULT_PAGE,
+        first: FirstArgument = None,
         after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
         filter: Annotated[ProductFilter | None, FilterDescription] = None,
     ) -> Connection[Product] | None:
-        page = resolvers.page_request(info, first, after)
+        page = resolvers.page_request(info, first, after, last, before)
         where = filter.to_record() if filter else records.ProductFilter()
         found, count = await resolvers.products(info, page, where)
         return Connection.from_page(found, Product.from_record, id_keyset, count)
 
     @strawberry.field(description="An order by id; null when there is none.", directives=[VIEWERS])
     async def order(self, info: Info, id: IdArgument) -> Order | None:
-        record = await resolvers.order(info, resolvers.entity_id(id, "order"))
+        record = await resolvers.order(info, resolvers.entity_id(id, "Order"))
         return Order.from_record(record) if record else None
 
     @strawberry.field(
@@ -401,11 +419,13 @@ class CommerceQuery:
     async def orders(
         self,
         info: Info,
-        first: FirstArgument = DEFAULT_PAGE,
+        first: FirstArgument = None,
         after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
         filter: Annotated[OrderFilter | None, FilterDescription] = None,
     ) -> Connection[Order] | None:
-        page = resolvers.page_request(info, first, after)
+        page = resolvers.page_request(info, first, after, last, before)
         where = filter.to_record() if filter else records.OrderFilter()
         found, count = await resolvers.orders(info, page, where)
         return Connection.from_page(found, Order.from_record, order_keyset, count)
@@ -416,11 +436,13 @@ class CommerceQuery:
     async def events(
         self,
         info: Info,
-        first: FirstArgument = DEFAULT_PAGE,
+        first: FirstArgument = None,
         after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
         filter: Annotated[EventFilter | None, FilterDescription] = None,
     ) -> Connection[Event] | None:
-        page = resolvers.page_request(info, first, after)
+        page = resolvers.page_request(info, first, after, last, before)
         where = filter.to_record() if filter else records.EventFilter()
         found, count = await resolvers.events(info, page, where)
         return Connection.from_page(found, Event.from_record, event_keyset, count)

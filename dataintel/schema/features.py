@@ -161,7 +161,7 @@ class FeaturesQuery:
         entity_ids: Annotated[
             list[strawberry.ID],
             strawberry.argument(
-                description=f"The entities' ids (at most {resolvers.MAX_ENTITIES})."
+                description=f"The entities' ids or databaseIds (at most {resolvers.MAX_ENTITIES})."
             ),
         ],
         features: FeatureNamesArgument = None,

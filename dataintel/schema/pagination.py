@@ -1,9 +1,15 @@
-"""Relay-style connections shared by every paginated list."""
+"""Cursor connections (Relay's specification) shared by every paginated list.
+
+Every connection field takes ``first``/``after`` to page forwards and ``last``/``before`` to
+page backwards (both pairs at once select the items between the cursors, then the first
+``first`` of them, then the last ``last`` of those), and answers ``edges { cursor node }``,
+``nodes`` and ``pageInfo``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import strawberry
 
@@ -18,9 +24,42 @@ Record = TypeVar("Record")
 INHERITED_CACHE = [CacheControl(inherit_max_age=True)]
 
 
+FirstArgument = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Items from the start (after `after`), at most the configured maximum;"
+        " 20 when neither first nor last is given."
+    ),
+]
+AfterArgument = Annotated[
+    str | None,
+    strawberry.argument(description="Only items after this cursor (the previous endCursor)."),
+]
+LastArgument = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Items from the end (before `before`), at most the configured maximum."
+    ),
+]
+BeforeArgument = Annotated[
+    str | None,
+    strawberry.argument(description="Only items before this cursor (the previous startCursor)."),
+]
+
+
 @strawberry.type(description="Where a page sits in its list.", directives=INHERITED_CACHE)
 class PageInfo:
-    has_next_page: bool = strawberry.field(description="Whether more items follow this page.")
+    has_next_page: bool = strawberry.field(
+        description="Whether more items follow this page; known when paging forwards with"
+        " `first` (false when paging with `last` only)."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Whether more items come before this page; known when paging backwards"
+        " with `last` (false when paging with `first` only)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Pass as `before` to get the previous page; null on an empty page."
+    )
     end_cursor: str | None = strawberry.field(
         description="Pass as `after` to get the next page; null on an empty page."
     )
@@ -65,9 +104,13 @@ class Connection(Generic[Node]):
         edges: Sequence[Edge[Node]] = [
             Edge(cursor=encode_cursor(keyset(record)), node=node(record)) for record in page.items
         ]
-        end = edges[-1].cursor if edges else None
         return cls(
             edges=list(edges),
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=end),
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
             count=count,
         )

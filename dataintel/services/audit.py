@@ -14,7 +14,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError, ForbiddenError
-from dataintel.services.pagination import Keyset, Page, PageRequest
+from dataintel.services.pagination import (
+    Keyset,
+    Page,
+    PageRequest,
+    keyset_conditions,
+    keyset_order,
+    page_from_rows,
+)
 from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine
 from dataintel.store.rows import columns_of, record_from
@@ -307,18 +314,17 @@ class SqlAuditService:
         _require_reader(reader)
         _check_range(where)
         log = tables.audit_log
-        after = [] if page.after is None else [log.c.id < _after_id(page.after)]
+        _check_cursors(page)
+        keys = [log.c.id]
         statement = (
             sa.select(*_COLUMNS)
-            .where(*_conditions(where), *after)
-            .order_by(log.c.id.desc())
-            .limit(page.first + 1)
+            .where(*_conditions(where), *keyset_conditions(keys, True, page))
+            .order_by(*keyset_order(keys, True, page))
+            .limit(page.limit)
         )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
-        return Page(
-            [record_from(AuditRecord, row) for row in rows[: page.first]], len(rows) > page.first
-        )
+        return page_from_rows([record_from(AuditRecord, row) for row in rows], page)
 
     async def count(self, reader: Reader, where: AuditFilter) -> int:
         """Entries matching the filter; needs the read:audit scope."""
@@ -339,10 +345,10 @@ class SqlAuditService:
             ]
 
 
-def _after_id(after: Keyset) -> int:
-    if len(after) != 1 or not isinstance(after[0], int):
-        raise BadUserInputError("The cursor does not point into the audit log.")
-    return after[0]
+def _check_cursors(page: PageRequest) -> None:
+    for cursor in (page.after, page.before):
+        if cursor is not None and (len(cursor) != 1 or not isinstance(cursor[0], int)):
+            raise BadUserInputError("The cursor does not point into the audit log.")
 
 
 def _check_range(where: AuditFilter) -> None:

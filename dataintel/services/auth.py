@@ -36,7 +36,14 @@ from dataintel.services.audit import (
     AuditEvent,
     AuditService,
 )
-from dataintel.services.pagination import Keyset, Page, PageRequest
+from dataintel.services.pagination import (
+    Keyset,
+    Page,
+    PageRequest,
+    keyset_conditions,
+    keyset_order,
+    page_from_rows,
+)
 from dataintel.services.token_revocations import MemoryTokenRevocations, TokenRevocations
 from dataintel.services.tokens import TokenCodec
 from dataintel.store import tables
@@ -292,6 +299,8 @@ class AuthService(Protocol):
     ) -> Page[ApiKeyRecord]: ...
 
     async def count_api_keys(self, actor: Actor, user_id: int | None) -> int: ...
+
+    async def api_key(self, actor: Actor, key_id: int) -> ApiKeyRecord | None: ...
 
     async def revoke_api_key(self, actor: Actor, key_id: int) -> ApiKeyRecord: ...
 
@@ -688,17 +697,18 @@ class SqlAuthService:
         if not actor.is_admin:
             raise _forbidden("Listing users needs the admin:users scope.")
         users = tables.users
-        after = [] if page.after is None else [users.c.id > _keyset_id(page.after)]
+        _check_cursors(page)
+        keys = [users.c.id]
         statement = (
             sa.select(*_USER_COLUMNS)
-            .where(*_user_conditions(where), *after)
-            .order_by(users.c.id)
-            .limit(page.first + 1)
+            .where(*_user_conditions(where), *keyset_conditions(keys, False, page))
+            .order_by(*keyset_order(keys, False, page))
+            .limit(page.limit)
         )
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(statement)).all()
-            records = await self._users_with_roles(connection, rows[: page.first])
-        return Page(records, len(rows) > page.first)
+            rows = page_from_rows((await connection.execute(statement)).all(), page)
+            records = await self._users_with_roles(connection, rows.items)
+        return Page(records, rows.has_next_page, rows.has_previous_page)
 
     async def count_users(self, actor: Actor, where: UserFilter) -> int:
         """Users matching the filter; admins only."""
@@ -1004,16 +1014,17 @@ class SqlAuthService:
         if actor.user_id is None:
             raise _invalid_credential("Sign in to list API keys.")
         keys = tables.api_keys
-        after = [] if page.after is None else [keys.c.id < _keyset_id(page.after)]
+        _check_cursors(page)
+        columns = [keys.c.id]
         statement = (
             sa.select(*_API_KEY_COLUMNS)
-            .where(*self._visible_keys(actor, user_id), *after)
-            .order_by(keys.c.id.desc())
-            .limit(page.first + 1)
+            .where(*self._visible_keys(actor, user_id), *keyset_conditions(columns, True, page))
+            .order_by(*keyset_order(columns, True, page))
+            .limit(page.limit)
         )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
-        return Page([_api_key_record(row) for row in rows[: page.first]], len(rows) > page.first)
+        return page_from_rows([_api_key_record(row) for row in rows], page)
 
     async def count_api_keys(self, actor: Actor, user_id: int | None) -> int:
         """How many API keys the actor may see."""
@@ -1023,6 +1034,18 @@ class SqlAuthService:
         async with self._engine.connect() as connection:
             result = await connection.execute(statement.where(*self._visible_keys(actor, user_id)))
             return int(result.scalar_one())
+
+    async def api_key(self, actor: Actor, key_id: int) -> ApiKeyRecord | None:
+        """One API key the actor may see (its own; admins: any); None otherwise."""
+        if actor.user_id is None:
+            raise _invalid_credential("Sign in to read API keys.")
+        keys = tables.api_keys
+        statement = sa.select(*_API_KEY_COLUMNS).where(
+            keys.c.id == key_id, *self._visible_keys(actor, None)
+        )
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(statement)).one_or_none()
+        return _api_key_record(row) if row is not None else None
 
     async def revoke_api_key(self, actor: Actor, key_id: int) -> ApiKeyRecord:
         """Revokes one of the actor's keys (admins: any key); it stops working at once."""
@@ -1067,7 +1090,7 @@ class SqlAuthService:
         )
 
 
-def _keyset_id(after: Keyset) -> int:
-    if len(after) != 1 or not isinstance(after[0], int):
-        raise BadUserInputError("The cursor does not point into this list.")
-    return after[0]
+def _check_cursors(page: PageRequest) -> None:
+    for cursor in (page.after, page.before):
+        if cursor is not None and (len(cursor) != 1 or not isinstance(cursor[0], int)):
+            raise BadUserInputError("The cursor does not point into this list.")

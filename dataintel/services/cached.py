@@ -185,6 +185,13 @@ class CachedCommerceService:
         fetched = await self._cache.fetch_many(self._order, ids, self._inner.orders_by_id)
         return fetched.settle(_same)
 
+    # Single order items and events are read only by node(id:): straight from the store.
+    async def order_items_by_id(self, ids: Sequence[int]) -> Mapping[int, OrderItemRecord]:
+        return await self._inner.order_items_by_id(ids)
+
+    async def events_by_id(self, ids: Sequence[int]) -> Mapping[int, EventRecord]:
+        return await self._inner.events_by_id(ids)
+
     async def items_by_order(
         self, order_ids: Sequence[int]
     ) -> Mapping[int, Sequence[OrderItemRecord]]:

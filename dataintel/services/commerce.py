@@ -10,7 +10,14 @@ from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
-from dataintel.services.pagination import Keyset, Page, PageRequest
+from dataintel.services.pagination import (
+    Keyset,
+    Page,
+    PageRequest,
+    keyset_conditions,
+    keyset_order,
+    page_from_rows,
+)
 from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine, fetch_all, fetch_scalar
 from dataintel.store.rows import AnyRow, columns_of, record_from
@@ -136,6 +143,10 @@ class CommerceService(Protocol):
 
     async def orders_by_id(self, ids: Sequence[int]) -> Mapping[int, OrderRecord]: ...
 
+    async def order_items_by_id(self, ids: Sequence[int]) -> Mapping[int, OrderItemRecord]: ...
+
+    async def events_by_id(self, ids: Sequence[int]) -> Mapping[int, EventRecord]: ...
+
     async def items_by_order(
         self, order_ids: Sequence[int]
     ) -> Mapping[int, Sequence[OrderItemRecord]]: ...
@@ -218,20 +229,8 @@ def _event_conditions(where: EventFilter) -> list[Any]:
     ]
 
 
-def _after(
-    table: sa.Table, sort: tuple[str, ...], descending: bool, after: Keyset | None
-) -> list[Any]:
-    if after is None:
-        return []
-    key = sa.tuple_(*(table.c[name] for name in sort))
-    position = sa.tuple_(
-        *(sa.literal(value, table.c[name].type) for name, value in zip(sort, after, strict=True))
-    )
-    return [key < position if descending else key > position]
-
-
-def _sort(table: sa.Table, sort: tuple[str, ...], descending: bool) -> list[Any]:
-    return [table.c[name].desc() if descending else table.c[name].asc() for name in sort]
+def _keys(table: sa.Table, sort: tuple[str, ...]) -> list[sa.ColumnElement[Any]]:
+    return [table.c[name] for name in sort]
 
 
 class SqlCommerceService:
@@ -258,6 +257,12 @@ class SqlCommerceService:
     async def orders_by_id(self, ids: Sequence[int]) -> Mapping[int, OrderRecord]:
         return await self._by_id(tables.orders, OrderRecord, ids)
 
+    async def order_items_by_id(self, ids: Sequence[int]) -> Mapping[int, OrderItemRecord]:
+        return await self._by_id(tables.order_items, OrderItemRecord, ids)
+
+    async def events_by_id(self, ids: Sequence[int]) -> Mapping[int, EventRecord]:
+        return await self._by_id(tables.events, EventRecord, ids)
+
     async def items_by_order(
         self, order_ids: Sequence[int]
     ) -> Mapping[int, Sequence[OrderItemRecord]]:
@@ -281,16 +286,15 @@ class SqlCommerceService:
         descending: bool,
         page: PageRequest,
     ) -> Page[R]:
+        keys = _keys(table, sort)
         statement = (
             sa.select(*columns_of(table, record_type))
-            .where(*conditions, *_after(table, sort, descending, page.after))
-            .order_by(*_sort(table, sort, descending))
-            .limit(page.first + 1)
+            .where(*conditions, *keyset_conditions(keys, descending, page))
+            .order_by(*keyset_order(keys, descending, page))
+            .limit(page.limit)
         )
         rows = await self._rows(statement)
-        return Page(
-            [record_from(record_type, row) for row in rows[: page.first]], len(rows) > page.first
-        )
+        return page_from_rows([record_from(record_type, row) for row in rows], page)
 
     async def _count(self, table: sa.Table, conditions: list[Any]) -> int:
         statement = sa.select(sa.func.count()).select_from(table).where(*conditions)
@@ -304,10 +308,12 @@ class SqlCommerceService:
         self, customer_ids: Sequence[int], where: OrderFilter, page: PageRequest
     ) -> Mapping[int, Page[OrderRecord]]:
         orders = tables.orders
-        # One statement for every customer: number each customer's orders, keep first + 1.
+        keys = _keys(orders, ORDER_SORT)
+        # One statement for every customer: number each customer's orders in the order they
+        # are read (from the end for `last`), keep as many as the page needs.
         position = (
             sa.func.row_number()
-            .over(partition_by=orders.c.customer_id, order_by=_sort(orders, ORDER_SORT, True))
+            .over(partition_by=orders.c.customer_id, order_by=keyset_order(keys, True, page))
             .label("position")
         )
         numbered = (
@@ -315,23 +321,20 @@ class SqlCommerceService:
             .where(
                 orders.c.customer_id.in_(set(customer_ids)),
                 *_order_conditions(where),
-                *_after(orders, ORDER_SORT, True, page.after),
+                *keyset_conditions(keys, True, page),
             )
             .subquery()
         )
         statement = (
             sa.select(*(numbered.c[field.name] for field in fields(OrderRecord)))
-            .where(numbered.c.position <= page.first + 1)
+            .where(numbered.c.position <= page.limit)
             .order_by(numbered.c.customer_id, numbered.c.position)
         )
         grouped: defaultdict[int, list[OrderRecord]] = defaultdict(list)
         for row in await self._rows(statement):
             grouped[row.customer_id].append(record_from(OrderRecord, row))
         return {
-            customer_id: Page(
-                grouped[customer_id][: page.first], len(grouped[customer_id]) > page.first
-            )
-            for customer_id in customer_ids
+            customer_id: page_from_rows(grouped[customer_id], page) for customer_id in customer_ids
         }
 
     async def count_orders(self, where: OrderFilter) -> int:

@@ -1,4 +1,11 @@
-"""Keyset pagination shared by the services: a page of records and whether more follow."""
+"""Keyset pagination shared by the services: a page of records and whether more follow.
+
+A page is asked for the way Relay's Cursor Connections specification says: ``first`` items
+after the cursor ``after``, or ``last`` items before the cursor ``before``, or both (the
+items between the cursors, then the first ``first`` of them, then the last ``last`` of
+those). A cursor names a position in the sort order (the sort values of a record, its id
+last), not an offset, so rows inserted or deleted elsewhere never shift a page.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,17 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
+import sqlalchemy as sa
 
 from dataintel.errors import BadUserInputError
 
 T = TypeVar("T")
+
+DEFAULT_PAGE = 20
+"""Items on a page when neither ``first`` nor ``last`` is given."""
 
 # A position in a sort order: the sort values of the last record seen, id last.
 Keyset = tuple[object, ...]
@@ -21,10 +32,28 @@ Keyset = tuple[object, ...]
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    """Up to ``first`` records after the record at ``after`` (None: from the start)."""
+    """Up to ``first`` records after ``after`` and/or up to ``last`` before ``before``.
 
-    first: int
+    None for a cursor means from that end of the list; ``first`` None with ``last`` None
+    is not a request the resolvers make (they default ``first``).
+    """
+
+    first: int | None
     after: Keyset | None = None
+    last: int | None = None
+    before: Keyset | None = None
+
+    @property
+    def backwards(self) -> bool:
+        """Whether the rows are read from the end (only ``last`` was given)."""
+        return self.first is None and self.last is not None
+
+    @property
+    def limit(self) -> int:
+        """Rows to fetch: enough to take the page and tell whether more lie beyond it."""
+        if self.first is None:
+            return (self.last or 0) + 1
+        return max(self.first, self.last or 0) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +62,51 @@ class Page(Generic[T]):
 
     items: Sequence[T]
     has_next_page: bool
+    has_previous_page: bool = False
+
+
+def page_from_rows(rows: Sequence[T], request: PageRequest) -> Page[T]:
+    """The page in sort order from rows fetched with ``keyset_order`` and ``request.limit``.
+
+    hasNextPage and hasPreviousPage follow the specification: each is known (and true when
+    more items lie beyond) in the direction the page was read; the other one is false.
+    """
+    if request.first is None:
+        last = request.last or 0
+        return Page(list(reversed(rows[:last])), False, has_previous_page=len(rows) > last)
+    items = list(rows[: request.first])
+    has_previous = False
+    if request.last is not None:
+        has_previous = len(rows) > request.last
+        items = items[max(len(items) - request.last, 0) :] if request.last else []
+    return Page(items, len(rows) > request.first, has_previous_page=has_previous)
+
+
+def keyset_conditions(
+    columns: Sequence[sa.ColumnElement[Any]], descending: bool, request: PageRequest
+) -> list[sa.ColumnElement[bool]]:
+    """WHERE conditions for the rows strictly between ``after`` and ``before``."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    for cursor, beyond in ((request.after, True), (request.before, False)):
+        if cursor is None:
+            continue
+        if len(cursor) != len(columns):
+            raise BadUserInputError("The cursor does not point into this list.")
+        key = sa.tuple_(*columns)
+        position = sa.tuple_(
+            *(sa.literal(value, column.type) for column, value in zip(columns, cursor, strict=True))
+        )
+        # "Beyond" the after cursor is later in the sort order: smaller when descending.
+        conditions.append(key < position if beyond == descending else key > position)
+    return conditions
+
+
+def keyset_order(
+    columns: Sequence[sa.ColumnElement[Any]], descending: bool, request: PageRequest
+) -> list[sa.ColumnElement[Any]]:
+    """ORDER BY for the fetch: the sort order, reversed when the page is read from the end."""
+    reverse = descending != request.backwards
+    return [column.desc() if reverse else column.asc() for column in columns]
 
 
 _CURSOR_VERSION = "v1"

@@ -121,6 +121,19 @@ def test_cost_multiplies_a_selection_by_the_list_size_asked_for() -> None:
     assert cost(nested) == 1 + 10 * (1 + (1 + 30 * (1 + 1)))
 
 
+def test_a_connection_costs_the_larger_of_first_and_last() -> None:
+    assert cost("{ orders(last: 50) { nodes { id } } }") == 51
+    assert cost("{ orders(first: 5, last: 50) { nodes { id } } }") == 51
+    backwards = (
+        "query ($first: Int, $last: Int) { orders(first: $first, last: $last) { nodes { id } } }"
+    )
+    # Relay sends first: null when it pages backwards.
+    assert cost(backwards, {"first": None, "last": 100}) == 101
+    assert cost(backwards, {"first": 3}) == 4
+    # nodes(ids:) multiplies its selection by the number of ids.
+    assert cost('{ nodes(ids: ["a", "b", "c"]) { ... on Order { customer { name } } } }') == 4
+
+
 def test_cost_reads_list_sizes_from_variables_and_their_defaults() -> None:
     query = "query ($n: Int = 5) { orders(first: $n) { nodes { id } } }"
     assert cost(query) == 6

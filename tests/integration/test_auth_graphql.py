@@ -33,7 +33,7 @@ mutation Login($email: String!, $password: String!) {
   login(email: $email, password: $password) { token tokenType expiresAt user { id email roles } }
 }
 """
-ME = "{ me { id roles scopes user { id email displayName isActive } } }"
+ME = "{ me { id roles scopes user { databaseId email displayName isActive } } }"
 
 
 @dataclass
@@ -102,7 +102,7 @@ async def test_login_returns_a_token_that_names_the_viewer(gateway: Gateway) -> 
     assert "read:analytics" in data["me"]["scopes"]
     assert "admin:users" not in data["me"]["scopes"]
     assert data["me"]["user"] == {
-        "id": user_id,
+        "databaseId": int(user_id),
         "email": "ada@example.test",
         "displayName": "ada",
         "isActive": True,
@@ -263,7 +263,7 @@ async def test_admin_manages_users_and_reads_the_audit_log(gateway: Gateway) -> 
     admin_id, admin = await gateway.user_with_token("root@example.test", "admin")
     created = await gateway.data(
         """mutation Create($input: CreateUserInput!) {
-          createUser(input: $input) { id email roles isActive }
+          createUser(input: $input) { id databaseId email roles isActive }
         }""",
         admin,
         input={"email": "Eve@Example.test", "password": PASSWORD, "roles": ["VIEWER"]},
@@ -291,7 +291,7 @@ async def test_admin_manages_users_and_reads_the_audit_log(gateway: Gateway) -> 
     )
     [entry] = log["auditLog"]["nodes"]
     assert entry["actor"] == f"user:{admin_id}"
-    assert entry["target"] == f"user:{eve['id']}"
+    assert entry["target"] == f"user:{eve['databaseId']}"
     assert entry["outcome"] == "success"
     assert entry["requestId"] == "roles-change-1"
     assert entry["details"] == {"before": ["viewer"], "after": ["analyst", "privacy_officer"]}

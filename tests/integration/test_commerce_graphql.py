@@ -165,8 +165,8 @@ async def test_forged_cursor_is_bad_user_input(client: httpx.AsyncClient) -> Non
 
 async def test_events_of_a_customer(client: httpx.AsyncClient) -> None:
     query = """{ events(first: 30, filter: {customerId: ["3"], type: [PURCHASE]}) {
-      totalCount nodes { type customer { id } occurredAt } } }"""
+      totalCount nodes { type customer { databaseId } occurredAt } } }"""
     events = (await post(client, query))["data"]["events"]
     for event in events["nodes"]:
         assert event["type"] == "PURCHASE"
-        assert event["customer"]["id"] == "3"
+        assert event["customer"]["databaseId"] == 3

@@ -97,11 +97,11 @@ async def test_apq_round_trip_over_get(client: httpx.AsyncClient) -> None:
         "extensions": json.dumps(apq(CUSTOMER)),
     }
     registering = await client.get("/graphql", params=params, headers=PREFLIGHT)
-    assert registering.json() == {"data": {"customer": {"id": "1"}}}
+    assert registering.json() == {"data": {"customer": {"id": "Q3VzdG9tZXI6MQ=="}}}
     served = await get_by_hash(client, CUSTOMER, browser)
     assert served.status_code == 200
     assert served.headers["content-type"] == "application/json"
-    assert served.json() == {"data": {"customer": {"id": "1"}}}
+    assert served.json() == {"data": {"customer": {"id": "Q3VzdG9tZXI6MQ=="}}}
     assert served.headers["cache-control"] == "public, max-age=60"
     assert served.headers["vary"] == "Accept, Authorization, X-API-Key"
 

@@ -18,7 +18,7 @@ from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import runtime_of
 from tests.plugins.statements import counting_statements
 
-CUSTOMER = "query Customer($id: ID!) { customer(id: $id) { id name region } }"
+CUSTOMER = "query Customer($id: ID!) { customer(id: $id) { id databaseId name region } }"
 
 
 async def get(client: httpx.AsyncClient, query: str, **variables: Any) -> httpx.Response:
@@ -69,7 +69,7 @@ async def test_a_repeated_request_is_served_whole_from_cache(
         assert int(second.headers["age"]) >= 0
         other = await get(client, CUSTOMER, id="2")
         assert "age" not in other.headers
-        assert other.json()["data"]["customer"]["id"] == "2"
+        assert other.json()["data"]["customer"]["databaseId"] == 2
 
 
 async def test_invalidating_the_data_invalidates_the_response(
@@ -125,7 +125,7 @@ async def test_replicas_share_responses_and_their_invalidation(
 
 
 async def test_persisted_query_over_get_is_cacheable_by_a_cdn(client: httpx.AsyncClient) -> None:
-    query = '{ product(id: "3") { id name category } }'
+    query = '{ product(id: "3") { databaseId name category } }'
     digest = hashlib.sha256(query.encode()).hexdigest()
     extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
     registered = await client.post("/graphql", json={"query": query, "extensions": extensions})
@@ -136,5 +136,5 @@ async def test_persisted_query_over_get_is_cacheable_by_a_cdn(client: httpx.Asyn
         headers={"Accept": "application/json", "Apollo-Require-Preflight": "true"},
     )
     assert response.status_code == 200
-    assert response.json()["data"]["product"]["id"] == "3"
+    assert response.json()["data"]["product"]["databaseId"] == 3
     assert response.headers["cache-control"] == "public, max-age=60"

@@ -19,7 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError
-from dataintel.services.pagination import Page, PageRequest
+from dataintel.services.pagination import (
+    Page,
+    PageRequest,
+    keyset_conditions,
+    keyset_order,
+    page_from_rows,
+)
 from dataintel.services.quality.catalog import CheckDefinition
 from dataintel.services.quality.measure import (
     CheckCannotRun,
@@ -229,12 +235,15 @@ class SqlQualityService:
 
     async def history(self, check_id: str, page: PageRequest) -> Page[QualityResult]:
         """A check's results, newest first."""
-        statement = sa.select(_RESULTS).where(_RESULTS.c.check_id == check_id)
-        if page.after is not None:
-            statement = statement.where(_RESULTS.c.id < int(str(page.after[0])))
-        statement = statement.order_by(_RESULTS.c.id.desc()).limit(page.first + 1)
+        key = [_RESULTS.c.id]
+        statement = (
+            sa.select(_RESULTS)
+            .where(_RESULTS.c.check_id == check_id, *keyset_conditions(key, True, page))
+            .order_by(*keyset_order(key, True, page))
+            .limit(page.limit)
+        )
         rows = await fetch_all(self._engine, statement)
-        return Page([_result_from(row) for row in rows[: page.first]], len(rows) > page.first)
+        return page_from_rows([_result_from(row) for row in rows], page)
 
     async def count_history(self, check_id: str) -> int:
         """How many results a check has."""

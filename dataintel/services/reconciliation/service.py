@@ -18,7 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError, NotFoundError
-from dataintel.services.pagination import Page, PageRequest
+from dataintel.services.pagination import (
+    Page,
+    PageRequest,
+    keyset_conditions,
+    keyset_order,
+    page_from_rows,
+)
 from dataintel.services.reconciliation.catalog import (
     MAXIMUM_SAMPLE_SIZE,
     ComparisonDefinition,
@@ -246,12 +252,15 @@ class SqlReconciliationService:
 
     async def history(self, comparison_id: str, page: PageRequest) -> Page[ReconciliationRun]:
         """A comparison's runs, newest first."""
-        statement = sa.select(_RUNS).where(_RUNS.c.comparison_id == comparison_id)
-        if page.after is not None:
-            statement = statement.where(_RUNS.c.id < int(str(page.after[0])))
-        statement = statement.order_by(_RUNS.c.id.desc()).limit(page.first + 1)
+        key = [_RUNS.c.id]
+        statement = (
+            sa.select(_RUNS)
+            .where(_RUNS.c.comparison_id == comparison_id, *keyset_conditions(key, True, page))
+            .order_by(*keyset_order(key, True, page))
+            .limit(page.limit)
+        )
         rows = await fetch_all(self._engine, statement)
-        return Page([_run_from(row) for row in rows[: page.first]], len(rows) > page.first)
+        return page_from_rows([_run_from(row) for row in rows], page)
 
     async def count_history(self, comparison_id: str) -> int:
         """How many runs a comparison has."""

@@ -1,0 +1,97 @@
+"""node(id:) and nodes(ids:): any entity by its global id, through the request's loaders.
+
+Reading an object through ``node`` is allowed exactly when reading it through its own root
+field is: the policy of that field (``READ_AS``) is checked against the viewer, with the
+same UNAUTHENTICATED or FORBIDDEN answer, and row-level rules (a user sees only itself, its
+own API keys) apply as they do there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dataintel.errors import BadUserInputError
+from dataintel.resolvers import auth as auth_resolvers
+from dataintel.resolvers.freshness import load
+from dataintel.resolvers.global_ids import GlobalId, decode_global_id
+from dataintel.resolvers.info import Info
+
+READ_AS: dict[str, str] = {
+    "Customer": "Query.customer",
+    "Product": "Query.product",
+    "Order": "Query.order",
+    "OrderItem": "Query.order",
+    "Event": "Query.events",
+    "User": "Query.user",
+    "ApiKey": "Query.apiKeys",
+}
+"""Each type ``node`` fetches, and the root field whose @auth guards reading it."""
+
+
+@dataclass(frozen=True, slots=True)
+class FoundNode:
+    """An object ``node`` found: its GraphQL type name and the service's record."""
+
+    type_name: str
+    record: object
+
+
+async def node(info: Info, raw: str) -> FoundNode | None:
+    """The object a global id names; None when there is none (or the viewer may not see it).
+
+    A malformed id, or one of a type ``node`` does not fetch, is BAD_USER_INPUT; an object
+    the viewer's roles may not read raises the denial of its root field.
+    """
+    found = decode_global_id(raw)
+    coordinate = READ_AS.get(found.type_name)
+    if coordinate is None:
+        raise BadUserInputError(
+            f"'{raw}' names a {found.type_name}, which is not a Node type.",
+            details={"type": found.type_name},
+        )
+    denial = info.context.read_denial(coordinate)
+    if denial is not None:
+        raise denial
+    record = await _record(info, found)
+    return FoundNode(found.type_name, record) if record is not None else None
+
+
+async def nodes(info: Info, raws: Sequence[str]) -> list[FoundNode | Exception | None]:
+    """Each id's object, an error in its place when it cannot be read; loads are batched."""
+    maximum = info.context.settings.max_page_size
+    if len(raws) > maximum:
+        raise BadUserInputError(
+            f"nodes takes at most {maximum} ids; it was given {len(raws)}.",
+            details={"argument": "ids", "maximum": maximum},
+        )
+    # Started together, the loads of every id meet in one batch per loader.
+    results = await asyncio.gather(*(node(info, raw) for raw in raws), return_exceptions=True)
+    answers: list[FoundNode | Exception | None] = []
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result
+        answers.append(result)
+    return answers
+
+
+async def _record(info: Info, found: GlobalId) -> object | None:
+    loaders = info.context.loaders.commerce
+    key = found.key
+    match found.type_name:
+        case "Customer":
+            return await load(info, loaders.customer, key)
+        case "Product":
+            return await load(info, loaders.product, key)
+        case "Order":
+            return await load(info, loaders.order, key)
+        case "OrderItem":
+            return await load(info, loaders.order_item, key)
+        case "Event":
+            return await load(info, loaders.event, key)
+        case "User":
+            return await info.context.services.auth.user(auth_resolvers.actor(info), key)
+        case "ApiKey":
+            return await info.context.services.auth.api_key(auth_resolvers.actor(info), key)
+    return None
