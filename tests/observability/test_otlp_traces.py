@@ -114,6 +114,22 @@ def test_one_query_exports_request_operation_loader_and_statement_spans(
             assert "orders(first" not in str(value)
             assert "$n" not in str(value)
 
+    # Every line logged inside the traced request names the trace and span; the access line
+    # also the operation, its cost, the cache outcome and the duration.
+    log = (tmp_path / "server.log").read_text().splitlines()
+    lines = [json.loads(line) for line in log if line.startswith("{")]
+    traced = [line for line in lines if line.get("trace_id") == INCOMING_TRACE]
+    assert all(len(line["span_id"]) == 16 for line in traced)
+    [access] = [
+        line
+        for line in traced
+        if line["event"] == "request" and line.get("operation") == "RecentOrders"
+    ]
+    assert access["span_id"] == server_span_id
+    assert access["cost"] == operation_attributes["dataintel.cost"]
+    assert access["cache"] == "bypass"
+    assert access["duration_ms"] > 0
+
     trace_of_error = bad["errors"][0]["extensions"]
     assert trace_of_error["traceId"] == INCOMING_TRACE
     assert trace_of_error["requestId"] == bad_headers["x-request-id"]
