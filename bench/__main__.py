@@ -1,5 +1,6 @@
 """`python -m bench`: the reference dashboard query: loaders on versus the per-item path, then
-the cache (off, misses, hits, the store down) in a second table."""
+the cache (off, misses, hits, the store down) in a second table, and the cost of metrics and
+tracing in a third."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from bench.cache_scenarios import cache_scenarios
 from bench.harness import Measurement, measure, running, table
+from bench.observability import OFF, observability_scenarios
 from bench.rollup_scenarios import rollup_scenarios
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
@@ -51,8 +53,10 @@ async def prepare_store(directory: Path) -> str:
     return url
 
 
-async def run(requests: int, concurrency: int) -> tuple[list[Measurement], list[Measurement]]:
-    """Every scenario, measured in this one run: the loader rows, then the cache rows."""
+async def run(
+    requests: int, concurrency: int
+) -> tuple[list[Measurement], list[Measurement], list[Measurement]]:
+    """Every scenario, measured in this one run: loader rows, cache rows, observability rows."""
     with tempfile.TemporaryDirectory() as directory:
         url = await prepare_store(Path(directory))
         body = {"query": DASHBOARD}
@@ -73,7 +77,10 @@ async def run(requests: int, concurrency: int) -> tuple[list[Measurement], list[
                     )
                 )
         cached = await cache_scenarios(url, body, requests=requests, concurrency=concurrency)
-        return results, cached
+        observed = await observability_scenarios(
+            url, body, requests=requests, concurrency=concurrency
+        )
+        return results, cached, observed
 
 
 def main() -> None:
@@ -85,10 +92,12 @@ def main() -> None:
         "--rollup-scale", type=int, default=10, help="seed scale of the rollup scenarios; 0: skip"
     )
     arguments = parser.parse_args()
-    measurements, cached = asyncio.run(run(arguments.requests, arguments.concurrency))
+    measurements, cached, observed = asyncio.run(run(arguments.requests, arguments.concurrency))
     print(table(measurements, baseline="dashboard, per item"))
     print()
     print(table(cached, baseline="cache miss (memory)"))
+    print()
+    print(table(observed, baseline=OFF))
     if arguments.rollup_scale > 0:
         scale = arguments.rollup_scale
         with tempfile.TemporaryDirectory() as directory:

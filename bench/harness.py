@@ -28,6 +28,8 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     statements_per_request: float
+    cpu_ms_per_request: float
+    """Process CPU time per request (every thread): steadier than req/s on a busy machine."""
 
 
 @asynccontextmanager
@@ -73,11 +75,13 @@ async def measure(
             latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     try:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     finally:
         sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     ordered = sorted(latencies)
     return Measurement(
         scenario=scenario,
@@ -86,6 +90,7 @@ async def measure(
         p50_ms=statistics.median(ordered),
         p99_ms=ordered[min(len(ordered) - 1, round(len(ordered) * 0.99))],
         statements_per_request=statements / len(ordered),
+        cpu_ms_per_request=cpu * 1000 / len(ordered),
     )
 
 
@@ -99,13 +104,14 @@ def table(measurements: list[Measurement], baseline: str) -> str:
     """A Markdown table, with each row's throughput as a ratio of the baseline's."""
     base = next(m for m in measurements if m.scenario == baseline).requests_per_second
     lines = [
-        "| scenario | requests | req/s | vs baseline | p50 ms | p99 ms | statements/req |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | requests | req/s | vs baseline | p50 ms | p99 ms | statements/req"
+        " | CPU ms/req |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for m in measurements:
         lines.append(
             f"| {m.scenario} | {m.requests} | {m.requests_per_second:,.1f} | "
             f"{m.requests_per_second / base:.2f}x | {m.p50_ms:.1f} | {m.p99_ms:.1f} | "
-            f"{m.statements_per_request:.1f} |"
+            f"{m.statements_per_request:.1f} | {m.cpu_ms_per_request:.2f} |"
         )
     return "\n".join(lines)

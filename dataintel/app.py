@@ -29,7 +29,9 @@ from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.probes import liveness, readiness_endpoint
 from dataintel.http.rate_limit import RequestRateLimitMiddleware
 from dataintel.observability.logging import configure_logging, get_logger
+from dataintel.observability.metrics import GatewayMetrics, MetricsMiddleware, metrics_endpoint
 from dataintel.observability.request_context import RequestContextMiddleware
+from dataintel.observability.tracing import Tracing
 from dataintel.platform import Platform, build_platform
 from dataintel.schema import build_schema
 from dataintel.services import Services
@@ -132,6 +134,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings.log_format, settings.log_level)
     schema = build_schema()
     runtime: Runtime | None = None
+    tracing = Tracing.from_settings(settings)
+    metrics = GatewayMetrics(settings) if settings.metrics_enabled else None
 
     def services() -> Services:
         if runtime is None:
@@ -152,7 +156,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         nonlocal runtime
         engine = create_engine(settings)
         redis = create_redis(settings)
+        tracing.instrument_engine(engine)
+        tracing.instrument_redis(redis)
         platform = build_platform(settings, engine, redis)
+        if metrics is not None:
+            metrics.watch_pool(engine)
+            platform.cache.observer = metrics.on_cache
+            for dependency in platform.dependencies:
+                metrics.watch_dependency(dependency)
         schema_usage.connect(redis, platform.dependencies.get("redis"))
         runtime = Runtime(
             engine,
@@ -194,6 +205,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
+            tracing.shutdown()
+            if metrics is not None:
+                metrics.process_exited()
             runtime = None
 
     executor = GraphQLExecutor(
@@ -220,6 +234,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services,
         (lambda: graphiql_page(settings.graphql_path)) if settings.graphiql_enabled else None,
         persisted,
+        metrics,
     )
     routes = [
         Route(settings.graphql_path, endpoint.handle, methods=["GET", "POST"]),
@@ -227,20 +242,34 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readiness_endpoint(services), methods=["GET"]),
         graphiql_static_mount(),
     ]
+    if metrics is not None:
+        token = settings.metrics_bearer_token
+        routes.append(
+            Route(
+                "/metrics",
+                metrics_endpoint(metrics, token.get_secret_value() if token else None),
+                methods=["GET"],
+            )
+        )
     app = Starlette(
         routes=routes,
         middleware=[
+            *tracing.middleware(),
+            *([Middleware(MetricsMiddleware, metrics=metrics)] if metrics is not None else []),
             Middleware(RequestContextMiddleware),
             Middleware(
                 RequestRateLimitMiddleware,
                 settings=settings,
                 rate_limits=rate_limits,
                 audit=security_audit,
+                metrics=metrics,
             ),
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.tracing = tracing
     app.state.schema = schema
     return app
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,6 +100,7 @@ def serve(
     import uvicorn
 
     from dataintel.observability.logging import configure_logging
+    from dataintel.observability.multiprocess import prepare_multiprocess_dir
     from dataintel.preflight import check_settings
     from dataintel.store.migrate import upgrade
     from dataintel.store.seed import is_seeded, seed
@@ -123,17 +125,22 @@ def serve(
             await _materialize_when_empty(settings, engine)
 
     _run(settings, prepare)
-    uvicorn.run(
-        "dataintel.app:create_app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=None if reload else settings.workers,
-        reload=reload,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
+    shared_metrics = None if reload else prepare_multiprocess_dir(settings)
+    try:
+        uvicorn.run(
+            "dataintel.app:create_app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=None if reload else settings.workers,
+            reload=reload,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+    finally:
+        if shared_metrics is not None and shared_metrics[1]:
+            shutil.rmtree(shared_metrics[0], ignore_errors=True)
 
 
 @main.command(name="seed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/dataintel.db"
@@ -25,7 +25,9 @@ JwtAlgorithm = Literal[
 class Settings(BaseSettings):
     """Every option of the gateway; documented one by one in docs/configuration.md."""
 
-    model_config = SettingsConfigDict(env_prefix="DATAINTEL_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="DATAINTEL_", env_file=None, extra="ignore", populate_by_name=True
+    )
 
     environment: Literal["development", "production"] = Field(
         "development", description="production turns off GraphiQL unless graphiql is set."
@@ -268,6 +270,96 @@ class Settings(BaseSettings):
     )
     schema_usage_flush_seconds: float = Field(
         10.0, gt=0, description="How often the counts are added to Redis (and spread in process)."
+    )
+
+    # OpenTelemetry's standard variables (OTEL_*) are read here too, so a collector's usual
+    # configuration works unchanged; each also has a DATAINTEL_ name.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "otel_exporter_otlp_endpoint",
+            "DATAINTEL_OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        description="OTLP collector base URL; traces are exported only when it (or the"
+        " traces endpoint) is set.",
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "otel_exporter_otlp_traces_endpoint",
+            "DATAINTEL_OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ),
+        description="Full URL traces are sent to (overrides the base endpoint).",
+    )
+    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
+        "http/protobuf",
+        validation_alias=AliasChoices(
+            "otel_exporter_otlp_protocol",
+            "DATAINTEL_OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+        description="OTLP transport; grpc needs opentelemetry-exporter-otlp-proto-grpc.",
+    )
+    otel_service_name: str = Field(
+        "dataintel",
+        validation_alias=AliasChoices(
+            "otel_service_name", "DATAINTEL_OTEL_SERVICE_NAME", "OTEL_SERVICE_NAME"
+        ),
+        description="service.name of the exported spans.",
+    )
+    otel_traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = Field(
+        "parentbased_traceidratio",
+        validation_alias=AliasChoices(
+            "otel_traces_sampler", "DATAINTEL_OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER"
+        ),
+        description="Which traces are recorded; parent-based: a sampled caller is followed.",
+    )
+    otel_traces_sampler_arg: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices(
+            "otel_traces_sampler_arg",
+            "DATAINTEL_OTEL_TRACES_SAMPLER_ARG",
+            "OTEL_TRACES_SAMPLER_ARG",
+        ),
+        description="Ratio of new traces sampled by the ratio samplers.",
+    )
+    otel_sdk_disabled: bool = Field(
+        False,
+        validation_alias=AliasChoices(
+            "otel_sdk_disabled", "DATAINTEL_OTEL_SDK_DISABLED", "OTEL_SDK_DISABLED"
+        ),
+        description="Turn tracing off even when an endpoint is set.",
+    )
+
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics on /metrics.")
+    metrics_bearer_token: SecretStr | None = Field(
+        None, description="When set, /metrics answers only requests bearing this token."
+    )
+    metrics_max_operation_names: int = Field(
+        100,
+        ge=0,
+        description="Distinct operation names labelled per process; later ones count as other.",
+    )
+    metrics_multiprocess_dir: Path | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "metrics_multiprocess_dir",
+            "DATAINTEL_METRICS_MULTIPROCESS_DIR",
+            "PROMETHEUS_MULTIPROC_DIR",
+        ),
+        description="prometheus-client's multiprocess directory; `dataintel serve` makes one"
+        " for --workers > 1.",
     )
 
     @field_validator("database_url")

@@ -106,6 +106,8 @@ class TwoLevelCache:
         self.shared = shared
         self.enabled = enabled
         self.stats = CacheStats()
+        self.observer: Callable[[str, str, str, int], None] | None = None
+        """Told (cache, level, outcome, count) of lookups: the metrics."""
         self._clock = clock
         self._inflight: dict[str, asyncio.Future[object]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -168,6 +170,8 @@ class TwoLevelCache:
                     self.stats.memory_hits += 1
                 else:
                     self.stats.shared_hits += 1
+                if self.observer is not None:
+                    self.observer("entity", "memory" if from_memory else "redis", "hit", 1)
                 continue
             if entry is not None and entry.may_stand_in(now):
                 stand_ins[key] = entry
@@ -175,6 +179,8 @@ class TwoLevelCache:
         if not misses:
             return Fetched(values, {}, {})
         self.stats.misses += len(misses)
+        if self.observer is not None:
+            self.observer("entity", "none", "miss", len(misses))
         outcomes = await self._load(region, misses, load, full, tags, expected)
         return self._settle(values, stand_ins, misses, outcomes)
 
@@ -189,17 +195,25 @@ class TwoLevelCache:
         now = self._clock()
         full_key = self._full_key(region, key)
         entry = self.memory.get(full_key)
+        level = "memory"
         if entry is None or not entry.is_fresh(now):
             entry = await self._shared_entry(region, full_key, now)
+            level = "redis"
         if entry is None or not entry.is_fresh(now):
+            if self.observer is not None:
+                self.observer("response", "none", "miss", 1)
             return None
         if self.shared is not None:
             current = await self.shared.read(entry.tags, ())
             expected = None if current is None else _versions(current, entry.tags)
             if not _matches(entry, expected):
                 self.memory.discard(full_key)
+                if self.observer is not None:
+                    self.observer("response", "none", "miss", 1)
                 return None
         self.stats.memory_hits += 1
+        if self.observer is not None:
+            self.observer("response", level, "hit", 1)
         return cast(V, entry.value), round(now - entry.stored_at, 3)
 
     @property
@@ -462,6 +476,8 @@ class TwoLevelCache:
                 dependency=dependency if isinstance(dependency, str) else None,
             )
             self.stats.stale_served += 1
+            if self.observer is not None:
+                self.observer("entity", "none", "stale", 1)
         return Fetched(values, stale, failed)
 
 

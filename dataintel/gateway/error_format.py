@@ -8,6 +8,7 @@ from graphql import GraphQLError
 
 from dataintel.errors import ErrorCode, GatewayError
 from dataintel.observability.logging import get_logger
+from dataintel.observability.tracing import trace_ids
 
 MASKED_MESSAGE = "Internal server error."
 _log = get_logger("dataintel.errors")
@@ -46,4 +47,7 @@ def format_error(error: GraphQLError | GatewayError, request_id: str) -> dict[st
 def _entry(message: str, extensions: dict[str, Any], request_id: str) -> dict[str, Any]:
     extensions.setdefault("retryable", False)
     extensions["requestId"] = request_id
+    ids = trace_ids()
+    if ids is not None:
+        extensions["traceId"] = ids[0]
     return {"message": message, "extensions": extensions}

@@ -15,6 +15,7 @@ from graphql import (
     OperationType,
     execute,
 )
+from opentelemetry.trace import get_current_span
 
 from dataintel.cache import trace_request
 from dataintel.context import RequestContext
@@ -43,6 +44,10 @@ class GraphQLResponse:
     """The operation's @cacheControl policy; None when response caching is off."""
     cached_age_seconds: float | None = None
     """How old the response is, when it came whole from the response cache."""
+    operation_type: str = "unknown"
+    cost: int | None = None
+    response_cache: str = "bypass"
+    """hit, miss, or bypass (the operation is not cacheable or caching is off)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body: data always present, errors and extensions only when not empty."""
@@ -110,9 +115,22 @@ class GraphQLExecutor:
                 status=405,
                 headers={"Allow": "POST"},
             )
-        self.cost.check(prepared, operation, request.variables)
-        await self.gate.enforce(prepared, operation, context)
         operation_name = operation.name.value if operation.name else None
+        operation_type = operation.operation.value
+        span = get_current_span()
+        if span.is_recording():
+            span.update_name(f"{operation_type} {operation_name or 'anonymous'}")
+            span.set_attributes(
+                {
+                    "graphql.operation.type": operation_type,
+                    "graphql.operation.name": operation_name or "",
+                    "graphql.document.hash": prepared.document_hash,
+                }
+            )
+        cost = self.cost.check(prepared, operation, request.variables)
+        if span.is_recording():
+            span.set_attribute("dataintel.cost", cost)
+        await self.gate.enforce(prepared, operation, context)
         if self.usage is not None:
             coordinates = prepared.coordinates.get(operation_name, frozenset())
             self.usage.record(coordinates, context.viewer.user_id, context.client_name)
@@ -126,6 +144,8 @@ class GraphQLExecutor:
         # A denied or rate-limited field must not be answered from another request's response.
         if cache_key is not None and self._responses is not None and not context.denied_fields:
             cached = await self._responses.lookup(cache_key)
+            if span.is_recording():
+                span.set_attribute("dataintel.response_cache", "miss" if cached is None else "hit")
             if cached is not None:
                 return GraphQLResponse(
                     data=cached.data,
@@ -133,6 +153,9 @@ class GraphQLExecutor:
                     operation_name=operation_name,
                     cache_policy=policy,
                     cached_age_seconds=cached.age_seconds,
+                    operation_type=operation_type,
+                    cost=cost,
+                    response_cache="hit",
                 )
             generation = self._responses.generation()
         try:
@@ -175,6 +198,9 @@ class GraphQLExecutor:
             extensions=extensions,
             operation_name=operation_name,
             cache_policy=policy,
+            operation_type=operation_type,
+            cost=cost,
+            response_cache="miss" if generation is not None else "bypass",
         )
 
 

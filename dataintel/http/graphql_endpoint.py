@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 from graphql import OperationType
+from opentelemetry.trace import Span, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +28,8 @@ from dataintel.http.media_types import (
     negotiate_response_type,
 )
 from dataintel.loaders import create_loaders
+from dataintel.observability.metrics import GatewayMetrics
+from dataintel.observability.tracing import operation_span
 from dataintel.services import Services
 from dataintel.services.schema_usage import client_name
 from dataintel.settings import Settings
@@ -44,7 +48,9 @@ class GraphQLEndpoint:
         services: Callable[[], Services],
         graphiql: Callable[[], Response] | None,
         persisted: PersistedQueries | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._executor = executor
         self._settings = settings
         self._services = services
@@ -70,37 +76,76 @@ class GraphQLEndpoint:
         request_id: str = request.state.request_id
         if media_type is None:
             return _error_response(
-                [BadUserInputError("Accept names no supported type; send application/json.")],
-                request_id,
+                [
+                    format_error(
+                        BadUserInputError("Accept names no supported type; send application/json."),
+                        request_id,
+                    )
+                ],
                 JSON,
                 status=406,
             )
-        try:
-            graphql_request, allowed = await self._read(request)
-            if isinstance(graphql_request, Batch):
-                return await self._batch(request, graphql_request, media_type, request_id)
-            self._csrf.check(request.method, request.headers)
-            request.state.operation_name = graphql_request.operation_name
-            viewer = await self._authenticator.viewer(request.headers)
-            by_id = graphql_request.query is None
-            graphql_request = await self._persisted.resolve(graphql_request, media_type)
-            context = self._context(request, request_id, viewer)
-            response = await self._executor.execute(graphql_request, context, allowed=allowed)
-        except RequestRejected as rejected:
-            return _error_response(
-                rejected.errors,
-                request_id,
-                media_type,
-                status=_status(rejected, media_type),
-                headers=rejected.headers,
+        started = time.perf_counter()
+        with operation_span() as span:
+            try:
+                graphql_request, allowed = await self._read(request)
+                if isinstance(graphql_request, Batch):
+                    return await self._batch(request, graphql_request, media_type, request_id)
+                self._csrf.check(request.method, request.headers)
+                request.state.operation_name = graphql_request.operation_name
+                viewer = await self._authenticator.viewer(request.headers)
+                by_id = graphql_request.query is None
+                persisted = by_id or bool(
+                    graphql_request.extensions and "persistedQuery" in graphql_request.extensions
+                )
+                if span is not None:
+                    span.set_attribute("dataintel.persisted", persisted)
+                graphql_request = await self._persisted.resolve(graphql_request, media_type)
+                context = self._context(request, request_id, viewer)
+                response = await self._executor.execute(graphql_request, context, allowed=allowed)
+            except RequestRejected as rejected:
+                entries = [format_error(error, request_id) for error in rejected.errors]
+                operation_name = getattr(request.state, "operation_name", None)
+                self._record(operation_name, "unknown", started, entries, span)
+                return _error_response(
+                    entries,
+                    media_type,
+                    status=_status(rejected, media_type),
+                    headers=rejected.headers,
+                )
+            self._record(
+                response.operation_name, response.operation_type, started, response.errors, span
             )
         request.state.operation_name = response.operation_name
+        request.state.operation_cost = response.cost
+        request.state.response_cache = response.response_cache
         headers = _cache_headers(request, response, viewer)
         if by_id and request.method == "GET":
             # What a CDN caches: the @cacheControl policy says how long, Vary for whom.
             headers.setdefault("Cache-Control", "no-store")
             headers["Vary"] = PERSISTED_GET_VARY
         return Response(orjson.dumps(response.to_dict()), media_type=media_type, headers=headers)
+
+    def _record(
+        self,
+        operation_name: str | None,
+        operation_type: str,
+        started: float,
+        errors: list[dict[str, Any]],
+        span: Span | None,
+    ) -> None:
+        """Counts the operation and its errors; marks the span of an operation that failed."""
+        if span is not None and errors:
+            span.set_attribute("dataintel.error_count", len(errors))
+            codes = sorted({str(e.get("extensions", {}).get("code")) for e in errors})
+            span.set_status(Status(StatusCode.ERROR, ",".join(codes)))
+        if self._metrics is not None:
+            self._metrics.record_operation(
+                self._metrics.operation(operation_name),
+                operation_type,
+                time.perf_counter() - started,
+                errors,
+            )
 
     def _context(self, request: Request, request_id: str, viewer: Viewer) -> RequestContext:
         services = self._services()
@@ -127,10 +172,16 @@ class GraphQLEndpoint:
                     raise RequestRejected([item])
                 resolved = await self._persisted.resolve(item, media_type)
                 context = self._context(request, request_id, viewer)
+                started = time.perf_counter()
                 response = await self._executor.execute(resolved, context, allowed=ANY_OPERATION)
             except RequestRejected as rejected:
-                answers.append({"errors": [format_error(e, request_id) for e in rejected.errors]})
+                entries = [format_error(e, request_id) for e in rejected.errors]
+                self._record(None, "unknown", time.perf_counter(), entries, None)
+                answers.append({"errors": entries})
             else:
+                self._record(
+                    response.operation_name, response.operation_type, started, response.errors, None
+                )
                 answers.append(response.to_dict())
         return Response(orjson.dumps(answers), media_type=media_type)
 
@@ -227,12 +278,11 @@ def _status(rejected: RequestRejected, media_type: str) -> int:
 
 
 def _error_response(
-    errors: Any,
-    request_id: str,
+    entries: list[dict[str, Any]],
     media_type: str,
     *,
     status: int,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    body = {"errors": [format_error(error, request_id) for error in errors]}
+    body = {"errors": entries}
     return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)

@@ -17,8 +17,11 @@ from dataintel.errors import RateLimitedError
 from dataintel.gateway.error_format import format_error
 from dataintel.gateway.rate_limiting import RateLimits, Verdict, limit_item
 from dataintel.gateway.security_audit import RATE_LIMITED_ACTION, SecurityAudit
+from dataintel.observability.metrics import GatewayMetrics
 from dataintel.settings import Settings
 
+CLIENT_REQUESTS_RULE = "client_requests"
+"""The rule label of requests refused by the per-client request limit."""
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -45,8 +48,10 @@ class RequestRateLimitMiddleware:
         settings: Settings,
         rate_limits: RateLimits,
         audit: SecurityAudit | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.app = app
+        self._metrics = metrics
         self._rate_limits = rate_limits
         self._audit = audit
         self._window = settings.rate_limit_window_seconds
@@ -84,6 +89,8 @@ class RequestRateLimitMiddleware:
         address: str,
     ) -> None:
         request_id = str(scope.get("state", {}).get("request_id", ""))
+        if self._metrics is not None:
+            self._metrics.rate_limit_rejections.labels(CLIENT_REQUESTS_RULE).inc()
         error = RateLimitedError(
             f"Too many requests: at most {verdict.limit} every {self._window} seconds"
             " from one client.",

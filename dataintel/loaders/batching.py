@@ -10,6 +10,7 @@ from typing import Generic, TypeVar, cast
 from aiodataloader import DataLoader
 
 from dataintel.cache import PartialResult, StaleRead, observe
+from dataintel.observability.metrics import loader_batch
 
 K = TypeVar("K", bound=Hashable)
 G = TypeVar("G", bound=Hashable)
@@ -33,6 +34,8 @@ class MappingLoader(DataLoader[K, V], Generic[K, V]):
     ) -> None:
         self._fetch = fetch
         self._missing = missing
+        self.name: str = getattr(fetch, "__name__", type(self).__name__)
+        """What the loader loads (its batch function's name): the metrics' and spans' label."""
         self._stale: dict[K, StaleRead] = {}
         super().__init__(max_batch_size=max_batch_size, batch=batch)
 
@@ -42,7 +45,7 @@ class MappingLoader(DataLoader[K, V], Generic[K, V]):
 
     async def batch_load_fn(self, keys: list[K]) -> list[V]:
         failed: Mapping[K, Exception] = {}
-        with observe() as seen:
+        with loader_batch(self.name, len(keys)), observe() as seen:
             try:
                 found = await self._fetch(keys)
             except PartialResult as partial:
@@ -64,6 +67,8 @@ class GroupedLoader(DataLoader[tuple[K, G], V], Generic[K, G, V]):
     ) -> None:
         self._fetch = fetch
         self._missing = missing
+        self.name: str = getattr(fetch, "__name__", type(self).__name__)
+        """What the loader loads (its batch function's name): the metrics' and spans' label."""
         self._stale: dict[tuple[K, G], StaleRead] = {}
         super().__init__(max_batch_size=max_batch_size, batch=batch)
 
@@ -76,7 +81,8 @@ class GroupedLoader(DataLoader[tuple[K, G], V], Generic[K, G, V]):
         for key_id, group in keys:
             ids_by_group[group].append(key_id)
         groups = list(ids_by_group)
-        answers = await asyncio.gather(*(self._group(ids_by_group[g], g) for g in groups))
+        with loader_batch(self.name, len(keys)):
+            answers = await asyncio.gather(*(self._group(ids_by_group[g], g) for g in groups))
         outcomes: dict[tuple[K, G], V | Exception] = {}
         for group, (found, failed) in zip(groups, answers, strict=True):
             ids = ids_by_group[group]

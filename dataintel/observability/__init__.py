@@ -1,1 +1,1 @@
-"""Logs, request ids and (later) traces and metrics."""
+"""Logs with request and trace ids, OpenTelemetry traces and Prometheus metrics."""

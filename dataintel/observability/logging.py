@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import orjson
 import structlog
+from opentelemetry import trace
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -16,11 +17,21 @@ def _json_renderer(_: Any, __: str, event_dict: structlog.types.EventDict) -> st
     return orjson.dumps(event_dict, default=str).decode()
 
 
+def _add_trace_ids(_: Any, __: str, event_dict: structlog.types.EventDict) -> Any:
+    """trace_id and span_id of the current span, on every line logged inside a trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
 def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> None:
     """Route structlog and the standard library (uvicorn included) through one renderer."""
     use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -62,6 +62,8 @@ class RequestContextMiddleware:
                     method=scope["method"],
                     path=scope["path"],
                     operation=state.get("operation_name"),
+                    cost=state.get("operation_cost"),
+                    cache=state.get("response_cache"),
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeVar, cast
+from typing import Literal, Protocol, TypeVar, cast
 
 import pybreaker
 
@@ -56,6 +56,14 @@ class BreakerSnapshot:
     changed_at: datetime | None
 
 
+class DependencyObserver(Protocol):
+    """Told of every call and breaker state change (the metrics)."""
+
+    def on_call(self, dependency: str, failure: str | None) -> None: ...
+
+    def on_state_change(self, dependency: str, state: str) -> None: ...
+
+
 class _StateLog(pybreaker.CircuitBreakerListener):
     """Logs every state change and remembers when the breaker opened."""
 
@@ -86,6 +94,7 @@ class Dependency:
         self._trial_running = False
         self.times_opened = 0
         """How often the breaker has opened in this process (metrics, tests)."""
+        self.observer: DependencyObserver | None = None
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=policy.fail_max,
             reset_timeout=policy.reset_timeout_seconds,
@@ -140,16 +149,23 @@ class Dependency:
     @asynccontextmanager
     async def section(self) -> AsyncIterator[None]:
         """A block run within the budget, behind the breaker; failures become typed errors."""
+        observer = self.observer
         if self._trial_running:
             # Half-open lets one trial through; the others fail fast until it has answered.
+            if observer is not None:
+                observer.on_call(self.name, "open")
             raise self._unavailable("is being retried")
         try:
             with self._breaker.calling(), self._trial():
                 async with asyncio.timeout(self.policy.timeout_seconds):
                     yield
         except pybreaker.CircuitBreakerError:
+            if observer is not None:
+                observer.on_call(self.name, "open")
             raise self._unavailable("is unavailable (circuit open)") from None
         except TimeoutError as error:
+            if observer is not None:
+                observer.on_call(self.name, "timeout")
             _log.warning(
                 "dependency call timed out",
                 dependency=self.name,
@@ -161,10 +177,16 @@ class Dependency:
                 details={"dependency": self.name},
             ) from error
         except GatewayError:
+            if observer is not None:
+                observer.on_call(self.name, None)
             raise
         except Exception as error:
             if not self._is_failure(error):
+                if observer is not None:
+                    observer.on_call(self.name, None)
                 raise
+            if observer is not None:
+                observer.on_call(self.name, "error")
             _log.warning(
                 "dependency call failed",
                 dependency=self.name,
@@ -172,6 +194,9 @@ class Dependency:
                 detail=str(error).splitlines()[0][:300] if str(error) else None,
             )
             raise self._unavailable("is unavailable") from error
+        else:
+            if observer is not None:
+                observer.on_call(self.name, None)
 
     @contextmanager
     def _trial(self) -> Iterator[None]:
@@ -204,6 +229,8 @@ class Dependency:
         self._opened_at = time.monotonic() if state == "open" else None
         if state == "open":
             self.times_opened += 1
+        if self.observer is not None:
+            self.observer.on_state_change(self.name, state)
         log = _log.warning if state == "open" else _log.info
         log(
             "breaker state changed",

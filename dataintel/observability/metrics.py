@@ -1,0 +1,339 @@
+"""Prometheus metrics: RED per route and operation, caches, breakers, limits, loaders, pool.
+
+With several workers (``dataintel serve --workers N``) each process writes its samples to
+prometheus-client's multiprocess directory and ``/metrics`` answers the sum over all of them.
+prometheus-client reads ``PROMETHEUS_MULTIPROC_DIR`` when it is first imported, so the
+directory is set up by ``dataintel serve`` before any worker starts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dataintel import __version__
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from dataintel.resilience import Dependency
+    from dataintel.settings import Settings
+
+OTHER = "other"
+"""The label of every operation name past the configured number of distinct ones."""
+ANONYMOUS = "anonymous"
+"""The label of operations without a name."""
+BREAKER_STATES = ("closed", "open", "half-open")
+SERVER_FAULTS = frozenset({"INTERNAL", "DEPENDENCY_UNAVAILABLE", "TIMEOUT"})
+"""Error codes that count against availability: the gateway's fault, not the client's."""
+
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+_active_metrics: ContextVar[GatewayMetrics | None] = ContextVar("dataintel_metrics", default=None)
+
+
+def current_metrics() -> GatewayMetrics | None:
+    """The metrics of the app serving the current request, or None outside one."""
+    return _active_metrics.get()
+
+
+class OperationNames:
+    """Bounds the operation label: the first ``limit`` distinct names, then ``other``."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def label(self, name: str | None) -> str:
+        """The label an operation of this name is counted under."""
+        if not name:
+            return ANONYMOUS
+        if name in self._seen:
+            return name
+        if len(self._seen) >= self._limit:
+            return OTHER
+        self._seen.add(name)
+        return name
+
+
+class GatewayMetrics:
+    """Every series the gateway exports, registered on one registry per app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = settings.metrics_multiprocess_dir
+        self.operation_names = OperationNames(settings.metrics_max_operation_names)
+        self.routes = frozenset({settings.graphql_path, "/healthz", "/readyz", "/metrics"})
+        r = self.registry
+        self.build_info = Gauge(
+            "dataintel_build_info",
+            "The gateway's version (always 1).",
+            ["version"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.build_info.labels(__version__).set(1)
+        self.http_requests = Counter(
+            "dataintel_http_requests",
+            "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "dataintel_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route.",
+            ["route"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.operations = Counter(
+            "dataintel_graphql_operations",
+            "GraphQL operations executed or rejected, by operation name and type.",
+            ["operation", "type"],
+            registry=r,
+        )
+        self.operation_errors = Counter(
+            "dataintel_graphql_errors",
+            "Errors in GraphQL responses, by operation name and ErrorCode.",
+            ["operation", "code"],
+            registry=r,
+        )
+        self.operations_failed = Counter(
+            "dataintel_graphql_operations_failed",
+            "Operations the gateway failed to serve (an INTERNAL, DEPENDENCY_UNAVAILABLE or"
+            " TIMEOUT error): the availability SLI's bad events.",
+            ["operation", "type"],
+            registry=r,
+        )
+        self.operation_duration = Histogram(
+            "dataintel_graphql_operation_duration_seconds",
+            "Time to answer a GraphQL operation, by operation name and type.",
+            ["operation", "type"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.cache = Counter(
+            "dataintel_cache_lookups",
+            "Cache lookups by cache (response, entity), level (memory, redis) and outcome"
+            " (hit, miss, stale).",
+            ["cache", "level", "outcome"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "dataintel_breaker_state",
+            "1 for each dependency's current breaker state (the worst over the workers).",
+            ["dependency", "state"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.breaker_transitions = Counter(
+            "dataintel_breaker_transitions",
+            "Breaker state changes, by dependency and the state entered.",
+            ["dependency", "state"],
+            registry=r,
+        )
+        self.dependency_calls = Counter(
+            "dataintel_dependency_calls",
+            "Calls to a guarded dependency (store, redis).",
+            ["dependency"],
+            registry=r,
+        )
+        self.dependency_failures = Counter(
+            "dataintel_dependency_failures",
+            "Failed calls to a guarded dependency, by reason (error, timeout, open).",
+            ["dependency", "reason"],
+            registry=r,
+        )
+        self.rate_limit_rejections = Counter(
+            "dataintel_rate_limit_rejections",
+            "Requests or fields refused by a rate limit, by rule.",
+            ["rule"],
+            registry=r,
+        )
+        self.operation_limit_rejections = Counter(
+            "dataintel_operation_limit_rejections",
+            "Operations refused as QUERY_TOO_COMPLEX, by limit.",
+            ["limit"],
+            registry=r,
+        )
+        self.loader_batch_size = Histogram(
+            "dataintel_loader_batch_size",
+            "Keys per loader batch, by loader.",
+            ["loader"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.store_pool_in_use = Gauge(
+            "dataintel_store_pool_connections_in_use",
+            "Store connections checked out of the pool (summed over the workers).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+
+    def route(self, path: str) -> str:
+        """The route label: a known route, or ``other`` (paths are unbounded)."""
+        return path if path in self.routes else OTHER
+
+    def operation(self, name: str | None) -> str:
+        """The bounded operation label."""
+        return self.operation_names.label(name)
+
+    def record_operation(
+        self,
+        operation: str,
+        operation_type: str,
+        seconds: float,
+        errors: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """One GraphQL operation answered, with the error entries of its response."""
+        self.operations.labels(operation, operation_type).inc()
+        self.operation_duration.labels(operation, operation_type).observe(seconds)
+        failed = False
+        for error in errors:
+            extensions = error.get("extensions") or {}
+            code = str(extensions.get("code", "INTERNAL"))
+            self.operation_errors.labels(operation, code).inc()
+            failed = failed or code in SERVER_FAULTS
+            if code == "QUERY_TOO_COMPLEX" and "limit" in extensions:
+                self.operation_limit_rejections.labels(str(extensions["limit"])).inc()
+            elif code == "RATE_LIMITED" and "field" in extensions:
+                self.rate_limit_rejections.labels(str(extensions["field"])).inc()
+        if failed:
+            self.operations_failed.labels(operation, operation_type).inc()
+
+    def watch_dependency(self, dependency: Dependency) -> None:
+        """Counts the dependency's calls, failures and breaker transitions."""
+        self._set_breaker(dependency.name, dependency.state)
+        dependency.observer = self
+
+    def on_call(self, dependency: str, failure: str | None) -> None:
+        """One call to a guarded dependency; failure names why it failed, if it did."""
+        self.dependency_calls.labels(dependency).inc()
+        if failure is not None:
+            self.dependency_failures.labels(dependency, failure).inc()
+
+    def on_state_change(self, dependency: str, state: str) -> None:
+        """A breaker entered a state."""
+        self.breaker_transitions.labels(dependency, state).inc()
+        self._set_breaker(dependency, state)
+
+    def on_cache(self, cache: str, level: str, outcome: str, count: int = 1) -> None:
+        """Cache lookups with one outcome."""
+        if count:
+            self.cache.labels(cache, level, outcome).inc(count)
+
+    def watch_pool(self, engine: AsyncEngine) -> None:
+        """Tracks connections checked out of the store's pool."""
+        from sqlalchemy import event
+
+        gauge = self.store_pool_in_use
+
+        def checked_out(*_: Any) -> None:
+            gauge.inc()
+
+        def checked_in(*_: Any) -> None:
+            gauge.dec()
+
+        event.listen(engine.sync_engine, "checkout", checked_out)
+        event.listen(engine.sync_engine, "checkin", checked_in)
+
+    def _set_breaker(self, dependency: str, state: str) -> None:
+        for candidate in BREAKER_STATES:
+            self.breaker_state.labels(dependency, candidate).set(1 if candidate == state else 0)
+
+    def exposition(self) -> bytes:
+        """The text format of every series, summed over the workers in multiprocess mode."""
+        if self.multiprocess_dir is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+                registry, path=str(self.multiprocess_dir)
+            )
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    def process_exited(self) -> None:
+        """Drops this process's live gauges (pool, breakers) from the multiprocess sum."""
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                os.getpid(), str(self.multiprocess_dir)
+            )
+
+
+@contextmanager
+def loader_batch(loader: str, size: int) -> Iterator[None]:
+    """Counts one loader batch's size and traces it (when tracing is on)."""
+    from dataintel.observability.tracing import loader_batch_span
+
+    metrics = _active_metrics.get()
+    if metrics is not None:
+        metrics.loader_batch_size.labels(loader).observe(size)
+    with loader_batch_span(loader, size):
+        yield
+
+
+def metrics_endpoint(metrics: GatewayMetrics, token: str | None) -> Any:
+    """GET /metrics: the exposition, behind a bearer token when one is configured."""
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def serve(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return Response(
+                    "a bearer token is required\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                    media_type="text/plain",
+                )
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return serve
+
+
+class MetricsMiddleware:
+    """RED per route: requests by status and their duration; the metrics for loaders."""
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        token = _active_metrics.set(self.metrics)
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            _active_metrics.reset(token)
+            route = self.metrics.route(scope["path"])
+            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.http_duration.labels(route).observe(time.perf_counter() - started)

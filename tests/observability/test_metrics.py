@@ -1,0 +1,191 @@
+"""GET /metrics on the real app: RED per route and operation, errors, caches, breakers, limits."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from dataintel.app import create_app
+from tests.integration.test_degradation import sqlite_file
+from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.faults import UnreadableStore
+
+ORDERS = "query RecentOrders { orders(first: 5) { nodes { id customer { name } } } }"
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of the exposition, by name and labels."""
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sample's value, 0 when it is not exported."""
+    return samples(text).get((name, frozenset(labels.items())), 0.0)
+
+
+def total(text: str, name: str, **labels: str) -> float:
+    """The sum over every sample of that name whose labels include these."""
+    wanted = set(labels.items())
+    return sum(v for (n, found), v in samples(text).items() if n == name and wanted <= found)
+
+
+async def scrape(client: httpx.AsyncClient, **headers: str) -> str:
+    response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return response.text
+
+
+async def post(client: httpx.AsyncClient, query: str, name: str | None = None) -> httpx.Response:
+    return await client.post("/graphql", json={"query": query, "operationName": name})
+
+
+async def test_red_per_route_and_operation(make_settings: SettingsFactory) -> None:
+    async with serving(create_app(make_settings(response_cache_enabled=False))) as client:
+        for _ in range(3):
+            assert "errors" not in (await post(client, ORDERS, "RecentOrders")).json()
+        await post(client, "query Broken { nope }", "Broken")
+        text = await scrape(client)
+
+    assert (
+        value(text, "dataintel_graphql_operations_total", operation="RecentOrders", type="query")
+        == 3
+    )
+    assert (
+        value(
+            text,
+            "dataintel_graphql_operation_duration_seconds_count",
+            operation="RecentOrders",
+            type="query",
+        )
+        == 3
+    )
+    assert (
+        value(text, "dataintel_graphql_errors_total", operation="Broken", code="BAD_USER_INPUT")
+        == 1
+    )
+    assert (
+        value(text, "dataintel_graphql_errors_total", operation="RecentOrders", code="INTERNAL")
+        == 0
+    )
+    assert (
+        value(text, "dataintel_http_requests_total", route="/graphql", method="POST", status="200")
+        == 4
+    )
+    assert value(text, "dataintel_http_request_duration_seconds_count", route="/graphql") == 4
+    assert total(text, "dataintel_loader_batch_size_count", loader="customers_by_id") == 3
+    assert value(text, "dataintel_breaker_state", dependency="store", state="closed") == 1
+    assert value(text, "dataintel_breaker_state", dependency="store", state="open") == 0
+    assert total(text, "dataintel_dependency_calls_total", dependency="store") >= 2
+    assert value(text, "dataintel_store_pool_connections_in_use") == 0
+    assert total(text, "dataintel_cache_lookups_total", cache="entity", outcome="miss") > 0
+    assert total(text, "dataintel_build_info") == 1
+
+
+async def test_operation_names_beyond_the_limit_are_counted_as_other(
+    make_settings: SettingsFactory,
+) -> None:
+    app = create_app(make_settings(metrics_max_operation_names=2))
+    async with serving(app) as client:
+        for name in ["First", "Second", "Third", "Fourth", "First"]:
+            await post(client, f"query {name} {{ __typename }}", name)
+        await post(client, "{ __typename }")
+        text = await scrape(client)
+    operations = {
+        dict(labels)["operation"]
+        for (name, labels) in samples(text)
+        if name == "dataintel_graphql_operations_total"
+    }
+    assert operations == {"First", "Second", "other", "anonymous"}
+    assert value(text, "dataintel_graphql_operations_total", operation="other", type="query") == 2
+
+
+async def test_response_cache_hits_and_operation_limit_rejections(
+    make_settings: SettingsFactory,
+) -> None:
+    async with serving(create_app(make_settings(max_depth=3))) as client:
+        cacheable = "query Catalog { analyticsCatalog { measures { name } } }"
+        first = (await post(client, cacheable, "Catalog")).json()
+        second = (await post(client, cacheable, "Catalog")).json()
+        assert first == second
+        deep = (
+            "query Deep { orders(first: 1) { nodes { customer {"
+            " orders(first: 1) { nodes { id } } } } } }"
+        )
+        rejected = (await post(client, deep, "Deep")).json()
+        assert rejected["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+        text = await scrape(client)
+    assert (
+        value(text, "dataintel_cache_lookups_total", cache="response", level="none", outcome="miss")
+        == 1
+    )
+    assert (
+        value(
+            text, "dataintel_cache_lookups_total", cache="response", level="memory", outcome="hit"
+        )
+        == 1
+    )
+    assert value(text, "dataintel_operation_limit_rejections_total", limit="depth") == 1
+    assert (
+        value(text, "dataintel_graphql_errors_total", operation="Deep", code="QUERY_TOO_COMPLEX")
+        == 1
+    )
+
+
+async def test_breaker_transitions_and_stale_reads(make_settings: SettingsFactory) -> None:
+    settings = make_settings(
+        cache_ttl_seconds=0,
+        store_breaker_failures=2,
+        store_breaker_reset_seconds=30,
+        response_cache_enabled=False,
+    )
+    app = create_app(settings)
+    async with serving(app) as client:
+        assert "errors" not in (await post(client, ORDERS, "RecentOrders")).json()
+        await UnreadableStore(app, sqlite_file(settings)).break_()
+        for _ in range(3):
+            await post(client, ORDERS, "RecentOrders")
+        never_cached = "query Uncached { orders(first: 2) { nodes { id } } }"
+        failed = (await post(client, never_cached, "Uncached")).json()
+        assert failed["errors"][0]["extensions"]["code"] == "DEPENDENCY_UNAVAILABLE"
+        text = await scrape(client)
+    assert value(text, "dataintel_breaker_transitions_total", dependency="store", state="open") == 1
+    assert value(text, "dataintel_breaker_state", dependency="store", state="open") == 1
+    assert value(text, "dataintel_breaker_state", dependency="store", state="closed") == 0
+    assert (
+        total(text, "dataintel_dependency_failures_total", dependency="store", reason="error") >= 2
+    )
+    assert (
+        total(text, "dataintel_dependency_failures_total", dependency="store", reason="open") >= 1
+    )
+    assert total(text, "dataintel_cache_lookups_total", cache="entity", outcome="stale") >= 1
+    # Served stale, the cached reads still count as available; the uncached one does not.
+    assert total(text, "dataintel_graphql_operations_failed_total", operation="RecentOrders") == 0
+    assert total(text, "dataintel_graphql_operations_failed_total", operation="Uncached") == 1
+
+
+async def test_metrics_bearer_token_and_no_rate_limit(make_settings: SettingsFactory) -> None:
+    settings = make_settings(metrics_bearer_token="scrape-secret", rate_limit_requests=1)
+    async with serving(create_app(settings)) as client:
+        assert (await client.get("/metrics")).status_code == 401
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert wrong.headers["www-authenticate"].startswith("Bearer")
+        assert (await post(client, "{ __typename }")).status_code == 200
+        assert (await post(client, "{ __typename }")).status_code == 429
+        for _ in range(3):
+            text = await scrape(client, Authorization="Bearer scrape-secret")
+    assert value(text, "dataintel_rate_limit_rejections_total", rule="client_requests") == 1
+    assert (
+        value(text, "dataintel_http_requests_total", route="/graphql", method="POST", status="429")
+        == 1
+    )
+
+
+async def test_metrics_can_be_turned_off(make_settings: SettingsFactory) -> None:
+    async with serving(create_app(make_settings(metrics_enabled=False))) as client:
+        assert (await client.get("/metrics")).status_code == 404
