@@ -24,6 +24,7 @@ from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.rate_limiting import RateLimits
 from dataintel.gateway.response_cache import ResponseCache
 from dataintel.gateway.security_audit import SecurityAudit
+from dataintel.http.drain import DrainingConnectionMiddleware
 from dataintel.http.graphiql import graphiql_page, graphiql_static_mount
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.probes import liveness, readiness_endpoint
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if metrics is not None:
                 metrics.process_exited()
             runtime = None
+            _log.info("stopped", version=__version__)
 
     executor = GraphQLExecutor(
         schema._schema,
@@ -254,6 +256,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(DrainingConnectionMiddleware),
             *tracing.middleware(),
             *([Middleware(MetricsMiddleware, metrics=metrics)] if metrics is not None else []),
             Middleware(RequestContextMiddleware),

@@ -127,20 +127,48 @@ def serve(
     _run(settings, prepare)
     shared_metrics = None if reload else prepare_multiprocess_dir(settings)
     try:
-        uvicorn.run(
-            "dataintel.app:create_app_from_environment",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=None if reload else settings.workers,
-            reload=reload,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-        )
+        if reload or settings.workers > 1:
+            # uvicorn's supervisors build their own servers: no drain period, only uvicorn's
+            # graceful shutdown (docs/operations.md: one worker per container).
+            uvicorn.run(
+                "dataintel.app:create_app_from_environment",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=None if reload else settings.workers,
+                reload=reload,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+            )
+        else:
+            _serve_draining(settings)
     finally:
         if shared_metrics is not None and shared_metrics[1]:
             shutil.rmtree(shared_metrics[0], ignore_errors=True)
+
+
+def _serve_draining(settings: Settings) -> None:
+    """One process that drains on SIGTERM (dataintel/server.py), then exits 0."""
+    import uvicorn
+
+    from dataintel.server import DrainingServer
+
+    config = uvicorn.Config(
+        "dataintel.app:create_app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+    )
+    server = DrainingServer(config, settings.shutdown_drain_seconds)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)
 
 
 @main.command(name="seed")

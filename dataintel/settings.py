@@ -237,6 +237,17 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(
         2.0, gt=0, description="Budget of each readiness check."
     )
+    shutdown_drain_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="After SIGTERM, how long /readyz answers 503 while the server keeps"
+        " serving, so load balancers take the replica out before it stops listening.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Then, how long requests in flight get to finish before they are cancelled.",
+    )
 
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 key of the gateway's own tokens; required in production."

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from dataintel.http.drain import drain_of
 from dataintel.services import Services
 from dataintel.services.status import DependencyStatus
 
@@ -22,9 +23,14 @@ def readiness_endpoint(services: Callable[[], Services]) -> Callable[[Request], 
     A dependency that is not required (Redis, by default) is reported with its breaker but
     does not fail readiness: the gateway serves without it, and taking every replica out of
     the load balancer for a shared cache outage would turn a slowdown into an outage.
+    After SIGTERM it answers 503 "draining" (dataintel/server.py).
     """
 
-    async def readiness(_: Request) -> Response:
+    async def readiness(request: Request) -> Response:
+        drain = drain_of(request)
+        if drain is not None and drain.draining:
+            # First, before any check: the load balancer must stop sending new requests.
+            return JSONResponse({"status": "draining"}, status_code=503)
         checks = await services().status.check_dependencies()
         failed = [check.name for check in checks if check.state != "up" and check.required]
         degraded = [check.name for check in checks if check.state != "up" and not check.required]

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,15 +38,33 @@ def healthz_answers(origin: str) -> bool:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class ServedGateway:
+    """A started server process: its origin, the process, and the file its output goes to."""
+
+    origin: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
 @contextmanager
 def running_gateway(tmp_path: Path, **environment: str) -> Iterator[str]:
     """Serves on a fresh SQLite store under ``tmp_path``; yields the origin, then stops it."""
+    with served_gateway(tmp_path, **environment) as served:
+        yield served.origin
+
+
+@contextmanager
+def served_gateway(tmp_path: Path, **environment: str) -> Iterator[ServedGateway]:
+    """Like `running_gateway`, yielding the process too (to signal it); stops it at the end."""
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "DATAINTEL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'served.db'}",
         "DATAINTEL_LOG_FORMAT": "json",
+        # Stopping at the end of a test need not wait out a load balancer's drain period.
+        "DATAINTEL_SHUTDOWN_DRAIN_SECONDS": "0",
         **environment,
     }
     serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -68,9 +87,10 @@ def running_gateway(tmp_path: Path, **environment: str) -> Iterator[str]:
                 pytest.fail(f"no /healthz within {STARTUP_SECONDS}s:\n{log_path.read_text()}")
             # Not a fixed sleep: a short pause between polls, bounded by the deadline above.
             time.sleep(0.1)
-        yield origin
+        yield ServedGateway(origin, server, log_path)
     finally:
-        server.terminate()
+        if server.poll() is None:
+            server.terminate()
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
