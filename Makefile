@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run shell test lint typecheck assets conformance bench clean help
+.PHONY: run shell test lint typecheck assets conformance bench clean help ha ha-test loadtest
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,23 @@ lint: $(STAMP)  ## ruff lint and format check
 typecheck: $(STAMP)  ## mypy --strict
 	$(BIN)/mypy
 
-test: $(STAMP) assets conformance lint typecheck clients  ## ruff, mypy --strict and the whole pytest suite
+test: $(STAMP) assets conformance lint typecheck clients  ## ruff, mypy --strict, the whole pytest suite, make ha-test
 	$(BIN)/pytest
+	$(MAKE) ha-test
+
+LOAD_HOST ?= http://127.0.0.1:8000
+LOAD_USERS ?= 10
+LOAD_TIME ?= 30s
+LOAD_ARGS ?=
+
+loadtest: $(STAMP)  ## locust on the business flows against LOAD_HOST (make run's server); var/loadtest/
+	$(BIN)/python -m tests.load.run --host $(LOAD_HOST) --users $(LOAD_USERS) --run-time $(LOAD_TIME) $(LOAD_ARGS)
+
+ha: $(STAMP) assets  ## 3 replicas + worker + nginx on this machine's PostgreSQL, private Redis; Ctrl+C stops
+	$(BIN)/python -m tests.ha.cluster
+
+ha-test: $(STAMP) assets  ## make ha under load while a replica is killed, all roll, Redis restarts
+	$(BIN)/python -m tests.ha.failover
 
 bench: $(STAMP) assets  ## benchmarks; prints a table
 	$(BIN)/python -m bench

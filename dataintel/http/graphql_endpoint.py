@@ -35,6 +35,7 @@ from dataintel.services.schema_usage import client_name
 from dataintel.settings import Settings
 
 QUERIES_ONLY = frozenset({OperationType.QUERY})
+OPERATION_TYPE_HEADER = "X-GraphQL-Operation-Type"
 ANY_OPERATION = frozenset(OperationType)
 
 
@@ -102,7 +103,12 @@ class GraphQLEndpoint:
                     span.set_attribute("dataintel.persisted", persisted)
                 graphql_request = await self._persisted.resolve(graphql_request, media_type)
                 context = self._context(request, request_id, viewer)
-                response = await self._executor.execute(graphql_request, context, allowed=allowed)
+                try:
+                    response = await self._executor.execute(
+                        graphql_request, context, allowed=allowed
+                    )
+                except RequestRejected as rejected:
+                    raise _marked_as_query(rejected, request) from None
             except RequestRejected as rejected:
                 entries = [format_error(error, request_id) for error in rejected.errors]
                 operation_name = getattr(request.state, "operation_name", None)
@@ -211,6 +217,10 @@ class GraphQLEndpoint:
             return read_batch(params, self._settings), ANY_OPERATION
         if not isinstance(params, dict):
             raise RequestRejected([BadUserInputError("The body must be a JSON object.")])
+        if request.headers.get(OPERATION_TYPE_HEADER, "").strip().lower() == "query":
+            # The load balancer retries requests marked as queries on another replica
+            # (deploy/nginx): a mutation must not pass for one and be written twice.
+            return _checked(params), QUERIES_ONLY
         return _checked(params), ANY_OPERATION
 
     async def _body(self, request: Request) -> bytes:
@@ -242,6 +252,20 @@ def _cache_headers(request: Request, response: GraphQLResponse, viewer: Viewer) 
             anonymous=viewer.is_anonymous, has_errors=bool(response.errors)
         )
     return headers
+
+
+def _marked_as_query(rejected: RequestRejected, request: Request) -> RequestRejected:
+    """A mutation POSTed as a query: 400 naming the header, not a method-not-allowed."""
+    if rejected.status != 405 or request.method != "POST":
+        return rejected
+    return RequestRejected(
+        [
+            BadUserInputError(
+                f"The request says {OPERATION_TYPE_HEADER}: query, but its operation is not a"
+                " query: drop the header (load balancers may retry requests that carry it)."
+            )
+        ]
+    )
 
 
 def _from_query_string(query_params: Mapping[str, str]) -> GraphQLRequest:

@@ -106,7 +106,8 @@ def test_replicas_never_migrate_and_the_job_does(rendered: tuple[str, list[Manif
     assert _settings(manifests)["DATAINTEL_AUTO_MIGRATE"] == "false"
     job = one(manifests, "Job", "dataintel-migrate")
     assert _container(job)["args"] == ["db", "upgrade"]
-    assert _container(one(manifests, "Deployment", "dataintel-worker"))["args"] == ["worker"]
+    worker = _container(one(manifests, "Deployment", "dataintel-worker"))
+    assert "exec dataintel worker" in " ".join(worker["args"])
 
 
 def test_service_budget_autoscaler_and_monitor_target_the_gateway(

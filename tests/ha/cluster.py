@@ -252,7 +252,7 @@ class Cluster:
             input=LOAD_PASSWORD + "\n", capture_output=True, text=True, env=environment,
             cwd=REPO, check=False,
         )  # fmt: skip
-        if result.returncode != 0 and "already" not in result.stderr:
+        if result.returncode != 0 and "exists" not in result.stderr:
             raise SystemExit(f"users create: {result.stderr.strip()}")
 
     def wait_ready(self, index: int) -> float:
@@ -274,6 +274,9 @@ class Cluster:
 
     def stop(self) -> None:
         """Stops everything this cluster started (never the machine's own services)."""
+        # All at once: each replica drains for DATAINTEL_SHUTDOWN_DRAIN_SECONDS.
+        for process in [*self.extras, *self.replicas]:
+            process.signal(signal.SIGTERM)
         for process in [*self.extras, *self.replicas]:
             process.stop()
         if self.nginx is not None:
@@ -350,7 +353,7 @@ def main() -> int:
             f" {', '.join(cluster.replica_origin(i) for i in range(REPLICAS))}, {worker};"
             f" Redis {cluster.redis_port}, PostgreSQL database {DATABASE}; logs in"
             f" {cluster.directory}. Ctrl+C stops it.\n"
-            f"Load test it: make loadtest LOAD_HOST={cluster.origin}",
+            f"Load test it: make loadtest LOAD_HOST={cluster.origin} LOAD_ARGS=--no-account",
             flush=True,
         )
         while not stopping:

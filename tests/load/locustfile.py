@@ -43,7 +43,7 @@ def _record(
     if _events_file is None:
         return
     status = getattr(response, "status_code", 0) or 0
-    error = "" if exception is None else str(exception).replace("\t", " ").replace("\n", " ")
+    error = "" if exception is None else " ".join(str(exception).split())
     kind = context.get("kind", "query")
     _events_file.write(
         f"{time.time():.3f}\t{name}\t{kind}\t{status}\t{response_time:.1f}\t{error[:200]}\n"

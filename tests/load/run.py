@@ -38,7 +38,7 @@ def ensure_account(environment: dict[str, str]) -> None:
         cwd=REPO,
         check=False,
     )
-    if result.returncode != 0 and "already" not in result.stderr:
+    if result.returncode != 0 and "exists" not in result.stderr:
         raise SystemExit(f"cannot create the load test user: {result.stderr.strip()}")
 
 
