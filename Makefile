@@ -55,7 +55,7 @@ test: $(STAMP) assets conformance lint typecheck clients  ## ruff, mypy --strict
 	$(MAKE) ha-test
 
 LOAD_HOST ?= http://127.0.0.1:8000
-LOAD_USERS ?= 10
+LOAD_USERS ?= 5
 LOAD_TIME ?= 30s
 LOAD_ARGS ?=
 

@@ -56,8 +56,10 @@ def run_locust(host: str, users: int, run_time: str, out: Path, environment: dic
         host,
         "--users",
         str(users),
+        # Users arrive two a second: a burst of simultaneous sign-ins (argon2, an audited
+        # write each) is another test, and on SQLite it queues behind one writer.
         "--spawn-rate",
-        str(max(1, users)),
+        "2",
         "--run-time",
         run_time,
         "--stop-timeout",
@@ -114,7 +116,7 @@ def main() -> int:
         "--host", default=os.environ.get("DATAINTEL_LOAD_HOST", "http://127.0.0.1:8000")
     )
     parser.add_argument(
-        "--users", type=int, default=int(os.environ.get("DATAINTEL_LOAD_USERS", "10"))
+        "--users", type=int, default=int(os.environ.get("DATAINTEL_LOAD_USERS", "5"))
     )
     parser.add_argument("--run-time", default=os.environ.get("DATAINTEL_LOAD_RUN_TIME", "30s"))
     parser.add_argument("--out", type=Path, default=REPO / "var" / "loadtest")
