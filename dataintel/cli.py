@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
@@ -166,7 +167,9 @@ def _serve_draining(settings: Settings) -> None:
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
     )
     server = DrainingServer(config, settings.shutdown_drain_seconds)
-    server.run()
+    # uvicorn raises a caught SIGINT again once shut down, as uvicorn.run expects.
+    with suppress(KeyboardInterrupt):
+        server.run()
     if not server.started:
         raise SystemExit(3)
 
