@@ -41,11 +41,12 @@ class DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """SIGTERM starts the drain; anything else (or a second SIGTERM) stops at once."""
-        if sig != signal.SIGTERM or self.drain.draining or self._loop is None:
-            if sig == signal.SIGTERM:
-                self._stop()
-            else:
-                super().handle_exit(sig, frame)
+        if sig != signal.SIGTERM:
+            super().handle_exit(sig, frame)
+            return
+        if self.drain.draining or self._loop is None:
+            # A second SIGTERM, or one before the app started: nothing to drain for.
+            self._stop()
             return
         self.drain.start()
         _log.info("draining", seconds=self.drain_seconds)

@@ -156,3 +156,19 @@ def test_a_request_that_never_completes_is_cut_at_the_shutdown_timeout(
         assert _exit_code(served) == 0
         stuck.close()
         assert '"event":"stopped"' in served.log_path.read_text()
+
+
+def test_a_second_sigterm_stops_without_waiting_out_the_drain(
+    tmp_path: Path, seeded_sqlite_url: str
+) -> None:
+    with served_gateway(
+        tmp_path,
+        DATAINTEL_DATABASE_URL=seeded_sqlite_url,
+        DATAINTEL_AUTO_SEED="false",
+        # Far longer than the test's deadline: only the second signal can end it in time.
+        DATAINTEL_SHUTDOWN_DRAIN_SECONDS="600",
+    ) as served:
+        served.process.send_signal(signal.SIGTERM)
+        _poll(lambda: _get(served.origin, "/readyz")[0] == 503, "draining")
+        served.process.send_signal(signal.SIGTERM)
+        assert _exit_code(served) == 0
