@@ -19,6 +19,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLField,
+    GraphQLLeafType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
@@ -31,9 +32,12 @@ from graphql import (
     SelectionSetNode,
     ValueNode,
     VariableNode,
+    get_nullable_type,
     is_abstract_type,
 )
 from graphql.type.introspection import TypeNameMetaFieldDef
+
+from dataintel.gateway.planned.leaves import serializer
 
 TYPENAME = 0
 ATTRIBUTE = 1
@@ -67,6 +71,8 @@ class FieldPlan:
     arguments_are_static: bool = False
     sub_selections: tuple[SelectionSetNode, ...] = ()
     nullable: bool = True
+    serialize: Callable[[Any], Any] | None = None
+    """Set for an attribute read of a scalar or enum: the whole field is one call."""
     subfields: dict[tuple[str, tuple[bool, ...]], list[FieldPlan]] = field(default_factory=dict)
 
 
@@ -90,6 +96,7 @@ class Planner:
     def __init__(self, schema: GraphQLSchema, resolvers: ResolverKinds) -> None:
         self._schema = schema
         self._resolvers = resolvers
+        self._serializers: dict[str, Callable[[Any], Any]] = {}
 
     def plan(self, document: DocumentNode, operation: OperationDefinitionNode) -> OperationPlan:
         """The plan of one operation of a validated document."""
@@ -115,7 +122,7 @@ class Planner:
         self, plan: OperationPlan, root: GraphQLObjectType, conditions: dict[str, Any]
     ) -> list[FieldPlan]:
         """The operation's root fields for the request's @skip/@include variable values."""
-        key = (root.name, _condition_key(plan, conditions))
+        key = (root.name, condition_key(plan, conditions))
         found = plan.root_fields.get(key)
         if found is None:
             found = self._collect(plan, root, (plan.operation.selection_set,), conditions)
@@ -127,14 +134,22 @@ class Planner:
         plan: OperationPlan,
         parent: FieldPlan,
         runtime: GraphQLObjectType,
-        conditions: dict[str, Any],
+        conditions: tuple[bool, ...],
     ) -> list[FieldPlan]:
         """The fields selected on an object of ``runtime`` type under ``parent``."""
-        key = (runtime.name, _condition_key(plan, conditions))
+        key = (runtime.name, conditions)
         found = parent.subfields.get(key)
         if found is None:
-            found = self._collect(plan, runtime, parent.sub_selections, conditions)
+            values = dict(zip(plan.condition_variables, conditions, strict=True))
+            found = self._collect(plan, runtime, parent.sub_selections, values)
             parent.subfields[key] = found
+        return found
+
+    def serializer(self, leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
+        """The output coercion of one scalar or enum type, shared by every plan."""
+        found = self._serializers.get(leaf_type.name)
+        if found is None:
+            found = self._serializers[leaf_type.name] = serializer(leaf_type)
         return found
 
     def _collect(
@@ -219,6 +234,9 @@ class Planner:
             nullable=not _is_non_null(definition.type),
         )
         self._resolvers.classify(plan)
+        leaf = get_nullable_type(definition.type)
+        if plan.kind == ATTRIBUTE and isinstance(leaf, GraphQLLeafType):
+            plan.serialize = self.serializer(leaf)
         return plan
 
 
@@ -262,7 +280,7 @@ class ResolverKinds:
         plan.info_parameter = resolver.info_parameter.name if resolver.info_parameter else None
 
 
-def _condition_key(plan: OperationPlan, conditions: dict[str, Any]) -> tuple[bool, ...]:
+def condition_key(plan: OperationPlan, conditions: dict[str, Any]) -> tuple[bool, ...]:
     if not plan.condition_variables:
         return ()
     return tuple(bool(conditions.get(name)) for name in plan.condition_variables)

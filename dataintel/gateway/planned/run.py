@@ -18,11 +18,7 @@ from typing import Any
 from graphql import (
     ExecutionResult,
     GraphQLAbstractType,
-    GraphQLBoolean,
     GraphQLError,
-    GraphQLFloat,
-    GraphQLID,
-    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
@@ -30,7 +26,6 @@ from graphql import (
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLSchema,
-    GraphQLString,
     located_error,
 )
 from graphql.execution.executor import default_type_resolver
@@ -47,11 +42,10 @@ from dataintel.gateway.planned.plan import (
     OperationPlan,
     Planner,
     ResolverKinds,
+    condition_key,
 )
 
 Info = GraphQLResolveInfo[Any]
-_MAX_INT = 2**31 - 1
-_MIN_INT = -(2**31)
 
 
 class Slot:
@@ -118,6 +112,7 @@ class PlanRun:
         self._context = context
         self._variables = variables
         self._conditions: dict[str, Any] = variables.coerced
+        self._condition_key: tuple[bool, ...] = ()
         self._hide_suggestions = hide_suggestions
         self._denied: dict[int, Exception] = getattr(context, "denied_fields", None) or {}
         self._errors: list[GraphQLError] = []
@@ -131,6 +126,7 @@ class PlanRun:
         root_type = self._schema.query_type
         assert root_type is not None
         fields = self._planner.root_fields(self._plan, root_type, self._conditions)
+        self._condition_key = condition_key(self._plan, self._conditions)
         data: dict[str, Any] = dict.fromkeys(f.key for f in fields)
         self._queue.append((root_type, None, data, None, fields))
         while True:
@@ -158,7 +154,20 @@ class PlanRun:
             if self._nulled and slot is not None and self._is_nulled(slot.path):
                 continue
             parent_path = slot.path if slot is not None else None
+            denied = self._denied
             for plan in fields:
+                serialize = plan.serialize
+                if serialize is not None and not denied:
+                    # An attribute with a scalar or enum: no path, no info, unless it fails.
+                    try:
+                        value = getattr(source, plan.attribute)
+                        if value is not None:
+                            target[plan.key] = serialize(value)
+                            continue
+                        if plan.nullable:
+                            continue
+                    except Exception:  # answered with its error by _resolve, just below
+                        pass
                 self._resolve(object_type, source, target, slot, parent_path, plan)
 
     def _resolve(
@@ -290,7 +299,7 @@ class PlanRun:
                                       nullable, info)  # fmt: skip
                 return
             if isinstance(return_type, GraphQLLeafType):
-                container[key] = _leaf(return_type, value)
+                container[key] = self._planner.serializer(return_type)(value)
                 return
             runtime = self._runtime_type(return_type, value, plan, path, info)
             self._complete_object(runtime, value, plan, container, key, path, slot, nullable,
@@ -349,7 +358,7 @@ class PlanRun:
                 f"Expected value of type '{object_type}' but got: {inspect(value)}.",
                 plan.nodes,
             )
-        fields = self._planner.subfields(self._plan, plan, object_type, self._conditions)
+        fields = self._planner.subfields(self._plan, plan, object_type, self._condition_key)
         target: dict[str, Any] = dict.fromkeys(f.key for f in fields)
         container[key] = target
         self._queue.append((object_type, value, target, Slot(container, key, nullable, slot,
@@ -432,25 +441,3 @@ class PlanRun:
                 return True
             path = path.prev
         return None in nulled
-
-
-def _leaf(leaf_type: GraphQLLeafType, value: Any) -> Any:
-    kind = type(value)
-    if kind is str and (leaf_type is GraphQLString or leaf_type is GraphQLID):
-        return value
-    if kind is int and leaf_type is GraphQLInt and _MIN_INT <= value <= _MAX_INT:
-        return value
-    if kind is bool and leaf_type is GraphQLBoolean:
-        return value
-    if kind is float and leaf_type is GraphQLFloat and value == value and abs(value) != _INF:
-        return value
-    coerced = leaf_type.coerce_output_value(value)
-    if coerced is Undefined or coerced is None:
-        raise TypeError(
-            f"Expected `{inspect(leaf_type)}.coerce_output_value({inspect(value)})`"
-            f" to return non-nullable value, returned: {inspect(coerced)}"
-        )
-    return coerced
-
-
-_INF = float("inf")
