@@ -234,7 +234,7 @@ class Settings(BaseSettings):
         True, description="Batch loads; off only to measure the per-item path in benchmarks."
     )
     planned_execution: bool = Field(
-        False,
+        True,
         description="Run validated queries from a plan built once per document, breadth-first;"
         " what the plan does not cover runs on graphql-core (see docs/performance.md).",
     )
