@@ -14,6 +14,7 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 from graphql.pyutils import AwaitableOrValue
+from opentelemetry.trace import get_current_span
 
 from dataintel.gateway.planned.plan import OperationPlan, Planner, ResolverKinds
 from dataintel.gateway.planned.run import PlanRun
@@ -65,9 +66,9 @@ class PlannedExecution:
                 hide_suggestions=hide_suggestions,
             )
             if isinstance(variables, list):
-                self.outcomes["variables"] += 1
+                self._count("variables")
                 return ExecutionResult(data=None, errors=variables)
-            self.outcomes[PLANNED] += 1
+            self._count(PLANNED)
             run = PlanRun(
                 schema,
                 self._planner,
@@ -78,7 +79,7 @@ class PlannedExecution:
                 hide_suggestions,
             )
             return run.run()
-        self.outcomes[reason or "unknown"] += 1
+        self._count(reason or "unknown")
         return execute(
             schema,
             document,
@@ -89,6 +90,12 @@ class PlannedExecution:
             max_coercion_errors=max_coercion_errors,
             **graphql_core,
         )
+
+    def _count(self, outcome: str) -> None:
+        self.outcomes[outcome] += 1
+        span = get_current_span()
+        if span.is_recording():
+            span.set_attribute("dataintel.execution", outcome)
 
     def plan(self, document: DocumentNode, operation_name: str | None) -> OperationPlan | None:
         """The operation's plan, built on first use; None when the document has no such one."""
