@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.cache_scenarios import cache_scenarios
 from bench.harness import Measurement, measure, running, table
 from bench.observability import OFF, observability_scenarios
+from bench.planned_scenarios import planned_rows, planned_table
 from bench.rollup_scenarios import rollup_scenarios
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
@@ -91,6 +92,12 @@ def main() -> None:
     parser.add_argument(
         "--rollup-scale", type=int, default=10, help="seed scale of the rollup scenarios; 0: skip"
     )
+    parser.add_argument(
+        "--planned-seconds",
+        type=float,
+        default=10,
+        help="seconds of load per planned-execution row (servers loaded by wrk); 0: skip",
+    )
     arguments = parser.parse_args()
     measurements, cached, observed = asyncio.run(run(arguments.requests, arguments.concurrency))
     print(table(measurements, baseline="dashboard, per item"))
@@ -98,6 +105,11 @@ def main() -> None:
     print(table(cached, baseline="cache miss (memory)"))
     print()
     print(table(observed, baseline=OFF))
+    if arguments.planned_seconds > 0:
+        with tempfile.TemporaryDirectory() as directory:
+            url = asyncio.run(prepare_store(Path(directory)))
+            print()
+            print(planned_table(planned_rows(url, arguments.planned_seconds)))
     if arguments.rollup_scale > 0:
         scale = arguments.rollup_scale
         with tempfile.TemporaryDirectory() as directory:

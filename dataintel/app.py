@@ -274,6 +274,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.metrics = metrics
     app.state.tracing = tracing
     app.state.schema = schema
+    app.state.executor = executor
     return app
 
 

@@ -233,6 +233,11 @@ class Settings(BaseSettings):
     loader_batching: bool = Field(
         True, description="Batch loads; off only to measure the per-item path in benchmarks."
     )
+    planned_execution: bool = Field(
+        True,
+        description="Run validated queries from a plan built once per document, breadth-first;"
+        " what the plan does not cover runs on graphql-core (see docs/performance.md).",
+    )
     loader_max_batch_size: int = Field(500, ge=1, description="Most keys one loader batch sends.")
     readiness_timeout_seconds: float = Field(
         2.0, gt=0, description="Budget of each readiness check."

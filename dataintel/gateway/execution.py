@@ -25,6 +25,7 @@ from dataintel.gateway.error_format import format_error
 from dataintel.gateway.gated_executor import GatedExecutor
 from dataintel.gateway.introspection import IntrospectionPolicy
 from dataintel.gateway.limits import DocumentLimits, OperationCost
+from dataintel.gateway.planned import PlannedExecution
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.gateway.response_cache import CachePolicy, ResponseCache
@@ -86,6 +87,9 @@ class GraphQLExecutor:
         self.cost = OperationCost(schema, settings)
         self.gate = gate or FieldGate(schema, settings)
         self.usage = usage
+        # One call site for both engines: the planned one falls back to graphql-core itself.
+        self.planned = PlannedExecution(schema, settings.document_cache_size)
+        self._execute = self.planned.execute if settings.planned_execution else execute
 
     async def execute(
         self,
@@ -161,7 +165,7 @@ class GraphQLExecutor:
         try:
             async with asyncio.timeout(self._timeout):
                 with trace_request() as trace:
-                    result = execute(
+                    result = self._execute(
                         self._schema,
                         prepared.document,
                         context_value=context,

@@ -1,0 +1,83 @@
+"""Output coercion of scalars and enums, with graphql-core's results and its errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLLeafType,
+    GraphQLString,
+)
+from graphql.pyutils import Undefined, inspect
+
+_MAX_INT = 2**31 - 1
+_MIN_INT = -(2**31)
+_INF = float("inf")
+
+
+def coerce_leaf(leaf_type: GraphQLLeafType, value: Any) -> Any:
+    """What graphql-core's completeLeafValue answers, raising its error when it would."""
+    coerced = leaf_type.coerce_output_value(value)
+    if coerced is Undefined or coerced is None:
+        raise TypeError(
+            f"Expected `{inspect(leaf_type)}.coerce_output_value({inspect(value)})`"
+            f" to return non-nullable value, returned: {inspect(coerced)}"
+        )
+    return coerced
+
+
+def serializer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
+    """A coercion for one leaf type that skips the general path for the common values."""
+    if leaf_type is GraphQLString or leaf_type is GraphQLID:
+
+        def text(value: Any) -> Any:
+            return value if type(value) is str else coerce_leaf(leaf_type, value)
+
+        return text
+    if leaf_type is GraphQLInt:
+
+        def integer(value: Any) -> Any:
+            if type(value) is int and _MIN_INT <= value <= _MAX_INT:
+                return value
+            return coerce_leaf(leaf_type, value)
+
+        return integer
+    if leaf_type is GraphQLBoolean:
+
+        def boolean(value: Any) -> Any:
+            return value if type(value) is bool else coerce_leaf(leaf_type, value)
+
+        return boolean
+    if leaf_type is GraphQLFloat:
+
+        def real(value: Any) -> Any:
+            if type(value) is float and value == value and abs(value) != _INF:
+                return value
+            return coerce_leaf(leaf_type, value)
+
+        return real
+    if isinstance(leaf_type, GraphQLEnumType):
+        # An enum's coercion depends on the value only: remember it per value.
+        known: dict[Any, Any] = {}
+
+        def enum(value: Any) -> Any:
+            try:
+                return known[value]
+            except KeyError:
+                coerced = known[value] = coerce_leaf(leaf_type, value)
+                return coerced
+            except TypeError:  # unhashable
+                return coerce_leaf(leaf_type, value)
+
+        return enum
+
+    def other(value: Any) -> Any:
+        return coerce_leaf(leaf_type, value)
+
+    return other

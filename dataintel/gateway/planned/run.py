@@ -1,0 +1,443 @@
+"""Runs one operation plan breadth-first over the request's resolvers and loaders.
+
+Every field whose value is at hand (an attribute, a synchronous resolver) is completed at
+once; every awaitable a resolver returns waits for the end of the wave, where all of them are
+gathered together. So all the loads of one level are queued before any loader dispatches,
+and each loader dispatches once per level. Results are built as dictionaries in place; a
+null in a non-null position nulls the nearest nullable parent, as graphql-core does, and
+errors under a position already nulled are dropped, as graphql-core drops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from graphql import (
+    ExecutionResult,
+    GraphQLAbstractType,
+    GraphQLError,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    located_error,
+)
+from graphql.execution.executor import default_type_resolver
+from graphql.execution.values import VariableValues, get_argument_values
+from graphql.pyutils import Path, Undefined, inspect, is_awaitable, is_iterable
+from graphql.type.definition import GraphQLResolveInfoHelpers
+from strawberry.types.arguments import convert_arguments
+
+from dataintel.gateway.planned.plan import (
+    ATTRIBUTE,
+    DIRECT,
+    TYPENAME,
+    FieldPlan,
+    OperationPlan,
+    Planner,
+    ResolverKinds,
+    condition_key,
+)
+
+Info = GraphQLResolveInfo[Any]
+
+
+class Slot:
+    """Where a list or an object sits in the result: what a non-null failure below nulls."""
+
+    __slots__ = ("container", "key", "nullable", "parent", "path")
+
+    def __init__(
+        self,
+        container: Any,
+        key: str | int,
+        nullable: bool,
+        parent: Slot | None,
+        path: Path | None,
+    ) -> None:
+        self.container = container
+        self.key = key
+        self.nullable = nullable
+        self.parent = parent
+        self.path = path
+
+
+_Pending = tuple[
+    Awaitable[Any],
+    GraphQLOutputType,
+    FieldPlan,
+    Any,
+    "str | int",
+    "Slot | None",
+    Path,
+    "Info | None",
+]
+"""An awaitable a resolver returned, and where its completed value goes."""
+
+
+async def _gather(awaitables: Sequence[Awaitable[Any]]) -> list[Any]:
+    return list(await asyncio.gather(*awaitables))
+
+
+def _track(_values: Sequence[Any]) -> None:
+    return None
+
+
+_HELPERS = GraphQLResolveInfoHelpers(_gather, _track)
+
+
+class PlanRun:
+    """One execution of a plan: the request's context, variables and result."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        planner: Planner,
+        kinds: ResolverKinds,
+        plan: OperationPlan,
+        context: Any,
+        variables: VariableValues,
+        hide_suggestions: bool,
+    ) -> None:
+        self._schema = schema
+        self._planner = planner
+        self._kinds = kinds
+        self._plan = plan
+        self._context = context
+        self._variables = variables
+        self._conditions: dict[str, Any] = variables.coerced
+        self._condition_key: tuple[bool, ...] = ()
+        self._hide_suggestions = hide_suggestions
+        self._denied: dict[int, Exception] = getattr(context, "denied_fields", None) or {}
+        self._errors: list[GraphQLError] = []
+        self._nulled: set[Path | None] = set()
+        self._queue: deque[tuple[GraphQLObjectType, Any, dict[str, Any], Slot | None,
+                                 list[FieldPlan]]] = deque()  # fmt: skip
+        self._pending: list[_Pending] = []
+
+    async def run(self) -> ExecutionResult:
+        """Runs every wave until nothing is left to resolve."""
+        root_type = self._schema.query_type
+        assert root_type is not None
+        fields = self._planner.root_fields(self._plan, root_type, self._conditions)
+        self._condition_key = condition_key(self._plan, self._conditions)
+        data: dict[str, Any] = dict.fromkeys(f.key for f in fields)
+        self._queue.append((root_type, None, data, None, fields))
+        while True:
+            self._drain()
+            if not self._pending:
+                break
+            pending, self._pending = self._pending, []
+            results = await asyncio.gather(*(p[0] for p in pending), return_exceptions=True)
+            for (_, type_, plan, target, key, slot, path, info), result in zip(
+                pending, results, strict=True
+            ):
+                if isinstance(result, BaseException) and not isinstance(result, Exception):
+                    raise result
+                if self._nulled and self._is_nulled(path):
+                    continue
+                self._complete(type_, result, plan, target, key, path, slot, info)
+        if None in self._nulled:
+            return ExecutionResult(None, self._errors or None)
+        return ExecutionResult(data, self._errors or None)
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            object_type, source, target, slot, fields = queue.popleft()
+            if self._nulled and slot is not None and self._is_nulled(slot.path):
+                continue
+            parent_path = slot.path if slot is not None else None
+            denied = self._denied
+            for plan in fields:
+                serialize = plan.serialize
+                if serialize is not None and not denied:
+                    # An attribute with a scalar or enum: no path, no info, unless it fails.
+                    try:
+                        value = getattr(source, plan.attribute)
+                        if value is not None:
+                            target[plan.key] = serialize(value)
+                            continue
+                        if plan.nullable:
+                            continue
+                    except Exception:  # answered with its error by _resolve, just below
+                        pass
+                self._resolve(object_type, source, target, slot, parent_path, plan)
+
+    def _resolve(
+        self,
+        object_type: GraphQLObjectType,
+        source: Any,
+        target: dict[str, Any],
+        slot: Slot | None,
+        parent_path: Path | None,
+        plan: FieldPlan,
+    ) -> None:
+        key = plan.key
+        kind = plan.kind
+        path = Path(parent_path, key, object_type.name)
+        info: Info | None = None
+        try:
+            if self._denied:
+                denial = self._denied.get(id(plan.nodes[0]))
+                if denial is not None:
+                    raise denial
+            if kind == ATTRIBUTE:
+                value = getattr(source, plan.attribute)
+            elif kind == TYPENAME:
+                value = object_type.name
+            else:
+                info = self._info(plan, object_type, path)
+                arguments = self._arguments(plan)
+                if kind == DIRECT:
+                    value = self._call(plan, source, info, arguments)
+                else:
+                    resolve = plan.definition.resolve
+                    assert resolve is not None
+                    value = resolve(source, info, **arguments)
+                if is_awaitable(value):
+                    self._pending.append(
+                        (value, plan.return_type, plan, target, key, slot, path, info)
+                    )
+                    return
+        except Exception as error:
+            self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
+                       target, key, path, slot)  # fmt: skip
+            return
+        self._complete(plan.return_type, value, plan, target, key, path, slot, info)
+
+    def _info(self, plan: FieldPlan, object_type: GraphQLObjectType, path: Path) -> Info:
+        return GraphQLResolveInfo(
+            plan.name,
+            plan.nodes,
+            plan.return_type,
+            object_type,
+            path,
+            self._schema,
+            self._plan.fragments,
+            None,
+            self._plan.operation,
+            self._variables,
+            self._context,
+            is_awaitable,
+            None,
+            _HELPERS,
+        )
+
+    def _arguments(self, plan: FieldPlan) -> dict[str, Any]:
+        if not plan.takes_arguments:
+            return {}
+        if plan.static_arguments is not None:
+            return plan.static_arguments
+        arguments = get_argument_values(
+            plan.definition, plan.nodes[0], self._variables, None, self._hide_suggestions
+        )
+        if plan.arguments_are_static:
+            plan.static_arguments = arguments
+        return arguments
+
+    def _call(self, plan: FieldPlan, source: Any, info: Info, arguments: dict[str, Any]) -> Any:
+        kinds = self._kinds
+        strawberry_info = kinds.config.info_class(_raw_info=info, _field=plan.strawberry_field)  # type: ignore[union-attr]
+        if arguments:
+            kwargs = convert_arguments(
+                arguments,
+                plan.strawberry_field.arguments,
+                scalar_registry=kinds.scalar_registry,  # type: ignore[arg-type]
+                config=kinds.config,  # type: ignore[arg-type]
+                info=strawberry_info,
+            )
+        else:
+            kwargs = {}
+        for name in plan.source_parameters:
+            kwargs[name] = source
+        if plan.info_parameter is not None:
+            kwargs[plan.info_parameter] = strawberry_info
+        function = plan.function
+        assert function is not None
+        if plan.passes_self:
+            return function(source, **kwargs)
+        return function(**kwargs)
+
+    def _complete(
+        self,
+        return_type: GraphQLOutputType,
+        value: Any,
+        plan: FieldPlan,
+        container: Any,
+        key: str | int,
+        path: Path,
+        slot: Slot | None,
+        info: Info | None,
+    ) -> None:
+        nullable = True
+        if isinstance(return_type, GraphQLNonNull):
+            return_type = return_type.of_type
+            nullable = False
+        try:
+            if isinstance(value, Exception):
+                raise value
+            if value is None or value is Undefined:
+                if nullable:
+                    container[key] = None
+                    return
+                raise TypeError(
+                    f"Cannot return null for non-nullable field {plan.parent_type}.{plan.name}."
+                )
+            if isinstance(return_type, GraphQLList):
+                self._complete_list(return_type, value, plan, container, key, path, slot,
+                                    nullable, info)  # fmt: skip
+                return
+            if isinstance(return_type, GraphQLObjectType):
+                self._complete_object(return_type, value, plan, container, key, path, slot,
+                                      nullable, info)  # fmt: skip
+                return
+            if isinstance(return_type, GraphQLLeafType):
+                container[key] = self._planner.serializer(return_type)(value)
+                return
+            runtime = self._runtime_type(return_type, value, plan, path, info)
+            self._complete_object(runtime, value, plan, container, key, path, slot, nullable,
+                                  info)  # fmt: skip
+        except Exception as error:
+            self._fail(located_error(error, plan.nodes, path.as_list()), nullable, container,
+                       key, path, slot)  # fmt: skip
+
+    def _complete_list(
+        self,
+        list_type: GraphQLList[Any],
+        value: Any,
+        plan: FieldPlan,
+        container: Any,
+        key: str | int,
+        path: Path,
+        slot: Slot | None,
+        nullable: bool,
+        info: Info | None,
+    ) -> None:
+        if not is_iterable(value):
+            raise GraphQLError(
+                "Expected Iterable, but did not find one for field"
+                f" '{plan.parent_type}.{plan.name}'."
+            )
+        items: list[Any] = []
+        container[key] = items
+        list_slot = Slot(container, key, nullable, slot, path)
+        item_type = list_type.of_type
+        complete = self._complete
+        for index, item in enumerate(value):
+            items.append(None)
+            item_path = Path(path, index, None)
+            if is_awaitable(item):
+                self._pending.append(
+                    (item, item_type, plan, items, index, list_slot, item_path, info)
+                )
+                continue
+            complete(item_type, item, plan, items, index, item_path, list_slot, info)
+
+    def _complete_object(
+        self,
+        object_type: GraphQLObjectType,
+        value: Any,
+        plan: FieldPlan,
+        container: Any,
+        key: str | int,
+        path: Path,
+        slot: Slot | None,
+        nullable: bool,
+        info: Info | None,
+    ) -> None:
+        is_type_of = object_type.is_type_of
+        if is_type_of is not None and not is_type_of(value, info):  # type: ignore[arg-type]
+            raise GraphQLError(
+                f"Expected value of type '{object_type}' but got: {inspect(value)}.",
+                plan.nodes,
+            )
+        fields = self._planner.subfields(self._plan, plan, object_type, self._condition_key)
+        target: dict[str, Any] = dict.fromkeys(f.key for f in fields)
+        container[key] = target
+        self._queue.append((object_type, value, target, Slot(container, key, nullable, slot,
+                                                             path), fields))  # fmt: skip
+
+    def _runtime_type(
+        self,
+        abstract: GraphQLAbstractType,
+        value: Any,
+        plan: FieldPlan,
+        path: Path,
+        info: Info | None,
+    ) -> GraphQLObjectType:
+        if info is None:
+            info = self._info(plan, plan.parent_type, path)
+        resolve_type = abstract.resolve_type or default_type_resolver
+        name = resolve_type(value, info, abstract)
+        nodes = plan.nodes
+        field = f"{plan.parent_type}.{plan.name}"
+        if name is None:
+            raise GraphQLError(
+                f"Abstract type '{abstract}' must resolve to an Object type at runtime"
+                f" for field '{field}'. Either the '{abstract}' type should provide"
+                " a 'resolve_type' function or each possible type should provide"
+                " an 'is_type_of' function.",
+                nodes,
+            )
+        if not isinstance(name, str):
+            raise GraphQLError(
+                f"Abstract type '{abstract}' must resolve to an Object type at runtime"
+                f" for field '{field}' with value {inspect(value)}, received"
+                f" '{inspect(name)}', which is not a valid Object type name.",
+                nodes,
+            )
+        runtime = self._schema.get_type(name)
+        if runtime is None:
+            raise GraphQLError(
+                f"Abstract type '{abstract}' was resolved to a type '{name}'"
+                " that does not exist inside the schema.",
+                nodes,
+            )
+        if not isinstance(runtime, GraphQLObjectType):
+            raise GraphQLError(
+                f"Abstract type '{abstract}' was resolved to a non-object type '{name}'.", nodes
+            )
+        if not self._schema.is_sub_type(abstract, runtime):
+            raise GraphQLError(
+                f"Runtime Object type '{runtime}' is not a possible type for '{abstract}'.",
+                nodes,
+            )
+        return runtime
+
+    def _fail(
+        self,
+        error: GraphQLError,
+        nullable: bool,
+        container: Any,
+        key: str | int,
+        path: Path | None,
+        slot: Slot | None,
+    ) -> None:
+        while not nullable:
+            if slot is None:
+                path = None
+                break
+            container, key, nullable, path = slot.container, slot.key, slot.nullable, slot.path
+            slot = slot.parent
+        else:
+            container[key] = None
+        if self._is_nulled(path):
+            return
+        self._nulled.add(path)
+        self._errors.append(error)
+
+    def _is_nulled(self, start: Path | None) -> bool:
+        nulled = self._nulled
+        path = start
+        while path is not None:
+            if path in nulled:
+                return True
+            path = path.prev
+        return None in nulled
