@@ -29,6 +29,7 @@ from dataintel.http.media_types import content_type_is_json
 from dataintel.http.problem_details import problem_response, status_for
 from dataintel.http.rest_parameters import variables_from_body, variables_from_text
 from dataintel.loaders import create_loaders
+from dataintel.observability.tracing import operation_span
 from dataintel.services import Services
 from dataintel.services.schema_usage import client_name
 from dataintel.settings import Settings
@@ -101,12 +102,13 @@ class RestEndpoint:
                 operation_name=operation.operation_name,
                 extensions=None,
             )
-            # The one call into the GraphQL pipeline, as /graphql makes it.
-            response = await self._executor.execute(
-                graphql_request,
-                self._context(request, request_id, viewer),
-                allowed=frozenset({operation.operation_type}),
-            )
+            # The one call into the GraphQL pipeline, as /graphql makes it, in its own span.
+            with operation_span():
+                response = await self._executor.execute(
+                    graphql_request,
+                    self._context(request, request_id, viewer),
+                    allowed=frozenset({operation.operation_type}),
+                )
         except RequestRejected as rejected:
             entries = [format_error(error, request_id) for error in rejected.errors]
             return problem_response(

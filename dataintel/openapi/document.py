@@ -132,7 +132,6 @@ def build_openapi(
             " trusted GraphQL operations published under /api/v1 (docs/rest.md). Everything"
             " else is GraphQL at " + settings.graphql_path + ", described by its schema.",
         },
-        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": _security_schemes(settings)},
         "tags": _tags(paths),

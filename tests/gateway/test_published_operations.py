@@ -11,7 +11,9 @@ from dataintel.gateway.published_operations import (
     PublishedOperationError,
     load_published_operations,
 )
+from dataintel.preflight import ConfigurationError, check_settings
 from dataintel.schema import build_schema
+from dataintel.settings import Settings
 
 SCHEMA = build_schema()._schema
 
@@ -93,3 +95,13 @@ def test_mistakes_stop_the_start_naming_the_entry(tmp_path: Path, entry: str, me
         load_published_operations(SCHEMA, broken)
     assert message in str(raised.value)
     assert "operations.yaml, operation 0" in str(raised.value)
+
+
+def test_serve_refuses_to_start_on_a_broken_file(tmp_path: Path) -> None:
+    broken = tmp_path / "operations.yaml"
+    broken.write_text("operations: [{path: /x}]\n")
+    with pytest.raises(ConfigurationError) as raised:
+        check_settings(Settings(rest_operations_path=broken))
+    assert str(raised.value).startswith("published operations: ")
+    assert "operations.yaml, operation 0 (/x)" in str(raised.value)
+    check_settings(Settings(rest_operations_path=broken, rest_enabled=False))

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from dataintel.app import create_app
+from dataintel.gateway.published_operations import REST_PREFIX
+from dataintel.observability.metrics import REST_ROUTE
 from dataintel.services.auth import OPERATOR, NewUser
 from tests.plugins.app import SettingsFactory, serving
 
@@ -255,3 +257,18 @@ async def test_rest_can_be_turned_off(make_settings: SettingsFactory) -> None:
         assert (await client.get(RECENT)).status_code == 404
         paths = (await client.get("/openapi.json")).json()["paths"]
     assert not [path for path in paths if path.startswith("/api/")]
+
+
+async def test_rest_requests_share_one_route_label(make_settings: SettingsFactory) -> None:
+    assert REST_ROUTE == REST_PREFIX
+    async with serving(create_app(make_settings(metrics_enabled=True))) as client:
+        await client.get("/api/v1/customers/GOLD/features?first=1")
+        await client.get("/api/v1/customers/SILVER/features?first=1")
+        exposition = (await client.get("/metrics")).text
+    lines = [
+        line
+        for line in exposition.splitlines()
+        if line.startswith("dataintel_http_requests_total{") and 'route="/api/v1"' in line
+    ]
+    assert len(lines) == 1, exposition
+    assert lines[0].endswith(" 2.0")
