@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from graphql import (
@@ -182,7 +182,7 @@ def _operation(schema: GraphQLSchema, entry: Mapping[str, Any], label: str) -> P
         variables.append(
             PublishedVariable(
                 variable,
-                graphql_type,  # type: ignore[arg-type]
+                cast(GraphQLInputType, graphql_type),
                 location,
                 definition.default_value is not None,
                 about.get("description"),
