@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-assets: $(STAMP)  ## fetch the pinned, integrity-checked GraphiQL files from the npm registry
+assets: $(STAMP)  ## fetch the pinned, integrity-checked GraphiQL and Swagger UI files from the npm registry
 	bash web/graphiql/build.sh
+	bash web/api-docs/build.sh
 
 CONFORMANCE := web/conformance/node_modules/.package-lock.json
 
@@ -72,4 +73,4 @@ bench: $(STAMP) assets  ## benchmarks; prints a table
 	$(BIN)/python -m bench
 
 clean:  ## remove the venv, built assets and the local store
-	rm -rf $(VENV) var dataintel/http/static/graphiql web/graphiql/node_modules web/conformance/node_modules
+	rm -rf $(VENV) var dataintel/http/static/graphiql dataintel/http/static/api-docs web/api-docs/node_modules web/graphiql/node_modules web/conformance/node_modules

@@ -25,14 +25,18 @@ from dataintel.gateway.rate_limiting import RateLimits
 from dataintel.gateway.response_cache import ResponseCache
 from dataintel.gateway.security_audit import SecurityAudit
 from dataintel.http.drain import DrainingConnectionMiddleware
+from dataintel.http.api_docs import api_docs, api_docs_static_mount
 from dataintel.http.graphiql import graphiql_page, graphiql_static_mount
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
+from dataintel.http.openapi_endpoint import openapi_endpoint
 from dataintel.http.probes import liveness, readiness_endpoint
 from dataintel.http.rate_limit import RequestRateLimitMiddleware
+from dataintel.http.rest_endpoint import RestEndpoint
 from dataintel.observability.logging import configure_logging, get_logger
 from dataintel.observability.metrics import GatewayMetrics, MetricsMiddleware, metrics_endpoint
 from dataintel.observability.request_context import RequestContextMiddleware
 from dataintel.observability.tracing import Tracing
+from dataintel.openapi import build_openapi, published_operations
 from dataintel.platform import Platform, build_platform
 from dataintel.schema import build_schema
 from dataintel.services import Services
@@ -244,6 +248,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readiness_endpoint(services), methods=["GET"]),
         graphiql_static_mount(),
     ]
+    # REST beside GraphQL: the published operations, their OpenAPI document and /docs.
+    published = published_operations(settings, schema._schema)
+    routes.extend(RestEndpoint(executor, settings, services, published).routes())
+    openapi = build_openapi(settings, schema._schema, published)
+    routes.append(Route("/openapi.json", openapi_endpoint(openapi), methods=["GET"]))
+    if settings.api_docs:
+        routes.append(Route("/docs", api_docs, methods=["GET"]))
+        routes.append(api_docs_static_mount())
     if metrics is not None:
         token = settings.metrics_bearer_token
         routes.append(
@@ -275,6 +287,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.tracing = tracing
     app.state.schema = schema
     app.state.executor = executor
+    app.state.openapi = openapi
     return app
 
 

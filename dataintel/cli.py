@@ -464,6 +464,35 @@ def schema_policy() -> None:
 
 
 @main.group()
+def openapi() -> None:
+    """The OpenAPI document of the REST endpoints (docs/rest.md)."""
+
+
+@openapi.command(name="print")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the document to this file instead of standard output.",
+)
+def openapi_print(output: str | None) -> None:
+    """Print the OpenAPI 3.1 document that GET /openapi.json serves with these settings."""
+    from dataintel.gateway.published_operations import PublishedOperationError
+    from dataintel.openapi import openapi_document, render_openapi
+    from dataintel.schema import build_schema
+
+    try:
+        document = openapi_document(Settings(), build_schema()._schema)
+    except PublishedOperationError as error:
+        raise click.ClickException(str(error)) from None
+    rendered = render_openapi(document)
+    if output is None:
+        click.echo(rendered.decode(), nl=False)
+    else:
+        Path(output).write_bytes(rendered)
+
+
+@main.group()
 def audit() -> None:
     """The hash-chained audit log (docs/auth.md)."""
 

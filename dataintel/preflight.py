@@ -75,7 +75,25 @@ def _catalog_problems(settings: Settings) -> list[str]:
         load_analytics_catalog(settings.analytics_catalog_path)
     except AnalyticsCatalogError as error:
         problems.append(f"analytics catalog: {_one_line(str(error))}")
+    problems.extend(_published_operation_problems(settings))
     return problems
+
+
+def _published_operation_problems(settings: Settings) -> list[str]:
+    """The operator's REST operations file, validated against the schema (docs/rest.md)."""
+    if not settings.rest_enabled or settings.rest_operations_path is None:
+        return []
+    from dataintel.gateway.published_operations import (
+        PublishedOperationError,
+        load_published_operations,
+    )
+    from dataintel.schema import build_schema
+
+    try:
+        load_published_operations(build_schema()._schema, settings.rest_operations_path)
+    except PublishedOperationError as error:
+        return [f"published operations: {_one_line(str(error))}"]
+    return []
 
 
 def _production_problems(settings: Settings) -> list[str]:

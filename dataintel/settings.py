@@ -159,6 +159,15 @@ class Settings(BaseSettings):
     csrf_prevention: bool = Field(
         True, description="GET requests must carry one of csrf_required_headers."
     )
+    rest_enabled: bool = Field(
+        True, description="Answer the published operations as REST endpoints under /api/v1."
+    )
+    rest_operations_path: Path | None = Field(
+        None,
+        description="A YAML file of operations published as REST endpoints, added to (or"
+        " replacing by path) the built-in ones.",
+    )
+    api_docs: bool = Field(True, description="Serve the API reference page (Swagger UI) at /docs.")
     csrf_required_headers: list[str] = Field(
         ["x-apollo-operation-name", "apollo-require-preflight", "x-requested-with"],
         description="Headers that force a browser preflight; one must be non-empty.",

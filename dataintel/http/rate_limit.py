@@ -17,6 +17,7 @@ from dataintel.errors import RateLimitedError
 from dataintel.gateway.error_format import format_error
 from dataintel.gateway.rate_limiting import RateLimits, Verdict, limit_item
 from dataintel.gateway.security_audit import RATE_LIMITED_ACTION, SecurityAudit
+from dataintel.http.problem_details import PROBLEM_JSON, problem_body
 from dataintel.observability.metrics import GatewayMetrics
 from dataintel.settings import Settings
 
@@ -55,6 +56,7 @@ class RequestRateLimitMiddleware:
         self._rate_limits = rate_limits
         self._audit = audit
         self._window = settings.rate_limit_window_seconds
+        self._graphql_path = settings.graphql_path
         self._item = (
             limit_item(settings.rate_limit_requests, self._window)
             if settings.rate_limit_enabled and settings.rate_limit_requests > 0
@@ -106,9 +108,16 @@ class RequestRateLimitMiddleware:
                 details={"limit": verdict.limit, "window": self._window},
                 repeat_after_seconds=float(self._window),
             )
-        body = orjson.dumps({"errors": [format_error(error, request_id)]})
+        entry = format_error(error, request_id)
+        media_type = b"application/json"
+        if scope["path"] == self._graphql_path:
+            body = orjson.dumps({"errors": [entry]})
+        else:
+            # Every other route answers errors as problem details (docs/rest.md).
+            media_type = PROBLEM_JSON.encode()
+            body = orjson.dumps(problem_body([entry], 429, request_id, instance=scope["path"]))
         response_headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", media_type),
             (b"content-length", str(len(body)).encode()),
             *((name.lower().encode(), value.encode()) for name, value in headers.items()),
         ]

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from dataintel.resilience import Dependency
     from dataintel.settings import Settings
 
+REST_ROUTE = "/api/v1"
+"""The route label of every REST endpoint (the published operations)."""
 OTHER = "other"
 """The label of every operation name past the configured number of distinct ones."""
 ANONYMOUS = "anonymous"
@@ -191,6 +193,9 @@ class GatewayMetrics:
 
     def route(self, path: str) -> str:
         """The route label: a known route, or ``other`` (paths are unbounded)."""
+        if path.startswith(REST_ROUTE + "/"):
+            # The published operations (gateway.published_operations.REST_PREFIX) share one label.
+            return REST_ROUTE
         return path if path in self.routes else OTHER
 
     def operation(self, name: str | None) -> str:
