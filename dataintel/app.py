@@ -18,22 +18,26 @@ from dataintel.cache import TwoLevelCache
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
 from dataintel.gateway.coordinates import deprecated_coordinates
-from dataintel.gateway.execution import GraphQLExecutor
+from dataintel.gateway.documents import DocumentCache
+from dataintel.gateway.limits import OperationCost
 from dataintel.gateway.persisted_queries import PersistedQueries
+from dataintel.gateway.pipeline import PipelineObserver, RequestPipeline
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.rate_limiting import RateLimits
 from dataintel.gateway.response_cache import ResponseCache
 from dataintel.gateway.security_audit import SecurityAudit
+from dataintel.http.authentication import Authenticator
 from dataintel.http.graphiql import graphiql_page, graphiql_static_mount
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.probes import liveness, readiness_endpoint
 from dataintel.http.rate_limit import RequestRateLimitMiddleware
 from dataintel.observability.logging import configure_logging, get_logger
 from dataintel.observability.metrics import GatewayMetrics, MetricsMiddleware, metrics_endpoint
+from dataintel.observability.pipeline_observers import MetricsObserver, TracingObserver
 from dataintel.observability.request_context import RequestContextMiddleware
 from dataintel.observability.tracing import Tracing
 from dataintel.platform import Platform, build_platform
-from dataintel.schema import build_schema
+from dataintel.schema import build_schema, compiled_schema
 from dataintel.services import Services
 from dataintel.services.analytics import SqlAnalyticsService
 from dataintel.services.analytics import load_catalog as load_analytics_catalog
@@ -133,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(settings.log_format, settings.log_level)
     schema = build_schema()
+    graphql_schema = compiled_schema(schema)
     runtime: Runtime | None = None
     tracing = Tracing.from_settings(settings)
     metrics = GatewayMetrics(settings) if settings.metrics_enabled else None
@@ -147,7 +152,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     rate_limits = RateLimits(settings)
     schema_usage = SchemaUsageRecorder(
-        deprecated_coordinates(schema._schema), enabled=settings.schema_usage_enabled
+        deprecated_coordinates(graphql_schema), enabled=settings.schema_usage_enabled
     )
     security_audit = SecurityAudit(lambda: runtime.services.audit if runtime else None)
 
@@ -210,31 +215,37 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 metrics.process_exited()
             runtime = None
 
-    executor = GraphQLExecutor(
-        schema._schema,
-        settings,
-        ResponseCache(schema._schema, cache, enabled=settings.response_cache_enabled),
-        FieldGate(
-            schema._schema,
+    documents = DocumentCache.from_settings(graphql_schema, settings)
+    observers: list[PipelineObserver] = [TracingObserver()]
+    if metrics is not None:
+        observers.append(MetricsObserver(metrics))
+    pipeline = RequestPipeline(
+        schema=graphql_schema,
+        settings=settings,
+        documents=documents,
+        persisted=PersistedQueries(
+            settings,
+            documents,
+            lambda: runtime.redis if runtime is not None else None,
+            lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
+        ),
+        authenticator=Authenticator(services),
+        services=services,
+        cost=OperationCost(graphql_schema, settings),
+        gate=FieldGate(
+            graphql_schema,
             settings,
             field_limiter=lambda: rate_limits.fields,
             audit=security_audit,
         ),
+        responses=ResponseCache(graphql_schema, cache, enabled=settings.response_cache_enabled),
         usage=schema_usage,
-    )
-    persisted = PersistedQueries(
-        settings,
-        executor.documents,
-        lambda: runtime.redis if runtime is not None else None,
-        lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
+        observers=observers,
     )
     endpoint = GraphQLEndpoint(
-        executor,
+        pipeline,
         settings,
-        services,
         (lambda: graphiql_page(settings.graphql_path)) if settings.graphiql_enabled else None,
-        persisted,
-        metrics,
     )
     routes = [
         Route(settings.graphql_path, endpoint.handle, methods=["GET", "POST"]),
@@ -271,6 +282,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.metrics = metrics
     app.state.tracing = tracing
     app.state.schema = schema
+    app.state.pipeline = pipeline
     return app
 
 

@@ -22,6 +22,7 @@ from dataintel.gateway.coordinates import NO_COORDINATES, coordinates_by_operati
 from dataintel.gateway.introspection import uses_introspection
 from dataintel.gateway.limits import DocumentLimits, parse_document
 from dataintel.gateway.request import DocumentRejected
+from dataintel.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,18 @@ class DocumentCache:
             rules.append(NoSchemaIntrospectionCustomRule)
         self._rules = tuple(rules)
         self._documents: OrderedDict[str, PreparedDocument] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, schema: GraphQLSchema, settings: Settings) -> DocumentCache:
+        """The cache and limits the settings configure."""
+        return cls(
+            schema,
+            size=settings.document_cache_size,
+            max_length=settings.max_query_length,
+            introspection=settings.introspection,
+            limits=DocumentLimits.from_settings(settings),
+            max_errors=settings.max_errors,
+        )
 
     def __len__(self) -> int:
         return len(self._documents)
