@@ -222,21 +222,31 @@ def response_headers(method: str, outcome: PipelineOutcome) -> dict[str, str]:
 
 
 def batch_headers(items: Sequence[Mapping[str, str]]) -> dict[str, str]:
-    """A batch's headers: what holds for every item's answer, and Vary by what any varies by.
+    """A batch's headers, from the headers each item would answer with alone.
 
-    A cache may keep the array only as long as it may keep each answer in it: a header an
-    item lacks, or that items give different values, is left off (an item without
-    Cache-Control leaves the array without one, as its answer alone would be).
+    A cache may keep the array only as its strictest item allows: ``no-store`` or
+    ``no-cache`` of any item (an APQ miss must not be kept) holds for the batch, any other
+    Cache-Control only when every item gives the same. Vary is by what any item varies by;
+    other headers (Age, Retry-After, Allow…) only when every item gives the same value.
     """
     if not items:
         return {}
-    vary = sorted({v.strip() for item in items for v in item.get("Vary", "").split(",") if v})
     common = dict(items[0])
     for item in items[1:]:
         common = {name: value for name, value in common.items() if item.get(name) == value}
     common.pop("Vary", None)
+    common.pop("Cache-Control", None)
+    controls = [item.get("Cache-Control") for item in items]
+    strictest = next((c for c in controls if c and "no-store" in c), None) or next(
+        (c for c in controls if c and "no-cache" in c), None
+    )
+    if strictest is not None:
+        common["Cache-Control"] = strictest
+    elif controls[0] is not None and all(c == controls[0] for c in controls):
+        common["Cache-Control"] = controls[0]
+    vary = {v.strip() for item in items for v in item.get("Vary", "").split(",") if v.strip()}
     if vary:
-        common["Vary"] = ", ".join(vary)
+        common["Vary"] = ", ".join(sorted(vary))
     return common
 
 
