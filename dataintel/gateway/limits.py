@@ -49,7 +49,8 @@ from graphql.language import DirectiveNode, Lexer
 from graphql.language.parser import Parser
 from graphql.pyutils import Undefined
 
-from dataintel.directives.cost import Cost, cost_of
+from dataintel.directives.cost import Cost
+from dataintel.directives.lookup import cost_on
 from dataintel.errors import QueryTooComplexError
 from dataintel.gateway.request import DocumentRejected
 from dataintel.services.pagination import DEFAULT_PAGE
@@ -63,8 +64,6 @@ LIST_SIZE_ARGUMENTS = ("first", "limit")
 """Arguments that say how many items a field lists, when @cost names none."""
 CONNECTION_SIZE_ARGUMENTS = ("first", "last")
 """A connection lists up to the larger of these; DEFAULT_PAGE items when neither is given."""
-
-_DEFINITION = "strawberry-definition"
 
 
 def too_complex(limit: str, measured: int, allowed: int, what: str) -> QueryTooComplexError:
@@ -483,7 +482,7 @@ class _CostWalk:
         if definition is None:
             return None
         returned = get_named_type(definition.type)
-        hint = cost_of(getattr(definition.extensions.get(_DEFINITION), "directives", None))
+        hint = cost_on(definition)
         weight = hint.weight if hint is not None and isinstance(hint.weight, int) else None
         if weight is None:
             weight = 1 if is_composite_type(returned) else 0

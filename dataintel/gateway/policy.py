@@ -37,8 +37,9 @@ from graphql import (
 from limits import RateLimitItem
 
 from dataintel.context import RequestContext, Viewer
-from dataintel.directives.auth import Auth, auth_of
-from dataintel.directives.rate_limit import RateLimitPer, rate_limit_of
+from dataintel.directives.auth import Auth
+from dataintel.directives.lookup import auth_on, rate_limit_on
+from dataintel.directives.rate_limit import RateLimitPer
 from dataintel.errors import (
     DependencyUnavailableError,
     ForbiddenError,
@@ -57,7 +58,6 @@ from dataintel.gateway.security_audit import (
 from dataintel.services.auth import ALL_SCOPES, ROLE_SCOPES, ROLES, scopes_for
 from dataintel.settings import Settings
 
-_DEFINITION = "strawberry-definition"
 ANONYMOUS = "anonymous"
 """How the policy table and ``dataintel schema policy`` name a viewer without a credential."""
 
@@ -121,11 +121,6 @@ class PolicyRow:
     rate_limit: FieldRateLimit | None
 
 
-def _directives(named: object) -> object:
-    definition = (getattr(named, "extensions", None) or {}).get(_DEFINITION)
-    return getattr(definition, "directives", None)
-
-
 def _policy(coordinate: str, declared_on: DeclaredOn, directive: Auth) -> FieldPolicy:
     roles = frozenset(directive.roles or ())
     scopes = frozenset(directive.scopes or ())
@@ -171,10 +166,10 @@ class PolicyTable:
         policies: dict[str, FieldPolicy] = {}
         rate_limits: dict[str, FieldRateLimit] = {}
         for named in _composite_types(schema):
-            type_auth = auth_of(_directives(named))
+            type_auth = auth_on(named)
             for name, definition in named.fields.items():
                 coordinate = f"{named.name}.{name}"
-                own = auth_of(_directives(definition))
+                own = auth_on(definition)
                 if own is not None:
                     policies[coordinate] = _policy(coordinate, "field", own)
                 elif type_auth is not None:
@@ -182,7 +177,7 @@ class PolicyTable:
                 elif named.name in roots:
                     # Readable by nobody: every root field and mutation must say who may.
                     policies[coordinate] = FieldPolicy(coordinate, "nowhere")
-                rule = rate_limit_of(_directives(definition))
+                rule = rate_limit_on(definition)
                 if rule is not None:
                     if rule.limit < 1 or rule.window < 1:
                         raise PolicyError(f"@rateLimit on {coordinate} needs limit and window >= 1")
