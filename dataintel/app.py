@@ -17,6 +17,7 @@ from dataintel import __version__
 from dataintel.cache import TwoLevelCache
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
+from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.coordinates import deprecated_coordinates
 from dataintel.gateway.documents import DocumentCache
 from dataintel.gateway.limits import OperationCost
@@ -219,6 +220,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     observers: list[PipelineObserver] = [TracingObserver()]
     if metrics is not None:
         observers.append(MetricsObserver(metrics))
+    gate = FieldGate(
+        graphql_schema,
+        settings,
+        field_limiter=lambda: rate_limits.fields,
+        audit=security_audit,
+    )
     pipeline = RequestPipeline(
         schema=graphql_schema,
         settings=settings,
@@ -231,13 +238,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         authenticator=Authenticator(services),
         services=services,
-        cost=OperationCost(graphql_schema, settings),
-        gate=FieldGate(
-            graphql_schema,
-            settings,
-            field_limiter=lambda: rate_limits.fields,
-            audit=security_audit,
-        ),
+        cost=OperationCost(settings),
+        analyzer=DocumentAnalyzer(graphql_schema, gate.table),
+        gate=gate,
         responses=ResponseCache(graphql_schema, cache, enabled=settings.response_cache_enabled),
         usage=schema_usage,
         observers=observers,

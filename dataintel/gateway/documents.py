@@ -6,6 +6,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from graphql import (
     ASTValidationRule,
@@ -24,6 +25,9 @@ from dataintel.gateway.limits import DocumentLimits, parse_document
 from dataintel.gateway.request import DocumentRejected
 from dataintel.settings import Settings
 
+if TYPE_CHECKING:
+    from dataintel.gateway.analysis import OperationAnalysis
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedDocument:
@@ -36,6 +40,9 @@ class PreparedDocument:
     """Whether it selects __schema or __type, checked against the viewer per request."""
     coordinates: Mapping[str | None, frozenset[str]] = field(default_factory=lambda: NO_COORDINATES)
     """The schema coordinates each operation selects, by operation name (usage counts)."""
+    analyses: dict[str | None, OperationAnalysis] = field(default_factory=dict, compare=False)
+    """Each operation's analysis by name, built on first use (analysis.py); it lives and is
+    evicted with this document, so it always describes these very nodes."""
 
     def operation(self, operation_name: str | None) -> OperationDefinitionNode | None:
         """The operation that will run, or None when the name picks none."""

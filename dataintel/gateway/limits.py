@@ -14,10 +14,9 @@ validation rule MaxIntrospectionDepthRule bounds it already.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -55,9 +54,6 @@ from dataintel.errors import QueryTooComplexError
 from dataintel.gateway.request import DocumentRejected
 from dataintel.services.pagination import DEFAULT_PAGE
 from dataintel.settings import Settings
-
-if TYPE_CHECKING:
-    from dataintel.gateway.documents import PreparedDocument
 
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 LIST_SIZE_ARGUMENTS = ("first", "limit")
@@ -572,40 +568,15 @@ def cost_plan(
 
 
 class OperationCost:
-    """Checks each request's operation cost; plans are built once per document and operation."""
+    """Checks each request's operation cost against ``max_cost``; the plan comes from the
+    operation's analysis (built once per document and operation)."""
 
-    def __init__(
-        self, schema: GraphQLSchema, settings: Settings, memo_size: int | None = None
-    ) -> None:
-        self._schema = schema
+    def __init__(self, settings: Settings) -> None:
         self._max_cost = settings.max_cost
-        self._memo_size = memo_size or max(1, settings.document_cache_size) * 2
-        self._plans: OrderedDict[tuple[str, str | None], CostPlan] = OrderedDict()
-        self.plans_built = 0
-        """Plans built so far: a repeated document must not add to it (tests)."""
 
-    def plan(self, prepared: PreparedDocument, operation: OperationDefinitionNode) -> CostPlan:
-        """The operation's cost plan, built once per document."""
-        key = (prepared.document_hash, operation.name.value if operation.name else None)
-        plan = self._plans.get(key)
-        if plan is not None and plan.document is prepared.document:
-            self._plans.move_to_end(key)
-            return plan
-        self.plans_built += 1
-        plan = cost_plan(self._schema, prepared.document, operation)
-        self._plans[key] = plan
-        if len(self._plans) > self._memo_size:
-            self._plans.popitem(last=False)
-        return plan
-
-    def check(
-        self,
-        prepared: PreparedDocument,
-        operation: OperationDefinitionNode,
-        variables: Mapping[str, Any] | None,
-    ) -> int:
+    def check(self, plan: CostPlan, variables: Mapping[str, Any] | None) -> int:
         """The operation's cost; raises DocumentRejected (QUERY_TOO_COMPLEX) beyond max_cost."""
-        cost = self.plan(prepared, operation).cost(variables)
+        cost = plan.cost(variables)
         if cost > self._max_cost:
             raise DocumentRejected([too_complex("cost", cost, self._max_cost, "operation's cost")])
         return cost

@@ -7,7 +7,9 @@ call, the tests directly. The stages, in order (``STAGES``):
 ``authenticate``       the credential in the headers -> the Viewer (skipped when given)
 ``resolve_persisted``  a ``documentId`` or APQ hash -> the document's text
 ``prepare_document``   parse, structure limits, validate (cached by hash), introspection
-``check_operation``    the operation the name picks, allowed for the transport's method
+``check_operation``    the operation the name picks, allowed for the transport's method;
+                       its analysis (cost plan, policy shape, cache policy), once per
+                       document and operation (analysis.py)
 ``cost``               the operation's cost against ``max_cost``
 ``policy``             @auth and @rateLimit -> the denied fields; schema usage counts
 ``response_cache``     a whole cached response, when the operation and viewer allow one
@@ -33,6 +35,7 @@ from graphql import GraphQLSchema, OperationDefinitionNode, OperationType
 
 from dataintel.context import RequestContext, Viewer
 from dataintel.errors import BadUserInputError
+from dataintel.gateway.analysis import DocumentAnalyzer, OperationAnalysis
 from dataintel.gateway.documents import DocumentCache, PreparedDocument
 from dataintel.gateway.error_format import format_error
 from dataintel.gateway.execution import ExecutedOperation, GraphQLResponse, OperationExecution
@@ -102,6 +105,7 @@ class PipelineState:
     hide_suggestions: bool = False
     prepared: PreparedDocument | None = None
     operation: OperationDefinitionNode | None = None
+    analysis: OperationAnalysis | None = None
     cost: int | None = None
     context: RequestContext | None = None
     cache_policy: CachePolicy | None = None
@@ -181,6 +185,7 @@ class RequestPipeline:
         persisted: PersistedQueries,
         authenticator: Authenticates,
         services: Callable[[], Services],
+        analyzer: DocumentAnalyzer,
         cost: OperationCost,
         gate: FieldGate,
         responses: ResponseCache | None,
@@ -191,6 +196,7 @@ class RequestPipeline:
         self.settings = settings
         self.documents = documents
         self.persisted = persisted
+        self.analyzer = analyzer
         self.cost = cost
         self.gate = gate
         self._authenticator = authenticator
@@ -302,6 +308,7 @@ class RequestPipeline:
                 [unknown_operation(state.request.operation_name, prepared.operations)]
             )
         state.operation = operation
+        state.analysis = self.analyzer.analyze(prepared, operation)
         if operation.operation not in state.input.allowed:
             raise RequestRejected(
                 [
@@ -314,7 +321,7 @@ class RequestPipeline:
             )
 
     async def _cost(self, state: PipelineState) -> None:
-        state.cost = self.cost.check(_prepared(state), _operation(state), state.request.variables)
+        state.cost = self.cost.check(_analysis(state).cost, state.request.variables)
 
     async def _policy(self, state: PipelineState) -> None:
         services = self._services()
@@ -329,18 +336,17 @@ class RequestPipeline:
             client_name=state.input.client_name,
         )
         state.context = context
-        prepared = _prepared(state)
-        await self.gate.enforce(prepared, _operation(state), context)
+        analysis = _analysis(state)
+        await self.gate.enforce(analysis, context)
         if self._usage is not None:
-            coordinates = prepared.coordinates.get(state.operation_name, frozenset())
-            self._usage.record(coordinates, viewer.user_id, context.client_name)
+            self._usage.record(analysis.coordinates, viewer.user_id, context.client_name)
 
     async def _response_cache(self, state: PipelineState) -> None:
         # Whole-response caching comes after every check that may reject the request.
         if self._responses is None:
             return
         context = _context(state)
-        state.cache_policy = self._responses.policy(_prepared(state), _operation(state))
+        state.cache_policy = _analysis(state).cache_policy
         state.cache_key = self._responses.key(
             _prepared(state),
             state.operation_name,
@@ -416,6 +422,11 @@ def _prepared(state: PipelineState) -> PreparedDocument:
 def _operation(state: PipelineState) -> OperationDefinitionNode:
     assert state.operation is not None, "the check_operation stage comes first"
     return state.operation
+
+
+def _analysis(state: PipelineState) -> OperationAnalysis:
+    assert state.analysis is not None, "the check_operation stage comes first"
+    return state.analysis
 
 
 def _context(state: PipelineState) -> RequestContext:

@@ -1,21 +1,21 @@
 """@auth and @rateLimit: decided once per field of an operation, before execution.
 
 At startup the schema's directives become a table keyed by schema coordinate (``Type.field``,
-policy_table.py). Per request, the operation is walked once per document (fragments
-included) into the list of its guarded and rate-limited field nodes; which of those the
-viewer may not read is then decided once per document, operation and set of roles and
-scopes, and memoized. Denied nodes go into ``context.denied_fields``, which the
-GatedExecutor answers with the error without running the resolver: no work per item.
+policy_table.py). Each operation is walked once
+(fragments included) into its guarded and rate-limited field nodes, kept on its analysis
+(analysis.py); which of those the viewer may not read is decided once per operation and
+set of roles and scopes, and kept there too. Denied nodes go into
+``context.denied_fields`` (by their place in the document text), which the GatedExecutor
+answers with the error without running the resolver: no work per resolved item.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 from graphql import (
     DocumentNode,
@@ -42,7 +42,6 @@ from dataintel.errors import (
     RateLimitedError,
     UnauthenticatedError,
 )
-from dataintel.gateway.documents import PreparedDocument
 from dataintel.gateway.policy_table import (
     ANONYMOUS,
     DeclaredOn,
@@ -53,7 +52,7 @@ from dataintel.gateway.policy_table import (
     PolicyTable,
     format_policy,
 )
-from dataintel.gateway.rate_limiting import Limiter, RateLimits
+from dataintel.gateway.rate_limiting import Limiter
 from dataintel.gateway.security_audit import (
     DENIED_ACTION,
     RATE_LIMITED_ACTION,
@@ -62,6 +61,9 @@ from dataintel.gateway.security_audit import (
 )
 from dataintel.services.auth import ROLES, scopes_for
 from dataintel.settings import Settings
+
+if TYPE_CHECKING:
+    from dataintel.gateway.analysis import OperationAnalysis
 
 __all__ = [
     "ANONYMOUS",
@@ -78,9 +80,6 @@ __all__ = [
     "format_policy",
     "walk_operation",
 ]
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +108,6 @@ class OperationShape:
     document: DocumentNode
     guarded: tuple[GuardedField, ...]
     limited: tuple[LimitedField, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Denials:
-    shape: OperationShape
-    denied: tuple[tuple[GuardedField, FieldPolicy], ...]
 
 
 def walk_operation(
@@ -186,9 +179,8 @@ class FieldGate:
         schema: GraphQLSchema,
         settings: Settings,
         *,
-        field_limiter: Callable[[], Limiter | None] | None = None,
-        audit: SecurityAudit | None = None,
-        memo_size: int | None = None,
+        field_limiter: Callable[[], Limiter | None],
+        audit: SecurityAudit | None,
     ) -> None:
         self._schema = schema
         self.table = PolicyTable.from_schema(schema)
@@ -198,32 +190,10 @@ class FieldGate:
             raise PolicyError(f"anonymous_roles names unknown roles: {unknown}")
         self._anonymous = (anonymous_roles, scopes_for(anonymous_roles))
         self._field_limiter = field_limiter
-        # Unwired (tests, tools), @rateLimit fields are counted in this process, not ignored.
-        self._in_process = RateLimits(settings).fields
         self._rate_limits_enabled = settings.rate_limit_enabled
         self._audit = audit
-        self._memo_size = memo_size or max(1, settings.document_cache_size) * 4
-        self._shapes: OrderedDict[tuple[str, str | None], OperationShape] = OrderedDict()
-        self._denials: OrderedDict[tuple[object, ...], _Denials] = OrderedDict()
-        self.walks = 0
-        """Operations walked so far: a repeated document must not add to it (tests)."""
         self.decisions = 0
         """Denial lists computed so far: a repeated document and viewer must not add to it."""
-
-    def shape(
-        self, prepared: PreparedDocument, operation: OperationDefinitionNode
-    ) -> OperationShape:
-        """The operation's guarded and rate-limited nodes, walked once per document."""
-        key = (prepared.document_hash, operation.name.value if operation.name else None)
-        shape = self._shapes.get(key)
-        # Node ids key the denials: a document parsed again has new nodes, so a new walk.
-        if shape is not None and shape.document is prepared.document:
-            self._shapes.move_to_end(key)
-            return shape
-        self.walks += 1
-        shape = walk_operation(self._schema, self.table, prepared.document, operation)
-        _remember(self._shapes, key, shape, self._memo_size)
-        return shape
 
     def identity(self, viewer: Viewer) -> tuple[frozenset[str], frozenset[str]]:
         """The roles and scopes the policies see: anonymous_roles for an anonymous viewer."""
@@ -232,31 +202,32 @@ class FieldGate:
         return viewer.roles, viewer.scopes
 
     def denied(
-        self, prepared: PreparedDocument, operation: OperationDefinitionNode, viewer: Viewer
+        self, analysis: OperationAnalysis, viewer: Viewer
     ) -> tuple[tuple[GuardedField, FieldPolicy], ...]:
-        """The operation's fields this viewer may not read, with the policy each fails."""
-        shape = self.shape(prepared, operation)
-        if not shape.guarded:
+        """The operation's fields this viewer may not read, with the policy each fails.
+
+        Decided once per operation and identity (roles, scopes, signed in), and kept on
+        the operation's analysis.
+        """
+        if not analysis.shape.guarded:
             return ()
         roles, scopes = self.identity(viewer)
         signed_in = not viewer.is_anonymous
-        key = (prepared.document_hash, operation.name.value if operation.name else None)
-        memo_key = (*key, roles, scopes, signed_in)
-        found = self._denials.get(memo_key)
-        if found is not None and found.shape is shape:
-            self._denials.move_to_end(memo_key)
-            return found.denied
+        identity = (roles, scopes, signed_in)
+        found = analysis.denials.get(identity)
+        if found is not None:
+            return found
         self.decisions += 1
         denied: list[tuple[GuardedField, FieldPolicy]] = []
-        for guarded in shape.guarded:
+        for guarded in analysis.shape.guarded:
             failed = next(
                 (p for p in guarded.policies if not p.allows(roles, scopes, signed_in=signed_in)),
                 None,
             )
             if failed is not None:
                 denied.append((guarded, failed))
-        _remember(self._denials, memo_key, _Denials(shape, tuple(denied)), self._memo_size)
-        return tuple(denied)
+        decided = analysis.denials[identity] = tuple(denied)
+        return decided
 
     def read_denial(self, coordinate: str, viewer: Viewer) -> GatewayError | None:
         """The error for this viewer reading the coordinate's field; None when it may.
@@ -271,17 +242,12 @@ class FieldGate:
             return None
         return _denial(coordinate, policy, viewer)
 
-    async def enforce(
-        self,
-        prepared: PreparedDocument,
-        operation: OperationDefinitionNode,
-        context: RequestContext,
-    ) -> None:
+    async def enforce(self, analysis: OperationAnalysis, context: RequestContext) -> None:
         """Marks the fields the viewer may not read, and those beyond their rate limit."""
         viewer = context.viewer
         context.read_denial = partial(self.read_denial, viewer=viewer)
-        for guarded, policy in self.denied(prepared, operation, viewer):
-            context.denied_fields[id(guarded.node)] = _denial(guarded.coordinate, policy, viewer)
+        for guarded, policy in self.denied(analysis, viewer):
+            context.denied_fields.deny(guarded.node, _denial(guarded.coordinate, policy, viewer))
             if guarded.sensitive and self._audit is not None:
                 self._audit.record(
                     actor=actor_name(viewer.user_id),
@@ -290,14 +256,14 @@ class FieldGate:
                     request_id=context.request_id,
                     details={"client": context.client_address},
                 )
-        shape = self.shape(prepared, operation)
+        shape = analysis.shape
         if not shape.limited or not self._rate_limits_enabled:
             return
-        limiter = self._field_limiter() if self._field_limiter else self._in_process
+        limiter = self._field_limiter()
         if limiter is None:
             return
         counted = [
-            limited for limited in shape.limited if id(limited.node) not in context.denied_fields
+            limited for limited in shape.limited if limited.node not in context.denied_fields
         ]
         # Each count is a Redis round trip: made side by side, not one field after another.
         errors = await asyncio.gather(
@@ -305,7 +271,7 @@ class FieldGate:
         )
         for limited, error in zip(counted, errors, strict=True):
             if error is not None:
-                context.denied_fields[id(limited.node)] = error
+                context.denied_fields.deny(limited.node, error)
 
     async def _count(
         self, limiter: Limiter, rule: FieldRateLimit, context: RequestContext
@@ -360,9 +326,3 @@ def _denial(coordinate: str, policy: FieldPolicy, viewer: Viewer) -> GatewayErro
     else:
         message = f"Your roles and scopes do not allow reading {coordinate}."
     return ForbiddenError(message, domain="auth", details={"field": coordinate})
-
-
-def _remember(memo: OrderedDict[K, V], key: K, value: V, size: int) -> None:
-    memo[key] = value
-    if len(memo) > size:
-        memo.popitem(last=False)

@@ -10,6 +10,7 @@ from graphql import OperationDefinitionNode, parse
 
 from dataintel.directives import Cost
 from dataintel.errors import QueryTooComplexError
+from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.documents import DocumentCache
 from dataintel.gateway.limits import (
     DocumentLimits,
@@ -18,6 +19,7 @@ from dataintel.gateway.limits import (
     measure_structure,
     parse_document,
 )
+from dataintel.gateway.policy_table import PolicyTable
 from dataintel.gateway.request import RequestRejected
 from dataintel.schema import build_graphql_schema, compiled_schema
 from dataintel.settings import Settings
@@ -212,17 +214,20 @@ def test_a_fragment_spread_many_times_is_planned_once() -> None:
     assert cost(query) == levels + 1
 
 
-def test_plans_are_built_once_per_document() -> None:
+def test_plans_are_built_once_per_document_and_kept_on_it() -> None:
     documents = DocumentCache.from_settings(SCHEMA, Settings())
-    plans = OperationCost(SCHEMA, Settings())
-    prepared = documents.get("query ($n: Int) { orders(first: $n) { nodes { id } } }")
+    analyzer = DocumentAnalyzer(SCHEMA, PolicyTable.from_schema(SCHEMA))
+    costs = OperationCost(Settings())
+    text = "query ($n: Int) { orders(first: $n) { nodes { id } } }"
+    prepared = documents.get(text)
     operation = prepared.operation(None)
     assert operation is not None
-    assert plans.check(prepared, operation, {"n": 10}) == 11
-    assert plans.check(prepared, operation, {"n": 99}) == 100
-    assert plans.plans_built == 1
+    assert costs.check(analyzer.analyze(prepared, operation).cost, {"n": 10}) == 11
+    assert costs.check(analyzer.analyze(documents.get(text), operation).cost, {"n": 99}) == 100
+    assert analyzer.built == 1
+    assert list(prepared.analyses) == [None]
     with pytest.raises(RequestRejected) as caught:
-        plans.check(prepared, operation, {"n": 100_000})
+        costs.check(analyzer.analyze(prepared, operation).cost, {"n": 100_000})
     [error] = caught.value.errors
     assert isinstance(error, QueryTooComplexError)
     assert error.extensions() == {

@@ -17,6 +17,7 @@ import pytest
 from graphql import GraphQLSchema
 
 from dataintel.context import ANONYMOUS, Viewer
+from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.documents import DocumentCache
 from dataintel.gateway.limits import OperationCost
 from dataintel.gateway.persisted_queries import PersistedQueries
@@ -104,6 +105,7 @@ def pipeline_over(
     """A pipeline over the schema, the services and in-process rate limits; no cache."""
     limits = rate_limits or RateLimits(settings)
     documents = DocumentCache.from_settings(schema, settings)
+    gate = FieldGate(schema, settings, field_limiter=lambda: limits.fields, audit=None)
     return RequestPipeline(
         schema=schema,
         settings=settings,
@@ -111,8 +113,9 @@ def pipeline_over(
         persisted=PersistedQueries(settings, documents, lambda: None),
         authenticator=Authenticator(lambda: services),
         services=lambda: services,
-        cost=OperationCost(schema, settings),
-        gate=FieldGate(schema, settings, field_limiter=lambda: limits.fields),
+        cost=OperationCost(settings),
+        analyzer=DocumentAnalyzer(schema, gate.table),
+        gate=gate,
         responses=None,
         usage=None,
     )
