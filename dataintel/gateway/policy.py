@@ -59,7 +59,7 @@ from dataintel.gateway.security_audit import (
     SecurityAudit,
     actor_name,
 )
-from dataintel.services.auth import ROLES, scopes_for
+from dataintel.rbac import ROLES, scopes_for
 from dataintel.settings import Settings
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from dataintel.directives.auth import Auth
 from dataintel.directives.lookup import auth_on, rate_limit_on
 from dataintel.directives.rate_limit import RateLimitPer
 from dataintel.gateway.rate_limiting import limit_item
-from dataintel.services.auth import ALL_SCOPES, ROLE_SCOPES, ROLES
+from dataintel.rbac import ALL_SCOPES, ROLE_SCOPES, ROLES
 
 ANONYMOUS = "anonymous"
 """How the policy table and ``dataintel schema policy`` name a viewer without a credential."""
