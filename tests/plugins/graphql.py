@@ -65,16 +65,16 @@ class GraphQLClient:
     async def post(
         self,
         query: str,
+        variables: Mapping[str, Any] | None = None,
         *,
         token: str | None = None,
         headers: Mapping[str, str] | None = None,
         operation_name: str | None = None,
-        **variables: Any,
     ) -> dict[str, Any]:
-        """The body of a 200 answer to the query with these variables."""
+        """The body of the answer to the query, which must be a 200."""
         response = await self.send(
             query,
-            variables=variables or None,
+            variables=variables,
             operation_name=operation_name,
             token=token,
             headers=headers,
@@ -88,6 +88,11 @@ class GraphQLClient:
     ) -> httpx.Response:
         """POSTs a batch: an array of request objects."""
         return await self.http.post(self.path, json=items, headers=dict(headers or {}))
+
+
+async def post(client: httpx.AsyncClient, document: str, /, **variables: Any) -> dict[str, Any]:
+    """The body of a 200 answer to the query with these variables, from the app behind client."""
+    return await GraphQLClient(client).post(document, variables)
 
 
 @pytest.fixture
