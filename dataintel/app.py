@@ -19,8 +19,8 @@ from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
 from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.coordinates import deprecated_coordinates
+from dataintel.gateway.cost import OperationCost
 from dataintel.gateway.documents import DocumentCache
-from dataintel.gateway.limits import OperationCost
 from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.pipeline import PipelineObserver, RequestPipeline
 from dataintel.gateway.policy import FieldGate

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from graphql import GraphQLSchema, OperationDefinitionNode
 
+from dataintel.gateway.cost import CostPlan, cost_plan
 from dataintel.gateway.documents import PreparedDocument
-from dataintel.gateway.limits import CostPlan, cost_plan
 from dataintel.gateway.policy import FieldPolicy, GuardedField, OperationShape, walk_operation
 from dataintel.gateway.policy_table import PolicyTable
 from dataintel.gateway.response_cache import CachePolicy, operation_policy

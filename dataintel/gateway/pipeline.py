@@ -36,11 +36,11 @@ from graphql import GraphQLSchema, OperationDefinitionNode, OperationType
 from dataintel.context import RequestContext, Viewer
 from dataintel.errors import BadUserInputError
 from dataintel.gateway.analysis import DocumentAnalyzer, OperationAnalysis
+from dataintel.gateway.cost import OperationCost
 from dataintel.gateway.documents import DocumentCache, PreparedDocument
 from dataintel.gateway.error_format import format_error
 from dataintel.gateway.execution import ExecutedOperation, GraphQLResponse, OperationExecution
 from dataintel.gateway.introspection import IntrospectionPolicy
-from dataintel.gateway.limits import OperationCost
 from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected

@@ -11,14 +11,9 @@ from graphql import OperationDefinitionNode, parse
 from dataintel.directives import Cost
 from dataintel.errors import QueryTooComplexError
 from dataintel.gateway.analysis import DocumentAnalyzer
+from dataintel.gateway.cost import OperationCost, cost_plan
 from dataintel.gateway.documents import DocumentCache
-from dataintel.gateway.limits import (
-    DocumentLimits,
-    OperationCost,
-    cost_plan,
-    measure_structure,
-    parse_document,
-)
+from dataintel.gateway.limits import DocumentLimits, measure_structure, parse_document
 from dataintel.gateway.policy_table import PolicyTable
 from dataintel.gateway.request import RequestRejected
 from dataintel.schema import build_graphql_schema, compiled_schema

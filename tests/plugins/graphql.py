@@ -18,8 +18,8 @@ from graphql import GraphQLSchema
 
 from dataintel.context import ANONYMOUS, Viewer
 from dataintel.gateway.analysis import DocumentAnalyzer
+from dataintel.gateway.cost import OperationCost
 from dataintel.gateway.documents import DocumentCache
-from dataintel.gateway.limits import OperationCost
 from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.pipeline import PipelineInput, PipelineOutcome, RequestPipeline
 from dataintel.gateway.policy import FieldGate
