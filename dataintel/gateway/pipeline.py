@@ -266,7 +266,8 @@ class RequestPipeline:
         errors: list[dict[str, Any]],
     ) -> PipelineOutcome:
         request = state.input.request
-        by_id = request.query is None
+        apq = bool(request.extensions and "persistedQuery" in request.extensions)
+        by_id = request.query is None and (request.document_id is not None or apq)
         return PipelineOutcome(
             response=response,
             rejection=rejection,
@@ -276,7 +277,7 @@ class RequestPipeline:
             operation_type=state.operation_type if rejection is None else "unknown",
             viewer=state.viewer,
             persisted_by_id=by_id,
-            persisted=by_id or bool(request.extensions and "persistedQuery" in request.extensions),
+            persisted=by_id or apq,
             document_hash=state.prepared.document_hash if state.prepared else None,
             seconds=time.perf_counter() - state.started,
         )
