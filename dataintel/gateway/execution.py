@@ -2,6 +2,11 @@
 
 The other stages are in gateway/pipeline.py; this one runs graphql-core on a prepared
 document, with the GatedExecutor answering the fields the policy stage denied.
+
+Another engine plugs in at ``OperationExecution.run``: it receives the PreparedDocument
+(its operations and per-operation analyses, which live and are evicted with it) and the
+request context, whose ``denied_fields.for_node(node)`` gives the error a field resolves
+to instead of running.
 """
 
 from __future__ import annotations
