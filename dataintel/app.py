@@ -17,15 +17,19 @@ from dataintel import __version__
 from dataintel.cache import TwoLevelCache
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
+from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.coordinates import deprecated_coordinates
-from dataintel.gateway.execution import GraphQLExecutor
+from dataintel.gateway.cost import OperationCost
+from dataintel.gateway.documents import DocumentCache
 from dataintel.gateway.persisted_queries import PersistedQueries
+from dataintel.gateway.pipeline import PipelineObserver, RequestPipeline
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.rate_limiting import RateLimits
 from dataintel.gateway.response_cache import ResponseCache
 from dataintel.gateway.security_audit import SecurityAudit
-from dataintel.http.drain import DrainingConnectionMiddleware
 from dataintel.http.api_docs import api_docs, api_docs_static_mount
+from dataintel.http.authentication import Authenticator
+from dataintel.http.drain import DrainingConnectionMiddleware
 from dataintel.http.graphiql import graphiql_page, graphiql_static_mount
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.openapi_endpoint import openapi_endpoint
@@ -34,11 +38,12 @@ from dataintel.http.rate_limit import RequestRateLimitMiddleware
 from dataintel.http.rest_endpoint import RestEndpoint
 from dataintel.observability.logging import configure_logging, get_logger
 from dataintel.observability.metrics import GatewayMetrics, MetricsMiddleware, metrics_endpoint
+from dataintel.observability.pipeline_observers import MetricsObserver, TracingObserver
 from dataintel.observability.request_context import RequestContextMiddleware
 from dataintel.observability.tracing import Tracing
 from dataintel.openapi import build_openapi, published_operations
 from dataintel.platform import Platform, build_platform
-from dataintel.schema import build_schema
+from dataintel.schema import build_schema, compiled_schema
 from dataintel.services import Services
 from dataintel.services.analytics import SqlAnalyticsService
 from dataintel.services.analytics import load_catalog as load_analytics_catalog
@@ -138,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(settings.log_format, settings.log_level)
     schema = build_schema()
+    graphql_schema = compiled_schema(schema)
     runtime: Runtime | None = None
     tracing = Tracing.from_settings(settings)
     metrics = GatewayMetrics(settings) if settings.metrics_enabled else None
@@ -152,7 +158,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     rate_limits = RateLimits(settings)
     schema_usage = SchemaUsageRecorder(
-        deprecated_coordinates(schema._schema), enabled=settings.schema_usage_enabled
+        deprecated_coordinates(graphql_schema), enabled=settings.schema_usage_enabled
     )
     security_audit = SecurityAudit(lambda: runtime.services.audit if runtime else None)
 
@@ -216,31 +222,39 @@ def create_app(settings: Settings | None = None) -> Starlette:
             runtime = None
             _log.info("stopped", version=__version__)
 
-    executor = GraphQLExecutor(
-        schema._schema,
+    documents = DocumentCache.from_settings(graphql_schema, settings)
+    observers: list[PipelineObserver] = [TracingObserver()]
+    if metrics is not None:
+        observers.append(MetricsObserver(metrics))
+    gate = FieldGate(
+        graphql_schema,
         settings,
-        ResponseCache(schema._schema, cache, enabled=settings.response_cache_enabled),
-        FieldGate(
-            schema._schema,
-            settings,
-            field_limiter=lambda: rate_limits.fields,
-            audit=security_audit,
-        ),
-        usage=schema_usage,
+        field_limiter=lambda: rate_limits.fields,
+        audit=security_audit,
     )
-    persisted = PersistedQueries(
-        settings,
-        executor.documents,
-        lambda: runtime.redis if runtime is not None else None,
-        lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
+    pipeline = RequestPipeline(
+        schema=graphql_schema,
+        settings=settings,
+        documents=documents,
+        persisted=PersistedQueries(
+            settings,
+            documents,
+            lambda: runtime.redis if runtime is not None else None,
+            lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
+        ),
+        authenticator=Authenticator(services),
+        services=services,
+        cost=OperationCost(settings),
+        analyzer=DocumentAnalyzer(graphql_schema, gate.table),
+        gate=gate,
+        responses=ResponseCache(graphql_schema, cache, enabled=settings.response_cache_enabled),
+        usage=schema_usage,
+        observers=observers,
     )
     endpoint = GraphQLEndpoint(
-        executor,
+        pipeline,
         settings,
-        services,
         (lambda: graphiql_page(settings.graphql_path)) if settings.graphiql_enabled else None,
-        persisted,
-        metrics,
     )
     routes = [
         Route(settings.graphql_path, endpoint.handle, methods=["GET", "POST"]),
@@ -250,8 +264,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     # REST beside GraphQL: the published operations, their OpenAPI document and /docs.
     published = published_operations(settings, schema._schema)
-    routes.extend(RestEndpoint(executor, settings, services, published).routes())
-    openapi = build_openapi(settings, schema._schema, published)
+    routes.extend(RestEndpoint(pipeline, settings, published).routes())
+    openapi = build_openapi(settings, graphql_schema, published)
     routes.append(Route("/openapi.json", openapi_endpoint(openapi), methods=["GET"]))
     if settings.api_docs:
         routes.append(Route("/docs", api_docs, methods=["GET"]))
@@ -286,8 +300,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.metrics = metrics
     app.state.tracing = tracing
     app.state.schema = schema
-    app.state.executor = executor
     app.state.openapi = openapi
+    app.state.pipeline = pipeline
     return app
 
 

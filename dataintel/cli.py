@@ -452,9 +452,9 @@ schema.add_command(schema_diff)
 def schema_policy() -> None:
     """Print every field with the roles that may read it (@auth), its scopes and rate limit."""
     from dataintel.gateway.policy import PolicyTable, format_policy
-    from dataintel.schema import build_schema
+    from dataintel.schema import build_graphql_schema
 
-    table = PolicyTable.from_schema(build_schema()._schema)
+    table = PolicyTable.from_schema(build_graphql_schema())
     click.echo(format_policy(table.rows()))
     anonymous = Settings().effective_anonymous_roles
     click.echo(
@@ -650,7 +650,7 @@ def documents_register(manifest: BinaryIO) -> None:
     Relay's persisted_queries.json) or an Apollo persisted query manifest; '-' is stdin.
     Nothing is stored unless every document is valid.
     """
-    from dataintel.gateway.execution import GraphQLExecutor
+    from dataintel.gateway.documents import DocumentCache
     from dataintel.gateway.trusted_documents import (
         ManifestError,
         Registration,
@@ -658,13 +658,13 @@ def documents_register(manifest: BinaryIO) -> None:
         invalid_documents,
         parse_manifest,
     )
-    from dataintel.schema import build_schema
+    from dataintel.schema import build_graphql_schema
 
     settings = Settings()
     try:
         parsed = parse_manifest(manifest.read())
         # The gateway's own document cache: the same rules as requests are checked by.
-        checker = GraphQLExecutor(build_schema()._schema, settings).documents
+        checker = DocumentCache.from_settings(build_graphql_schema(), settings)
         problems = invalid_documents(parsed, checker)
         if problems:
             raise ManifestError(

@@ -200,11 +200,11 @@ def documents_check(
         operation_names,
         parse_manifest,
     )
-    from dataintel.schema import build_schema
+    from dataintel.schema import build_graphql_schema
 
     settings = Settings()
     schema = (
-        _load(schema_source, _headers(header_values)) if schema_source else build_schema()._schema
+        _load(schema_source, _headers(header_values)) if schema_source else build_graphql_schema()
     )
     documents: dict[str, str] = {}
     if not no_registry:

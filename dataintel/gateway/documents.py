@@ -6,6 +6,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from graphql import (
     ASTValidationRule,
@@ -22,6 +23,10 @@ from dataintel.gateway.coordinates import NO_COORDINATES, coordinates_by_operati
 from dataintel.gateway.introspection import uses_introspection
 from dataintel.gateway.limits import DocumentLimits, parse_document
 from dataintel.gateway.request import DocumentRejected
+from dataintel.settings import Settings
+
+if TYPE_CHECKING:
+    from dataintel.gateway.analysis import OperationAnalysis
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,9 @@ class PreparedDocument:
     """Whether it selects __schema or __type, checked against the viewer per request."""
     coordinates: Mapping[str | None, frozenset[str]] = field(default_factory=lambda: NO_COORDINATES)
     """The schema coordinates each operation selects, by operation name (usage counts)."""
+    analyses: dict[str | None, OperationAnalysis] = field(default_factory=dict, compare=False)
+    """Each operation's analysis by name, built on first use (analysis.py); it lives and is
+    evicted with this document, so it always describes these very nodes."""
 
     def operation(self, operation_name: str | None) -> OperationDefinitionNode | None:
         """The operation that will run, or None when the name picks none."""
@@ -74,6 +82,18 @@ class DocumentCache:
             rules.append(NoSchemaIntrospectionCustomRule)
         self._rules = tuple(rules)
         self._documents: OrderedDict[str, PreparedDocument] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, schema: GraphQLSchema, settings: Settings) -> DocumentCache:
+        """The cache and limits the settings configure."""
+        return cls(
+            schema,
+            size=settings.document_cache_size,
+            max_length=settings.max_query_length,
+            introspection=settings.introspection,
+            limits=DocumentLimits.from_settings(settings),
+            max_errors=settings.max_errors,
+        )
 
     def __len__(self) -> int:
         return len(self._documents)

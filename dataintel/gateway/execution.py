@@ -1,36 +1,35 @@
-"""Runs one GraphQL request: cached document, operation checks, execution, error format."""
+"""The execute stage of the pipeline, and the response it builds.
+
+The other stages are in gateway/pipeline.py; this one runs graphql-core on a prepared
+document, with the GatedExecutor answering the fields the policy stage denied.
+
+Another engine plugs in at ``OperationExecution.run``: it receives the PreparedDocument
+(its operations and per-operation analyses, which live and are evicted with it) and the
+request context, whose ``denied_fields.for_node(node)`` gives the error a field resolves
+to instead of running.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from inspect import isawaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from graphql import (
-    ExecutionResult,
-    GraphQLSchema,
-    OperationDefinitionNode,
-    OperationType,
-    execute,
-)
-from opentelemetry.trace import get_current_span
+from graphql import ExecutionResult, GraphQLError, GraphQLSchema
 
 from dataintel.cache import trace_request
 from dataintel.context import RequestContext
-from dataintel.errors import BadUserInputError, DependencyTimeoutError
-from dataintel.gateway.documents import DocumentCache
-from dataintel.gateway.error_format import format_error
+from dataintel.errors import DependencyTimeoutError
 from dataintel.gateway.gated_executor import GatedExecutor
-from dataintel.gateway.introspection import IntrospectionPolicy
-from dataintel.gateway.limits import DocumentLimits, OperationCost
 from dataintel.gateway.planned import PlannedExecution
-from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
-from dataintel.gateway.response_cache import CachePolicy, ResponseCache
-from dataintel.services.schema_usage import SchemaUsageService
+from dataintel.gateway.response_cache import CachePolicy
 from dataintel.settings import Settings
+
+if TYPE_CHECKING:
+    from dataintel.cache.freshness import RequestTrace
+    from dataintel.gateway.documents import PreparedDocument
 
 
 @dataclass(slots=True)
@@ -60,120 +59,58 @@ class GraphQLResponse:
         return body
 
 
-class GraphQLExecutor:
-    """Executes requests against the schema; raises RequestRejected for request errors."""
+@dataclass(frozen=True, slots=True)
+class ExecutedOperation:
+    """What graphql-core answered, before the errors are formatted."""
 
-    def __init__(
-        self,
-        schema: GraphQLSchema,
-        settings: Settings,
-        responses: ResponseCache | None = None,
-        gate: FieldGate | None = None,
-        usage: SchemaUsageService | None = None,
-    ) -> None:
+    data: dict[str, Any] | None
+    errors: list[GraphQLError]
+    trace: RequestTrace
+    """The cache tags and versions the execution read (the response cache keys on them)."""
+
+
+class OperationExecution:
+    """The execute stage: graphql-core with the GatedExecutor, within the request timeout."""
+
+    def __init__(self, schema: GraphQLSchema, settings: Settings) -> None:
         self._schema = schema
-        self._responses = responses
         self._timeout = settings.request_timeout_seconds
-        self.documents = DocumentCache(
-            schema,
-            size=settings.document_cache_size,
-            max_length=settings.max_query_length,
-            introspection=settings.introspection,
-            limits=DocumentLimits.from_settings(settings),
-            max_errors=settings.max_errors,
-        )
         self._max_errors = settings.max_errors
-        self._introspection = IntrospectionPolicy(settings)
-        self.cost = OperationCost(schema, settings)
-        self.gate = gate or FieldGate(schema, settings)
-        self.usage = usage
-        # One call site for both engines: the planned one falls back to graphql-core itself.
         self.planned = PlannedExecution(schema, settings.document_cache_size)
-        self._execute = self.planned.execute if settings.planned_execution else execute
+        self.planned_enabled = settings.planned_execution
+        """Run operations from plans (docs/performance.md); off: graphql-core for all."""
 
-    async def execute(
+    async def run(
         self,
+        prepared: PreparedDocument,
         request: GraphQLRequest,
         context: RequestContext,
-        *,
-        allowed: frozenset[OperationType] = frozenset(OperationType),
-    ) -> GraphQLResponse:
-        """Executes the request; request errors raise RequestRejected with their status."""
-        if request.query is None:
-            raise RequestRejected([BadUserInputError("The 'query' parameter is required.")])
-        hide_suggestions = self._introspection.hides_suggestions(context.viewer)
-        prepared = self.documents.get(request.query, hide_suggestions=hide_suggestions)
-        self._introspection.check(prepared.uses_introspection, context.viewer)
-        operation = prepared.operation(request.operation_name)
-        if operation is None:
-            raise DocumentRejected(
-                [_unknown_operation(request.operation_name, prepared.operations)]
-            )
-        if operation.operation not in allowed:
-            raise RequestRejected(
-                [
-                    BadUserInputError(
-                        f"A {operation.operation.value} cannot be sent with this method."
-                    )
-                ],
-                status=405,
-                headers={"Allow": "POST"},
-            )
-        operation_name = operation.name.value if operation.name else None
-        operation_type = operation.operation.value
-        span = get_current_span()
-        if span.is_recording():
-            span.update_name(f"{operation_type} {operation_name or 'anonymous'}")
-            span.set_attributes(
-                {
-                    "graphql.operation.type": operation_type,
-                    "graphql.operation.name": operation_name or "",
-                    "graphql.document.hash": prepared.document_hash,
-                }
-            )
-        cost = self.cost.check(prepared, operation, request.variables)
-        if span.is_recording():
-            span.set_attribute("dataintel.cost", cost)
-        await self.gate.enforce(prepared, operation, context)
-        if self.usage is not None:
-            coordinates = prepared.coordinates.get(operation_name, frozenset())
-            self.usage.record(coordinates, context.viewer.user_id, context.client_name)
-        # Whole-response caching comes after every check that may reject the request.
-        policy = cache_key = generation = None
-        if self._responses is not None:
-            policy = self._responses.policy(prepared, operation)
-            cache_key = self._responses.key(
-                prepared, operation_name, request.variables, context.viewer, policy
-            )
-        # A denied or rate-limited field must not be answered from another request's response.
-        if cache_key is not None and self._responses is not None and not context.denied_fields:
-            cached = await self._responses.lookup(cache_key)
-            if span.is_recording():
-                span.set_attribute("dataintel.response_cache", "miss" if cached is None else "hit")
-            if cached is not None:
-                return GraphQLResponse(
-                    data=cached.data,
-                    extensions=dict(context.response_extensions),
-                    operation_name=operation_name,
-                    cache_policy=policy,
-                    cached_age_seconds=cached.age_seconds,
-                    operation_type=operation_type,
-                    cost=cost,
-                    response_cache="hit",
-                )
-            generation = self._responses.generation()
+        hide_suggestions: bool,
+    ) -> ExecutedOperation:
+        """Executes the operation; variables that do not coerce raise DocumentRejected and a
+        run past the timeout raises RequestRejected (504)."""
+        # Building the executor coerces the variables: errors here mean nothing ran, so
+        # they are request errors, told apart by where they come from, not by their shape.
+        executor = GatedExecutor.build(
+            self._schema,
+            prepared.document,
+            context_value=context,
+            raw_variable_values=dict(request.variables) if request.variables else None,
+            operation_name=request.operation_name,
+            hide_suggestions=hide_suggestions,
+            max_coercion_errors=self._max_errors,
+        )
+        if isinstance(executor, list):
+            raise DocumentRejected(executor)
         try:
             async with asyncio.timeout(self._timeout):
                 with trace_request() as trace:
-                    result = self._execute(
-                        self._schema,
-                        prepared.document,
-                        context_value=context,
-                        variable_values=dict(request.variables) if request.variables else None,
-                        operation_name=request.operation_name,
-                        executor_class=GatedExecutor,
-                        hide_suggestions=hide_suggestions,
-                        max_coercion_errors=self._max_errors,
+                    result = (
+                        self.planned.execute_coerced(
+                            executor, prepared.document, request.operation_name, hide_suggestions
+                        )
+                        if self.planned_enabled
+                        else executor.execute_operation()
                     )
                     if isawaitable(result):
                         result = await result
@@ -184,37 +121,4 @@ class GraphQLExecutor:
             )
             raise RequestRejected([timeout], status=504) from None
         assert isinstance(result, ExecutionResult)
-        raw_errors = result.errors or []
-        if result.data is None and raw_errors and all(e.path is None for e in raw_errors):
-            # Variables that do not coerce: nothing ran, so this is a request error.
-            raise DocumentRejected(raw_errors)
-        extensions = dict(context.response_extensions)
-        if len(raw_errors) > self._max_errors:
-            # A list of a thousand failing items must not answer a thousand errors.
-            extensions["omittedErrors"] = len(raw_errors) - self._max_errors
-            raw_errors = raw_errors[: self._max_errors]
-        errors = [format_error(error, context.request_id) for error in raw_errors]
-        if self._responses and cache_key and policy and result.data and not errors:
-            await self._responses.store(cache_key, result.data, trace, policy, generation)
-        return GraphQLResponse(
-            data=result.data,
-            errors=errors,
-            extensions=extensions,
-            operation_name=operation_name,
-            cache_policy=policy,
-            operation_type=operation_type,
-            cost=cost,
-            response_cache="miss" if generation is not None else "bypass",
-        )
-
-
-def _unknown_operation(
-    name: str | None, operations: Mapping[str | None, OperationDefinitionNode]
-) -> BadUserInputError:
-    named = sorted(n for n in operations if n is not None)
-    if name is None:
-        return BadUserInputError(
-            "The document holds several operations; name one in operationName.",
-            details={"operations": named},
-        )
-    return BadUserInputError(f"Unknown operation named '{name}'.", details={"operations": named})
+        return ExecutedOperation(result.data, list(result.errors or ()), trace)

@@ -30,7 +30,7 @@ class GatedExecutor(ExecutorThrowingOnIncremental):
         context: RequestContext = self.context_value
         if context.denied_fields:
             node = field_details_list[0].node
-            error = context.denied_fields.get(id(node))
+            error = context.denied_fields.for_node(node)
             if error is not None:
                 field = self.schema.get_field(parent_type, node.name.value)
                 if field is None:

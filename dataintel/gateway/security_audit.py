@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from dataintel.observability.logging import get_logger
+from dataintel.rbac import Actor
 from dataintel.services.audit import DENIED, AuditEvent, AuditService
-from dataintel.services.auth import Actor
 
 DENIED_ACTION = "policy.denied"
 RATE_LIMITED_ACTION = "rate_limit.exceeded"

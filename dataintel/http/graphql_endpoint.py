@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from graphql import OperationType
-from opentelemetry.trace import Span, Status, StatusCode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dataintel.context import RequestContext, Viewer
+from dataintel.context import Viewer
 from dataintel.errors import BadUserInputError, GatewayError
 from dataintel.gateway.batching import Batch, read_batch
 from dataintel.gateway.error_format import format_error
-from dataintel.gateway.execution import GraphQLExecutor, GraphQLResponse
-from dataintel.gateway.persisted_queries import PERSISTED_GET_VARY, PersistedQueries
+from dataintel.gateway.persisted_queries import PERSISTED_GET_VARY
+from dataintel.gateway.pipeline import (
+    ANY_OPERATION,
+    QUERIES_ONLY,
+    PipelineInput,
+    PipelineOutcome,
+    RequestPipeline,
+)
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
-from dataintel.http.authentication import Authenticator
 from dataintel.http.csrf import CsrfPrevention
 from dataintel.http.media_types import (
     JSON,
@@ -27,39 +31,31 @@ from dataintel.http.media_types import (
     content_type_is_json,
     negotiate_response_type,
 )
-from dataintel.loaders import create_loaders
-from dataintel.observability.metrics import GatewayMetrics
-from dataintel.observability.tracing import operation_span
-from dataintel.services import Services
 from dataintel.services.schema_usage import client_name
 from dataintel.settings import Settings
 
-QUERIES_ONLY = frozenset({OperationType.QUERY})
 OPERATION_TYPE_HEADER = "X-GraphQL-Operation-Type"
-ANY_OPERATION = frozenset(OperationType)
+"""Marks a POST as a query, which a load balancer may retry (deploy/nginx)."""
 
 
 class GraphQLEndpoint:
-    """Turns HTTP requests into GraphQL requests and results into spec-conformant responses."""
+    """HTTP framing around the request pipeline: reading, CSRF, media types, status, headers.
+
+    Its own stages come before the pipeline's: ``read`` (the query string or the JSON body;
+    an array is a batch) and ``csrf``. Then each request, or each item of a batch, runs
+    through ``RequestPipeline.run``; the outcome becomes the status and headers here.
+    """
 
     def __init__(
         self,
-        executor: GraphQLExecutor,
+        pipeline: RequestPipeline,
         settings: Settings,
-        services: Callable[[], Services],
         graphiql: Callable[[], Response] | None,
-        persisted: PersistedQueries | None = None,
-        metrics: GatewayMetrics | None = None,
     ) -> None:
-        self._metrics = metrics
-        self._executor = executor
+        self._pipeline = pipeline
         self._settings = settings
-        self._services = services
         self._graphiql = graphiql
-        self._authenticator = Authenticator(services)
         self._csrf = CsrfPrevention.from_settings(settings)
-        # Without Redis the persisted documents live in this process only.
-        self._persisted = persisted or PersistedQueries(settings, executor.documents, lambda: None)
 
     async def handle(self, request: Request) -> Response:
         """Answers one request to the GraphQL path."""
@@ -86,110 +82,82 @@ class GraphQLEndpoint:
                 JSON,
                 status=406,
             )
-        started = time.perf_counter()
-        with operation_span() as span:
-            try:
-                graphql_request, allowed = await self._read(request)
-                if isinstance(graphql_request, Batch):
-                    return await self._batch(request, graphql_request, media_type, request_id)
-                self._csrf.check(request.method, request.headers)
-                request.state.operation_name = graphql_request.operation_name
-                viewer = await self._authenticator.viewer(request.headers)
-                by_id = graphql_request.query is None
-                persisted = by_id or bool(
-                    graphql_request.extensions and "persistedQuery" in graphql_request.extensions
-                )
-                if span is not None:
-                    span.set_attribute("dataintel.persisted", persisted)
-                graphql_request = await self._persisted.resolve(graphql_request, media_type)
-                context = self._context(request, request_id, viewer)
-                try:
-                    response = await self._executor.execute(
-                        graphql_request, context, allowed=allowed
-                    )
-                except RequestRejected as rejected:
-                    raise _marked_as_query(rejected, request) from None
-            except RequestRejected as rejected:
-                entries = [format_error(error, request_id) for error in rejected.errors]
-                operation_name = getattr(request.state, "operation_name", None)
-                self._record(operation_name, "unknown", started, entries, span)
-                return _error_response(
-                    entries,
-                    media_type,
-                    status=_status(rejected, media_type),
-                    headers=rejected.headers,
-                )
-            self._record(
-                response.operation_name, response.operation_type, started, response.errors, span
-            )
-        request.state.operation_name = response.operation_name
-        request.state.operation_cost = response.cost
-        request.state.response_cache = response.response_cache
-        headers = _cache_headers(request, response, viewer)
-        if by_id and request.method == "GET":
-            # What a CDN caches: the @cacheControl policy says how long, Vary for whom.
-            headers.setdefault("Cache-Control", "no-store")
-            headers["Vary"] = PERSISTED_GET_VARY
-        return Response(orjson.dumps(response.to_dict()), media_type=media_type, headers=headers)
+        try:
+            graphql_request, allowed = await self._read(request)
+            self._csrf.check(request.method, request.headers)
+        except RequestRejected as rejected:
+            unread = GraphQLRequest(None, None, None, None)
+            outcome = self._pipeline.rejected(self._input(request, unread, media_type), rejected)
+            return self._answer(request, outcome, media_type)
+        if isinstance(graphql_request, Batch):
+            return await self._batch(request, graphql_request, media_type)
+        request.state.operation_name = graphql_request.operation_name
+        outcome = await self._pipeline.run(
+            self._input(request, graphql_request, media_type, allowed=allowed)
+        )
+        if outcome.rejection is not None:
+            marked = _marked_as_query(outcome.rejection, request)
+            if marked is not outcome.rejection:
+                entries = [format_error(e, request.state.request_id) for e in marked.errors]
+                outcome = replace(outcome, rejection=marked, errors=entries)
+        return self._answer(request, outcome, media_type)
 
-    def _record(
+    def _input(
         self,
-        operation_name: str | None,
-        operation_type: str,
-        started: float,
-        errors: list[dict[str, Any]],
-        span: Span | None,
-    ) -> None:
-        """Counts the operation and its errors; marks the span of an operation that failed."""
-        if span is not None and errors:
-            span.set_attribute("dataintel.error_count", len(errors))
-            codes = sorted({str(e.get("extensions", {}).get("code")) for e in errors})
-            span.set_status(Status(StatusCode.ERROR, ",".join(codes)))
-        if self._metrics is not None:
-            self._metrics.record_operation(
-                self._metrics.operation(operation_name),
-                operation_type,
-                time.perf_counter() - started,
-                errors,
-            )
-
-    def _context(self, request: Request, request_id: str, viewer: Viewer) -> RequestContext:
-        services = self._services()
-        return RequestContext(
-            request_id=request_id,
+        request: Request,
+        graphql_request: GraphQLRequest,
+        media_type: str,
+        *,
+        allowed: frozenset[OperationType] = ANY_OPERATION,
+        viewer: Viewer | None = None,
+    ) -> PipelineInput:
+        return PipelineInput(
+            request=graphql_request,
+            request_id=request.state.request_id,
+            headers=request.headers,
             viewer=viewer,
-            loaders=create_loaders(services, self._settings),
-            services=services,
-            settings=self._settings,
             client_address=request.client.host if request.client else None,
             client_name=client_name(request.headers),
+            allowed=allowed,
+            media_type=media_type,
         )
 
-    async def _batch(
-        self, request: Request, batch: Batch, media_type: str, request_id: str
-    ) -> Response:
-        """Runs a batch's requests in turn; each answers as it would alone, in one array."""
-        self._csrf.check(request.method, request.headers)
-        viewer = await self._authenticator.viewer(request.headers)
-        answers: list[dict[str, Any]] = []
+    def _answer(self, request: Request, outcome: PipelineOutcome, media_type: str) -> Response:
+        """One request's outcome as its HTTP response, noted for the access log."""
+        _note(request, [outcome])
+        headers = response_headers(request.method, outcome)
+        if outcome.rejection is not None:
+            return _error_response(
+                outcome.errors,
+                media_type,
+                status=_status(outcome.rejection, media_type),
+                headers=headers,
+            )
+        return Response(orjson.dumps(outcome.body), media_type=media_type, headers=headers)
+
+    async def _batch(self, request: Request, batch: Batch, media_type: str) -> Response:
+        """Runs each item through the pipeline in turn; one array answers them in order.
+
+        The credential is read once for the whole batch: a bad one refuses all of it.
+        """
+        empty = GraphQLRequest(None, None, None, None)
+        try:
+            viewer = await self._pipeline.authenticate(request.headers)
+        except RequestRejected as rejected:
+            outcome = self._pipeline.rejected(self._input(request, empty, media_type), rejected)
+            return self._answer(request, outcome, media_type)
+        outcomes: list[PipelineOutcome] = []
         for item in batch.requests:
-            try:
-                if isinstance(item, GatewayError):
-                    raise RequestRejected([item])
-                resolved = await self._persisted.resolve(item, media_type)
-                context = self._context(request, request_id, viewer)
-                started = time.perf_counter()
-                response = await self._executor.execute(resolved, context, allowed=ANY_OPERATION)
-            except RequestRejected as rejected:
-                entries = [format_error(e, request_id) for e in rejected.errors]
-                self._record(None, "unknown", time.perf_counter(), entries, None)
-                answers.append({"errors": entries})
-            else:
-                self._record(
-                    response.operation_name, response.operation_type, started, response.errors, None
-                )
-                answers.append(response.to_dict())
-        return Response(orjson.dumps(answers), media_type=media_type)
+            if isinstance(item, GatewayError):
+                unreadable = self._input(request, empty, media_type, viewer=viewer)
+                outcomes.append(self._pipeline.rejected(unreadable, RequestRejected([item])))
+                continue
+            item_input = self._input(request, item, media_type, viewer=viewer)
+            outcomes.append(await self._pipeline.run(item_input))
+        _note(request, outcomes, batch=True)
+        headers = batch_headers([response_headers(request.method, o) for o in outcomes])
+        body = orjson.dumps([outcome.body for outcome in outcomes])
+        return Response(body, media_type=media_type, headers=headers)
 
     async def _read(
         self, request: Request
@@ -242,15 +210,27 @@ class GraphQLEndpoint:
         return bytes(body)
 
 
-def _cache_headers(request: Request, response: GraphQLResponse, viewer: Viewer) -> dict[str, str]:
-    """Cache-Control for GET (what a CDN caches: persisted queries by hash), Age on a hit."""
+def response_headers(method: str, outcome: PipelineOutcome) -> dict[str, str]:
+    """The headers one request's outcome answers with, alone or as an item of a batch.
+
+    A rejection's own (Allow, WWW-Authenticate, Retry-After…). Age on a response-cache hit;
+    for GET, the @cacheControl policy as Cache-Control (what a CDN caches), and for a GET
+    of a persisted document, Vary by what the answer depends on.
+    """
+    if outcome.rejection is not None:
+        return dict(outcome.rejection.headers)
+    response = outcome.response
+    assert response is not None
     headers: dict[str, str] = {}
     if response.cached_age_seconds is not None:
         headers["Age"] = str(int(response.cached_age_seconds))
-    if request.method == "GET" and response.cache_policy is not None:
+    if method == "GET" and response.cache_policy is not None and outcome.viewer is not None:
         headers["Cache-Control"] = response.cache_policy.header(
-            anonymous=viewer.is_anonymous, has_errors=bool(response.errors)
+            anonymous=outcome.viewer.is_anonymous, has_errors=bool(response.errors)
         )
+    if method == "GET" and outcome.persisted_by_id:
+        headers.setdefault("Cache-Control", "no-store")
+        headers["Vary"] = PERSISTED_GET_VARY
     return headers
 
 
@@ -266,6 +246,50 @@ def _marked_as_query(rejected: RequestRejected, request: Request) -> RequestReje
             )
         ]
     )
+
+
+def batch_headers(items: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """A batch's headers, from the headers each item would answer with alone.
+
+    A cache may keep the array only as its strictest item allows: ``no-store`` or
+    ``no-cache`` of any item (an APQ miss must not be kept) holds for the batch, any other
+    Cache-Control only when every item gives the same. Vary is by what any item varies by;
+    other headers (Age, Retry-After, Allow…) only when every item gives the same value.
+    """
+    if not items:
+        return {}
+    common = dict(items[0])
+    for item in items[1:]:
+        common = {name: value for name, value in common.items() if item.get(name) == value}
+    common.pop("Vary", None)
+    common.pop("Cache-Control", None)
+    controls = [item.get("Cache-Control") for item in items]
+    strictest = next((c for c in controls if c and "no-store" in c), None) or next(
+        (c for c in controls if c and "no-cache" in c), None
+    )
+    if strictest is not None:
+        common["Cache-Control"] = strictest
+    elif controls[0] is not None and all(c == controls[0] for c in controls):
+        common["Cache-Control"] = controls[0]
+    vary = {v.strip() for item in items for v in item.get("Vary", "").split(",") if v.strip()}
+    if vary:
+        common["Vary"] = ", ".join(sorted(vary))
+    return common
+
+
+def _note(request: Request, outcomes: Sequence[PipelineOutcome], *, batch: bool = False) -> None:
+    """What the access log prints; for a batch, its operations, costs and cache as lists."""
+    if not batch:
+        outcome = outcomes[0]
+        request.state.operation_name = outcome.operation_name
+        if outcome.response is not None:
+            request.state.operation_cost = outcome.response.cost
+            request.state.response_cache = outcome.response.response_cache
+        return
+    responses = [outcome.response for outcome in outcomes]
+    request.state.operation_name = [outcome.operation_name for outcome in outcomes]
+    request.state.operation_cost = [r.cost if r is not None else None for r in responses]
+    request.state.response_cache = [r.response_cache if r is not None else None for r in responses]
 
 
 def _from_query_string(query_params: Mapping[str, str]) -> GraphQLRequest:

@@ -18,19 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dataintel.context import RequestContext, Viewer
+from dataintel.context import Viewer
 from dataintel.errors import BadUserInputError, GatewayError
 from dataintel.gateway.error_format import format_error
-from dataintel.gateway.execution import GraphQLExecutor, GraphQLResponse
+from dataintel.gateway.execution import GraphQLResponse
+from dataintel.gateway.pipeline import PipelineInput, RequestPipeline
 from dataintel.gateway.published_operations import REST_PREFIX, PublishedOperation
 from dataintel.gateway.request import GraphQLRequest, RequestRejected
-from dataintel.http.authentication import Authenticator, challenge
+from dataintel.http.authentication import challenge
 from dataintel.http.media_types import content_type_is_json
 from dataintel.http.problem_details import problem_response, status_for
 from dataintel.http.rest_parameters import variables_from_body, variables_from_text
-from dataintel.loaders import create_loaders
-from dataintel.observability.tracing import operation_span
-from dataintel.services import Services
 from dataintel.services.schema_usage import client_name
 from dataintel.settings import Settings
 
@@ -60,15 +58,12 @@ class RestEndpoint:
 
     def __init__(
         self,
-        executor: GraphQLExecutor,
+        pipeline: RequestPipeline,
         settings: Settings,
-        services: Callable[[], Services],
         operations: Sequence[PublishedOperation],
     ) -> None:
-        self._executor = executor
+        self._pipeline = pipeline
         self._settings = settings
-        self._services = services
-        self._authenticator = Authenticator(services)
         self.operations = tuple(operations)
 
     def routes(self) -> list[Route]:
@@ -95,32 +90,50 @@ class RestEndpoint:
         request.state.operation_name = operation.operation_name
         try:
             variables = await self._variables(operation, request)
-            viewer = await self._authenticator.viewer(request.headers)
-            graphql_request = GraphQLRequest(
-                query=operation.document,
-                variables=variables,
-                operation_name=operation.operation_name,
-                extensions=None,
-            )
-            # The one call into the GraphQL pipeline, as /graphql makes it, in its own span.
-            with operation_span():
-                response = await self._executor.execute(
-                    graphql_request,
-                    self._context(request, request_id, viewer),
-                    allowed=frozenset({operation.operation_type}),
-                )
         except RequestRejected as rejected:
             entries = [format_error(error, request_id) for error in rejected.errors]
-            return problem_response(
-                entries,
-                rejected.status if rejected.status >= 400 else 400,
-                request_id,
-                instance=request.url.path,
-                headers=rejected.headers,
+            return self._rejected(request, rejected, entries, request_id)
+        graphql_request = GraphQLRequest(
+            query=operation.document,
+            variables=variables,
+            operation_name=operation.operation_name,
+            extensions=None,
+        )
+        # The one call into the GraphQL pipeline, as /graphql makes it.
+        outcome = await self._pipeline.run(
+            PipelineInput(
+                request=graphql_request,
+                request_id=request_id,
+                headers=request.headers,
+                client_address=request.client.host if request.client else None,
+                client_name=client_name(request.headers),
+                allowed=frozenset({operation.operation_type}),
+                operator_document=True,
             )
+        )
+        if outcome.rejection is not None:
+            return self._rejected(request, outcome.rejection, outcome.errors, request_id)
+        response = outcome.response
+        assert response is not None
+        assert outcome.viewer is not None
         request.state.operation_cost = response.cost
         request.state.response_cache = response.response_cache
-        return self._answer(operation, request, response, viewer, request_id)
+        return self._answer(operation, request, response, outcome.viewer, request_id)
+
+    def _rejected(
+        self,
+        request: Request,
+        rejected: RequestRejected,
+        entries: list[dict[str, Any]],
+        request_id: str,
+    ) -> Response:
+        return problem_response(
+            entries,
+            rejected.status if rejected.status >= 400 else 400,
+            request_id,
+            instance=request.url.path,
+            headers=rejected.headers,
+        )
 
     def _answer(
         self,
@@ -188,15 +201,3 @@ class RestEndpoint:
                     [BadUserInputError(f"The body is larger than {limit} bytes.")], status=413
                 )
         return bytes(body)
-
-    def _context(self, request: Request, request_id: str, viewer: Viewer) -> RequestContext:
-        services = self._services()
-        return RequestContext(
-            request_id=request_id,
-            viewer=viewer,
-            loaders=create_loaders(services, self._settings),
-            services=services,
-            settings=self._settings,
-            client_address=request.client.host if request.client else None,
-            client_name=client_name(request.headers),
-        )

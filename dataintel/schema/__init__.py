@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLSchema
 
 from dataintel.schema.analytics import AnalyticsQuery
 from dataintel.schema.audit import AuditQuery
@@ -42,3 +43,16 @@ def build_schema() -> strawberry.Schema:
     query = _root("Query", QUERIES, "Everything the gateway can read, across its domains.")
     mutation = _root("Mutation", MUTATIONS, "Every change the gateway can make.")
     return strawberry.Schema(query=query, mutation=mutation, types=[ErrorCode])
+
+
+def compiled_schema(schema: strawberry.Schema) -> GraphQLSchema:
+    """The graphql-core schema Strawberry compiled: what the gateway validates and executes.
+
+    The one place that reaches into Strawberry for it (``_schema`` is not public API).
+    """
+    return schema._schema
+
+
+def build_graphql_schema() -> GraphQLSchema:
+    """The gateway's schema, compiled: for tools and tests that need no Strawberry object."""
+    return compiled_schema(build_schema())

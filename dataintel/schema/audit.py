@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from dataintel.directives.auth import Auth
+from dataintel.rbac import READ_AUDIT_SCOPE
 from dataintel.resolvers import audit as resolvers
 from dataintel.resolvers.info import Info
 from dataintel.schema.commerce import FilterDescription
@@ -20,7 +21,7 @@ from dataintel.schema.pagination import (
     LastArgument,
 )
 from dataintel.services import audit as records
-from dataintel.services.audit import READ_AUDIT_SCOPE, audit_keyset
+from dataintel.services.audit import audit_keyset
 
 
 def _words(values: list[str] | None) -> tuple[str, ...] | None:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError, ForbiddenError
+from dataintel.rbac import READ_AUDIT_SCOPE
 from dataintel.services.pagination import (
     Keyset,
     Page,
@@ -26,15 +27,11 @@ from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine
 from dataintel.store.rows import columns_of, record_from
 
-READ_AUDIT_SCOPE = "read:audit"
-
 SUCCESS = "success"
 FAILURE = "failure"
 DENIED = "denied"
 OUTCOMES = (SUCCESS, FAILURE, DENIED)
 """The outcomes the gateway writes; the column itself accepts any short word."""
-
-ANONYMOUS_ACTOR = "anonymous"
 
 # pg_advisory_xact_lock takes a bigint; any constant works as long as only the audit log uses it.
 _POSTGRES_LOCK_KEY = int.from_bytes(hashlib.sha256(b"dataintel.audit_log").digest()[:8], "big") >> 1

@@ -27,11 +27,24 @@ from dataintel.errors import (
     UnauthenticatedError,
 )
 from dataintel.observability.logging import get_logger
+from dataintel.rbac import (
+    ADMIN_ROLE,
+    ADMIN_USERS_SCOPE,
+    ALL_SCOPES,
+    ANALYST_SCOPES,
+    DATA_ENGINEER_SCOPES,
+    OPERATOR,
+    OPERATOR_NAME,
+    PRIVACY_OFFICER_SCOPES,
+    ROLE_SCOPES,
+    ROLES,
+    VIEWER_SCOPES,
+    Actor,
+    scopes_for,
+)
 from dataintel.services.audit import (
-    ANONYMOUS_ACTOR,
     DENIED,
     FAILURE,
-    READ_AUDIT_SCOPE,
     SUCCESS,
     AuditEvent,
     AuditService,
@@ -51,36 +64,6 @@ from dataintel.store.guarded import StoreEngine, fetch_all
 from dataintel.store.rows import AnyRow
 from dataintel.store.seed import ROLE_DESCRIPTIONS
 
-# --- Roles and scopes: the one place that says what each role may do ----------------------
-
-VIEWER_SCOPES = frozenset(
-    {"read:status", "read:commerce", "read:analytics", "read:features", "read:catalog"}
-)
-ANALYST_SCOPES = VIEWER_SCOPES | {"run:quality", "run:reconciliation", "export:datasets"}
-DATA_ENGINEER_SCOPES = ANALYST_SCOPES | {"write:features", "manage:datasets"}
-PRIVACY_OFFICER_SCOPES = VIEWER_SCOPES | {"gdpr:export", "gdpr:erase", READ_AUDIT_SCOPE}
-ADMIN_USERS_SCOPE = "admin:users"
-ALL_SCOPES = DATA_ENGINEER_SCOPES | PRIVACY_OFFICER_SCOPES | {ADMIN_USERS_SCOPE}
-
-ROLE_SCOPES: Mapping[str, frozenset[str]] = {
-    "viewer": VIEWER_SCOPES,
-    "analyst": ANALYST_SCOPES,
-    "data_engineer": DATA_ENGINEER_SCOPES,
-    "privacy_officer": PRIVACY_OFFICER_SCOPES,
-    "admin": ALL_SCOPES,
-}
-ROLES: tuple[str, ...] = tuple(ROLE_SCOPES)
-ADMIN_ROLE = "admin"
-
-
-def scopes_for(roles: frozenset[str] | Sequence[str]) -> frozenset[str]:
-    """Every scope the given roles grant; unknown roles grant nothing."""
-    granted: set[str] = set()
-    for role in roles:
-        granted |= ROLE_SCOPES.get(role, frozenset())
-    return frozenset(granted)
-
-
 # --- Records ------------------------------------------------------------------------------
 
 API_KEY_PREFIX = "di_"
@@ -96,7 +79,43 @@ _MAXIMUM_EMAIL_LENGTH = 320
 _MAXIMUM_NAME_LENGTH = 200
 _MAXIMUM_TARGET_LENGTH = 512
 _MAXIMUM_ACTOR_LENGTH = 320
-OPERATOR_NAME = "operator"
+
+# The RBAC vocabulary lives in dataintel/rbac.py; its names stay importable from here.
+__all__ = [
+    "ADMIN_ROLE",
+    "ADMIN_USERS_SCOPE",
+    "ALL_SCOPES",
+    "ANALYST_SCOPES",
+    "API_KEY_PREFIX",
+    "API_KEY_TOUCH_INTERVAL",
+    "DATA_ENGINEER_SCOPES",
+    "MAXIMUM_PASSWORD_LENGTH",
+    "MINIMUM_PASSWORD_LENGTH",
+    "OPERATOR",
+    "OPERATOR_NAME",
+    "PRIVACY_OFFICER_SCOPES",
+    "ROLES",
+    "ROLE_SCOPES",
+    "VIEWER_SCOPES",
+    "Actor",
+    "ApiKeyRecord",
+    "AuthService",
+    "CreatedApiKey",
+    "Identity",
+    "LoginResult",
+    "NewUser",
+    "Passwords",
+    "SqlAuthService",
+    "UserFilter",
+    "UserRecord",
+    "api_key_keyset",
+    "audit_event",
+    "hash_api_key",
+    "is_api_key",
+    "normalize_email",
+    "scopes_for",
+    "user_keyset",
+]
 
 _log = get_logger("dataintel.auth")
 
@@ -116,56 +135,23 @@ class Identity:
     """When the bearer token expires: its revocation is kept until then."""
 
 
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who calls a service method, in which request: for access rules and the audit log."""
-
-    user_id: str | None
-    roles: frozenset[str] = frozenset()
-    scopes: frozenset[str] = frozenset()
-    request_id: str | None = None
-
-    @property
-    def local_user_id(self) -> int | None:
-        """The id of the store's user behind this actor; None for others (anonymous, external)."""
-        if self.user_id is not None and self.user_id.isdigit():
-            return int(self.user_id)
-        return None
-
-    @property
-    def audit_name(self) -> str:
-        """How the audit log names this actor: user:42, external:<sub>, operator, anonymous."""
-        if self.user_id is None:
-            return ANONYMOUS_ACTOR
-        local = self.local_user_id
-        return f"user:{local}" if local is not None else self.user_id
-
-    def audit_event(
-        self,
-        action: str,
-        target: str,
-        *,
-        outcome: str = SUCCESS,
-        details: Mapping[str, Any] | None = None,
-    ) -> AuditEvent:
-        """An audit entry of something this actor did, in the actor's request."""
-        return AuditEvent(
-            actor=self.audit_name,
-            action=action,
-            target=target,
-            outcome=outcome,
-            request_id=self.request_id,
-            details=details or {},
-        )
-
-    @property
-    def is_admin(self) -> bool:
-        """True when the actor may manage users, roles and every API key."""
-        return ADMIN_USERS_SCOPE in self.scopes
-
-
-OPERATOR = Actor(OPERATOR_NAME, frozenset({ADMIN_ROLE}), ALL_SCOPES)
-"""The operator at the command line: trusted like an admin, named as such in the audit log."""
+def audit_event(
+    actor: Actor,
+    action: str,
+    target: str,
+    *,
+    outcome: str = SUCCESS,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """An audit entry of something this actor did, in the actor's request."""
+    return AuditEvent(
+        actor=actor.audit_name,
+        action=action,
+        target=target,
+        outcome=outcome,
+        request_id=actor.request_id,
+        details=details or {},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,7 +494,8 @@ class SqlAuthService:
         await self._revocations.revoke(token_id, expires_at)
         # The token id names the token without being it; the subject says whose it was.
         await self._audit.append(
-            actor.audit_event(
+            audit_event(
+                actor,
                 "token.revoke",
                 f"token:{token_id}",
                 details={"subject": subject, "via": via, "expires_at": expires_at.isoformat()},
@@ -635,7 +622,8 @@ class SqlAuthService:
         if actor.is_admin:
             return
         await self._audit.append(
-            actor.audit_event(
+            audit_event(
+                actor,
                 action,
                 target,
                 outcome=DENIED,
@@ -750,7 +738,8 @@ class SqlAuthService:
             await self._write_roles(connection, user_id, roles)
             await self._audit.append_in(
                 connection,
-                actor.audit_event(
+                audit_event(
+                    actor,
                     "auth.user.create",
                     f"user:{user_id}",
                     details={
@@ -823,7 +812,8 @@ class SqlAuthService:
             await self._write_roles(connection, user_id, checked)
             await self._audit.append_in(
                 connection,
-                actor.audit_event(
+                audit_event(
+                    actor,
                     "auth.user.set_roles",
                     f"user:{user_id}",
                     details={"before": list(before.roles), "after": list(checked)},
@@ -856,7 +846,8 @@ class SqlAuthService:
             )
             await self._audit.append_in(
                 connection,
-                actor.audit_event(
+                audit_event(
+                    actor,
                     action,
                     f"user:{user_id}",
                     details={"was_active": before.is_active},
@@ -883,7 +874,8 @@ class SqlAuthService:
             ).scalar_one_or_none()
         if not await self._passwords.verify(stored, current):
             await self._audit.append(
-                actor.audit_event(
+                audit_event(
+                    actor,
                     "auth.password.change",
                     f"user:{own}",
                     outcome=FAILURE,
@@ -917,7 +909,8 @@ class SqlAuthService:
                 raise NotFoundError(f"There is no user {user_id}.", domain="auth")
             await self._audit.append_in(
                 connection,
-                actor.audit_event(
+                audit_event(
+                    actor,
                     action,
                     f"user:{user_id}",
                 ),
@@ -981,7 +974,8 @@ class SqlAuthService:
             ).scalar_one()
             await self._audit.append_in(
                 connection,
-                actor.audit_event(
+                audit_event(
+                    actor,
                     "auth.api_key.create",
                     f"api_key:{new_id}",
                     details={
@@ -1072,7 +1066,8 @@ class SqlAuthService:
             )
             await self._audit.append_in(
                 connection,
-                actor.audit_event(
+                audit_event(
+                    actor,
                     "auth.api_key.revoke",
                     f"api_key:{key_id}",
                     details={"user": f"user:{record.user_id}", "prefix": record.prefix},

@@ -11,17 +11,17 @@ from dataintel.cli import main
 from dataintel.directives import ANALYSTS, PUBLIC, VIEWERS, Auth, Cost, RateLimit, RateLimitPer
 from dataintel.directives.auth import ANALYST_OR_ABOVE, VIEWER_OR_ABOVE
 from dataintel.gateway.policy import ANONYMOUS, PolicyError, PolicyTable
-from dataintel.schema import build_schema
+from dataintel.schema import build_graphql_schema, build_schema, compiled_schema
 from dataintel.services.auth import ROLES
 
 
 def test_every_root_field_and_mutation_declares_its_own_policy() -> None:
-    table = PolicyTable.from_schema(build_schema()._schema)
+    table = PolicyTable.from_schema(build_graphql_schema())
     assert table.undeclared_root_fields() == []
 
 
 def test_protected_root_fields_are_nullable_so_a_denial_keeps_the_rest() -> None:
-    schema = build_schema()._schema
+    schema = build_graphql_schema()
     table = PolicyTable.from_schema(schema)
     roots = [root for root in (schema.query_type, schema.mutation_type) if root is not None]
     non_null = [
@@ -106,7 +106,9 @@ class Mutation:
 
 
 def small_table() -> PolicyTable:
-    return PolicyTable.from_schema(strawberry.Schema(query=Query, mutation=Mutation)._schema)
+    return PolicyTable.from_schema(
+        compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
+    )
 
 
 def test_a_field_takes_its_types_policy_unless_it_has_its_own() -> None:
@@ -129,7 +131,7 @@ def test_root_fields_and_mutations_without_a_policy_are_readable_by_nobody() -> 
 
 
 def test_a_field_of_an_interface_must_satisfy_every_implementation() -> None:
-    schema = strawberry.Schema(query=Query, types=[Person, Robot])._schema
+    schema = compiled_schema(strawberry.Schema(query=Query, types=[Person, Robot]))
     table = PolicyTable.from_schema(schema)
     named = schema.get_type("Named")
     assert named is not None
@@ -153,4 +155,4 @@ def test_a_policy_naming_an_unknown_role_stops_the_startup() -> None:
         field: int | None = strawberry.field(directives=[Auth(roles=["admn"])])
 
     with pytest.raises(PolicyError, match="admn"):
-        PolicyTable.from_schema(strawberry.Schema(query=Typo)._schema)
+        PolicyTable.from_schema(compiled_schema(strawberry.Schema(query=Typo)))

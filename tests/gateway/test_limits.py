@@ -10,14 +10,16 @@ from graphql import OperationDefinitionNode, parse
 
 from dataintel.directives import Cost
 from dataintel.errors import QueryTooComplexError
+from dataintel.gateway.analysis import DocumentAnalyzer
+from dataintel.gateway.cost import OperationCost, cost_plan
 from dataintel.gateway.documents import DocumentCache
-from dataintel.gateway.execution import GraphQLExecutor
-from dataintel.gateway.limits import DocumentLimits, cost_plan, measure_structure, parse_document
+from dataintel.gateway.limits import DocumentLimits, measure_structure, parse_document
+from dataintel.gateway.policy_table import PolicyTable
 from dataintel.gateway.request import RequestRejected
-from dataintel.schema import build_schema
+from dataintel.schema import build_graphql_schema, compiled_schema
 from dataintel.settings import Settings
 
-SCHEMA = build_schema()._schema
+SCHEMA = build_graphql_schema()
 
 
 def rejection(query: str, limits: DocumentLimits | None = None) -> dict[str, Any]:
@@ -179,7 +181,7 @@ class Catalogue:
 
 
 def test_a_dotted_list_size_argument_reaches_into_an_input() -> None:
-    schema = strawberry.Schema(query=Catalogue)._schema
+    schema = compiled_schema(strawberry.Schema(query=Catalogue))
 
     def cost_in(query: str, variables: dict[str, Any] | None = None) -> int:
         document = parse(query)
@@ -207,16 +209,20 @@ def test_a_fragment_spread_many_times_is_planned_once() -> None:
     assert cost(query) == levels + 1
 
 
-def test_plans_are_built_once_per_document() -> None:
-    executor = GraphQLExecutor(SCHEMA, Settings())
-    prepared = executor.documents.get("query ($n: Int) { orders(first: $n) { nodes { id } } }")
+def test_plans_are_built_once_per_document_and_kept_on_it() -> None:
+    documents = DocumentCache.from_settings(SCHEMA, Settings())
+    analyzer = DocumentAnalyzer(SCHEMA, PolicyTable.from_schema(SCHEMA))
+    costs = OperationCost(Settings())
+    text = "query ($n: Int) { orders(first: $n) { nodes { id } } }"
+    prepared = documents.get(text)
     operation = prepared.operation(None)
     assert operation is not None
-    assert executor.cost.check(prepared, operation, {"n": 10}) == 11
-    assert executor.cost.check(prepared, operation, {"n": 99}) == 100
-    assert executor.cost.plans_built == 1
+    assert costs.check(analyzer.analyze(prepared, operation).cost, {"n": 10}) == 11
+    assert costs.check(analyzer.analyze(documents.get(text), operation).cost, {"n": 99}) == 100
+    assert analyzer.built == 1
+    assert list(prepared.analyses) == [None]
     with pytest.raises(RequestRejected) as caught:
-        executor.cost.check(prepared, operation, {"n": 100_000})
+        costs.check(analyzer.analyze(prepared, operation).cost, {"n": 100_000})
     [error] = caught.value.errors
     assert isinstance(error, QueryTooComplexError)
     assert error.extensions() == {

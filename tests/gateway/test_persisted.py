@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 
 from dataintel.errors import BadUserInputError
 from dataintel.gateway.documents import DocumentCache
-from dataintel.gateway.execution import GraphQLExecutor
 from dataintel.gateway.introspection import uses_introspection
 from dataintel.gateway.persisted_queries import DocumentTexts, persisted_query_hash
 from dataintel.gateway.request import RequestRejected
@@ -26,7 +25,7 @@ from dataintel.gateway.trusted_documents import (
     operation_names,
     parse_manifest,
 )
-from dataintel.schema import build_schema
+from dataintel.schema import build_graphql_schema
 from dataintel.settings import Settings
 
 STATUS = "query Version { status { version } }"
@@ -40,7 +39,7 @@ def sha256(text: str) -> str:
 @pytest.fixture(scope="module")
 def documents() -> DocumentCache:
     """The gateway's own document cache over the real schema."""
-    return GraphQLExecutor(build_schema()._schema, Settings()).documents
+    return DocumentCache.from_settings(build_graphql_schema(), Settings())
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from hypothesis_graphql import nodes, queries
 from starlette.applications import Starlette
 
 from dataintel.app import create_app
-from dataintel.gateway.execution import GraphQLExecutor
+from dataintel.gateway.execution import OperationExecution
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from dataintel.services.tokens import TokenCodec
 from tests.plugins.app import SettingsFactory, serving
@@ -70,15 +70,15 @@ class Engines:
     mismatches: list[str] = field(default_factory=list)
 
     @property
-    def executor(self) -> GraphQLExecutor:
-        executor: GraphQLExecutor = self.app.state.executor
-        return executor
+    def executor(self) -> OperationExecution:
+        execution: OperationExecution = self.app.state.pipeline.execution
+        return execution
 
     async def send(
         self, query: str, variables: dict[str, Any] | None, actor: str, planned: bool
     ) -> dict[str, Any]:
         executor = self.executor
-        executor._execute = executor.planned.execute if planned else graphql.execute
+        executor.planned_enabled = planned
         headers = {}
         if actor in self.tokens:
             headers["Authorization"] = f"Bearer {self.tokens[actor]}"

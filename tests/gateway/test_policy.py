@@ -12,18 +12,18 @@ import strawberry
 from graphql import GraphQLSchema
 
 from dataintel.app import create_app
-from dataintel.context import ANONYMOUS, RequestContext, Viewer
+from dataintel.context import ANONYMOUS, Viewer
 from dataintel.directives import PUBLIC, SIGNED_IN, VIEWERS, Auth, RateLimit, RateLimitPer
-from dataintel.gateway.execution import GraphQLExecutor, GraphQLResponse
+from dataintel.gateway.execution import GraphQLResponse
+from dataintel.gateway.pipeline import RequestPipeline
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.rate_limiting import RateLimits
-from dataintel.gateway.request import GraphQLRequest
-from dataintel.loaders import create_loaders
-from dataintel.schema import build_schema
+from dataintel.schema import build_graphql_schema, compiled_schema
 from dataintel.services import Services
 from dataintel.services.auth import scopes_for
 from dataintel.settings import Settings
 from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.graphql import pipeline_over, run
 
 _request_ids = itertools.count()
 
@@ -35,15 +35,18 @@ def viewer(user_id: str, *roles: str) -> Viewer:
 
 @dataclass
 class Gateway:
-    """An executor over a schema, with the real services behind it."""
+    """The request pipeline over a schema, with the real services behind it."""
 
-    executor: GraphQLExecutor
-    services: Services
-    settings: Settings
+    pipeline: RequestPipeline
 
     @property
     def gate(self) -> FieldGate:
-        return self.executor.gate
+        return self.pipeline.gate
+
+    @property
+    def walks(self) -> int:
+        """Operations analyzed (walked) so far."""
+        return self.pipeline.analyzer.built
 
     async def run(
         self,
@@ -52,16 +55,9 @@ class Gateway:
         address: str = "10.0.0.1",
         **variables: Any,
     ) -> GraphQLResponse:
-        context = RequestContext(
-            request_id=f"request-{next(_request_ids)}",
-            viewer=who,
-            loaders=create_loaders(self.services, self.settings),
-            services=self.services,
-            settings=self.settings,
-            client_address=address,
-        )
-        request = GraphQLRequest(query, variables or None, None, None)
-        return await self.executor.execute(request, context)
+        outcome = await run(self.pipeline, query, who, address, **variables)
+        assert outcome.response is not None, outcome.errors
+        return outcome.response
 
 
 @pytest.fixture
@@ -74,15 +70,14 @@ async def services(make_settings: SettingsFactory) -> AsyncIterator[Services]:
 def gateway_over(
     schema: GraphQLSchema, services: Services, settings: Settings, rate_limits: RateLimits
 ) -> Gateway:
-    gate = FieldGate(schema, settings, field_limiter=lambda: rate_limits.fields)
-    return Gateway(GraphQLExecutor(schema, settings, gate=gate), services, settings)
+    return Gateway(pipeline_over(schema, settings, services, rate_limits))
 
 
 @pytest.fixture
 def real(services: Services, make_settings: SettingsFactory) -> Gateway:
     """The real schema; anonymous requests hold no roles, as in production."""
     settings = make_settings(anonymous_roles=[])
-    return gateway_over(build_schema()._schema, services, settings, RateLimits(settings))
+    return gateway_over(build_graphql_schema(), services, settings, RateLimits(settings))
 
 
 def forbidden_paths(response: GraphQLResponse, code: str = "FORBIDDEN") -> list[list[str | int]]:
@@ -131,26 +126,26 @@ async def test_the_walk_and_the_decision_are_made_once_per_document_and_roles(
 ) -> None:
     for _ in range(3):
         await real.run(MIXED, viewer("7", "viewer"))
-    assert (real.gate.walks, real.gate.decisions) == (1, 1)
+    assert (real.walks, real.gate.decisions) == (1, 1)
     # Another user with the same roles shares the decision; other roles need their own.
     await real.run(MIXED, viewer("8", "viewer"))
     await real.run(MIXED, viewer("9", "analyst"))
     await real.run(MIXED, viewer("9", "analyst"))
-    assert (real.gate.walks, real.gate.decisions) == (1, 2)
+    assert (real.walks, real.gate.decisions) == (1, 2)
     await real.run("{ status { version } }")
-    assert real.gate.walks == 2
+    assert real.walks == 2
 
 
 async def test_a_document_parsed_again_is_walked_again(
     services: Services, make_settings: SettingsFactory
 ) -> None:
-    # Denials are keyed by node identity: a re-parsed document has new nodes.
+    # The analysis lives on the prepared document: one not kept is analyzed again.
     settings = make_settings(anonymous_roles=[], document_cache_size=0)
-    gateway = gateway_over(build_schema()._schema, services, settings, RateLimits(settings))
+    gateway = gateway_over(build_graphql_schema(), services, settings, RateLimits(settings))
     for _ in range(2):
         response = await gateway.run("{ orders(first: 1) { nodes { id } } }")
         assert forbidden_paths(response, "UNAUTHENTICATED") == [["orders"]]
-    assert gateway.gate.walks == 2
+    assert gateway.walks == 2
 
 
 async def test_anonymous_roles_apply_outside_production_only(
@@ -158,10 +153,10 @@ async def test_anonymous_roles_apply_outside_production_only(
 ) -> None:
     query = "{ orders(first: 1) { nodes { id } } }"
     development = make_settings()
-    gateway = gateway_over(build_schema()._schema, services, development, RateLimits(development))
+    gateway = gateway_over(build_graphql_schema(), services, development, RateLimits(development))
     assert (await gateway.run(query)).errors == []
     production = make_settings(environment="production")
-    gateway = gateway_over(build_schema()._schema, services, production, RateLimits(production))
+    gateway = gateway_over(build_graphql_schema(), services, production, RateLimits(production))
     assert forbidden_paths(await gateway.run(query), "UNAUTHENTICATED") == [["orders"]]
 
 
@@ -237,7 +232,7 @@ class Mutation:
 def small(services: Services, make_settings: SettingsFactory) -> Gateway:
     calls.clear()
     settings = make_settings(anonymous_roles=[])
-    schema = strawberry.Schema(query=Query, mutation=Mutation)._schema
+    schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
     return gateway_over(schema, services, settings, RateLimits(settings))
 
 
@@ -307,7 +302,7 @@ async def test_authenticated_asks_for_a_credential_not_a_role(
 ) -> None:
     # Even where anonymous requests hold roles, they are not signed in.
     settings = make_settings(anonymous_roles=["viewer"])
-    schema = strawberry.Schema(query=Query, mutation=Mutation)._schema
+    schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
     gateway = gateway_over(schema, services, settings, RateLimits(settings))
     assert forbidden_paths(await gateway.run("{ mine }"), "UNAUTHENTICATED") == [["mine"]]
     assert (await gateway.run("{ mine }", Viewer("42"))).errors == []

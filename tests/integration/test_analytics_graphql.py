@@ -18,6 +18,7 @@ from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
 from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.graphql import post
 from tests.plugins.statements import counting_statements
 
 ANALYTICS = """
@@ -33,13 +34,6 @@ query Analytics($query: AnalyticsQueryInput!) {
 """
 BILLABLE = frozenset({"placed", "paid", "shipped", "delivered"})
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-async def post(client: httpx.AsyncClient, document: str, **variables: Any) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": document, "variables": variables})
-    body: dict[str, Any] = response.json()
-    assert response.status_code == 200, body
-    return body
 
 
 def codes(body: dict[str, Any]) -> list[str]:

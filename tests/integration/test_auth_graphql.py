@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from dataintel.app import create_app
 from dataintel.cli import main
 from dataintel.gateway.policy import PolicyTable
-from dataintel.schema import build_schema
+from dataintel.schema import build_graphql_schema
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService, scopes_for
 from dataintel.services.tokens import SigningSecretMissingError
 from tests.plugins.app import SettingsFactory, serving
@@ -406,7 +406,7 @@ def test_operator_bootstraps_an_admin_and_verifies_the_audit_log(seeded_sqlite_u
 
 
 def test_every_auth_and_audit_root_field_declares_who_may_read_it() -> None:
-    policies = PolicyTable.from_schema(build_schema()._schema)
+    policies = PolicyTable.from_schema(build_graphql_schema())
     own = {f"Query.{name}" for name in ("me", "user", "users", "apiKeys", "auditLog")} | {
         f"Mutation.{name}"
         for name in (

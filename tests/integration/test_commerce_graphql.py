@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.graphql import post
 from tests.plugins.statements import counting_statements
 
 ORDERS_WITH_EVERYTHING = """
@@ -23,13 +24,6 @@ query Orders($first: Int!) {
   }
 }
 """
-
-
-async def post(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables})
-    body: dict[str, Any] = response.json()
-    assert response.status_code == 200, body
-    return body
 
 
 async def statements_for(

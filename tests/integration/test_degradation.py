@@ -27,6 +27,7 @@ from tests.plugins.faults import (
     runtime_of,
     slow_down_store,
 )
+from tests.plugins.graphql import post
 from tests.plugins.redis_server import RedisServer, free_port
 from tests.plugins.store import PostgresServer
 
@@ -43,13 +44,6 @@ query Dashboard {
 """
 UNCACHED = "{ status { version } featureViews { name } events(first: 3) { nodes { id } } }"
 BREAKERS = "{ status { dependencies { name state breaker { state failures retryAfterSeconds } } } }"
-
-
-async def post(client: httpx.AsyncClient, query: str) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def stale_paths(body: dict[str, Any]) -> dict[tuple[str | int, ...], dict[str, Any]]:

@@ -15,12 +15,13 @@ from starlette.routing import Route
 from dataintel.app import build_services
 from dataintel.directives import PUBLIC
 from dataintel.errors import DependencyUnavailableError
-from dataintel.gateway.execution import GraphQLExecutor
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.observability.request_context import RequestContextMiddleware
+from dataintel.schema import compiled_schema
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from tests.plugins.app import SettingsFactory
+from tests.plugins.graphql import pipeline_over
 
 # GET is a simple request for a browser: CSRF prevention wants a preflight-forcing header.
 PREFLIGHT = {"Apollo-Require-Preflight": "true"}
@@ -56,7 +57,7 @@ async def faulty_client(make_settings: SettingsFactory) -> AsyncIterator[httpx.A
     services = build_services(settings, engine, None)
     schema = strawberry.Schema(query=Query, mutation=Mutation)
     endpoint = GraphQLEndpoint(
-        GraphQLExecutor(schema._schema, settings), settings, lambda: services, None
+        pipeline_over(compiled_schema(schema), settings, services), settings, None
     )
     app = Starlette(
         routes=[Route("/graphql", endpoint.handle, methods=["GET", "POST"])],

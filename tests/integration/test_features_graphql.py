@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from dataintel.app import create_app
 from dataintel.services.features import SqlFeatureService
 from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.graphql import post
 from tests.plugins.statements import counting_statements
 
 ONLINE = """
@@ -48,13 +49,6 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         features: SqlFeatureService = app.state.runtime.services.features
         await features.materialize()
         yield http_client
-
-
-async def post(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables})
-    body: dict[str, Any] = response.json()
-    assert response.status_code == 200, body
-    return body
 
 
 def value(feature: dict[str, Any]) -> Any:

@@ -14,11 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import GraphQLInterfaceType
 from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from dataintel.gateway.policy import PolicyTable
 from dataintel.resolvers.object_identification import READ_AS
+from dataintel.schema import compiled_schema
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from dataintel.services.tokens import TokenCodec
 from tests.plugins.app import SettingsFactory, serving
@@ -230,8 +232,10 @@ async def test_nodes_takes_at_most_the_page_size(gateway: Gateway) -> None:
 
 
 async def test_every_node_type_is_read_as_a_root_field_with_a_policy(gateway: Gateway) -> None:
-    schema = gateway.app.state.schema._schema
-    implementations = {named.name for named in schema.get_possible_types(schema.get_type("Node"))}
+    schema = compiled_schema(gateway.app.state.schema)
+    node = schema.get_type("Node")
+    assert isinstance(node, GraphQLInterfaceType)
+    implementations = {named.name for named in schema.get_possible_types(node)}
     assert implementations == set(READ_AS)
     table = PolicyTable.from_schema(schema)
     for coordinate in READ_AS.values():

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from dataintel.app import create_app
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.cli import clean_environment, run_dataintel
+from tests.plugins.graphql import post
 from tests.plugins.store import SeededTemplate
 
 RUN = """
@@ -39,13 +37,6 @@ query History($after: String) {
   }
 }
 """
-
-
-async def post(client: httpx.AsyncClient, document: str, **variables: Any) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": document, "variables": variables})
-    body: dict[str, Any] = response.json()
-    assert response.status_code == 200, body
-    return body
 
 
 async def test_run_by_dataset_then_read_latest_history_and_health(

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from dataintel.gateway.policy import PolicyTable
+from dataintel.schema import compiled_schema
 from dataintel.services.audit import SqlAuditService
 from dataintel.services.auth import OPERATOR, ROLES, NewUser, SqlAuthService
 from dataintel.services.tokens import TokenCodec
@@ -131,7 +132,7 @@ async def test_each_role_reads_its_fields_and_is_denied_the_others(
 
 
 async def test_the_matrix_table_matches_the_schemas_policy(gateway: Gateway) -> None:
-    table = PolicyTable.from_schema(gateway.app.state.schema._schema)
+    table = PolicyTable.from_schema(compiled_schema(gateway.app.state.schema))
     for field, readers in READERS.items():
         policy = table.policy(f"Query.{field}")
         assert policy is not None

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from dataintel.app import create_app
@@ -13,6 +11,7 @@ from dataintel.services.reconciliation import ComparisonCatalogError
 from dataintel.store.seed import SeedSummary
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.cli import clean_environment, run_dataintel
+from tests.plugins.graphql import post
 from tests.plugins.store import SeededTemplate
 
 RECONCILE = """
@@ -48,13 +47,6 @@ query History($after: String) {
   }
 }
 """
-
-
-async def post(client: httpx.AsyncClient, document: str, **variables: Any) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": document, "variables": variables})
-    body: dict[str, Any] = response.json()
-    assert response.status_code == 200, body
-    return body
 
 
 async def test_reconcile_reports_the_seeded_discrepancies_and_lists_the_last_run(

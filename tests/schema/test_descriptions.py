@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLObjectType
 
-from dataintel.schema import build_schema
+from dataintel.schema import build_graphql_schema
 
 
 def test_every_type_field_and_argument_is_described() -> None:
-    schema = build_schema()._schema
+    schema = build_graphql_schema()
     undescribed: list[str] = []
     for name, graphql_type in schema.type_map.items():
         if name.startswith("__"):

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     DocumentNode,
     ExecutionResult,
     GraphQLSchema,
     OperationDefinitionNode,
-    execute,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution import Executor
 from graphql.pyutils import AwaitableOrValue
 from opentelemetry.trace import get_current_span
 
@@ -38,58 +37,33 @@ class PlannedExecution:
         self._size = max(size, 1)
         self.outcomes: Counter[str] = Counter()
 
-    def execute(
+    def execute_coerced(
         self,
-        schema: GraphQLSchema,
+        executor: Executor[Any],
         document: DocumentNode,
-        *,
-        context_value: Any = None,
-        variable_values: dict[str, Any] | None = None,
-        operation_name: str | None = None,
-        hide_suggestions: bool = False,
-        max_coercion_errors: int = 50,
-        **graphql_core: Any,
+        operation_name: str | None,
+        hide_suggestions: bool,
     ) -> AwaitableOrValue[ExecutionResult]:
-        """What ``graphql.execute`` answers for the same arguments (see docs/performance.md)."""
-        plan = self.plan(document, operation_name) if schema is self._schema else None
-        reason: str | None
-        if plan is None:
-            reason = "schema" if schema is not self._schema else "no_operation"
-        else:
-            reason = plan.fallback
-        if plan is not None and reason is None:
-            variables = get_variable_values(
-                schema,
-                plan.operation.variable_definitions or (),
-                variable_values or {},
-                max_errors=max_coercion_errors,
-                hide_suggestions=hide_suggestions,
-            )
-            if isinstance(variables, list):
-                self._count("variables")
-                return ExecutionResult(data=None, errors=variables)
-            self._count(PLANNED)
-            run = PlanRun(
-                schema,
-                self._planner,
-                self._kinds,
-                plan,
-                context_value,
-                variables,
-                hide_suggestions,
-            )
-            return run.run()
-        self._count(reason or "unknown")
-        return execute(
-            schema,
-            document,
-            context_value=context_value,
-            variable_values=variable_values,
-            operation_name=operation_name,
-            hide_suggestions=hide_suggestions,
-            max_coercion_errors=max_coercion_errors,
-            **graphql_core,
-        )
+        """What ``executor.execute_operation()`` answers, from a plan when one covers it.
+
+        The executor was built by the caller, so its variables are coerced already.
+        """
+        plan = self.plan(document, operation_name)
+        reason = "no_operation" if plan is None else plan.fallback
+        if plan is None or reason is not None:
+            self._count(reason or "unknown")
+            # A query or mutation without @defer/@stream: never incremental (GatedExecutor throws).
+            return cast("AwaitableOrValue[ExecutionResult]", executor.execute_operation())
+        self._count(PLANNED)
+        return PlanRun(
+            executor.schema,
+            self._planner,
+            self._kinds,
+            plan,
+            executor.context_value,
+            executor.variable_values,
+            hide_suggestions,
+        ).run()
 
     def _count(self, outcome: str) -> None:
         self.outcomes[outcome] += 1

@@ -34,6 +34,7 @@ from graphql.pyutils import Path, Undefined, inspect, is_awaitable, is_iterable
 from graphql.type.definition import GraphQLResolveInfoHelpers
 from strawberry.types.arguments import convert_arguments
 
+from dataintel.context import FieldDenials
 from dataintel.gateway.planned.plan import (
     ATTRIBUTE,
     DIRECT,
@@ -114,7 +115,7 @@ class PlanRun:
         self._conditions: dict[str, Any] = variables.coerced
         self._condition_key: tuple[bool, ...] = ()
         self._hide_suggestions = hide_suggestions
-        self._denied: dict[int, Exception] = getattr(context, "denied_fields", None) or {}
+        self._denied: FieldDenials = getattr(context, "denied_fields", None) or FieldDenials()
         self._errors: list[GraphQLError] = []
         self._nulled: set[Path | None] = set()
         self._queue: deque[tuple[GraphQLObjectType, Any, dict[str, Any], Slot | None,
@@ -185,7 +186,7 @@ class PlanRun:
         info: Info | None = None
         try:
             if self._denied:
-                denial = self._denied.get(id(plan.nodes[0]))
+                denial = self._denied.for_node(plan.nodes[0])
                 if denial is not None:
                     raise denial
             if kind == ATTRIBUTE:

@@ -1,0 +1,453 @@
+"""One GraphQL request through named stages: the one way the gateway answers a request.
+
+Every transport calls ``RequestPipeline.run(PipelineInput) -> PipelineOutcome``: the HTTP
+endpoint once per request and once per item of a batch, an adapter for REST routes once per
+call, the tests directly. The stages, in order (``STAGES``):
+
+``authenticate``       the credential in the headers -> the Viewer (skipped when given)
+``resolve_persisted``  a ``documentId`` or APQ hash -> the document's text
+``prepare_document``   parse, structure limits, validate (cached by hash), introspection
+``check_operation``    the operation the name picks, allowed for the transport's method;
+                       its analysis (cost plan, policy shape, cache policy), once per
+                       document and operation (analysis.py)
+``cost``               the operation's cost against ``max_cost``
+``policy``             @auth and @rateLimit -> the denied fields; schema usage counts
+``response_cache``     a whole cached response, when the operation and viewer allow one
+``execute``            graphql-core with the GatedExecutor, within the request timeout
+``format``             errors to entries (at most ``max_errors``); the response is cached
+
+A stage that refuses the request raises RequestRejected; ``run`` turns it into the
+outcome's ``rejection`` (with its formatted errors), so a caller never handles exceptions.
+HTTP framing (reading the body, CSRF, media types, status codes, headers) stays in
+``http/graphql_endpoint.py``. Tracing and metrics are PipelineObservers: they see each
+stage finish and the outcome, and are never called from the stages themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from graphql import GraphQLSchema, OperationDefinitionNode, OperationType
+
+from dataintel.context import RequestContext, Viewer
+from dataintel.errors import BadUserInputError
+from dataintel.gateway.analysis import DocumentAnalyzer, OperationAnalysis
+from dataintel.gateway.cost import OperationCost
+from dataintel.gateway.documents import DocumentCache, PreparedDocument
+from dataintel.gateway.error_format import format_error
+from dataintel.gateway.execution import ExecutedOperation, GraphQLResponse, OperationExecution
+from dataintel.gateway.introspection import IntrospectionPolicy
+from dataintel.gateway.persisted_queries import PersistedQueries
+from dataintel.gateway.policy import FieldGate
+from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
+from dataintel.gateway.response_cache import CachePolicy, ResponseCache
+from dataintel.loaders import create_loaders
+from dataintel.services import Services
+from dataintel.services.schema_usage import SchemaUsageService
+from dataintel.settings import Settings
+
+JSON = "application/json"
+ANY_OPERATION = frozenset(OperationType)
+QUERIES_ONLY = frozenset({OperationType.QUERY})
+
+STAGES = (
+    "authenticate",
+    "resolve_persisted",
+    "prepare_document",
+    "check_operation",
+    "cost",
+    "policy",
+    "response_cache",
+    "execute",
+    "format",
+)
+"""The stages of ``RequestPipeline.run``, in the order they run."""
+
+
+class Authenticates(Protocol):
+    """Reads a request's credential (http/authentication.py's Authenticator is one)."""
+
+    def viewer(self, headers: Mapping[str, str]) -> Awaitable[Viewer]:
+        """The viewer the credential names; raises RequestRejected when it is bad."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineInput:
+    """One GraphQL request and what the transport knows about who sent it."""
+
+    request: GraphQLRequest
+    request_id: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Where the authenticate stage reads the credential (Authorization, X-API-Key)."""
+    viewer: Viewer | None = None
+    """Who is asking, when the caller already knows: the authenticate stage is skipped."""
+    client_address: str | None = None
+    client_name: str | None = None
+    allowed: frozenset[OperationType] = ANY_OPERATION
+    """The operation types the transport may run (a GET runs queries only)."""
+    media_type: str = JSON
+    """The response's media type: how some persisted-query errors are answered depends on it."""
+    operator_document: bool = False
+    """The document comes from the operator's own configuration (a published REST operation),
+    not from the client: it is trusted as registered and there is nothing to resolve."""
+
+
+@dataclass(slots=True)
+class PipelineState:
+    """What the stages have found so far; each stage reads earlier fields and sets its own."""
+
+    input: PipelineInput
+    request: GraphQLRequest
+    started: float
+    viewer: Viewer | None = None
+    hide_suggestions: bool = False
+    prepared: PreparedDocument | None = None
+    operation: OperationDefinitionNode | None = None
+    analysis: OperationAnalysis | None = None
+    cost: int | None = None
+    context: RequestContext | None = None
+    cache_policy: CachePolicy | None = None
+    cache_key: str | None = None
+    cache_generation: int | None = None
+    result: ExecutedOperation | None = None
+    response: GraphQLResponse | None = None
+
+    @property
+    def operation_name(self) -> str | None:
+        """The name of the operation that runs, once check_operation picked it."""
+        if self.operation is not None:
+            return self.operation.name.value if self.operation.name else None
+        return self.request.operation_name
+
+    @property
+    def operation_type(self) -> str:
+        """query, mutation or subscription; ``unknown`` until check_operation."""
+        return self.operation.operation.value if self.operation is not None else "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOutcome:
+    """How one request ended: a response with data, or a rejection with only errors."""
+
+    response: GraphQLResponse | None
+    rejection: RequestRejected | None
+    errors: list[dict[str, Any]]
+    """The formatted error entries of either."""
+    operation_name: str | None
+    operation_type: str
+    viewer: Viewer | None
+    """None when the request was refused before (or by) authentication."""
+    persisted_by_id: bool
+    """The request named its document (``documentId`` or an APQ hash) instead of sending it."""
+    persisted: bool
+    """By id, or with the APQ extension (registering its text)."""
+    document_hash: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The JSON body of this request's answer (an item of a batch's array)."""
+        if self.response is not None:
+            return self.response.to_dict()
+        return {"errors": self.errors}
+
+
+class PipelineObserver(Protocol):
+    """Tracing, metrics or a test, watching the pipeline without being in its stages."""
+
+    def around(self) -> AbstractContextManager[object]:
+        """Entered for the whole run (an operation span is current inside it)."""
+        ...
+
+    def stage_finished(self, stage: str, state: PipelineState) -> None:
+        """Called after each stage that succeeded, with what is known so far."""
+        ...
+
+    def finished(self, outcome: PipelineOutcome) -> None:
+        """Called once per run, inside ``around``, with the outcome."""
+        ...
+
+
+Stage = Callable[[PipelineState], Awaitable[None]]
+
+
+class RequestPipeline:
+    """Answers GraphQL requests; every collaborator is given, none is made up here."""
+
+    def __init__(
+        self,
+        *,
+        schema: GraphQLSchema,
+        settings: Settings,
+        documents: DocumentCache,
+        persisted: PersistedQueries,
+        authenticator: Authenticates,
+        services: Callable[[], Services],
+        analyzer: DocumentAnalyzer,
+        cost: OperationCost,
+        gate: FieldGate,
+        responses: ResponseCache | None,
+        usage: SchemaUsageService | None,
+        observers: Sequence[PipelineObserver] = (),
+    ) -> None:
+        self.schema = schema
+        self.settings = settings
+        self.documents = documents
+        self.persisted = persisted
+        self.analyzer = analyzer
+        self.cost = cost
+        self.gate = gate
+        self._authenticator = authenticator
+        self._services = services
+        self._responses = responses
+        self._usage = usage
+        self._introspection = IntrospectionPolicy(settings)
+        self.execution = OperationExecution(schema, settings)
+        self._max_errors = settings.max_errors
+        self.observers = list(observers)
+        self._stages: tuple[tuple[str, Stage], ...] = (
+            ("authenticate", self._authenticate),
+            ("resolve_persisted", self._resolve_persisted),
+            ("prepare_document", self._prepare_document),
+            ("check_operation", self._check_operation),
+            ("cost", self._cost),
+            ("policy", self._policy),
+            ("response_cache", self._response_cache),
+            ("execute", self._execute),
+            ("format", self._format),
+        )
+
+    async def run(self, pipeline_input: PipelineInput) -> PipelineOutcome:
+        """Runs every stage; a refusal ends the run with the rejection in the outcome."""
+        state = PipelineState(pipeline_input, pipeline_input.request, time.perf_counter())
+        with ExitStack() as stack:
+            for observer in self.observers:
+                stack.enter_context(observer.around())
+            try:
+                for name, stage in self._stages:
+                    await stage(state)
+                    for observer in self.observers:
+                        observer.stage_finished(name, state)
+                assert state.response is not None
+                outcome = self._outcome(state, state.response, None, state.response.errors)
+            except RequestRejected as rejected:
+                entries = [
+                    format_error(error, pipeline_input.request_id) for error in rejected.errors
+                ]
+                outcome = self._outcome(state, None, rejected, entries)
+            for observer in self.observers:
+                observer.finished(outcome)
+        return outcome
+
+    def rejected(self, pipeline_input: PipelineInput, rejected: RequestRejected) -> PipelineOutcome:
+        """The outcome of a request its transport refused before ``run`` (a bad body, CSRF),
+        shown to the observers as any other, so it is counted and traced the same way."""
+        state = PipelineState(pipeline_input, pipeline_input.request, time.perf_counter())
+        entries = [format_error(error, pipeline_input.request_id) for error in rejected.errors]
+        outcome = self._outcome(state, None, rejected, entries)
+        with ExitStack() as stack:
+            for observer in self.observers:
+                stack.enter_context(observer.around())
+            for observer in self.observers:
+                observer.finished(outcome)
+        return outcome
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Viewer:
+        """The authenticate stage on its own: a batch authenticates once for all its items."""
+        return await self._authenticator.viewer(headers)
+
+    def _outcome(
+        self,
+        state: PipelineState,
+        response: GraphQLResponse | None,
+        rejection: RequestRejected | None,
+        errors: list[dict[str, Any]],
+    ) -> PipelineOutcome:
+        request = state.input.request
+        apq = bool(request.extensions and "persistedQuery" in request.extensions)
+        by_id = request.query is None and (request.document_id is not None or apq)
+        return PipelineOutcome(
+            response=response,
+            rejection=rejection,
+            errors=errors,
+            operation_name=state.operation_name,
+            # Metrics label a refused request by no type, wherever it was refused.
+            operation_type=state.operation_type if rejection is None else "unknown",
+            viewer=state.viewer,
+            persisted_by_id=by_id,
+            persisted=by_id or apq,
+            document_hash=state.prepared.document_hash if state.prepared else None,
+            seconds=time.perf_counter() - state.started,
+        )
+
+    # --- The stages, in order -----------------------------------------------------------
+
+    async def _authenticate(self, state: PipelineState) -> None:
+        given = state.input.viewer
+        state.viewer = given if given is not None else await self.authenticate(state.input.headers)
+
+    async def _resolve_persisted(self, state: PipelineState) -> None:
+        if state.input.operator_document:
+            return
+        state.request = await self.persisted.resolve(state.request, state.input.media_type)
+
+    async def _prepare_document(self, state: PipelineState) -> None:
+        if state.request.query is None:
+            raise RequestRejected([BadUserInputError("The 'query' parameter is required.")])
+        viewer = _viewer(state)
+        state.hide_suggestions = self._introspection.hides_suggestions(viewer)
+        state.prepared = self.documents.get(
+            state.request.query, hide_suggestions=state.hide_suggestions
+        )
+        self._introspection.check(state.prepared.uses_introspection, viewer)
+
+    async def _check_operation(self, state: PipelineState) -> None:
+        prepared = _prepared(state)
+        operation = prepared.operation(state.request.operation_name)
+        if operation is None:
+            raise DocumentRejected(
+                [unknown_operation(state.request.operation_name, prepared.operations)]
+            )
+        state.operation = operation
+        state.analysis = self.analyzer.analyze(prepared, operation)
+        if operation.operation not in state.input.allowed:
+            raise RequestRejected(
+                [
+                    BadUserInputError(
+                        f"A {operation.operation.value} cannot be sent with this method."
+                    )
+                ],
+                status=405,
+                headers={"Allow": "POST"},
+            )
+
+    async def _cost(self, state: PipelineState) -> None:
+        state.cost = self.cost.check(_analysis(state).cost, state.request.variables)
+
+    async def _policy(self, state: PipelineState) -> None:
+        services = self._services()
+        viewer = _viewer(state)
+        context = RequestContext(
+            request_id=state.input.request_id,
+            viewer=viewer,
+            loaders=create_loaders(services, self.settings),
+            services=services,
+            settings=self.settings,
+            client_address=state.input.client_address,
+            client_name=state.input.client_name,
+        )
+        state.context = context
+        analysis = _analysis(state)
+        await self.gate.enforce(analysis, context)
+        if self._usage is not None:
+            self._usage.record(analysis.coordinates, viewer.user_id, context.client_name)
+
+    async def _response_cache(self, state: PipelineState) -> None:
+        # Whole-response caching comes after every check that may reject the request.
+        if self._responses is None:
+            return
+        context = _context(state)
+        state.cache_policy = _analysis(state).cache_policy
+        state.cache_key = self._responses.key(
+            _prepared(state),
+            state.operation_name,
+            state.request.variables,
+            context.viewer,
+            state.cache_policy,
+        )
+        # A denied or rate-limited field must not be answered from another request's response.
+        if state.cache_key is None or context.denied_fields:
+            return
+        cached = await self._responses.lookup(state.cache_key)
+        if cached is not None:
+            state.response = GraphQLResponse(
+                data=cached.data,
+                extensions=dict(context.response_extensions),
+                operation_name=state.operation_name,
+                cache_policy=state.cache_policy,
+                cached_age_seconds=cached.age_seconds,
+                operation_type=state.operation_type,
+                cost=state.cost,
+                response_cache="hit",
+            )
+            return
+        state.cache_generation = self._responses.generation()
+
+    async def _execute(self, state: PipelineState) -> None:
+        if state.response is not None:
+            return
+        state.result = await self.execution.run(
+            _prepared(state), state.request, _context(state), state.hide_suggestions
+        )
+
+    async def _format(self, state: PipelineState) -> None:
+        if state.response is not None:
+            return
+        context = _context(state)
+        executed = state.result
+        assert executed is not None
+        raw_errors = executed.errors
+        extensions = dict(context.response_extensions)
+        if len(raw_errors) > self._max_errors:
+            # A list of a thousand failing items must not answer a thousand errors.
+            extensions["omittedErrors"] = len(raw_errors) - self._max_errors
+            raw_errors = raw_errors[: self._max_errors]
+        errors = [format_error(error, context.request_id) for error in raw_errors]
+        data = executed.data
+        if self._responses and state.cache_key and state.cache_policy and data and not errors:
+            await self._responses.store(
+                state.cache_key, data, executed.trace, state.cache_policy, state.cache_generation
+            )
+        state.response = GraphQLResponse(
+            data=data,
+            errors=errors,
+            extensions=extensions,
+            operation_name=state.operation_name,
+            cache_policy=state.cache_policy,
+            operation_type=state.operation_type,
+            cost=state.cost,
+            response_cache="miss" if state.cache_generation is not None else "bypass",
+        )
+
+
+def _viewer(state: PipelineState) -> Viewer:
+    assert state.viewer is not None, "the authenticate stage comes first"
+    return state.viewer
+
+
+def _prepared(state: PipelineState) -> PreparedDocument:
+    assert state.prepared is not None, "the prepare_document stage comes first"
+    return state.prepared
+
+
+def _operation(state: PipelineState) -> OperationDefinitionNode:
+    assert state.operation is not None, "the check_operation stage comes first"
+    return state.operation
+
+
+def _analysis(state: PipelineState) -> OperationAnalysis:
+    assert state.analysis is not None, "the check_operation stage comes first"
+    return state.analysis
+
+
+def _context(state: PipelineState) -> RequestContext:
+    assert state.context is not None, "the policy stage comes first"
+    return state.context
+
+
+def unknown_operation(
+    name: str | None, operations: Mapping[str | None, OperationDefinitionNode]
+) -> BadUserInputError:
+    """The error for an operation name that picks none of the document's operations."""
+    named = sorted(n for n in operations if n is not None)
+    if name is None:
+        return BadUserInputError(
+            "The document holds several operations; name one in operationName.",
+            details={"operations": named},
+        )
+    return BadUserInputError(f"Unknown operation named '{name}'.", details={"operations": named})

@@ -1,0 +1,144 @@
+"""The request pipeline: its stages in order, where each refusal stops, the request timeout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, nullcontext
+
+import pytest
+import strawberry
+
+from dataintel.app import build_services
+from dataintel.context import ANONYMOUS
+from dataintel.directives import PUBLIC
+from dataintel.gateway.pipeline import (
+    QUERIES_ONLY,
+    STAGES,
+    PipelineInput,
+    PipelineOutcome,
+    PipelineState,
+    RequestPipeline,
+)
+from dataintel.gateway.request import DocumentRejected, GraphQLRequest
+from dataintel.schema import compiled_schema
+from dataintel.store.engine import create_engine
+from tests.plugins.app import SettingsFactory
+from tests.plugins.graphql import pipeline_over, run
+
+started = asyncio.Event()
+never = asyncio.Event()
+calls: list[str] = []
+
+
+@strawberry.type(directives=[PUBLIC])
+class Query:
+    @strawberry.field
+    def hello(self, name: str = "you") -> str:
+        calls.append(name)
+        return f"hello {name}"
+
+    @strawberry.field
+    async def stuck(self) -> str | None:
+        started.set()
+        await never.wait()
+        return None
+
+
+@strawberry.type(directives=[PUBLIC])
+class Mutation:
+    @strawberry.mutation
+    def touch(self) -> bool:
+        return True
+
+
+class Recorder:
+    """An observer that writes down what it sees."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+        self.outcomes: list[PipelineOutcome] = []
+
+    def around(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def stage_finished(self, stage: str, state: PipelineState) -> None:
+        self.stages.append(stage)
+
+    def finished(self, outcome: PipelineOutcome) -> None:
+        self.outcomes.append(outcome)
+
+
+@pytest.fixture
+async def pipeline(make_settings: SettingsFactory) -> AsyncIterator[RequestPipeline]:
+    settings = make_settings(request_timeout_seconds=0.2, max_cost=5)
+    engine = create_engine(settings)
+    services = build_services(settings, engine, None)
+    schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
+    built = pipeline_over(schema, settings, services)
+    built.observers.append(Recorder())
+    yield built
+    await engine.dispose()
+
+
+def recorder(pipeline: RequestPipeline) -> Recorder:
+    found = pipeline.observers[-1]
+    assert isinstance(found, Recorder)
+    return found
+
+
+async def test_a_request_passes_every_stage_in_order(pipeline: RequestPipeline) -> None:
+    outcome = await run(pipeline, "query Hi { hello }")
+    assert outcome.rejection is None
+    assert outcome.body == {"data": {"hello": "hello you"}}
+    assert (outcome.operation_name, outcome.operation_type) == ("Hi", "query")
+    assert recorder(pipeline).stages == list(STAGES)
+    assert recorder(pipeline).outcomes == [outcome]
+
+
+async def test_a_refusal_ends_the_run_at_its_stage(pipeline: RequestPipeline) -> None:
+    calls.clear()
+    request = GraphQLRequest("query A { hello }", None, "B", None)
+    outcome = await pipeline.run(PipelineInput(request, "r-0", viewer=ANONYMOUS))
+    assert isinstance(outcome.rejection, DocumentRejected)
+    assert outcome.errors[0]["message"] == "Unknown operation named 'B'."
+    assert outcome.body == {"errors": outcome.errors}
+    assert recorder(pipeline).stages == ["authenticate", "resolve_persisted", "prepare_document"]
+    assert recorder(pipeline).outcomes == [outcome]
+    assert calls == []
+
+
+async def test_a_mutation_is_refused_where_the_transport_allows_queries_only(
+    pipeline: RequestPipeline,
+) -> None:
+    request = GraphQLRequest("mutation { touch }", None, None, None)
+    outcome = await pipeline.run(
+        PipelineInput(request, "r-1", viewer=ANONYMOUS, allowed=QUERIES_ONLY)
+    )
+    assert outcome.rejection is not None
+    assert (outcome.rejection.status, dict(outcome.rejection.headers)) == (405, {"Allow": "POST"})
+    assert outcome.errors[0]["message"] == "A mutation cannot be sent with this method."
+
+
+async def test_variables_that_do_not_coerce_are_a_request_error_and_nothing_runs(
+    pipeline: RequestPipeline,
+) -> None:
+    calls.clear()
+    outcome = await run(pipeline, "query ($n: String!) { hello(name: $n) }", n=7)
+    assert isinstance(outcome.rejection, DocumentRejected)
+    assert outcome.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "$n" in outcome.errors[0]["message"]
+    assert calls == []
+
+
+async def test_a_request_past_its_timeout_answers_504(pipeline: RequestPipeline) -> None:
+    started.clear()
+    outcome = await run(pipeline, "query Stuck { stuck }")
+    assert started.is_set()
+    assert outcome.rejection is not None
+    assert outcome.rejection.status == 504
+    [error] = outcome.errors
+    assert error["extensions"]["code"] == "TIMEOUT"
+    assert error["extensions"]["retryable"] is True
+    assert error["message"] == "The request did not finish within 0.2 seconds."
+    assert outcome.operation_name == "Stuck"
