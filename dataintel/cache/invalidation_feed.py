@@ -86,12 +86,13 @@ class InvalidationFeed:
         lost_logged = False
         while not self._stopping.is_set():
             pubsub = self._redis.pubsub()
+            subscriptions = self.subscriptions
             try:
                 await self._listen(pubsub)
             except Exception as error:
                 if not is_redis_failure(error) and not isinstance(error, ConnectionError):
                     _log.error("cache invalidation feed failed", error=repr(error))
-                elif not lost_logged:
+                elif not lost_logged or self.subscriptions > subscriptions:
                     _log.warning(
                         "cache invalidation feed lost; in-process entries revalidated",
                         error=type(error).__name__,
