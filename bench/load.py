@@ -28,6 +28,10 @@ class Load:
     errors: int
 
 
+HEADERS = {"Accept": "application/json", "Apollo-Require-Preflight": "true"}
+"""Sent with every GET: what a browser client of persisted queries sends (CSRF prevention)."""
+
+
 def run_load(url: str, *, connections: int, seconds: float, threads: int = 1) -> Load:
     """Loads ``url`` from a separate process; wrk when it is on the PATH."""
     wrk = shutil.which("wrk")
@@ -42,7 +46,9 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def _wrk(wrk: str, url: str, connections: int, seconds: float, threads: int) -> Load:
-    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency", url]
+    headers = [part for name, value in HEADERS.items() for part in ("-H", f"{name}: {value}")]
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    command += [*headers, url]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if rate is None:
@@ -63,7 +69,8 @@ async def _python_load(url: str, connections: int, seconds: float) -> Load:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n".encode()
+    lines = [f"GET {target} HTTP/1.1", f"Host: {host}", *(f"{n}: {v}" for n, v in HEADERS.items())]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
     latencies: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
