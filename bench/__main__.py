@@ -1,17 +1,21 @@
-"""`python -m bench`: the reference dashboard query: loaders on versus the per-item path, then
-the cache (off, misses, hits, the store down) in a second table, and the cost of metrics and
-tracing in a third."""
+"""`python -m bench`: a persisted query over GET answered from the response cache against a
+bare Starlette app returning the same bytes (each in its own uvicorn process, loaded from a
+third) with the cost of each stage of such a hit; then the reference dashboard query: loaders
+on versus the per-item path, the cache (off, misses, hits, the store down), and the cost of
+metrics and tracing."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 
-from bench.cache_scenarios import cache_scenarios
+from bench.cache_scenarios import cache_scenarios, redis_server
 from bench.harness import Measurement, measure, running, table
 from bench.observability import OFF, observability_scenarios
+from bench.persisted_get import persisted_get_rows, rows_table, stage_costs, stages_table
 from bench.planned_scenarios import planned_rows, planned_table
 from bench.rollup_scenarios import rollup_scenarios
 from dataintel.settings import Settings
@@ -84,9 +88,32 @@ async def run(
         return results, cached, observed
 
 
+def persisted_get(connections: int, seconds: float) -> None:
+    """The response-cache hit row, its baseline and the per-stage costs, printed."""
+    with tempfile.TemporaryDirectory() as directory, redis_server() as redis_url:
+        if redis_url is None:
+            print("persisted GET row skipped: no redis-server on the PATH")
+            return
+        url = asyncio.run(prepare_store(Path(directory)))
+        rows = persisted_get_rows(url, redis_url, connections=connections, seconds=seconds)
+        load = os.getloadavg()[0]
+        print(
+            f"persisted query over GET, {connections} connections, {os.cpu_count()} cores,"
+            f" load average {load:.1f} at the end (the machine may be shared: read the ratio):"
+        )
+        print(rows_table(rows))
+        print()
+        print(stages_table(asyncio.run(stage_costs(url, redis_url))))
+
+
 def main() -> None:
     """Runs the benchmarks and prints the table."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--connections", type=int, default=32, help="load connections (GET row)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per load run")
+    parser.add_argument(
+        "--only-persisted-get", action="store_true", help="only the GET row and its stages"
+    )
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients")
     parser.add_argument(
@@ -99,6 +126,10 @@ def main() -> None:
         help="seconds of load per planned-execution row (servers loaded by wrk); 0: skip",
     )
     arguments = parser.parse_args()
+    persisted_get(arguments.connections, arguments.seconds)
+    if arguments.only_persisted_get:
+        return
+    print()
     measurements, cached, observed = asyncio.run(run(arguments.requests, arguments.concurrency))
     print(table(measurements, baseline="dashboard, per item"))
     print()

@@ -41,7 +41,7 @@ async def cache_scenarios(
         ("cache hit (memory)", {}),
     ]
     results = []
-    with _redis_server() as redis_url:
+    with redis_server() as redis_url:
         if redis_url is not None:
             shared = {"redis_url": redis_url}
             rows += [
@@ -101,7 +101,7 @@ async def _store_down(app: Starlette, settings: Settings) -> AsyncIterator[None]
 
 
 @contextmanager
-def _redis_server() -> Iterator[str | None]:
+def redis_server() -> Iterator[str | None]:
     """A throwaway redis-server on a free port, or None when none is installed."""
     executable = shutil.which("redis-server")
     if executable is None:

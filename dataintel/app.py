@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from dataintel import __version__
 from dataintel.cache import TwoLevelCache
+from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
 from dataintel.gateway.analysis import DocumentAnalyzer
@@ -184,6 +185,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         app.state.runtime = runtime
         rate_limits.connect(redis, platform.dependencies.get("redis"))
+        feed = None
+        if redis is not None and settings.cache_enabled:
+            # Every replica's bumps reach this process's in-process level as messages.
+            feed = InvalidationFeed(
+                redis,
+                platform.cache,
+                heartbeat_seconds=settings.cache_invalidation_heartbeat_seconds,
+            )
+            feed.start()
+        app.state.invalidation_feed = feed
         poller = None
         if redis is None and settings.cache_enabled and settings.cache_tag_poll_seconds > 0:
             # Without Redis, the store carries the CLI's invalidations to this process.
@@ -204,6 +215,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             if poller is not None:
                 await poller.aclose()
+            if feed is not None:
+                await feed.aclose()
             if refresher is not None:
                 await refresher.aclose()
             await platform.cache.settle_loads()

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     cache_key_prefix: str = Field(
         "dataintel", min_length=1, description="Prefix of every cache key and tag in Redis."
     )
+    cache_invalidation_heartbeat_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="With Redis: a silent invalidation feed is pinged after this long, and"
+        " declared lost (in-process entries revalidated) when the ping goes unanswered as long.",
+    )
     response_cache_enabled: bool = Field(
         True, description="Cache whole responses whose fields all carry @cacheControl hints."
     )
@@ -225,6 +231,18 @@ class Settings(BaseSettings):
     )
     rate_limit_window_seconds: int = Field(
         60, ge=1, description="Window of the per-client request limit, in seconds."
+    )
+    rate_limit_sync_seconds: float = Field(
+        0.1,
+        gt=0,
+        description="How often each replica adds its local per-client counts to Redis's.",
+    )
+    rate_limit_local_share: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Share of the per-client limit a replica admits on its own count before"
+        " asking Redis; each replica may overshoot by that much (0: ask Redis every request).",
     )
     rate_limit_fail_open: bool = Field(
         True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import struct
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,16 @@ from dataintel.resilience import Dependency
 TAG_LIFETIME_SECONDS = 86_400
 _HEADER = struct.Struct(">I")
 _log = get_logger("dataintel.cache")
+
+
+def invalidation_channel(prefix: str) -> str:
+    """The pub/sub channel every replica's bumps are published on."""
+    return f"{prefix}:invalidations"
+
+
+def invalidation_message(tags: Sequence[str]) -> bytes:
+    """What a bump publishes: its tags and when it was made (for the lag measure)."""
+    return orjson.dumps({"tags": list(tags), "at": time.time()})
 
 
 def is_redis_failure(error: BaseException) -> bool:
@@ -79,6 +90,7 @@ class SharedCache:
         self._redis = redis
         self.dependency = dependency
         self._prefix = prefix
+        self.channel = invalidation_channel(prefix)
 
     def _tag_key(self, tag: str) -> str:
         return f"{self._prefix}:tag:{tag}"
@@ -142,7 +154,8 @@ class SharedCache:
         return True
 
     async def bump(self, tags: Sequence[str]) -> bool:
-        """Gives each tag a new version, invalidating its entries on every replica."""
+        """Gives each tag a new version and publishes the bump, invalidating its entries on
+        every replica."""
         if not tags:
             return True
 
@@ -150,6 +163,9 @@ class SharedCache:
             pipeline = self._redis.pipeline(transaction=False)
             for tag in tags:
                 pipeline.set(self._tag_key(tag), _token(), ex=TAG_LIFETIME_SECONDS)
+            # After the new versions, in the same round trip: a replica that drops its entries
+            # on the message and reads again finds them.
+            pipeline.publish(self.channel, invalidation_message(tags))
             await pipeline.execute()
 
         try:

@@ -1,17 +1,20 @@
 """The two-level cache: in-process entries in front of Redis, tag versions, single flight
 and stale-if-error.
 
-A read takes the in-process entry when it is fresh and its tags' versions still match the
-ones in Redis; otherwise the Redis entry; otherwise it loads, once per key however many
+A read takes the in-process entry when it is fresh and the level is trusted: without Redis
+(the store's tag poller keeps it in step), or while the invalidation feed is subscribed
+(every bump reaches it as a pub/sub message). An untrusted level (the feed is down) has its
+entries revalidated against the tags' versions in Redis, and none served as fresh when Redis
+cannot tell them. Then the Redis entry; otherwise it loads, once per key however many
 requests miss it at the same time. When the load fails because a dependency is down or
 slow, an entry past its TTL but inside the stale window stands in, and the read says so.
-Redis being down never fails a read: versions are then unknown and the in-process level
-serves alone.
+Redis being down never fails a read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -114,6 +117,54 @@ class TwoLevelCache:
         # Bumped by every invalidation, so a load that raced one is not kept.
         self._generation = 0
         self._codec_failures: set[str] = set()
+        # Without Redis there is nothing to check entries against: the level is all there is.
+        self._trusted = shared is None
+
+    @property
+    def memory_trusted(self) -> bool:
+        """Whether a fresh in-process entry is served without asking Redis."""
+        return self._trusted
+
+    def trust_memory(self) -> None:
+        """The invalidation feed is (again) subscribed: drops what it may have missed."""
+        self._generation += 1
+        self.memory.clear()
+        self._trusted = True
+
+    def distrust_memory(self) -> None:
+        """The feed is down: in-process entries are revalidated from now on."""
+        if self.shared is not None:
+            self._generation += 1
+            self._trusted = False
+
+    def drop_local(self, tags: Iterable[str]) -> None:
+        """Drops this process's entries carrying any of the tags (a bump made anywhere)."""
+        chosen = list(dict.fromkeys(tags))
+        self._generation += 1
+        if EVERYTHING in chosen:
+            self.memory.clear()
+        else:
+            self.memory.drop_tags(chosen)
+
+    def _memory_hits(self, region: Region[K, V], keys: Sequence[K]) -> dict[K, V] | None:
+        """Every key's value from a trusted in-process level, or None when one is missing."""
+        now = self._clock()
+        found: dict[K, V] = {}
+        for key in keys:
+            entry = self.memory.get(self._full_key(region, key))
+            if entry is None or now >= entry.fresh_until:
+                return None
+            found[key] = cast(V, entry.value)
+            note_tags(
+                entry.tags,
+                None
+                if entry.versions is None
+                else dict(zip(entry.tags, entry.versions, strict=True)),
+            )
+        self.stats.memory_hits += len(found)
+        if self.observer is not None:
+            self.observer("entity", "memory", "hit", len(found))
+        return found
 
     async def fetch(self, region: Region[K, V], key: K, load: Callable[[], Awaitable[V]]) -> V:
         """One value: cached, loaded, or stale in place of a failed load (reported)."""
@@ -142,6 +193,11 @@ class TwoLevelCache:
             return Fetched({}, {}, {})
         if not self.enabled:
             return Fetched(await load(wanted), {}, {})
+        if self._trusted:
+            hits = self._memory_hits(region, wanted)
+            if hits is not None:
+                return Fetched(hits, {}, {})
+        generation = self._generation
         now = self._clock()
         full = {key: self._full_key(region, key) for key in wanted}
         tags = {key: (*region.tags(key), EVERYTHING) for key in wanted}
@@ -153,17 +209,23 @@ class TwoLevelCache:
         expected: dict[K, Versions] = {
             key: None if shared is None else _versions(shared, tags[key]) for key in wanted
         }
+        # A bump seen while Redis answered may be older than the answer: keep nothing read.
+        keep = generation == self._generation
         values: dict[K, V] = {}
         stand_ins: dict[K, Entry] = {}
         misses: list[K] = []
         for key in wanted:
             entry = local[key]
-            if entry is not None and not _matches(entry, expected[key]):
-                self.memory.discard(full[key])
-                entry = None
+            if entry is not None and not self._valid(entry, expected[key]):
+                if expected[key] is not None:
+                    self.memory.discard(full[key])
+                    entry = None
+                else:
+                    # Unknown versions: the entry may still stand in for a failed load.
+                    entry = _expired(entry, now)
             from_memory = entry is not None and entry.is_fresh(now)
             if not from_memory and shared is not None:
-                entry = self._promote(region, full[key], shared, expected[key], entry, now)
+                entry = self._promote(region, full[key], shared, expected[key], entry, now, keep)
             if entry is not None and entry.is_fresh(now):
                 values[key] = cast(V, entry.value)
                 if from_memory:
@@ -195,6 +257,12 @@ class TwoLevelCache:
         now = self._clock()
         full_key = self._full_key(region, key)
         entry = self.memory.get(full_key)
+        if self._trusted and entry is not None and now < entry.fresh_until:
+            self.stats.memory_hits += 1
+            if self.observer is not None:
+                self.observer("response", "memory", "hit", 1)
+            return cast(V, entry.value), round(now - entry.stored_at, 3)
+        generation = self._generation
         level = "memory"
         if entry is None or not entry.is_fresh(now):
             entry = await self._shared_entry(region, full_key, now)
@@ -206,11 +274,14 @@ class TwoLevelCache:
         if self.shared is not None:
             current = await self.shared.read(entry.tags, ())
             expected = None if current is None else _versions(current, entry.tags)
-            if not _matches(entry, expected):
+            if not self._valid(entry, expected):
                 self.memory.discard(full_key)
                 if self.observer is not None:
                     self.observer("response", "none", "miss", 1)
                 return None
+        if level == "redis" and generation == self._generation:
+            # Checked above and no bump seen since: safe to keep in this process.
+            self.memory.put(full_key, entry)
         self.stats.memory_hits += 1
         if self.observer is not None:
             self.observer("response", level, "hit", 1)
@@ -243,6 +314,8 @@ class TwoLevelCache:
         if unread:
             current = await self._read_shared(unread, ())
             known.update((tag, current.versions.get(tag) if current else None) for tag in unread)
+            if generation != self._generation:
+                return
         listed = tuple(known[tag] for tag in chosen)
         versions = None if any(version is None for version in listed) else cast(Versions, listed)
         full_key = self._full_key(region, key)
@@ -259,7 +332,7 @@ class TwoLevelCache:
         found = await self.shared.read((), (full_key,))
         if found is None:
             return None
-        return self._promote(region, full_key, found, None, None, now)
+        return self._promote(region, full_key, found, None, None, now, keep=False)
 
     async def invalidate(self, tags: Iterable[str]) -> bool:
         """Drops every entry carrying any of the tags, here and (through Redis) everywhere.
@@ -268,11 +341,7 @@ class TwoLevelCache:
         replicas then keep their entries until their TTL.
         """
         chosen = list(dict.fromkeys(tags))
-        self._generation += 1
-        if EVERYTHING in chosen:
-            self.memory.clear()
-        else:
-            self.memory.drop_tags(chosen)
+        self.drop_local(chosen)
         if self.shared is None:
             return True
         return await self.shared.bump(chosen)
@@ -281,6 +350,12 @@ class TwoLevelCache:
         """Waits for the loads still running and their writes to Redis (each is bounded)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _valid(self, entry: Entry, expected: Versions) -> bool:
+        # Unknown current versions (Redis down or absent): only a trusted level may answer.
+        if expected is None:
+            return self._trusted
+        return entry.versions == expected
 
     def _full_key(self, region: Region[K, V], key: K) -> str:
         return f"{region.name}:{region.codec.version}:{region.key(key)}"
@@ -298,8 +373,10 @@ class TwoLevelCache:
         expected: Versions,
         local: Entry | None,
         now: float,
+        keep: bool = True,
     ) -> Entry | None:
-        """The Redis entry, decoded into the in-process level, when it beats the local one.
+        """The Redis entry, decoded (into the in-process level when ``keep``), when it beats
+        the local one.
 
         ``expected`` None takes the entry's versions as they are (``get`` checks them after).
         """
@@ -324,7 +401,8 @@ class TwoLevelCache:
             tags=found.tags,
             versions=found.versions,
         )
-        self.memory.put(full_key, entry)
+        if keep:
+            self.memory.put(full_key, entry)
         return entry
 
     async def _load(
@@ -485,9 +563,9 @@ def _fresh(entry: Entry | None, now: float) -> bool:
     return entry is not None and entry.is_fresh(now)
 
 
-def _matches(entry: Entry, expected: Versions) -> bool:
-    # Unknown current versions (Redis down or absent): the in-process level is all there is.
-    return expected is None or entry.versions == expected
+def _expired(entry: Entry, now: float) -> Entry:
+    """The entry as one past its TTL: it may stand in for a failed load, never serve fresh."""
+    return dataclasses.replace(entry, fresh_until=min(entry.fresh_until, now))
 
 
 def _versions(shared: SharedRead, tags: tuple[str, ...]) -> tuple[str, ...]:

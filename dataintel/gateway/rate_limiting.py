@@ -1,8 +1,9 @@
 """Rate-limit counts shared by every replica through Redis, with an in-process fallback.
 
-The algorithms are the ``limits`` library's: a moving window for @rateLimit fields (exact,
-for small limits such as logins) and a sliding window counter for the per-client HTTP limit
-(two counters per client, however large the limit). Redis calls go through the Redis
+The @rateLimit fields use the ``limits`` library's moving window (exact, for small limits
+such as logins), one Redis call per hit. The per-client HTTP limit is a sliding window
+counter kept in process and added to Redis's in batches (client_request_limiter.py): it
+protects capacity, and must not cost a round trip per request. Redis calls go through the Redis
 dependency's breaker and time budget, so a down Redis costs one fast failure, not a stall.
 While Redis is unusable, counts are kept in this process (fail open: each replica counts on
 its own) or the limited work is refused (fail closed), as ``rate_limit_fail_open`` says.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -26,6 +26,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from dataintel.errors import GatewayError
+from dataintel.gateway.client_request_limiter import ClientRequestLimiter
+from dataintel.gateway.rate_verdict import Verdict
 from dataintel.observability.logging import get_logger
 from dataintel.resilience import Dependency
 from dataintel.settings import Settings
@@ -36,19 +38,6 @@ _log = get_logger("dataintel.rate_limit")
 def limit_item(limit: int, window_seconds: int) -> RateLimitItem:
     """``limit`` hits per ``window_seconds`` seconds."""
     return RateLimitItemPerSecond(limit, window_seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The outcome of one hit: allowed or not, and what the RateLimit headers report."""
-
-    allowed: bool
-    limit: int
-    remaining: int
-    reset_seconds: int
-    """Whole seconds until a hit would be allowed again (at least 1 when refused)."""
-    unavailable: bool = False
-    """Refused because Redis is down and the limiter fails closed."""
 
 
 class CountStore:
@@ -171,20 +160,32 @@ class RateLimits:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._use(CountStore(None, None, fail_open=settings.rate_limit_fail_open))
+        self._use(CountStore(None, None, fail_open=settings.rate_limit_fail_open), None, None)
 
-    def _use(self, store: CountStore) -> None:
+    def _use(self, store: CountStore, redis: Redis | None, guard: Dependency | None) -> None:
+        settings = self._settings
         self.store = store
         self.fields = store.limiter(exact=True)
         """Counts @rateLimit fields: a moving window, failing open or closed per the settings."""
         # The per-client limit protects capacity, which a per-replica count protects too.
-        self.requests = store.limiter(exact=False, fail_open=True)
-        """Counts requests per client address: a sliding window counter."""
+        self.clients = ClientRequestLimiter(
+            settings.rate_limit_requests,
+            settings.rate_limit_window_seconds,
+            redis=redis if settings.redis_url is not None else None,
+            guard=guard,
+            key_prefix=settings.cache_key_prefix,
+            sync_seconds=settings.rate_limit_sync_seconds,
+            local_share=settings.rate_limit_local_share,
+        )
+        """Counts requests per client address: a sliding window counter, batched to Redis."""
 
     def connect(self, redis: Redis | None, guard: Dependency | None) -> None:
         """Counts in Redis from now on, when the app has one."""
-        self._use(CountStore.from_settings(self._settings, redis, guard))
+        self._use(CountStore.from_settings(self._settings, redis, guard), redis, guard)
+        if self._settings.rate_limit_enabled and self._settings.rate_limit_requests > 0:
+            self.clients.start()
 
     async def aclose(self) -> None:
-        """Releases the in-process store."""
+        """Tells Redis the last per-client counts and releases the in-process store."""
+        await self.clients.aclose()
         await self.store.aclose()

@@ -15,7 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataintel.errors import RateLimitedError
 from dataintel.gateway.error_format import format_error
-from dataintel.gateway.rate_limiting import RateLimits, Verdict, limit_item
+from dataintel.gateway.rate_limiting import RateLimits
+from dataintel.gateway.rate_verdict import Verdict
 from dataintel.gateway.security_audit import RATE_LIMITED_ACTION, SecurityAudit
 from dataintel.http.problem_details import PROBLEM_JSON, problem_body
 from dataintel.observability.metrics import GatewayMetrics
@@ -57,19 +58,15 @@ class RequestRateLimitMiddleware:
         self._audit = audit
         self._window = settings.rate_limit_window_seconds
         self._graphql_path = settings.graphql_path
-        self._item = (
-            limit_item(settings.rate_limit_requests, self._window)
-            if settings.rate_limit_enabled and settings.rate_limit_requests > 0
-            else None
-        )
+        self._enabled = settings.rate_limit_enabled and settings.rate_limit_requests > 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._item is None or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] != "http" or not self._enabled or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        verdict = await self._rate_limits.requests.hit(self._item, "http", address)
+        verdict = await self._rate_limits.clients.hit(address)
         headers = rate_limit_headers(verdict, self._window)
         if not verdict.allowed:
             await self._refuse(scope, send, verdict, headers, address)

@@ -81,6 +81,7 @@ class GatewayMetrics:
     """Every series the gateway exports, registered on one registry per app."""
 
     def __init__(self, settings: Settings) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = settings.metrics_multiprocess_dir
         self.operation_names = OperationNames(settings.metrics_max_operation_names)
@@ -210,8 +211,8 @@ class GatewayMetrics:
         errors: Sequence[Mapping[str, Any]],
     ) -> None:
         """One GraphQL operation answered, with the error entries of its response."""
-        self.operations.labels(operation, operation_type).inc()
-        self.operation_duration.labels(operation, operation_type).observe(seconds)
+        self.child(self.operations, operation, operation_type).inc()
+        self.child(self.operation_duration, operation, operation_type).observe(seconds)
         failed = False
         for error in errors:
             extensions = error.get("extensions") or {}
@@ -241,10 +242,19 @@ class GatewayMetrics:
         self.breaker_transitions.labels(dependency, state).inc()
         self._set_breaker(dependency, state)
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: prometheus_client validates and locks on every
+        call, a cost paid per request on the hottest paths. Label values are bounded."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def on_cache(self, cache: str, level: str, outcome: str, count: int = 1) -> None:
         """Cache lookups with one outcome."""
         if count:
-            self.cache.labels(cache, level, outcome).inc(count)
+            self.child(self.cache, cache, level, outcome).inc(count)
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         """Tracks connections checked out of the store's pool."""
@@ -340,5 +350,6 @@ class MetricsMiddleware:
         finally:
             _active_metrics.reset(token)
             route = self.metrics.route(scope["path"])
-            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.http_duration.labels(route).observe(time.perf_counter() - started)
+            metrics = self.metrics
+            metrics.child(metrics.http_requests, route, scope["method"], str(status)).inc()
+            metrics.child(metrics.http_duration, route).observe(time.perf_counter() - started)

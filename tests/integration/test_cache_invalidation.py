@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from dataintel.cache import entity_tag
+from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.store import tables
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import runtime_of
@@ -39,6 +41,17 @@ class Replica:
         await runtime_of(self.app).platform.cache.settle_loads()
         return body["data"], len(log)
 
+    @property
+    def feed(self) -> InvalidationFeed:
+        """The app's invalidation feed: bumps made anywhere reach its memory through it."""
+        feed: InvalidationFeed = self.app.state.invalidation_feed
+        return feed
+
+    async def hears(self, received: int) -> None:
+        """Waits until the feed has applied ``received`` messages: the bound of staleness."""
+        async with asyncio.timeout(10):
+            await self.feed.wait_for(received=received)
+
 
 @pytest.fixture
 async def replicas(
@@ -51,6 +64,8 @@ async def replicas(
         for _ in range(2):
             app = create_app(settings)
             made.append(Replica(app, await stack.enter_async_context(serving(app))))
+            async with asyncio.timeout(10):
+                await made[-1].feed.wait_for(subscriptions=1)
         yield made[0], made[1]
 
 
@@ -72,7 +87,10 @@ async def test_an_entity_invalidated_on_one_replica_is_reloaded_on_both(
     assert await second.post(CUSTOMER) == (original, 0)
     await rename_customer(first, "Renamed Customer")
     assert await first.post(CUSTOMER) == (original, 0), "served from cache until invalidated"
+    heard = first.feed.received
     assert await runtime_of(second.app).platform.cache.invalidate([entity_tag("customer", 1)])
+    # The first replica drops its in-process entries when the bump's message arrives.
+    await first.hears(heard + 1)
     renamed, statements = await first.post(CUSTOMER)
     assert renamed["customer"]["name"] == "Renamed Customer"
     # The customer's feature values carry its tag too: both are reloaded, once.
@@ -87,7 +105,9 @@ async def test_a_materialization_invalidates_feature_values_everywhere(
     before, _ = await first.post(CUSTOMER)
     await second.post(CUSTOMER)
     assert before["customer"]["features"] == [{"status": "NOT_FOUND"}]
+    heard = first.feed.received
     await runtime_of(second.app).services.features.materialize()
+    await first.hears(heard + 1)
     for replica in (first, second):
         after, statements = await replica.post(CUSTOMER)
         assert after["customer"]["features"] == [{"status": "PRESENT"}]

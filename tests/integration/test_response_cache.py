@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from dataintel.cache import entity_tag
+from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.store import tables
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import runtime_of
@@ -112,13 +114,20 @@ async def test_replicas_share_responses_and_their_invalidation(
     settings = make_settings(redis_url=redis_url)
     first_app, second_app = create_app(settings), create_app(settings)
     async with serving(first_app) as first, serving(second_app) as second:
+        feed: InvalidationFeed = first_app.state.invalidation_feed
+        async with asyncio.timeout(10):
+            await feed.wait_for(subscriptions=1)
         body = (await get(first, CUSTOMER, id="1")).json()
         await runtime_of(first_app).platform.cache.settle_loads()
         shared = await get(second, CUSTOMER, id="1")
         assert "age" in shared.headers
         assert shared.json() == body
         await rename(first_app, 1, "Renamed Twice")
+        heard = feed.received
         await runtime_of(second_app).platform.cache.invalidate([entity_tag("customer", 1)])
+        # The first replica's in-process copy goes when the bump's message arrives.
+        async with asyncio.timeout(10):
+            await feed.wait_for(received=heard + 1)
         renamed = await get(first, CUSTOMER, id="1")
         assert "age" not in renamed.headers
         assert renamed.json()["data"]["customer"]["name"] == "Renamed Twice"

@@ -1,0 +1,18 @@
+"""What a rate limiter answers for one hit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of one hit: allowed or not, and what the RateLimit headers report."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    """Whole seconds until a hit would be allowed again (at least 1 when refused)."""
+    unavailable: bool = False
+    """Refused because Redis is down and the limiter fails closed."""
