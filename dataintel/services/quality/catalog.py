@@ -73,6 +73,8 @@ class CheckDefinition:
     """table.column for referential."""
     pattern: str | None
     """The regular expression of a regex check."""
+    ignore_case: bool = False
+    """unique only: values that differ only in letter case are duplicates."""
 
     @property
     def column(self) -> str:
@@ -101,6 +103,7 @@ class _CheckSpec(BaseModel):
     fail_after_seconds: float | None = Field(None, gt=0, alias="failAfterSeconds")
     references: str | None = None
     pattern: str | None = None
+    ignore_case: bool = Field(False, alias="ignoreCase")
 
     @model_validator(mode="after")
     def _one_column_field(self) -> _CheckSpec:
@@ -179,6 +182,7 @@ def _check(spec: _CheckSpec, origin: str) -> CheckDefinition:
         )
     else:
         _require(references is None, where, "only referential checks take references.")
+    _require(not spec.ignore_case or spec.type == "unique", where, "only unique takes ignoreCase.")
     _require(
         spec.mostly == 1.0 or spec.type in (*ROW_CHECKS, "unique"),
         where,
@@ -202,6 +206,7 @@ def _check(spec: _CheckSpec, origin: str) -> CheckDefinition:
         fail_after_seconds=spec.fail_after_seconds,
         references=references,
         pattern=spec.pattern,
+        ignore_case=spec.ignore_case,
     )
 
 
