@@ -175,7 +175,7 @@ def fingerprints_statement(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> sa.Select[Any]:
-    """(partition, count, max time, key sum) of the source's rows, by partition."""
+    """(partition, count, max time, key sum, updates) of the source's rows, by partition."""
     source = catalog.sources[rollup.source]
     time = catalog.dimensions[source.time_dimension]
     moment = column(time.column)
@@ -186,7 +186,7 @@ def fingerprints_statement(
         conditions.append(moment >= start)
     if end is not None:
         conditions.append(moment < end)
-    return (
+    grouped = (
         sa.select(
             partition,
             sa.func.count().label("row_count"),
@@ -196,7 +196,25 @@ def fingerprints_statement(
         .select_from(_time_from(source, time.table))
         .where(*conditions)
         .group_by(partition)
+        .subquery("fingerprints")
     )
+    # A partition's updates: its own month's and '*' of the tables filed by the rollup's
+    # time, and every update of the other tables it joins (their time is not its own).
+    aligned, others = _read_tables(catalog, rollup)
+    counts = tables.row_change_counts
+    applies = sa.or_(
+        sa.and_(
+            counts.c.table_name.in_(sorted(aligned)),
+            sa.or_(counts.c.period == grouped.c.partition, counts.c.period == "*"),
+        ),
+        counts.c.table_name.in_(sorted(others)),
+    )
+    changes = (
+        sa.select(sa.func.coalesce(sa.func.sum(counts.c.changes), 0))
+        .where(applies)
+        .scalar_subquery()
+    )
+    return sa.select(grouped, changes.label("changes"))
 
 
 def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[set[str], set[str]]:
@@ -208,40 +226,11 @@ def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[s
     return aligned, read - aligned
 
 
-def changes_statement(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Select[Any]:
-    """(table, period, changes) of the tables the rollup reads, from row_change_counts."""
-    aligned, others = _read_tables(catalog, rollup)
-    counts = tables.row_change_counts
-    return sa.select(counts.c.table_name, counts.c.period, counts.c.changes).where(
-        counts.c.table_name.in_(sorted(aligned | others))
-    )
-
-
-def fingerprints_of(
-    rows: Sequence[Any],
-    changes: Sequence[Any] = (),
-    catalog: AnalyticsCatalog | None = None,
-    rollup: RollupDefinition | None = None,
-) -> dict[str, Fingerprint]:
-    """Fingerprints by partition from the rows of fingerprints_statement and changes_statement.
-
-    A partition's changes are its own month's and '*' of the tables filed by the rollup's
-    time, and every change of the other tables it joins (their time is not the partition's).
-    """
-    aligned, _others = _read_tables(catalog, rollup) if catalog and rollup else (set(), set())
-    everywhere = 0
-    by_period: dict[str, int] = {}
-    for change in changes:
-        if change.table_name in aligned and change.period != "*":
-            by_period[change.period] = by_period.get(change.period, 0) + int(change.changes)
-        else:
-            everywhere += int(change.changes)
+def fingerprints_of(rows: Sequence[Any]) -> dict[str, Fingerprint]:
+    """Fingerprints by partition from the rows of fingerprints_statement."""
     return {
         row.partition: Fingerprint(
-            int(row.row_count),
-            row.max_time,
-            int(row.key_sum),
-            everywhere + by_period.get(row.partition, 0),
+            int(row.row_count), row.max_time, int(row.key_sum), int(row.changes)
         )
         for row in rows
     }
@@ -255,11 +244,8 @@ async def current_fingerprints(
     end: datetime | None = None,
 ) -> dict[str, Fingerprint]:
     """The source's fingerprints now, by partition (of the range given, or all)."""
-    dialect = connection.dialect.name
-    statement = fingerprints_statement(catalog, rollup, dialect, start, end)
-    rows = (await connection.execute(statement)).all()
-    changes = (await connection.execute(changes_statement(catalog, rollup))).all()
-    return fingerprints_of(rows, changes, catalog, rollup)
+    statement = fingerprints_statement(catalog, rollup, connection.dialect.name, start, end)
+    return fingerprints_of((await connection.execute(statement)).all())
 
 
 def state_statement(
