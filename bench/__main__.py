@@ -17,6 +17,11 @@ from bench.harness import Measurement, measure, running, table
 from bench.observability import OFF, observability_scenarios
 from bench.persisted_get import persisted_get_rows, rows_table, stage_costs, stages_table
 from bench.planned_scenarios import planned_rows, planned_table
+from bench.reconciliation_scenarios import (
+    ReconciliationTiming,
+    reconciliation_table,
+    time_reconciliation,
+)
 from bench.rollup_scenarios import rollup_scenarios
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
@@ -60,10 +65,12 @@ async def prepare_store(directory: Path) -> str:
 
 async def run(
     requests: int, concurrency: int
-) -> tuple[list[Measurement], list[Measurement], list[Measurement]]:
-    """Every scenario, measured in this one run: loader rows, cache rows, observability rows."""
+) -> tuple[list[Measurement], list[Measurement], list[Measurement], ReconciliationTiming]:
+    """Every scenario, measured in this one run: loader rows, cache rows, observability rows,
+    and the built-in reconciliation at the demo scale."""
     with tempfile.TemporaryDirectory() as directory:
         url = await prepare_store(Path(directory))
+        reconciled = await time_reconciliation(url, 1)
         body = {"query": DASHBOARD}
         results = []
         for scenario, batching in (("dashboard, loaders", True), ("dashboard, per item", False)):
@@ -85,7 +92,7 @@ async def run(
         observed = await observability_scenarios(
             url, body, requests=requests, concurrency=concurrency
         )
-        return results, cached, observed
+        return results, cached, observed, reconciled
 
 
 def persisted_get(connections: int, seconds: float) -> None:
@@ -130,7 +137,9 @@ def main() -> None:
     if arguments.only_persisted_get:
         return
     print()
-    measurements, cached, observed = asyncio.run(run(arguments.requests, arguments.concurrency))
+    measurements, cached, observed, reconciled = asyncio.run(
+        run(arguments.requests, arguments.concurrency)
+    )
     print(table(measurements, baseline="dashboard, per item"))
     print()
     print(table(cached, baseline="cache miss (memory)"))
@@ -141,10 +150,11 @@ def main() -> None:
             url = asyncio.run(prepare_store(Path(directory)))
             print()
             print(planned_table(planned_rows(url, arguments.planned_seconds)))
+    reconciliations = [reconciled]
     if arguments.rollup_scale > 0:
         scale = arguments.rollup_scale
         with tempfile.TemporaryDirectory() as directory:
-            routed, timings = asyncio.run(
+            routed, timings, reconciled_at_scale = asyncio.run(
                 rollup_scenarios(
                     Path(directory), scale, min(arguments.requests, 100), arguments.concurrency
                 )
@@ -156,6 +166,9 @@ def main() -> None:
         print("| rollup build | seconds |\n| --- | ---: |")
         for label, seconds in timings:
             print(f"| {label} | {seconds:.2f} |")
+        reconciliations.append(reconciled_at_scale)
+    print()
+    print(reconciliation_table(reconciliations))
 
 
 main()

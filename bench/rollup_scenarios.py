@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bench.harness import Measurement, measure, running
+from bench.reconciliation_scenarios import ReconciliationTiming, time_reconciliation
 from dataintel.services.analytics import load_catalog, refresh_rollups
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
@@ -36,8 +37,9 @@ query Dashboard {
 
 async def rollup_scenarios(
     directory: Path, scale: int, requests: int, concurrency: int
-) -> tuple[list[Measurement], list[tuple[str, float]]]:
-    """Query throughput rollup versus raw, and (label, seconds) of the builds."""
+) -> tuple[list[Measurement], list[tuple[str, float]], ReconciliationTiming]:
+    """Query throughput rollup versus raw, (label, seconds) of the builds, and the built-in
+    reconciliation on the same store."""
     url = f"sqlite+aiosqlite:///{directory / f'bench-scale-{scale}.db'}"
     engine = create_engine(Settings(database_url=url))
     timings: list[tuple[str, float]] = []
@@ -46,6 +48,7 @@ async def rollup_scenarios(
         started = time.perf_counter()
         await seed(engine, scale)
         timings.append((f"seed at scale {scale}", time.perf_counter() - started))
+        reconciled = await time_reconciliation(url, scale)
         catalog = load_catalog()
         started = time.perf_counter()
         summaries = await refresh_rollups(engine, catalog, full=True)
@@ -81,4 +84,4 @@ async def rollup_scenarios(
                     scenario, app, client, body, requests=requests, concurrency=concurrency
                 )
             )
-    return results, timings
+    return results, timings, reconciled

@@ -200,6 +200,14 @@ def seed_command(scale: int) -> None:
         f" {summary.ledger_booked_at_outliers} booked-at outliers,"
         f" {summary.ledger_entries_without_order} entries without an order"
     )
+    click.echo(
+        "deliberate quality defects, for the quality checks:"
+        f" {summary.customers_without_country} customers without a country,"
+        f" {summary.duplicated_customer_emails} e-mail addresses held twice (other case),"
+        f" {summary.orders_total_out_of_range} order totals out of range,"
+        f" {summary.stopped_channel_events_missing} marketplace events missing"
+        f" (its feed stops at {summary.stopped_channel_last_event_at})"
+    )
 
 
 @main.group()

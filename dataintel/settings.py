@@ -127,9 +127,9 @@ class Settings(BaseSettings):
         None, description="A YAML file of measures and dimensions added to the built-in catalog."
     )
     analytics_rollups: bool = Field(
-        False,
+        True,
         description="Answer analytics queries from current rollups when they cover them"
-        " (opt-in: rollups do not see in-place updates of the source).",
+        " (false: always from the source's rows).",
     )
     analytics_rollup_refresh_seconds: float = Field(
         0.0,

@@ -1,7 +1,8 @@
 """Global object ids: the type name and the key of an object in one opaque ID.
 
 A global id is the standard base64 of ``"<TypeName>:<key>"``, e.g. ``Q3VzdG9tZXI6NDI=`` for
-``Customer:42``, the encoding of graphql-relay and Strawberry's relay module. Clients treat
+``Customer:42`` (a key is an integer, or the declared id of a quality check or comparison),
+the encoding of graphql-relay and Strawberry's relay module. Clients treat
 it as opaque; the gateway decodes it for ``node``, ``nodes`` and every argument that takes
 an object's id, which also accept the plain key (``42``) for the clients of 0.1.0.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 
 from dataintel.errors import BadUserInputError
@@ -17,13 +19,17 @@ from dataintel.errors import BadUserInputError
 
 @dataclass(frozen=True, slots=True)
 class GlobalId:
-    """A decoded global id: the GraphQL type name and the object's integer key."""
+    """A decoded global id: the GraphQL type name and the object's key."""
 
     type_name: str
-    key: int
+    key: int | str
+    """An integer, or a declared id (lower case, digits and '_') for declared things."""
 
 
-def encode_global_id(type_name: str, key: int) -> str:
+_DECLARED_KEY = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def encode_global_id(type_name: str, key: int | str) -> str:
     """The opaque global id of an object of the named type."""
     return base64.b64encode(f"{type_name}:{key}".encode()).decode()
 
@@ -33,7 +39,11 @@ def decode_global_id(raw: str) -> GlobalId:
     try:
         text = base64.b64decode(raw.encode("ascii"), validate=True).decode("utf-8")
         type_name, _, key = text.partition(":")
-        if not type_name.isidentifier() or not key.isdecimal() or int(key) < 1:
+        if not type_name.isidentifier():
+            raise ValueError(text)
+        if _DECLARED_KEY.fullmatch(key):
+            return GlobalId(type_name, key)
+        if not key.isdecimal() or int(key) < 1:
             raise ValueError(text)
         return GlobalId(type_name, int(key))
     except (ValueError, UnicodeError, binascii.Error):
@@ -49,6 +59,21 @@ def object_key(raw: str, type_name: str, kind: str) -> int:
     except BadUserInputError:
         raise BadUserInputError(f"'{raw}' is not a {kind} id.") from None
     if found.type_name != type_name:
+        raise BadUserInputError(
+            f"'{raw}' is the id of a {found.type_name}, not of a {type_name}.",
+            details={"expected": type_name, "given": found.type_name},
+        )
+    if not isinstance(found.key, int):
+        raise BadUserInputError(f"'{raw}' is not a {kind} id.")
+    return found.key
+
+
+def declared_key(raw: str, type_name: str) -> str:
+    """The declared id in an ID argument: a global id of the type, or the plain declared id."""
+    if _DECLARED_KEY.fullmatch(raw):
+        return raw
+    found = decode_global_id(raw)
+    if found.type_name != type_name or not isinstance(found.key, str):
         raise BadUserInputError(
             f"'{raw}' is the id of a {found.type_name}, not of a {type_name}.",
             details={"expected": type_name, "given": found.type_name},

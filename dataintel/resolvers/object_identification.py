@@ -12,9 +12,11 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dataintel.errors import BadUserInputError
+from dataintel.errors import BadUserInputError, NotFoundError
 from dataintel.resolvers import auth as auth_resolvers
-from dataintel.resolvers.freshness import load
+from dataintel.resolvers import quality as quality_resolvers
+from dataintel.resolvers import reconciliation as reconciliation_resolvers
+from dataintel.resolvers.freshness import load, watched
 from dataintel.resolvers.global_ids import GlobalId, decode_global_id
 from dataintel.resolvers.info import Info
 
@@ -26,8 +28,14 @@ READ_AS: dict[str, str] = {
     "Event": "Query.events",
     "User": "Query.user",
     "ApiKey": "Query.apiKeys",
+    "QualityCheck": "Query.qualityCheck",
+    "QualityResult": "Query.qualityCheck",
+    "Reconciliation": "Query.reconciliation",
+    "ReconciliationReport": "Query.reconciliation",
 }
 """Each type ``node`` fetches, and the root field whose @auth guards reading it."""
+DECLARED: frozenset[str] = frozenset({"QualityCheck", "Reconciliation"})
+"""Types whose key is a declared id (text), not an integer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,8 @@ async def node(info: Info, raw: str) -> FoundNode | None:
             f"'{raw}' names a {found.type_name}, which is not a Node type.",
             details={"type": found.type_name},
         )
+    if (found.type_name in DECLARED) != isinstance(found.key, str):
+        raise BadUserInputError(f"'{raw}' is not a global id of this gateway.")
     denial = info.context.read_denial(coordinate)
     if denial is not None:
         raise denial
@@ -77,7 +87,10 @@ async def nodes(info: Info, raws: Sequence[str]) -> list[FoundNode | Exception |
 
 
 async def _record(info: Info, found: GlobalId) -> object | None:
+    if isinstance(found.key, str):
+        return await _declared(info, found.type_name, found.key)
     loaders = info.context.loaders.commerce
+    services = info.context.services
     key = found.key
     match found.type_name:
         case "Customer":
@@ -94,4 +107,22 @@ async def _record(info: Info, found: GlobalId) -> object | None:
             return await info.context.services.auth.user(auth_resolvers.actor(info), key)
         case "ApiKey":
             return await info.context.services.auth.api_key(auth_resolvers.actor(info), key)
+        case "QualityResult":
+            (result,) = await watched(info, services.quality.results([key]))
+            return result
+        case "ReconciliationReport":
+            (run,) = await watched(info, services.reconciliation.runs([key]))
+            return run
+    return None
+
+
+async def _declared(info: Info, type_name: str, key: str) -> object | None:
+    # A declared check or comparison with its latest run, as its root field reads it.
+    try:
+        if type_name == "QualityCheck":
+            return await quality_resolvers.check(info, key)
+        if type_name == "Reconciliation":
+            return await reconciliation_resolvers.comparison(info, key)
+    except NotFoundError:
+        return None
     return None

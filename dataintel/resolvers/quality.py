@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from dataintel.errors import NotFoundError
+from dataintel.resolvers import run_history
 from dataintel.resolvers.freshness import watched
 from dataintel.resolvers.info import Info
 from dataintel.services.pagination import Page, PageRequest
@@ -40,9 +41,7 @@ async def history(
     info: Info, check_id: str, page: PageRequest
 ) -> tuple[Page[QualityResult], Callable[[], Awaitable[int]]]:
     """A page of a check's results, newest first, and how to count them all."""
-    service = info.context.services.quality
-    found = await watched(info, service.history(check_id, page))
-    return found, lambda: service.count_history(check_id)
+    return await run_history.history(info, info.context.services.quality, check_id, page)
 
 
 async def run(info: Info, selection: CheckSelection) -> tuple[str, list[QualityResult]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from dataintel.errors import NotFoundError
+from dataintel.resolvers import run_history
 from dataintel.resolvers.freshness import watched
 from dataintel.resolvers.info import Info
 from dataintel.services.pagination import Page, PageRequest
@@ -43,9 +44,9 @@ async def history(
     info: Info, comparison_id: str, page: PageRequest
 ) -> tuple[Page[ReconciliationRun], Callable[[], Awaitable[int]]]:
     """A page of a comparison's runs, newest first, and how to count them all."""
-    service = info.context.services.reconciliation
-    found = await watched(info, service.history(comparison_id, page))
-    return found, lambda: service.count_history(comparison_id)
+    return await run_history.history(
+        info, info.context.services.reconciliation, comparison_id, page
+    )
 
 
 async def reconcile(

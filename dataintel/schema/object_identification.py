@@ -14,6 +14,8 @@ from dataintel.resolvers.info import Info
 from dataintel.schema.auth import ApiKey, User
 from dataintel.schema.commerce import Customer, Event, Order, OrderItem, Product
 from dataintel.schema.node import Node
+from dataintel.schema.quality import QualityCheck, QualityResult
+from dataintel.schema.reconciliation import Reconciliation, ReconciliationReport
 
 NODE_TYPES: dict[str, Callable[[Any], Node]] = {
     "Customer": Customer.from_record,
@@ -23,12 +25,17 @@ NODE_TYPES: dict[str, Callable[[Any], Node]] = {
     "Event": Event.from_record,
     "User": User.from_record,
     "ApiKey": ApiKey.from_record,
+    "QualityCheck": lambda found: QualityCheck.from_record(*found),
+    "QualityResult": QualityResult.from_record,
+    "Reconciliation": lambda found: Reconciliation.from_record(*found),
+    "ReconciliationReport": ReconciliationReport.from_record,
 }
 
 _READ_AS = (
     " Readable exactly when the object's own root field is (Customer: customer, Product:"
-    " product, Order and OrderItem: order, Event: events, User: user, ApiKey: apiKeys): else"
-    " null with that field's UNAUTHENTICATED or FORBIDDEN."
+    " product, Order and OrderItem: order, Event: events, User: user, ApiKey: apiKeys,"
+    " QualityCheck and QualityResult: qualityCheck, Reconciliation and ReconciliationReport:"
+    " reconciliation): else null with that field's UNAUTHENTICATED or FORBIDDEN."
 )
 
 

@@ -15,13 +15,18 @@ import strawberry
 
 from dataintel.directives.auth import ANALYSTS
 from dataintel.resolvers import quality as resolvers
-from dataintel.resolvers.commerce import page_request
+from dataintel.resolvers.global_ids import declared_key
 from dataintel.resolvers.info import Info
-from dataintel.schema.pagination import Connection
+from dataintel.schema.node import Node, global_id
+from dataintel.schema.pagination import (
+    AfterArgument,
+    BeforeArgument,
+    Connection,
+    FirstArgument,
+    LastArgument,
+)
+from dataintel.schema.run_history import history_connection
 from dataintel.services import quality as records
-from dataintel.services.pagination import Keyset
-
-DEFAULT_HISTORY_PAGE = 20
 
 
 @strawberry.enum(description="What a quality check verifies.")
@@ -73,8 +78,8 @@ class QualityUnexpectedValue:
 
 
 @strawberry.type(description="One result of one quality check (Great Expectations' shape).")
-class QualityResult:
-    id: strawberry.ID = strawberry.field(description="The result's id.")
+class QualityResult(Node):
+    database_id: int = strawberry.field(description="The result's key in the store.")
     run_id: str = strawberry.field(description="The run it belongs to (shared by its checks).")
     check_id: str = strawberry.field(description="The check that ran.")
     dataset: str = strawberry.field(description="The dataset (table) it checked.")
@@ -109,7 +114,8 @@ class QualityResult:
     def from_record(cls, record: records.QualityResult) -> QualityResult:
         measured = record.measurement
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("QualityResult", record.id),
+            database_id=record.id,
             run_id=record.run_id,
             check_id=record.check_id,
             dataset=record.dataset,
@@ -130,13 +136,11 @@ class QualityResult:
         )
 
 
-def _result_keyset(result: records.QualityResult) -> Keyset:
-    return (result.id,)
-
-
 @strawberry.type(description="A declared quality check with its latest result.")
-class QualityCheck:
-    id: strawberry.ID = strawberry.field(description="The check's stable id, as declared.")
+class QualityCheck(Node):
+    database_id: str = strawberry.field(
+        description="The check's stable id, as declared (what checkIds and the CLI take)."
+    )
     description: str = strawberry.field(description="What the check expects.")
     dataset: str = strawberry.field(description="The table it checks.")
     type: QualityCheckType = strawberry.field(description="What it verifies.")
@@ -156,23 +160,29 @@ class QualityCheck:
     async def history(
         self,
         info: Info,
-        first: Annotated[
-            int, strawberry.argument(description="Results on the page (at most the maximum).")
-        ] = DEFAULT_HISTORY_PAGE,
-        after: Annotated[
-            str | None, strawberry.argument(description="The endCursor of the previous page.")
-        ] = None,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
     ) -> Connection[QualityResult]:
-        page = page_request(info, first, after)
-        found, count = await resolvers.history(info, str(self.id), page)
-        return Connection.from_page(found, QualityResult.from_record, _result_keyset, count)
+        return await history_connection(
+            info,
+            resolvers.history,
+            self.database_id,
+            QualityResult.from_record,
+            first,
+            after,
+            last,
+            before,
+        )
 
     @classmethod
     def from_record(
         cls, record: records.CheckDefinition, latest: records.QualityResult | None
     ) -> QualityCheck:
         return cls(
-            id=strawberry.ID(record.id),
+            id=global_id("QualityCheck", record.id),
+            database_id=record.id,
             description=record.description,
             dataset=record.dataset,
             type=QualityCheckType(record.type),
@@ -263,9 +273,12 @@ class QualityQuery:
     async def quality_check(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="The check's id.")],
+        id: Annotated[
+            strawberry.ID,
+            strawberry.argument(description="The check's global id, or its declared id."),
+        ],
     ) -> QualityCheck | None:
-        definition, latest = await resolvers.check(info, str(id))
+        definition, latest = await resolvers.check(info, declared_key(id, "QualityCheck"))
         return QualityCheck.from_record(definition, latest)
 
     @strawberry.field(

@@ -14,13 +14,18 @@ import strawberry
 
 from dataintel.directives.auth import ANALYSTS
 from dataintel.resolvers import reconciliation as resolvers
-from dataintel.resolvers.commerce import page_request
+from dataintel.resolvers.global_ids import declared_key
 from dataintel.resolvers.info import Info
-from dataintel.schema.pagination import Connection
+from dataintel.schema.node import Node, global_id
+from dataintel.schema.pagination import (
+    AfterArgument,
+    BeforeArgument,
+    Connection,
+    FirstArgument,
+    LastArgument,
+)
+from dataintel.schema.run_history import history_connection
 from dataintel.services import reconciliation as records
-from dataintel.services.pagination import Keyset
-
-DEFAULT_HISTORY_PAGE = 20
 
 
 @strawberry.enum(description="Which dataset of a comparison.")
@@ -207,8 +212,8 @@ class ReconciliationSample:
 
 
 @strawberry.type(description="One stored run of a comparison: its report, or why it failed.")
-class ReconciliationReport:
-    id: strawberry.ID = strawberry.field(description="The run's id.")
+class ReconciliationReport(Node):
+    database_id: int = strawberry.field(description="The run's key in the store.")
     comparison_id: str = strawberry.field(description="The comparison that ran.")
     status: ReconciliationStatus = strawberry.field(description="The run's outcome.")
     error: str | None = strawberry.field(description="Why an ERROR run could not run.")
@@ -264,7 +269,8 @@ class ReconciliationReport:
     def from_record(cls, record: records.ReconciliationRun) -> ReconciliationReport:
         report = record.report
         return cls(
-            id=strawberry.ID(str(record.id)),
+            id=global_id("ReconciliationReport", record.id),
+            database_id=record.id,
             comparison_id=record.comparison_id,
             status=ReconciliationStatus(record.status),
             error=record.error,
@@ -290,13 +296,11 @@ class ReconciliationReport:
         )
 
 
-def _run_keyset(run: records.ReconciliationRun) -> Keyset:
-    return (run.id,)
-
-
 @strawberry.type(description="A declared comparison of two datasets by key, with its last run.")
-class Reconciliation:
-    id: strawberry.ID = strawberry.field(description="The comparison's id, as declared.")
+class Reconciliation(Node):
+    database_id: str = strawberry.field(
+        description="The comparison's id, as declared (what reconcile and the CLI take)."
+    )
     description: str = strawberry.field(description="What the comparison checks.")
     left: ReconciliationDataset = strawberry.field(description="The first dataset.")
     right: ReconciliationDataset = strawberry.field(description="The second dataset.")
@@ -316,23 +320,29 @@ class Reconciliation:
     async def history(
         self,
         info: Info,
-        first: Annotated[
-            int, strawberry.argument(description="Runs on the page (at most the maximum).")
-        ] = DEFAULT_HISTORY_PAGE,
-        after: Annotated[
-            str | None, strawberry.argument(description="The endCursor of the previous page.")
-        ] = None,
+        first: FirstArgument = None,
+        after: AfterArgument = None,
+        last: LastArgument = None,
+        before: BeforeArgument = None,
     ) -> Connection[ReconciliationReport]:
-        page = page_request(info, first, after)
-        found, count = await resolvers.history(info, str(self.id), page)
-        return Connection.from_page(found, ReconciliationReport.from_record, _run_keyset, count)
+        return await history_connection(
+            info,
+            resolvers.history,
+            self.database_id,
+            ReconciliationReport.from_record,
+            first,
+            after,
+            last,
+            before,
+        )
 
     @classmethod
     def from_record(
         cls, record: records.ComparisonDefinition, last: records.ReconciliationRun | None
     ) -> Reconciliation:
         return cls(
-            id=strawberry.ID(record.id),
+            id=global_id("Reconciliation", record.id),
+            database_id=record.id,
             description=record.description,
             left=ReconciliationDataset.from_record(record.left),
             right=ReconciliationDataset.from_record(record.right),
@@ -375,7 +385,8 @@ class ReconcileOverridesInput:
 
 
 ComparisonIdArgument = Annotated[
-    strawberry.ID, strawberry.argument(description="The comparison's id, as declared.")
+    strawberry.ID,
+    strawberry.argument(description="The comparison's global id, or its declared id."),
 ]
 
 
@@ -394,7 +405,7 @@ class ReconciliationQuery:
         directives=[ANALYSTS],
     )
     async def reconciliation(self, info: Info, id: ComparisonIdArgument) -> Reconciliation | None:
-        definition, last = await resolvers.comparison(info, str(id))
+        definition, last = await resolvers.comparison(info, declared_key(id, "Reconciliation"))
         return Reconciliation.from_record(definition, last)
 
 
@@ -416,5 +427,6 @@ class ReconciliationMutation:
         ] = None,
     ) -> ReconciliationReport | None:
         chosen = overrides.to_record() if overrides else records.ReconcileOverrides()
-        run = await resolvers.reconcile(info, str(comparison_id), chosen)
+        key = declared_key(comparison_id, "Reconciliation")
+        run = await resolvers.reconcile(info, key, chosen)
         return ReconciliationReport.from_record(run)

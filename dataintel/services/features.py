@@ -11,17 +11,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError
+from dataintel.services.yaml_files import declaration_files, parse_yaml
 from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine, fetch_all
 
@@ -452,16 +451,7 @@ def _view(spec: _ViewSpec, origin: str) -> tuple[FeatureView, dict[str, Evaluato
 
 
 def _read_views(text: str, origin: str) -> list[_ViewSpec]:
-    try:
-        return _FileSpec.model_validate(yaml.safe_load(text)).views
-    except yaml.YAMLError as error:
-        raise FeatureCatalogError(f"{origin} is not valid YAML: {error}") from None
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise FeatureCatalogError(f"{origin} is not a feature view file: {problems}.") from None
+    return parse_yaml(text, origin, _FileSpec, FeatureCatalogError, "a feature view file").views
 
 
 class FeatureCatalog:
@@ -532,14 +522,12 @@ class FeatureCatalog:
 
 def load_catalog(path: Path | None = None) -> FeatureCatalog:
     """The built-in views plus those of ``path``, whose views replace built-ins by name."""
-    built_in = resources.files("dataintel.services").joinpath(BUILT_IN_VIEWS).read_text("utf-8")
-    specs = {spec.name: (spec, BUILT_IN_VIEWS) for spec in _read_views(built_in, BUILT_IN_VIEWS)}
-    if path is not None:
-        try:
-            text = path.read_text("utf-8")
-        except OSError as error:
-            raise FeatureCatalogError(f"cannot read feature views from {path}: {error}") from None
-        specs.update({spec.name: (spec, str(path)) for spec in _read_views(text, str(path))})
+    files = declaration_files(
+        "dataintel.services", BUILT_IN_VIEWS, path, FeatureCatalogError, "feature views from"
+    )
+    specs = {
+        spec.name: (spec, origin) for text, origin in files for spec in _read_views(text, origin)
+    }
     views: list[FeatureView] = []
     formulas: dict[str, Evaluator] = {}
     for spec, origin in specs.values():

@@ -1,5 +1,9 @@
 """The deterministic demo data: an online shop's customers, products, orders, events, ledger.
 
+It holds deliberate, counted flaws for reconciliation (ledger discrepancies) and for the
+quality checks (blank countries, e-mails held twice, totals out of range, a channel whose
+events stop early); the seed summary counts them.
+
 The same scale gives the same rows on every run and on every dialect: every choice comes
 from ``random.Random`` seeded with a constant, every moment from a fixed window (never the
 clock), and every id is assigned here rather than by the database.
@@ -32,6 +36,10 @@ LEDGER_SMALL_AMOUNT_DIFFERENCE_CENTS = 9
 """A small (rounding-like) amount mismatch is off by at most this; a large one by a dollar+."""
 ORPHAN_ORDER_ID_BASE = 900_000_000
 """Ledger entries without an order point at ids above this, which no order ever has."""
+STOPPED_EVENTS_CHANNEL = "marketplace"
+"""The channel whose events stop before the others' (a feed that broke down)."""
+STOPPED_EVENTS_GAP = timedelta(days=3)
+"""How long before WINDOW_END the stopped channel's events end."""
 
 ROLE_DESCRIPTIONS: Mapping[str, str] = {
     "viewer": "Reads analytics, features, the catalog and the status of the service.",
@@ -130,7 +138,7 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class SeedSummary:
-    """What one seeding wrote: rows per table and the ledger's deliberate discrepancies."""
+    """What one seeding wrote: rows per table, the ledger's discrepancies, the quality defects."""
 
     scale: int
     customers: int
@@ -150,6 +158,25 @@ class SeedSummary:
     """Entries booked further than LEDGER_BOOKING_TOLERANCE from their order's placed_at."""
     ledger_entries_without_order: int
     """Entries whose order_id matches no order."""
+    customers_without_country: int
+    """Customers whose country is blank ('')."""
+    duplicated_customer_emails: int
+    """Addresses held by two customers, spelled with other letter case (the column is unique)."""
+    orders_total_out_of_range: int
+    """Cancelled orders whose total was stored negated (below zero; items unchanged)."""
+    stopped_channel_events_missing: int
+    """Events of STOPPED_EVENTS_CHANNEL in the last STOPPED_EVENTS_GAP, left out."""
+    stopped_channel_last_event_at: datetime | None
+    """The stopped channel's latest event."""
+
+
+@dataclass(frozen=True, slots=True)
+class _QualityDefects:
+    customers_without_country: int
+    duplicated_customer_emails: int
+    orders_total_out_of_range: int
+    stopped_channel_events_missing: int
+    stopped_channel_last_event_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +192,7 @@ class _DemoRows:
     ledger_large_amount_mismatches: int
     ledger_booked_at_outliers: int
     ledger_entries_without_order: int
+    defects: _QualityDefects
 
 
 def _random(part: str, scale: int) -> random.Random:
@@ -460,6 +488,46 @@ def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
     return _Ledger(entries, missing_count, amount_count, large, booked_count, orphan_count)
 
 
+def _customer_defects(scale: int, customers: list[Row]) -> tuple[int, int]:
+    # Drawn from a generator of their own, after the rows: every other draw stays as it was.
+    chance = _random("customer-defects", scale)
+    blank_count, shared_count = 3 * scale, 4 * scale
+    picked = chance.sample(range(len(customers)), blank_count + 2 * shared_count)
+    for index in picked[:blank_count]:
+        customers[index]["country"] = ""
+    pairs = picked[blank_count:]
+    for owner, sharer in zip(pairs[::2], pairs[1::2], strict=True):
+        # The store's unique index compares exactly; the same mailbox capitalized slips past it.
+        customers[sharer]["email"] = customers[owner]["email"].capitalize()
+    return blank_count, shared_count
+
+
+def _order_defects(scale: int, orders: list[Row]) -> int:
+    # Only cancelled orders: revenue, the ledger and the features never count them.
+    chance = _random("order-defects", scale)
+    cancelled = [order for order in orders if order["status"] == "cancelled"]
+    picked = chance.sample(cancelled, 5 * scale)
+    for order in picked:
+        order["total_cents"] = -order["total_cents"]
+    return len(picked)
+
+
+def _stop_channel_early(events: list[Row]) -> tuple[list[Row], int, int | None]:
+    cutoff = _SPAN_SECONDS - int(STOPPED_EVENTS_GAP.total_seconds())
+    kept = [
+        event
+        for event in events
+        if event["channel"] != STOPPED_EVENTS_CHANNEL or event["occurred_at"] <= cutoff
+    ]
+    for event_id, event in enumerate(kept, start=1):
+        event["id"] = event_id
+    last = max(
+        (event["occurred_at"] for event in kept if event["channel"] == STOPPED_EVENTS_CHANNEL),
+        default=None,
+    )
+    return kept, len(events) - len(kept), last
+
+
 def _with_moments(rows: list[Row], *columns: str) -> list[Row]:
     # Rows are drawn with seconds since WINDOW_START (cheap to compare); the store gets moments.
     for row in rows:
@@ -472,7 +540,9 @@ def _generate(scale: int) -> _DemoRows:
     products = _products(round(200 * math.sqrt(scale)))
     customers = _customers(1000 * scale, scale)
     orders, items = _orders_and_items(10_000 * scale, scale, customers, products)
-    events = _events(scale, customers, orders)
+    events, events_missing, last_stopped = _stop_channel_early(_events(scale, customers, orders))
+    without_country, shared_emails = _customer_defects(scale, customers)
+    out_of_range = _order_defects(scale, orders)
     ledger = _ledger(scale, orders)
     return _DemoRows(
         customers=_with_moments(customers, "signed_up_at"),
@@ -486,6 +556,13 @@ def _generate(scale: int) -> _DemoRows:
         ledger_large_amount_mismatches=ledger.large_amount_mismatches,
         ledger_booked_at_outliers=ledger.booked_at_outliers,
         ledger_entries_without_order=ledger.without_order,
+        defects=_QualityDefects(
+            customers_without_country=without_country,
+            duplicated_customer_emails=shared_emails,
+            orders_total_out_of_range=out_of_range,
+            stopped_channel_events_missing=events_missing,
+            stopped_channel_last_event_at=None if last_stopped is None else _moment(last_stopped),
+        ),
     )
 
 
@@ -557,6 +634,11 @@ async def seed(engine: AsyncEngine, scale: int = 1) -> SeedSummary:
         ledger_large_amount_mismatches=rows.ledger_large_amount_mismatches,
         ledger_booked_at_outliers=rows.ledger_booked_at_outliers,
         ledger_entries_without_order=rows.ledger_entries_without_order,
+        customers_without_country=rows.defects.customers_without_country,
+        duplicated_customer_emails=rows.defects.duplicated_customer_emails,
+        orders_total_out_of_range=rows.defects.orders_total_out_of_range,
+        stopped_channel_events_missing=rows.defects.stopped_channel_events_missing,
+        stopped_channel_last_event_at=rows.defects.stopped_channel_last_event_at,
     )
 
 

@@ -272,5 +272,40 @@ quality_results = sa.Table(
     sa.Index(None, "run_id"),
 )
 
+row_change_counts = sa.Table(
+    "row_change_counts",
+    metadata,
+    # Kept by triggers (migration 0006): rows of a table updated in place, per UTC month of
+    # the row's time ('*': a table without one). Only ever grows; rollups compare it.
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("changes", sa.BigInteger, nullable=False),
+)
+
+analytics_rollup_state = sa.Table(
+    "analytics_rollup_state",
+    metadata,
+    # Per rollup and UTC month partition: the definition it was built from, the source's
+    # fingerprint then (rows, latest time, key sum, in-place updates) and when. The rollup
+    # tables themselves are derived data that `dataintel analytics rollups build` creates.
+    sa.Column("rollup", sa.String(64), primary_key=True),
+    sa.Column("partition", sa.String(7), primary_key=True),
+    sa.Column("definition", sa.String(64), nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("max_time", UTCDateTime, nullable=True),
+    sa.Column("key_sum", sa.BigInteger, nullable=False),
+    sa.Column("changes", sa.BigInteger, nullable=False),
+    sa.Column("built_at", UTCDateTime, nullable=False),
+)
+
+ROW_CHANGE_TIMES = {
+    "orders": "orders.placed_at",
+    "events": "events.occurred_at",
+    "order_items": "orders.placed_at",
+    "ledger_entries": "ledger_entries.booked_at",
+}
+"""The time whose UTC month row_change_counts files a table's updates under (as migration
+0006 counts them); the other demo tables count under '*'."""
+
 DEMO_TABLES = (customers, products, orders, order_items, events, ledger_entries, feature_values)
 """The tables the seed owns, parents before children."""

@@ -24,7 +24,9 @@ mutation Run($input: RunQualityChecksInput) {
 """
 CHECKS = """
 {
-  qualityChecks { id dataset type severity tags columns mostly latestResult { id status } }
+  qualityChecks {
+    id databaseId dataset type severity tags columns mostly latestResult { id status }
+  }
   datasetHealth { dataset checks neverRun status counts { status count } }
 }
 """
@@ -34,6 +36,25 @@ query History($after: String) {
     history(first: 1, after: $after) {
       totalCount pageInfo { hasNextPage endCursor } nodes { id status }
     }
+  }
+}
+"""
+OLDEST = """
+query Oldest($id: ID!, $before: String) {
+  qualityCheck(id: $id) {
+    id databaseId
+    history(last: 1, before: $before) {
+      pageInfo { hasPreviousPage hasNextPage startCursor } nodes { id databaseId }
+    }
+  }
+}
+"""
+NODE = """
+query Node($id: ID!) {
+  node(id: $id) {
+    __typename id
+    ... on QualityCheck { databaseId latestResult { id } }
+    ... on QualityResult { checkId status }
   }
 }
 """
@@ -62,7 +83,7 @@ async def test_run_by_dataset_then_read_latest_history_and_health(
         second = (await post(client, RUN, input=ledger))["data"]["runQualityChecks"]
 
         after = (await post(client, CHECKS))["data"]
-        latest = {check["id"]: check["latestResult"] for check in after["qualityChecks"]}
+        latest = {check["databaseId"]: check["latestResult"] for check in after["qualityChecks"]}
         second_ids = {result["checkId"]: result["id"] for result in second["results"]}
         assert (
             latest["ledger_entries_have_orders"]["id"] == second_ids["ledger_entries_have_orders"]
@@ -85,6 +106,33 @@ async def test_run_by_dataset_then_read_latest_history_and_health(
         older = (await post(client, HISTORY, after=cursor))["data"]["qualityCheck"]["history"]
         assert [node["id"] for node in older["nodes"]] == [orphaned["id"]]
         assert older["pageInfo"]["hasNextPage"] is False
+
+        # Backwards from the end (the oldest), by the check's global id, and node(id:).
+        check = (await post(client, OLDEST, id="ledger_entries_have_orders"))["data"][
+            "qualityCheck"
+        ]
+        assert check["databaseId"] == "ledger_entries_have_orders"
+        assert check["id"] != check["databaseId"]
+        oldest = check["history"]
+        assert [node["id"] for node in oldest["nodes"]] == [orphaned["id"]]
+        assert oldest["pageInfo"]["hasPreviousPage"] is True
+        cursor = oldest["pageInfo"]["startCursor"]
+        newer = await post(client, OLDEST, id=check["id"], before=cursor)
+        newer_page = newer["data"]["qualityCheck"]["history"]
+        assert [node["id"] for node in newer_page["nodes"]] == [
+            second_ids["ledger_entries_have_orders"]
+        ]
+        assert newer_page["pageInfo"]["hasPreviousPage"] is False
+        found = (await post(client, NODE, id=check["id"]))["data"]["node"]
+        assert found["__typename"] == "QualityCheck"
+        assert found["latestResult"]["id"] == second_ids["ledger_entries_have_orders"]
+        result = (await post(client, NODE, id=orphaned["id"]))["data"]["node"]
+        assert result == {
+            "__typename": "QualityResult",
+            "id": orphaned["id"],
+            "checkId": "ledger_entries_have_orders",
+            "status": "WARN",
+        }
 
 
 async def test_a_failing_or_erroring_check_fails_the_run_not_the_request(
@@ -129,8 +177,15 @@ def test_the_cli_exits_non_zero_on_a_failure_and_zero_on_warnings(
     assert any(line.startswith("FAIL  events_fresh (events)") for line in lines)
     assert any(line.startswith("WARN  ledger_entries_have_orders") for line in lines)
 
+    # The ledger's checks only warn (orders_total_in_range, also tagged finance, fails on
+    # the seeded negated totals).
+    ledger = run_dataintel(["quality", "run", "--dataset", "ledger_entries"], tmp_path, environment)
+    assert ledger.returncode == 0, ledger.stdout + ledger.stderr
     finance = run_dataintel(["quality", "run", "--tag", "finance"], tmp_path, environment)
-    assert finance.returncode == 0, finance.stdout + finance.stderr
+    assert finance.returncode == 1, finance.stdout + finance.stderr
+    assert any(
+        line.startswith("FAIL  orders_total_in_range") for line in finance.stdout.splitlines()
+    )
     one = run_dataintel(["quality", "run", "--check", "orders_id_unique"], tmp_path, environment)
     assert one.returncode == 0
     assert one.stdout.startswith("PASS  orders_id_unique (orders)")

@@ -30,7 +30,7 @@ mutation Reconcile($id: ID!, $overrides: ReconcileOverridesInput) {
 LIST = """
 {
   reconciliations {
-    id description reference sampleSize
+    id databaseId description reference sampleSize
     left { table where query } right { table }
     keys { left right }
     columns { name left right kind absTol relTol }
@@ -47,6 +47,16 @@ query History($after: String) {
   }
 }
 """
+BACKWARDS = """
+query Backwards($id: ID!, $before: String) {
+  reconciliation(id: $id) {
+    history(last: 2, before: $before) {
+      pageInfo { hasPreviousPage startCursor } nodes { id databaseId }
+    }
+  }
+  node(id: $id) { __typename id ... on Reconciliation { databaseId } }
+}
+"""
 
 
 async def test_reconcile_reports_the_seeded_discrepancies_and_lists_the_last_run(
@@ -57,7 +67,7 @@ async def test_reconcile_reports_the_seeded_discrepancies_and_lists_the_last_run
         before = await post(client, LIST)
         assert "errors" not in before, before
         (listed,) = before["data"]["reconciliations"]
-        assert listed["id"] == "orders_vs_ledger"
+        assert listed["databaseId"] == "orders_vs_ledger"
         assert listed["lastReport"] is None
         assert listed["left"] == {
             "table": "orders",
@@ -112,6 +122,27 @@ async def test_history_pages_newest_first(make_settings: SettingsFactory) -> Non
         second = (await post(client, HISTORY, after=cursor))["data"]["reconciliation"]["history"]
         assert [node["id"] for node in second["nodes"]] == [ids[0]]
         assert second["pageInfo"]["hasNextPage"] is False
+
+        listed = (await post(client, LIST))["data"]["reconciliations"][0]
+        back = (await post(client, BACKWARDS, id=listed["id"]))["data"]
+        assert back["node"] == {
+            "__typename": "Reconciliation",
+            "id": listed["id"],
+            "databaseId": "orders_vs_ledger",
+        }
+        oldest = back["reconciliation"]["history"]
+        assert [node["id"] for node in oldest["nodes"]] == [ids[1], ids[0]]
+        assert oldest["pageInfo"]["hasPreviousPage"] is True
+        cursor = oldest["pageInfo"]["startCursor"]
+        newest = await post(client, BACKWARDS, id="orders_vs_ledger", before=cursor)
+        newest_page = newest["data"]["reconciliation"]["history"]
+        assert [node["id"] for node in newest_page["nodes"]] == [ids[2]]
+        assert newest_page["pageInfo"]["hasPreviousPage"] is False
+        run_node = (
+            "query Run($id: ID!) { node(id: $id) { ... on ReconciliationReport { databaseId } } }"
+        )
+        run = await post(client, run_node, id=ids[0])
+        assert isinstance(run["data"]["node"]["databaseId"], int)
 
 
 async def test_mistakes_are_typed_errors_and_a_viewer_is_denied(

@@ -353,6 +353,101 @@ async def test_a_late_row_sends_its_partition_raw_until_refreshed(
     assert canonical(after) == canonical(stale)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def changing_store_url(
+    request: pytest.FixtureRequest, seeded_sqlite_template: Path, tmp_path: Path
+) -> Iterator[str]:
+    """This test's own seeded store of one dialect, rollups built, free to change."""
+    if request.param == "sqlite":
+        copy = tmp_path / "store.db"
+        shutil.copyfile(seeded_sqlite_template, copy)
+        asyncio.run(build(sqlite_url(copy)))
+        yield sqlite_url(copy)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = asyncio.run(server.create_database())
+    try:
+        asyncio.run(migrate_and_seed(server.url(name)))
+        asyncio.run(build(server.url(name)))
+        yield server.url(name)
+    finally:
+        asyncio.run(server.drop_database(name))
+
+
+@pytest.fixture
+async def changing_store(changing_store_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(database_url=changing_store_url, database_timeout_seconds=120))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def test_an_update_in_place_sends_its_partition_raw_until_refreshed(
+    changing_store: AsyncEngine,
+) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(changing_store, catalog)
+    routed = SqlAnalyticsService(changing_store, catalog, rollups=True)
+    query = routed_query()
+    before = await routed.query(query)
+    assert before.source == "rollup"
+
+    # Count, latest time and key sum stay the same: only the update triggers can tell.
+    orders = tables.orders
+    async with changing_store.begin() as connection:
+        order_id = (
+            await connection.execute(
+                sa.select(sa.func.min(orders.c.id)).where(
+                    orders.c.status == "delivered",
+                    orders.c.placed_at >= datetime(2025, 3, 10, tzinfo=UTC),
+                    orders.c.placed_at < datetime(2025, 3, 20, tzinfo=UTC),
+                )
+            )
+        ).scalar_one()
+        assert order_id is not None
+        await connection.execute(
+            sa.update(orders)
+            .where(orders.c.id == order_id)
+            .values(total_cents=orders.c.total_cents + 987_654)
+        )
+    stale = await routed.query(query)
+    assert stale.source == "raw"
+    assert canonical(stale) == canonical(await raw.query(query))
+    assert canonical(stale) != canonical(before)
+    elsewhere = routed_query(start=datetime(2025, 5, 1), end=datetime(2025, 6, 1))
+    assert (await routed.query(elsewhere)).source == "rollup"
+
+    summaries = await refresh_rollups(changing_store, catalog, ["orders_hourly"])
+    assert summaries[0].rebuilt == ("2025-03",), "only the updated partition is rebuilt"
+    after = await routed.query(query)
+    assert after.source == "rollup"
+    assert canonical(after) == canonical(await raw.query(query))
+
+    # A customer has no time of its own: moving one to another region stales every month.
+    customers = tables.customers
+    async with changing_store.begin() as connection:
+        await connection.execute(
+            sa.update(customers)
+            .where(
+                customers.c.id
+                == sa.select(orders.c.customer_id).where(orders.c.id == order_id).scalar_subquery()
+            )
+            .values(
+                region=sa.case((customers.c.region == "europe", "asia_pacific"), else_="europe")
+            )
+        )
+    moved = await routed.query(elsewhere)
+    assert moved.source == "raw"
+    assert "orders_hourly" not in (await routed.query(query)).rollups
+    summaries = await refresh_rollups(changing_store, catalog, ["orders_hourly"])
+    assert summaries[0].unchanged == 0, "every partition is rebuilt"
+    for checked in (query, elsewhere):
+        answer = await routed.query(checked)
+        assert answer.source == "rollup"
+        assert canonical(answer) == canonical(await raw.query(checked))
+
+
 async def test_a_partition_is_swapped_in_one_transaction(fresh_sqlite: AsyncEngine) -> None:
     catalog = load_catalog()
     table = "analytics_rollup_orders_hourly"

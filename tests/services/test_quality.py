@@ -33,7 +33,13 @@ from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
 from dataintel.store.migrate import upgrade
-from dataintel.store.seed import SeedSummary, seed
+from dataintel.store.seed import (
+    STOPPED_EVENTS_CHANNEL,
+    STOPPED_EVENTS_GAP,
+    WINDOW_END,
+    SeedSummary,
+    seed,
+)
 from tests.plugins.store import PostgresServer, SeededTemplate, sqlite_url
 
 Row = Any
@@ -295,6 +301,48 @@ async def test_referential_finds_the_seeded_orphan_entries(
     assert result.status == "FAIL"
     assert result.unexpected_count == sum(orphans.values())
     assert sample_of(result) == top(orphans)
+
+
+async def test_the_built_in_checks_find_exactly_the_seeded_defects(
+    store: Store, engine: AsyncEngine
+) -> None:
+    summary = store.summary
+    assert summary.stopped_channel_last_event_at is not None
+    demo_now = summary.stopped_channel_last_event_at + STOPPED_EVENTS_GAP
+    service = SqlQualityService(engine, load_checks(), lambda: demo_now)
+    wanted = (
+        "customers_country_code",
+        "customers_email_unique",
+        "orders_total_in_range",
+        "events_marketplace_fresh",
+    )
+    _run_id, results = await service.run(CheckSelection(check_ids=wanted))
+    found = {result.check_id: result.measurement for result in results}
+
+    country, emails = found["customers_country_code"], found["customers_email_unique"]
+    totals, marketplace = found["orders_total_in_range"], found["events_marketplace_fresh"]
+    assert (country.status, country.unexpected_count) == ("FAIL", summary.customers_without_country)
+    assert sample_of(country) == [("", summary.customers_without_country)]
+    assert emails.status == "FAIL"
+    assert emails.duplicated_values == summary.duplicated_customer_emails
+    assert emails.unexpected_count == 2 * summary.duplicated_customer_emails
+    assert (totals.status, totals.unexpected_count) == ("FAIL", summary.orders_total_out_of_range)
+    # The other channels run up to the window's end; the stopped one's age is the gap.
+    assert (marketplace.status, marketplace.observed_value) == (
+        "FAIL",
+        (demo_now - summary.stopped_channel_last_event_at).total_seconds(),
+    )
+    assert summary.stopped_channel_last_event_at < WINDOW_END - STOPPED_EVENTS_GAP
+
+    # The same counts from the rows, in Python.
+    customers = store.rows.customers
+    assert sum(customer.country == "" for customer in customers) == country.unexpected_count
+    by_mailbox = Counter(customer.email.lower() for customer in customers)
+    assert sum(count > 1 for count in by_mailbox.values()) == emails.duplicated_values
+    assert sum(order.total_cents < 0 for order in store.rows.orders) == totals.unexpected_count
+    marketplace_events = [e for e in store.rows.events if e.channel == STOPPED_EVENTS_CHANNEL]
+    assert max(e.occurred_at for e in marketplace_events) == summary.stopped_channel_last_event_at
+    assert max(e.occurred_at for e in store.rows.events) > WINDOW_END - STOPPED_EVENTS_GAP
 
 
 # --- Edge cases ---------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from dataintel.store.migrate import upgrade
 from dataintel.store.seed import (
     LEDGER_BOOKING_TOLERANCE,
     ROLE_DESCRIPTIONS,
+    STOPPED_EVENTS_CHANNEL,
+    STOPPED_EVENTS_GAP,
     WINDOW_END,
     WINDOW_START,
     SeedSummary,
@@ -234,7 +236,8 @@ async def test_scale_two_doubles_the_business(
     assert astuple(Discrepancies.of(two)) == tuple(2 * n for n in astuple(Discrepancies.of(one)))
 
 
-async def test_the_demo_business_is_coherent(seeded_sqlite_url: str) -> None:
+async def test_the_demo_business_is_coherent(seeded_sqlite: SeededTemplate) -> None:
+    seeded_sqlite_url, summary = sqlite_url(seeded_sqlite.path), seeded_sqlite.summary
     customers, orders, items = tables.customers, tables.orders, tables.order_items
     events, ledger = tables.events, tables.ledger_entries
     item_totals = (
@@ -272,6 +275,14 @@ async def test_the_demo_business_is_coherent(seeded_sqlite_url: str) -> None:
             engine, count(totalled, sa.func.coalesce(item_totals.c[1], -1) != orders.c.total_cents)
         )
         purchases = await scalar(engine, count(events, events.c.type == "purchase"))
+        stopped_purchases = await scalar(
+            engine,
+            count(
+                orders,
+                orders.c.channel == STOPPED_EVENTS_CHANNEL,
+                orders.c.placed_at > WINDOW_END - STOPPED_EVENTS_GAP,
+            ),
+        )
         orders_with_purchase = await scalar(engine, count(orders, purchase_of_order))
         sign_ups = await scalar(engine, count(events, events.c.type == "sign_up"))
         customers_with_sign_up = await scalar(engine, count(customers, sign_up_of_customer))
@@ -298,8 +309,10 @@ async def test_the_demo_business_is_coherent(seeded_sqlite_url: str) -> None:
                 for column in (customers.c.region, customers.c.tier, orders.c.status)
             }
             platform_users = (await connection.execute(count(tables.users))).scalar_one()
-    assert mistotalled == 0, "every order's total is the sum of its items"
-    assert purchases == orders_with_purchase == total_orders
+    # The seeded quality defects: negated totals, a channel's purchases missing at the end.
+    assert mistotalled == summary.orders_total_out_of_range
+    assert purchases == orders_with_purchase == total_orders - stopped_purchases
+    assert 0 < stopped_purchases < summary.stopped_channel_events_missing
     assert sign_ups == customers_with_sign_up == total_customers
     assert orders_before_sign_up == 0
     assert cancelled_in_ledger == reversed_not_refunded == 0

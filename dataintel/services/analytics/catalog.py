@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from dataintel.services.yaml_files import declaration_files, parse_yaml
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
@@ -469,18 +468,7 @@ def _primary_key(table: str) -> str:
 
 
 def _read_file(text: str, origin: str) -> _FileSpec:
-    try:
-        loaded = yaml.safe_load(text)
-        return _FileSpec.model_validate(loaded if loaded is not None else {})
-    except yaml.YAMLError as error:
-        raise AnalyticsCatalogError(f"{origin} is not valid YAML: {error}") from None
-    except ValidationError as error:
-        # Each problem names its entry (measures.0.description), not pydantic's banner.
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise AnalyticsCatalogError(f"{origin} is not an analytics catalog: {problems}.") from None
+    return parse_yaml(text, origin, _FileSpec, AnalyticsCatalogError, "an analytics catalog")
 
 
 def _by_name(items: Iterable[Any], origin: str, kind: str) -> dict[str, tuple[Any, str]]:
@@ -537,13 +525,12 @@ def build_catalog(files: Sequence[tuple[str, str]]) -> AnalyticsCatalog:
 
 def load_catalog(path: Path | None = None) -> AnalyticsCatalog:
     """The built-in catalog, with the entries of ``path`` added or replacing them by name."""
-    package = resources.files("dataintel.services")
-    files = [(package.joinpath(BUILT_IN_CATALOG).read_text("utf-8"), BUILT_IN_CATALOG)]
-    if path is not None:
-        try:
-            files.append((path.read_text("utf-8"), str(path)))
-        except OSError as error:
-            raise AnalyticsCatalogError(
-                f"cannot read the analytics catalog {path}: {error}"
-            ) from None
-    return build_catalog(files)
+    return build_catalog(
+        declaration_files(
+            "dataintel.services",
+            BUILT_IN_CATALOG,
+            path,
+            AnalyticsCatalogError,
+            "the analytics catalog",
+        )
+    )

@@ -1,16 +1,19 @@
 """Rollup tables: a source's sums and counts by UTC hour, built one UTC month at a time.
 
 Rollups are derived data, so the build creates their tables itself (no migration): a table
-per rollup (``analytics_rollup_<name>``) and one state table that records, per partition,
-the definition it was built from and the source's fingerprint at that moment. A rollup
+per rollup (``analytics_rollup_<name>``). The state table (migration 0006) records, per
+partition, the definition it was built from and the source's fingerprint at that moment. A rollup
 whose definition changed is dropped and rebuilt whole.
 
 The fingerprint of a partition is the count, the latest time value and the sum of the
-primary keys of the source's rows in it. It changes when rows are added (late rows
-included), deleted or moved in time; it is cheap to compute (the source's time index,
-without the dimension joins), so a query checks it on every read. Updates in place of other
-columns (an order's status, a customer's region) do not change it: who writes such changes
-rebuilds the partitions concerned (``dataintel analytics rollups build --partition``).
+primary keys of the source's rows in it, and the count of in-place updates of the tables it
+reads. The first three change when rows are added (late rows included), deleted or moved in
+time; they are cheap to compute (the source's time index, without the dimension joins). The
+last comes from ``row_change_counts``, which the store's triggers keep (migration 0006): the
+updated rows per table and UTC month of the row's time, so an order whose total changed
+stales its month, and a customer whose region changed (a table without a time of its own)
+stales every partition of the rollups that join customers. A query checks all four on every
+read.
 
 A partition is swapped in one transaction (delete, insert, record), so a reader sees either
 the old partition or the new one, never half of it.
@@ -34,34 +37,25 @@ from dataintel.services.analytics.catalog import (
     SourceDefinition,
 )
 from dataintel.services.analytics.planner import Raw, raws_of, value_of
+from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
 STATE_TABLE = "analytics_rollup_state"
 TABLE_PREFIX = "analytics_rollup_"
 
-_metadata = sa.MetaData()
-
-rollup_state = sa.Table(
-    STATE_TABLE,
-    _metadata,
-    sa.Column("rollup", sa.String(64), primary_key=True),
-    sa.Column("partition", sa.String(7), primary_key=True),
-    sa.Column("definition", sa.String(64), nullable=False),
-    sa.Column("row_count", sa.BigInteger, nullable=False),
-    sa.Column("max_time", UTCDateTime, nullable=True),
-    sa.Column("key_sum", sa.BigInteger, nullable=False),
-    sa.Column("built_at", UTCDateTime, nullable=False),
-)
-"""Per rollup and partition: what it was built from, and when."""
+rollup_state = tables.analytics_rollup_state
+"""Per rollup and partition: what it was built from, and when (migration 0006)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    """What a partition's source rows looked like: their number, latest time, key sum."""
+    """What a partition's source rows looked like: number, latest time, key sum, updates."""
 
     row_count: int
     max_time: datetime | None
     key_sum: int
+    changes: int = 0
+    """In-place updates counted in row_change_counts for the tables the rollup reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +175,7 @@ def fingerprints_statement(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> sa.Select[Any]:
-    """(partition, count, max time, key sum) of the source's rows, by partition."""
+    """(partition, count, max time, key sum, updates) of the source's rows, by partition."""
     source = catalog.sources[rollup.source]
     time = catalog.dimensions[source.time_dimension]
     moment = column(time.column)
@@ -192,7 +186,7 @@ def fingerprints_statement(
         conditions.append(moment >= start)
     if end is not None:
         conditions.append(moment < end)
-    return (
+    grouped = (
         sa.select(
             partition,
             sa.func.count().label("row_count"),
@@ -202,15 +196,56 @@ def fingerprints_statement(
         .select_from(_time_from(source, time.table))
         .where(*conditions)
         .group_by(partition)
+        .subquery("fingerprints")
     )
+    # A partition's updates: its own month's and '*' of the tables filed by the rollup's
+    # time, and every update of the other tables it joins (their time is not its own).
+    aligned, others = _read_tables(catalog, rollup)
+    counts = tables.row_change_counts
+    applies = sa.or_(
+        sa.and_(
+            counts.c.table_name.in_(sorted(aligned)),
+            sa.or_(counts.c.period == grouped.c.partition, counts.c.period == "*"),
+        ),
+        counts.c.table_name.in_(sorted(others)),
+    )
+    changes = (
+        sa.select(sa.func.coalesce(sa.func.sum(counts.c.changes), 0))
+        .where(applies)
+        .scalar_subquery()
+    )
+    return sa.select(grouped, changes.label("changes"))
+
+
+def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[set[str], set[str]]:
+    """The tables a rollup reads: those whose updates are filed under its partitions, others."""
+    source = catalog.sources[rollup.source]
+    time_column = catalog.dimensions[source.time_dimension].column
+    read = {source.table, *(join.table for join in source.joins)}
+    aligned = {table for table in read if tables.ROW_CHANGE_TIMES.get(table) == time_column}
+    return aligned, read - aligned
 
 
 def fingerprints_of(rows: Sequence[Any]) -> dict[str, Fingerprint]:
     """Fingerprints by partition from the rows of fingerprints_statement."""
     return {
-        row.partition: Fingerprint(int(row.row_count), row.max_time, int(row.key_sum))
+        row.partition: Fingerprint(
+            int(row.row_count), row.max_time, int(row.key_sum), int(row.changes)
+        )
         for row in rows
     }
+
+
+async def current_fingerprints(
+    connection: AsyncConnection,
+    catalog: AnalyticsCatalog,
+    rollup: RollupDefinition,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Fingerprint]:
+    """The source's fingerprints now, by partition (of the range given, or all)."""
+    statement = fingerprints_statement(catalog, rollup, connection.dialect.name, start, end)
+    return fingerprints_of((await connection.execute(statement)).all())
 
 
 def state_statement(
@@ -228,7 +263,7 @@ def states_of(rows: Sequence[Any]) -> dict[tuple[str, str], PartitionState]:
     return {
         (row.rollup, row.partition): PartitionState(
             row.definition,
-            Fingerprint(int(row.row_count), row.max_time, int(row.key_sum)),
+            Fingerprint(int(row.row_count), row.max_time, int(row.key_sum), int(row.changes)),
             row.built_at,
         )
         for row in rows
@@ -271,7 +306,7 @@ async def _prepare(
     connection: AsyncConnection, catalog: AnalyticsCatalog, rollup: RollupDefinition
 ) -> bool:
     """Creates the state and rollup tables as needed; True when the rollup was recreated."""
-    await connection.run_sync(_metadata.create_all, checkfirst=True)
+    await connection.run_sync(rollup_state.create, checkfirst=True)
     table = rollup_table(catalog, rollup)
     digest = definition_digest(catalog, rollup)
     recorded = (
@@ -299,12 +334,9 @@ async def refresh_rollup(
     full: bool = False,
 ) -> RefreshSummary:
     """Rebuilds the partitions that need it: those named, all, or those whose source changed."""
-    dialect = engine.dialect.name
     async with engine.begin() as connection:
         recreated = await _prepare(connection, catalog, rollup)
-        current = fingerprints_of(
-            (await connection.execute(fingerprints_statement(catalog, rollup, dialect))).all()
-        )
+        current = await current_fingerprints(connection, catalog, rollup)
         recorded = states_of((await connection.execute(state_statement([rollup.name]))).all())
     digest = definition_digest(catalog, rollup)
     built = {partition: state for (_, partition), state in recorded.items()}
@@ -358,13 +390,9 @@ async def _swap_partition(
                     rollup_state.c.rollup == rollup.name, rollup_state.c.partition == partition
                 )
             )
-            found = fingerprints_of(
-                (
-                    await connection.execute(
-                        fingerprints_statement(catalog, rollup, dialect, start, end)
-                    )
-                ).all()
-            ).get(partition)
+            found = (await current_fingerprints(connection, catalog, rollup, start, end)).get(
+                partition
+            )
             if found is None:
                 return None
             result = await connection.execute(
@@ -378,6 +406,7 @@ async def _swap_partition(
                     row_count=found.row_count,
                     max_time=found.max_time,
                     key_sum=found.key_sum,
+                    changes=found.changes,
                     built_at=datetime.now(UTC),
                 )
             )

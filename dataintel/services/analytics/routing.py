@@ -10,7 +10,8 @@ that raw rows use, so routing never moves a bucket's boundary.
 
 Freshness is checked on every query: each partition that the range touches must have been
 built from the current definition and from source rows whose fingerprint (count, latest
-time, key sum) is the one the source has now. Otherwise the source is read raw.
+time, key sum, in-place updates) is the one the source has now. Otherwise the source is
+read raw.
 """
 
 from __future__ import annotations

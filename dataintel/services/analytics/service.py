@@ -6,16 +6,13 @@ import dataclasses
 from datetime import datetime
 from typing import Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.services.analytics.catalog import AnalyticsCatalog
 from dataintel.services.analytics.planner import AnalyticsQuery, Plan, plan_query
 from dataintel.services.analytics.results import AnalyticsResult, shape_result
 from dataintel.services.analytics.rollups import (
-    STATE_TABLE,
-    fingerprints_of,
-    fingerprints_statement,
+    current_fingerprints,
     partition_bounds,
     state_statement,
     states_of,
@@ -53,7 +50,6 @@ class SqlAnalyticsService:
         self._engine = engine
         self._catalog = catalog
         self._rollups = rollups
-        self._state_exists = False
 
     @property
     def catalog(self) -> AnalyticsCatalog:
@@ -82,23 +78,18 @@ class SqlAnalyticsService:
         found = candidates(plan)
         if not found:
             return None
-        if not self._state_exists:
-            # Built by `dataintel analytics rollups build`; once there, it stays.
-            self._state_exists = await connection.run_sync(
-                lambda sync: sa.inspect(sync).has_table(STATE_TABLE)
-            )
-            if not self._state_exists:
-                return None
         touched = partitions_touched(plan)
-        dialect = connection.dialect.name
         names = [candidate.rollup.name for candidate in found]
         recorded = states_of((await connection.execute(state_statement(names, touched))).all())
+        if not recorded:
+            # Never built (`dataintel analytics rollups build`), or not in this range.
+            return None
         start = partition_bounds(touched[0])[0] if touched else None
         end = partition_bounds(touched[-1])[1] if touched else None
-        current = {}
-        for candidate in found:
-            statement = fingerprints_statement(plan.catalog, candidate.rollup, dialect, start, end)
-            current[candidate.rollup.name] = fingerprints_of(
-                (await connection.execute(statement)).all()
+        current = {
+            candidate.rollup.name: await current_fingerprints(
+                connection, plan.catalog, candidate.rollup, start, end
             )
+            for candidate in found
+        }
         return decide(found, touched, current, recorded)

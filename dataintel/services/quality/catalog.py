@@ -14,14 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dataintel.services.yaml_files import declaration_files, parse_yaml
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
@@ -73,6 +72,8 @@ class CheckDefinition:
     """table.column for referential."""
     pattern: str | None
     """The regular expression of a regex check."""
+    ignore_case: bool = False
+    """unique only: values that differ only in letter case are duplicates."""
 
     @property
     def column(self) -> str:
@@ -101,6 +102,7 @@ class _CheckSpec(BaseModel):
     fail_after_seconds: float | None = Field(None, gt=0, alias="failAfterSeconds")
     references: str | None = None
     pattern: str | None = None
+    ignore_case: bool = Field(False, alias="ignoreCase")
 
     @model_validator(mode="after")
     def _one_column_field(self) -> _CheckSpec:
@@ -179,6 +181,7 @@ def _check(spec: _CheckSpec, origin: str) -> CheckDefinition:
         )
     else:
         _require(references is None, where, "only referential checks take references.")
+    _require(not spec.ignore_case or spec.type == "unique", where, "only unique takes ignoreCase.")
     _require(
         spec.mostly == 1.0 or spec.type in (*ROW_CHECKS, "unique"),
         where,
@@ -202,21 +205,12 @@ def _check(spec: _CheckSpec, origin: str) -> CheckDefinition:
         fail_after_seconds=spec.fail_after_seconds,
         references=references,
         pattern=spec.pattern,
+        ignore_case=spec.ignore_case,
     )
 
 
 def _read_file(text: str, origin: str) -> _FileSpec:
-    try:
-        loaded: Any = yaml.safe_load(text)
-        return _FileSpec.model_validate(loaded if loaded is not None else {})
-    except yaml.YAMLError as error:
-        raise QualityCatalogError(f"{origin} is not valid YAML: {error}") from None
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise QualityCatalogError(f"{origin} is not a quality checks file: {problems}.") from None
+    return parse_yaml(text, origin, _FileSpec, QualityCatalogError, "a quality checks file")
 
 
 def build_checks(files: Sequence[tuple[str, str]]) -> dict[str, CheckDefinition]:
@@ -234,11 +228,12 @@ def build_checks(files: Sequence[tuple[str, str]]) -> dict[str, CheckDefinition]
 
 def load_checks(path: Path | None = None) -> dict[str, CheckDefinition]:
     """The built-in checks, with those of ``path`` added or replacing them by id."""
-    package = resources.files("dataintel.services.quality")
-    files = [(package.joinpath(BUILT_IN_CHECKS).read_text("utf-8"), BUILT_IN_CHECKS)]
-    if path is not None:
-        try:
-            files.append((path.read_text("utf-8"), str(path)))
-        except OSError as error:
-            raise QualityCatalogError(f"cannot read the quality checks {path}: {error}") from None
-    return build_checks(files)
+    return build_checks(
+        declaration_files(
+            "dataintel.services.quality",
+            BUILT_IN_CHECKS,
+            path,
+            QualityCatalogError,
+            "the quality checks",
+        )
+    )

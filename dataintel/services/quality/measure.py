@@ -143,14 +143,21 @@ async def _row_check(connection: AsyncConnection, check: CheckDefinition) -> Mea
 
 async def _unique(connection: AsyncConnection, check: CheckDefinition) -> Measurement:
     rows = _rows(check)
-    columns = [rows.c[name] for name in check.columns]
+    # Lower-cased values are grouped by the expression, never by a label: PostgreSQL reads
+    # a GROUP BY name as the input column first.
+    columns: list[sa.ColumnElement[Any]] = [
+        sa.func.lower(rows.c[name]) if check.ignore_case else rows.c[name] for name in check.columns
+    ]
     any_null = sa.or_(*(column.is_(None) for column in columns))
     elements, nulls = (
         await connection.execute(sa.select(sa.func.count(), _count(any_null)).select_from(rows))
     ).one()
     elements, nulls = int(elements), int(nulls)
     groups = (
-        sa.select(*columns, sa.func.count().label("rows"))
+        sa.select(
+            *(column.label(name) for column, name in zip(columns, check.columns, strict=True)),
+            sa.func.count().label("rows"),
+        )
         .where(sa.not_(any_null))
         .group_by(*columns)
         .having(sa.func.count() > 1)

@@ -22,9 +22,6 @@ from dataintel.errors import BadUserInputError
 from dataintel.services.pagination import (
     Page,
     PageRequest,
-    keyset_conditions,
-    keyset_order,
-    page_from_rows,
 )
 from dataintel.services.quality.catalog import CheckDefinition
 from dataintel.services.quality.measure import (
@@ -35,8 +32,9 @@ from dataintel.services.quality.measure import (
     error_measurement,
     measure,
 )
+from dataintel.services.run_history import RunHistory
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine, fetch_all, fetch_scalar, read, statement_failure
+from dataintel.store.guarded import StoreEngine, read, statement_failure
 from dataintel.store.rows import AnyRow
 
 _DOMAIN = "quality"
@@ -100,6 +98,8 @@ class QualityService(Protocol):
 
     async def count_history(self, check_id: str) -> int: ...
 
+    async def results(self, result_ids: Sequence[int]) -> list[QualityResult | None]: ...
+
     async def dataset_health(self) -> list[DatasetHealth]: ...
 
 
@@ -137,6 +137,7 @@ class SqlQualityService:
         self._engine = engine
         self._checks = dict(checks)
         self._clock = clock
+        self._history = RunHistory(engine, _RESULTS, "check_id", _result_from)
 
     @property
     def checks(self) -> Mapping[str, CheckDefinition]:
@@ -221,34 +222,20 @@ class SqlQualityService:
         return run_id, results
 
     async def latest(self, check_ids: Sequence[str]) -> list[QualityResult | None]:
-        """The last result of each check, in the order asked (None: never run)."""
-        if not check_ids:
-            return []
-        newest = (
-            sa.select(sa.func.max(_RESULTS.c.id))
-            .where(_RESULTS.c.check_id.in_(check_ids))
-            .group_by(_RESULTS.c.check_id)
-        )
-        rows = await fetch_all(self._engine, sa.select(_RESULTS).where(_RESULTS.c.id.in_(newest)))
-        by_check = {row.check_id: _result_from(row) for row in rows}
-        return [by_check.get(check_id) for check_id in check_ids]
+        """The latest result of each check, in the order asked (None: never ran)."""
+        return await self._history.latest(check_ids)
 
     async def history(self, check_id: str, page: PageRequest) -> Page[QualityResult]:
         """A check's results, newest first."""
-        key = [_RESULTS.c.id]
-        statement = (
-            sa.select(_RESULTS)
-            .where(_RESULTS.c.check_id == check_id, *keyset_conditions(key, True, page))
-            .order_by(*keyset_order(key, True, page))
-            .limit(page.limit)
-        )
-        rows = await fetch_all(self._engine, statement)
-        return page_from_rows([_result_from(row) for row in rows], page)
+        return await self._history.page(check_id, page)
 
     async def count_history(self, check_id: str) -> int:
         """How many results a check has."""
-        statement = sa.select(sa.func.count()).where(_RESULTS.c.check_id == check_id)
-        return int(await fetch_scalar(self._engine, statement))
+        return await self._history.count(check_id)
+
+    async def results(self, result_ids: Sequence[int]) -> list[QualityResult | None]:
+        """Results by id, in the order asked (None: no such result)."""
+        return await self._history.by_ids(result_ids)
 
     async def dataset_health(self) -> list[DatasetHealth]:
         """Per dataset with checks, in name order: the latest results' statuses."""

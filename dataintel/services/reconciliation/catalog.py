@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dataintel.services.yaml_files import declaration_files, parse_yaml
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
@@ -228,17 +227,7 @@ def _comparison(spec: _ComparisonSpec, origin: str) -> ComparisonDefinition:
 
 
 def _read_file(text: str, origin: str) -> _FileSpec:
-    try:
-        loaded = yaml.safe_load(text)
-        return _FileSpec.model_validate(loaded if loaded is not None else {})
-    except yaml.YAMLError as error:
-        raise ComparisonCatalogError(f"{origin} is not valid YAML: {error}") from None
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise ComparisonCatalogError(f"{origin} is not a comparisons file: {problems}.") from None
+    return parse_yaml(text, origin, _FileSpec, ComparisonCatalogError, "a comparisons file")
 
 
 def build_comparisons(files: Sequence[tuple[str, str]]) -> dict[str, ComparisonDefinition]:
@@ -256,13 +245,12 @@ def build_comparisons(files: Sequence[tuple[str, str]]) -> dict[str, ComparisonD
 
 def load_comparisons(path: Path | None = None) -> dict[str, ComparisonDefinition]:
     """The built-in comparisons, with those of ``path`` added or replacing them by id."""
-    package = resources.files("dataintel.services.reconciliation")
-    files = [(package.joinpath(BUILT_IN_COMPARISONS).read_text("utf-8"), BUILT_IN_COMPARISONS)]
-    if path is not None:
-        try:
-            files.append((path.read_text("utf-8"), str(path)))
-        except OSError as error:
-            raise ComparisonCatalogError(
-                f"cannot read the comparisons file {path}: {error}"
-            ) from None
-    return build_comparisons(files)
+    return build_comparisons(
+        declaration_files(
+            "dataintel.services.reconciliation",
+            BUILT_IN_COMPARISONS,
+            path,
+            ComparisonCatalogError,
+            "the comparisons file",
+        )
+    )

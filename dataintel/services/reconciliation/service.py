@@ -21,9 +21,6 @@ from dataintel.errors import BadUserInputError, NotFoundError
 from dataintel.services.pagination import (
     Page,
     PageRequest,
-    keyset_conditions,
-    keyset_order,
-    page_from_rows,
 )
 from dataintel.services.reconciliation.catalog import (
     MAXIMUM_SAMPLE_SIZE,
@@ -38,8 +35,9 @@ from dataintel.services.reconciliation.report import (
     compute_report,
     with_overrides,
 )
+from dataintel.services.run_history import RunHistory
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine, fetch_all, fetch_scalar, read, statement_failure
+from dataintel.store.guarded import StoreEngine, read, statement_failure
 from dataintel.store.rows import AnyRow
 
 RunStatus = Literal["OK", "DISCREPANCIES", "ERROR"]
@@ -99,6 +97,8 @@ class ReconciliationService(Protocol):
 
     async def count_history(self, comparison_id: str) -> int: ...
 
+    async def runs(self, run_ids: Sequence[int]) -> list[ReconciliationRun | None]: ...
+
 
 def _report_json(report: ReportCounts) -> str:
     return orjson.dumps(asdict(report)).decode()
@@ -150,6 +150,7 @@ class SqlReconciliationService:
     def __init__(self, engine: StoreEngine, comparisons: Mapping[str, ComparisonDefinition]):
         self._engine = engine
         self._comparisons = dict(comparisons)
+        self._history = RunHistory(engine, _RUNS, "comparison_id", _run_from)
 
     @property
     def comparisons(self) -> Mapping[str, ComparisonDefinition]:
@@ -239,33 +240,19 @@ class SqlReconciliationService:
 
     async def latest(self, comparison_ids: Sequence[str]) -> list[ReconciliationRun | None]:
         """The last run of each comparison, in the order asked (None: never run)."""
-        if not comparison_ids:
-            return []
-        newest = (
-            sa.select(sa.func.max(_RUNS.c.id))
-            .where(_RUNS.c.comparison_id.in_(comparison_ids))
-            .group_by(_RUNS.c.comparison_id)
-        )
-        rows = await fetch_all(self._engine, sa.select(_RUNS).where(_RUNS.c.id.in_(newest)))
-        by_comparison = {row.comparison_id: _run_from(row) for row in rows}
-        return [by_comparison.get(comparison_id) for comparison_id in comparison_ids]
+        return await self._history.latest(comparison_ids)
 
     async def history(self, comparison_id: str, page: PageRequest) -> Page[ReconciliationRun]:
         """A comparison's runs, newest first."""
-        key = [_RUNS.c.id]
-        statement = (
-            sa.select(_RUNS)
-            .where(_RUNS.c.comparison_id == comparison_id, *keyset_conditions(key, True, page))
-            .order_by(*keyset_order(key, True, page))
-            .limit(page.limit)
-        )
-        rows = await fetch_all(self._engine, statement)
-        return page_from_rows([_run_from(row) for row in rows], page)
+        return await self._history.page(comparison_id, page)
 
     async def count_history(self, comparison_id: str) -> int:
         """How many runs a comparison has."""
-        statement = sa.select(sa.func.count()).where(_RUNS.c.comparison_id == comparison_id)
-        return int(await fetch_scalar(self._engine, statement))
+        return await self._history.count(comparison_id)
+
+    async def runs(self, run_ids: Sequence[int]) -> list[ReconciliationRun | None]:
+        """Runs by id, in the order asked (None: no such run)."""
+        return await self._history.by_ids(run_ids)
 
 
 def _elapsed(clock: float) -> timedelta:
