@@ -51,7 +51,7 @@ from dataintel.services.cached import (
 )
 from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
-from dataintel.services.job_kinds import JobResources
+from dataintel.services.job_kinds import JobResources, export_service
 from dataintel.services.jobs import EmbeddedDispatcher, JobMaintenance
 from dataintel.services.quality import SqlQualityService, load_checks
 from dataintel.services.reconciliation import SqlReconciliationService, load_comparisons
@@ -114,10 +114,8 @@ def build_services(
         lifetimes,
     )
     storage = FilesystemArtifactStorage(settings.export_dir)
-    jobs = build_job_system(
-        settings,
-        JobResources(settings, engine, store, storage, audit, analytics, cache),
-    )
+    resources = JobResources(settings, engine, store, storage, audit, analytics, cache)
+    jobs = build_job_system(settings, resources)
     return Services(
         status=ProbingStatusService(
             __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
@@ -139,6 +137,7 @@ def build_services(
         jobs=jobs.service,
         artifacts=storage,
         downloads=download_signer(settings),
+        export=export_service(resources),
     )
 
 
