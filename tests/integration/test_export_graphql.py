@@ -72,7 +72,7 @@ class Exporter:
         job_id = started["data"]["exportDataset"]["databaseId"]
         deadline = time.monotonic() + 60
         while True:
-            job = (await self.post(who, JOB, id=job_id))["data"]["job"]
+            job: dict[str, Any] = (await self.post(who, JOB, id=job_id))["data"]["job"]
             if job["status"] not in ("QUEUED", "RUNNING"):
                 assert job["status"] == "SUCCEEDED", job
                 job["id"] = job_id
