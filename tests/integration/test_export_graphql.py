@@ -25,6 +25,8 @@ from starlette.applications import Starlette
 from dataintel.app import create_app
 from dataintel.services import Services
 from dataintel.services.analytics.planner import AnalyticsQuery
+from dataintel.services.export import ExportRequest
+from dataintel.services.jobs import JobCancelled
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
 from tests.integration.test_csrf_and_introspection import bearer, token_for
@@ -383,3 +385,63 @@ async def test_export_mutations_are_rate_limited_per_viewer(exporter: Exporter) 
     answers = [await exporter.post("analyst", EXPORT, input=given) for _ in range(11)]
     assert all("errors" not in answer for answer in answers[:10])
     assert answers[10]["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def test_an_expired_export_loses_its_files_and_its_url_answers_410(
+    exporter: Exporter,
+) -> None:
+    job = await exporter.export(dataset="LEDGER", format="CSV")
+    url = job["files"][0]["downloadUrl"]
+    assert (await exporter.client.get(url)).status_code == 200
+    jobs = exporter.services.jobs
+    async with jobs.store._engine.begin() as connection:
+        await connection.execute(
+            sa.update(tables.jobs)
+            .where(tables.jobs.c.id == job["id"])
+            .values(expires_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
+    await jobs.maintain()
+    expired = (await exporter.post("engineer", JOB, id=job["id"]))["data"]["job"]
+    assert expired["status"] == "EXPIRED"
+    assert expired["files"] == []
+    assert exporter.services.artifacts.path(job["id"], 1) is None
+    gone = await exporter.client.get(url)
+    assert gone.status_code == 410
+
+
+class _CancelAfter:
+    """A job context whose cancel arrives after a number of checks."""
+
+    job_id = "11111111-1111-4111-8111-111111111111"
+    requested_by = "user:1"
+    attempt = 1
+
+    def __init__(self, checks: int) -> None:
+        self.checks = checks
+
+    async def report_progress(self, fraction: float) -> None:
+        return None
+
+    def cancelled(self) -> bool:
+        return self.checks <= 0
+
+    def raise_if_cancelled(self) -> None:
+        self.checks -= 1
+        if self.checks < 0:
+            raise JobCancelled(self.job_id)
+
+
+async def test_an_interrupted_export_leaves_no_part_behind_after_its_cleanup(
+    exporter: Exporter, tmp_path: Path
+) -> None:
+    service = exporter.services.export
+    request = ExportRequest("ledger", "CSV", "NONE", part_rows=1000)
+    context = _CancelAfter(checks=3)
+    with pytest.raises(JobCancelled):
+        await service.run(context, request.to_params())
+    directory = tmp_path / "exports" / context.job_id
+    # Three batches of 700 went through: parts 1 and 2 were complete and in place, the third
+    # was begun; its temporary file is gone and it was never put in place.
+    assert sorted(path.name for path in directory.iterdir()) == ["part-00001", "part-00002"]
+    await service.cleanup(context.job_id)
+    assert not directory.exists()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 
 from dataintel.app import create_app
+from dataintel.services.export import ExportRequest
 from dataintel.services.jobs import Job, JobService, JobStatus
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.worker import WorkerProcess
@@ -187,3 +190,23 @@ async def test_sigterm_lets_a_short_job_finish_within_the_grace_period(
     assert done is not None
     assert done.status is JobStatus.SUCCEEDED
     assert done.attempts == 1
+
+
+async def test_a_worker_runs_an_export_that_the_server_then_serves(
+    app: Starlette, jobs: JobService, new_worker: Any
+) -> None:
+    worker = new_worker()
+    request = ExportRequest("ledger", "NDJSON", "NONE", part_rows=20_000)
+    job = await jobs.enqueue("export", request.to_params(), "user:1")
+    done = await until(jobs, job.id, terminal, worker)
+    assert done.status is JobStatus.SUCCEEDED, worker.log()
+    assert done.result is not None
+    (part,) = done.result["parts"]
+    url = app.state.runtime.services.downloads.sign(job.id, 1).url
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        response = await client.get(url)
+    assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == part["sha256"]
+    assert response.content.count(b"\n") == done.result["rows"] == part["rows"]
