@@ -204,8 +204,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         job_maintenance = JobMaintenance(jobs, settings.jobs_sweep_seconds)
         job_maintenance.start()
         if isinstance(jobs.dispatcher, EmbeddedDispatcher):
-            # Jobs queued before a restart of an embedded server are picked up again.
-            await jobs.recover_queued()
+            # Jobs queued before a restart of an embedded server are picked up again; a store
+            # that cannot be read now must not stop the server from starting (readiness says).
+            try:
+                await jobs.recover_queued()
+            except Exception as failure:
+                _log.warning("queued jobs not recovered", error=type(failure).__name__)
         _log.info("started", version=__version__, store=engine.dialect.name, redis=bool(redis))
         try:
             yield

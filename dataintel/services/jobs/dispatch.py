@@ -67,8 +67,11 @@ class SaqDispatcher:
         )
 
     async def aclose(self) -> None:
-        """Closes the queue's Redis connections."""
-        await self.queue.disconnect()
+        """Closes the queue's Redis connections (quietly when Redis is already gone)."""
+        try:
+            await self.queue.disconnect()
+        except Exception as failure:
+            _log.warning("job queue did not close cleanly", error=type(failure).__name__)
 
 
 def saq_function(runner: JobRunner, dispatcher: SaqDispatcher) -> Callable[..., Awaitable[None]]:
