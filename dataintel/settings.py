@@ -385,8 +385,9 @@ class Settings(BaseSettings):
     )
     jobs_sweep_seconds: int = Field(
         5,
-        ge=1,
-        description="How often a worker looks for jobs whose worker died (stale heartbeat).",
+        ge=0,
+        description="How often a process looks for jobs whose worker died (stale heartbeat)"
+        " and expires old results; 0: never in this process.",
     )
     jobs_shutdown_grace_seconds: int = Field(
         30,

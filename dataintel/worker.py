@@ -45,7 +45,7 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
     dispatcher = system.dispatcher
     assert isinstance(dispatcher, SaqDispatcher)
     timers: PartialTimersDict = {
-        "sweep": settings.jobs_sweep_seconds,
+        "sweep": max(settings.jobs_sweep_seconds, 1),
         "worker_info": 5,
         "abort": 1,
         "schedule": 1,

@@ -185,7 +185,9 @@ class JobMaintenance:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Starts the loop."""
+        """Starts the loop (not at all when its interval is 0)."""
+        if self._every <= 0:
+            return
         self._task = asyncio.create_task(self._loop(), name="job maintenance")
 
     async def _loop(self) -> None:
