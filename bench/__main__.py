@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from bench.cache_scenarios import cache_scenarios, redis_server
+from bench.export_scenarios import export_scenarios, export_table, seeded_store
 from bench.harness import Measurement, measure, running, table
 from bench.observability import OFF, observability_scenarios
 from bench.persisted_get import persisted_get_rows, rows_table, stage_costs, stages_table
@@ -132,6 +133,12 @@ def main() -> None:
         default=10,
         help="seconds of load per planned-execution row (servers loaded by wrk); 0: skip",
     )
+    parser.add_argument(
+        "--export-scale",
+        type=int,
+        default=5,
+        help="seed scale of the export scenarios (10,000 orders per unit); 0: skip",
+    )
     arguments = parser.parse_args()
     persisted_get(arguments.connections, arguments.seconds)
     if arguments.only_persisted_get:
@@ -169,6 +176,13 @@ def main() -> None:
         reconciliations.append(reconciled_at_scale)
     print()
     print(reconciliation_table(reconciliations))
+    if arguments.export_scale > 0:
+        with tempfile.TemporaryDirectory() as directory:
+            url = asyncio.run(seeded_store(Path(directory), arguments.export_scale))
+            exports = export_scenarios(url, Path(directory))
+        print()
+        print(f"export, seed scale {arguments.export_scale}, one process per format:")
+        print(export_table(exports))
 
 
 main()

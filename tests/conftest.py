@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.faults",
     "tests.plugins.cli",
     "tests.plugins.graphql",
+    "tests.plugins.worker",
 ]

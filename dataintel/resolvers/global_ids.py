@@ -79,3 +79,16 @@ def declared_key(raw: str, type_name: str) -> str:
             details={"expected": type_name, "given": found.type_name},
         )
     return found.key
+
+
+def text_key(raw: str, type_name: str) -> str | None:
+    """The key inside a global id of a type keyed by text (a job's UUID), None when ``raw``
+    is no global id of that type."""
+    try:
+        text = base64.b64decode(raw.encode("ascii"), validate=True).decode("utf-8")
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    found_type, separator, key = text.partition(":")
+    if found_type != type_name or not separator or not key:
+        return None
+    return key

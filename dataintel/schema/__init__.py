@@ -10,7 +10,9 @@ from dataintel.schema.audit import AuditQuery
 from dataintel.schema.auth import AuthMutation, AuthQuery
 from dataintel.schema.commerce import CommerceQuery
 from dataintel.schema.errors import ErrorCode
+from dataintel.schema.export import ExportMutation
 from dataintel.schema.features import FeaturesQuery
+from dataintel.schema.jobs import JobsMutation, JobsQuery
 from dataintel.schema.object_identification import NodeQuery
 from dataintel.schema.quality import QualityMutation, QualityQuery
 from dataintel.schema.reconciliation import ReconciliationMutation, ReconciliationQuery
@@ -29,8 +31,15 @@ QUERIES: tuple[type, ...] = (
     SchemaUsageQuery,
     ReconciliationQuery,
     QualityQuery,
+    JobsQuery,
 )
-MUTATIONS: tuple[type, ...] = (AuthMutation, ReconciliationMutation, QualityMutation)
+MUTATIONS: tuple[type, ...] = (
+    AuthMutation,
+    ReconciliationMutation,
+    QualityMutation,
+    JobsMutation,
+    ExportMutation,
+)
 
 
 def _root(name: str, domains: tuple[type, ...], description: str) -> type:

@@ -13,6 +13,7 @@ from dataintel.resolvers import object_identification as resolvers
 from dataintel.resolvers.info import Info
 from dataintel.schema.auth import ApiKey, User
 from dataintel.schema.commerce import Customer, Event, Order, OrderItem, Product
+from dataintel.schema.jobs import Job
 from dataintel.schema.node import Node
 from dataintel.schema.quality import QualityCheck, QualityResult
 from dataintel.schema.reconciliation import Reconciliation, ReconciliationReport
@@ -29,13 +30,14 @@ NODE_TYPES: dict[str, Callable[[Any], Node]] = {
     "QualityResult": QualityResult.from_record,
     "Reconciliation": lambda found: Reconciliation.from_record(*found),
     "ReconciliationReport": ReconciliationReport.from_record,
+    "Job": Job.from_record,
 }
 
 _READ_AS = (
     " Readable exactly when the object's own root field is (Customer: customer, Product:"
     " product, Order and OrderItem: order, Event: events, User: user, ApiKey: apiKeys,"
     " QualityCheck and QualityResult: qualityCheck, Reconciliation and ReconciliationReport:"
-    " reconciliation): else null with that field's UNAUTHENTICATED or FORBIDDEN."
+    " reconciliation, Job: job): else null with that field's UNAUTHENTICATED or FORBIDDEN."
 )
 
 

@@ -29,6 +29,8 @@ def make_settings(seeded_sqlite_url: str) -> SettingsFactory:
             # The tag poller's statements would show up in tests that count statements;
             # tests of the poller turn it on.
             "cache_tag_poll_seconds": 0,
+            # Likewise the job maintenance pass; tests of jobs turn it on or call it.
+            "jobs_sweep_seconds": 0,
             # Production refuses to start without one; tests of any environment get one.
             "jwt_secret": "test-signing-secret-" + "0" * 32,
         }
