@@ -136,6 +136,8 @@ class SubjectRequestService(Protocol):
         self, actor: Actor, where: SubjectRequestFilter, page: PageRequest
     ) -> Page[SubjectRequestRecord]: ...
 
+    async def count(self, actor: Actor, where: SubjectRequestFilter) -> int: ...
+
     async def verify(self, actor: Actor, request_id: int) -> SubjectRequestRecord: ...
 
     async def deny(self, actor: Actor, request_id: int, reason: str) -> SubjectRequestRecord: ...
@@ -289,20 +291,26 @@ class SqlSubjectRequestService:
         for cursor in (page.after, page.before):
             if cursor is not None and (len(cursor) != 1 or not isinstance(cursor[0], int)):
                 raise BadUserInputError("The cursor does not point into the subject requests.")
-        conditions: list[Any] = []
-        if where.statuses is not None:
-            conditions.append(requests.c.status.in_(where.statuses))
-        if where.types is not None:
-            conditions.append(requests.c.type.in_(where.types))
         keys = [requests.c.id]
         statement = (
             sa.select(*_COLUMNS)
-            .where(*conditions, *keyset_conditions(keys, True, page))
+            .where(*_conditions(where), *keyset_conditions(keys, True, page))
             .order_by(*keyset_order(keys, True, page))
             .limit(page.limit)
         )
         rows = await fetch_all(self._engine, statement)
         return page_from_rows([record_from(SubjectRequestRecord, row) for row in rows], page)
+
+    async def count(self, actor: Actor, where: SubjectRequestFilter) -> int:
+        """Requests matching the filter."""
+        _require_any_scope(actor)
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(tables.subject_requests)
+            .where(*_conditions(where))
+        )
+        rows = await fetch_all(self._engine, statement)
+        return int(rows[0][0])
 
     async def _move(
         self,
@@ -464,6 +472,16 @@ class SqlSubjectRequestService:
             },
             counts,
         )
+
+
+def _conditions(where: SubjectRequestFilter) -> list[Any]:
+    requests = tables.subject_requests
+    conditions: list[Any] = []
+    if where.statuses is not None:
+        conditions.append(requests.c.status.in_(where.statuses))
+    if where.types is not None:
+        conditions.append(requests.c.type.in_(where.types))
+    return conditions
 
 
 def _transition(
