@@ -24,10 +24,12 @@ from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.rate_limiting import RateLimits
 from dataintel.gateway.response_cache import ResponseCache
 from dataintel.gateway.security_audit import SecurityAudit
+from dataintel.http.downloads import download_endpoint
 from dataintel.http.graphiql import graphiql_page, graphiql_static_mount
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.probes import liveness, readiness_endpoint
 from dataintel.http.rate_limit import RequestRateLimitMiddleware
+from dataintel.job_system import build_job_system, download_signer
 from dataintel.observability.logging import configure_logging, get_logger
 from dataintel.observability.metrics import GatewayMetrics, MetricsMiddleware, metrics_endpoint
 from dataintel.observability.request_context import RequestContextMiddleware
@@ -38,6 +40,7 @@ from dataintel.services import Services
 from dataintel.services.analytics import SqlAnalyticsService
 from dataintel.services.analytics import load_catalog as load_analytics_catalog
 from dataintel.services.analytics.refresher import RollupRefresher
+from dataintel.services.artifacts import FilesystemArtifactStorage
 from dataintel.services.audit import SqlAuditService
 from dataintel.services.auth import SqlAuthService
 from dataintel.services.cached import (
@@ -48,6 +51,8 @@ from dataintel.services.cached import (
 )
 from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
+from dataintel.services.job_kinds import JobResources
+from dataintel.services.jobs import EmbeddedDispatcher, JobMaintenance
 from dataintel.services.quality import SqlQualityService, load_checks
 from dataintel.services.reconciliation import SqlReconciliationService, load_comparisons
 from dataintel.services.schema_usage import SchemaUsageRecorder, SchemaUsageService
@@ -99,6 +104,20 @@ def build_services(
         if redis is None
         else RedisTokenRevocations(redis, platform.dependencies["redis"], settings.cache_key_prefix)
     )
+    analytics = CachedAnalyticsService(
+        SqlAnalyticsService(
+            store,
+            load_analytics_catalog(settings.analytics_catalog_path),
+            rollups=settings.analytics_rollups,
+        ),
+        cache,
+        lifetimes,
+    )
+    storage = FilesystemArtifactStorage(settings.export_dir)
+    jobs = build_job_system(
+        settings,
+        JobResources(settings, engine, store, storage, audit, analytics, cache),
+    )
     return Services(
         status=ProbingStatusService(
             __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
@@ -107,15 +126,7 @@ def build_services(
         features=CachedFeatureService(
             SqlFeatureService(store, load_catalog(settings.feature_views_path)), cache, lifetimes
         ),
-        analytics=CachedAnalyticsService(
-            SqlAnalyticsService(
-                store,
-                load_analytics_catalog(settings.analytics_catalog_path),
-                rollups=settings.analytics_rollups,
-            ),
-            cache,
-            lifetimes,
-        ),
+        analytics=analytics,
         auth=SqlAuthService(
             store, audit, TokenCodec.from_settings(settings), revocations=revocations
         ),
@@ -125,6 +136,9 @@ def build_services(
             store, load_comparisons(settings.reconciliation_comparisons_path)
         ),
         quality=SqlQualityService(store, load_checks(settings.quality_checks_path)),
+        jobs=jobs.service,
+        artifacts=storage,
+        downloads=download_signer(settings),
     )
 
 
@@ -187,10 +201,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             refresher.start()
         flushing = asyncio.create_task(schema_usage.run(settings.schema_usage_flush_seconds))
+        jobs = runtime.services.jobs
+        job_maintenance = JobMaintenance(jobs, settings.jobs_sweep_seconds)
+        job_maintenance.start()
+        if isinstance(jobs.dispatcher, EmbeddedDispatcher):
+            # Jobs queued before a restart of an embedded server are picked up again.
+            await jobs.recover_queued()
         _log.info("started", version=__version__, store=engine.dialect.name, redis=bool(redis))
         try:
             yield
         finally:
+            await job_maintenance.aclose()
+            await jobs.dispatcher.aclose()
             if poller is not None:
                 await poller.aclose()
             if refresher is not None:
@@ -239,6 +261,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route(settings.graphql_path, endpoint.handle, methods=["GET", "POST"]),
         Route("/healthz", liveness, methods=["GET"]),
+        Route(
+            "/exports/{job_id}/parts/{number}", download_endpoint(services), methods=["GET", "HEAD"]
+        ),
         Route("/readyz", readiness_endpoint(services), methods=["GET"]),
         graphiql_static_mount(),
     ]

@@ -143,6 +143,36 @@ def serve(
             shutil.rmtree(shared_metrics[0], ignore_errors=True)
 
 
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Jobs run at once (default DATAINTEL_JOBS_CONCURRENCY, 4).",
+)
+def worker(concurrency: int | None) -> None:
+    """Run background jobs (exports, GDPR requests) from the Redis queue until SIGTERM.
+
+    Needs DATAINTEL_REDIS_URL. On SIGTERM, running jobs get the grace period to finish and
+    are then handed back to the queue.
+    """
+    from dataintel.observability.logging import configure_logging
+    from dataintel.worker import run_worker
+
+    settings = Settings()
+    if settings.redis_url is None:
+        raise click.ClickException(
+            "the worker takes jobs from Redis: set DATAINTEL_REDIS_URL (without Redis, the"
+            " server runs jobs itself)"
+        )
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def work(engine: AsyncEngine) -> None:
+        await run_worker(settings, engine, concurrency or settings.jobs_concurrency)
+
+    _run(settings, work)
+
+
 @main.command(name="seed")
 @click.option("--scale", type=click.IntRange(1, 1000), default=1, show_default=True)
 def seed_command(scale: int) -> None:

@@ -382,6 +382,60 @@ class Settings(BaseSettings):
         " for --workers > 1.",
     )
 
+    jobs_queue: Literal["redis", "embedded"] | None = Field(
+        None,
+        description="Where jobs run: redis (SAQ; `dataintel worker` processes run them) or"
+        " embedded (the serving process, not surviving a restart); default: redis when"
+        " redis_url is set.",
+    )
+    jobs_heartbeat_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A running job without a heartbeat for this long lost its worker: it is"
+        " retried, or failed after its last attempt.",
+    )
+    jobs_concurrency: int = Field(
+        4, ge=1, le=256, description="Jobs one worker (or the embedded pool) runs at once."
+    )
+    jobs_queue_name: str = Field(
+        "dataintel-jobs", min_length=1, description="Name of the SAQ queue in Redis."
+    )
+    jobs_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="How often a running job writes its heartbeat and sees cancels."
+    )
+    jobs_sweep_seconds: int = Field(
+        5,
+        ge=1,
+        description="How often a worker looks for jobs whose worker died (stale heartbeat).",
+    )
+    jobs_shutdown_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="On SIGTERM, how long a worker lets running jobs finish before handing"
+        " them back to the queue.",
+    )
+    export_dir: Path = Field(
+        Path("var/exports"),
+        description="Where export files and other job artifacts live (a shared volume when"
+        " several replicas and workers run).",
+    )
+    export_retention_seconds: int = Field(
+        7 * 86_400, ge=60, description="How long a finished job's files are kept."
+    )
+    export_url_lifetime_seconds: int = Field(
+        3600, ge=10, le=7 * 86_400, description="How long a signed download URL stays valid."
+    )
+    export_url_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key of signed download URLs; default: derived from jwt_secret (a"
+        " random one per process when neither is set, fine only for one process).",
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="Base URL clients reach the gateway at (https://api.example.com), for"
+        " download links; default: relative links.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -390,6 +444,13 @@ class Settings(BaseSettings):
             if value.startswith(plain):
                 return driver + value[len(plain) :]
         return value
+
+    @property
+    def jobs_use_redis(self) -> bool:
+        """Whether jobs go through SAQ on Redis to worker processes."""
+        if self.jobs_queue is not None:
+            return self.jobs_queue == "redis"
+        return self.redis_url is not None
 
     @property
     def seeds_demo_data(self) -> bool:

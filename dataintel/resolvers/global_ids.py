@@ -23,7 +23,7 @@ class GlobalId:
     key: int
 
 
-def encode_global_id(type_name: str, key: int) -> str:
+def encode_global_id(type_name: str, key: int | str) -> str:
     """The opaque global id of an object of the named type."""
     return base64.b64encode(f"{type_name}:{key}".encode()).decode()
 
@@ -54,3 +54,16 @@ def object_key(raw: str, type_name: str, kind: str) -> int:
             details={"expected": type_name, "given": found.type_name},
         )
     return found.key
+
+
+def text_key(raw: str, type_name: str) -> str | None:
+    """The key inside a global id of a type keyed by text (a job's UUID), None when ``raw``
+    is no global id of that type."""
+    try:
+        text = base64.b64decode(raw.encode("ascii"), validate=True).decode("utf-8")
+    except (ValueError, UnicodeError, binascii.Error):
+        return None
+    found_type, separator, key = text.partition(":")
+    if found_type != type_name or not separator or not key:
+        return None
+    return key

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from dataintel.errors import BadUserInputError
 from dataintel.resolvers import auth as auth_resolvers
+from dataintel.resolvers import jobs as job_resolvers
 from dataintel.resolvers.freshness import load
-from dataintel.resolvers.global_ids import GlobalId, decode_global_id
+from dataintel.resolvers.global_ids import GlobalId, decode_global_id, text_key
 from dataintel.resolvers.info import Info
 
 READ_AS: dict[str, str] = {
@@ -26,6 +27,7 @@ READ_AS: dict[str, str] = {
     "Event": "Query.events",
     "User": "Query.user",
     "ApiKey": "Query.apiKeys",
+    "Job": "Query.job",
 }
 """Each type ``node`` fetches, and the root field whose @auth guards reading it."""
 
@@ -44,6 +46,8 @@ async def node(info: Info, raw: str) -> FoundNode | None:
     A malformed id, or one of a type ``node`` does not fetch, is BAD_USER_INPUT; an object
     the viewer's roles may not read raises the denial of its root field.
     """
+    if text_key(raw, "Job") is not None:
+        return await _job(info, raw)
     found = decode_global_id(raw)
     coordinate = READ_AS.get(found.type_name)
     if coordinate is None:
@@ -74,6 +78,14 @@ async def nodes(info: Info, raws: Sequence[str]) -> list[FoundNode | Exception |
             raise result
         answers.append(result)
     return answers
+
+
+async def _job(info: Info, raw: str) -> FoundNode | None:
+    denial = info.context.read_denial(READ_AS["Job"])
+    if denial is not None:
+        raise denial
+    record = await job_resolvers.visible_job(info, raw)
+    return FoundNode("Job", record) if record is not None else None
 
 
 async def _record(info: Info, found: GlobalId) -> object | None:

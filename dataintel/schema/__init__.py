@@ -10,6 +10,7 @@ from dataintel.schema.auth import AuthMutation, AuthQuery
 from dataintel.schema.commerce import CommerceQuery
 from dataintel.schema.errors import ErrorCode
 from dataintel.schema.features import FeaturesQuery
+from dataintel.schema.jobs import JobsMutation, JobsQuery
 from dataintel.schema.object_identification import NodeQuery
 from dataintel.schema.quality import QualityMutation, QualityQuery
 from dataintel.schema.reconciliation import ReconciliationMutation, ReconciliationQuery
@@ -28,8 +29,14 @@ QUERIES: tuple[type, ...] = (
     SchemaUsageQuery,
     ReconciliationQuery,
     QualityQuery,
+    JobsQuery,
 )
-MUTATIONS: tuple[type, ...] = (AuthMutation, ReconciliationMutation, QualityMutation)
+MUTATIONS: tuple[type, ...] = (
+    AuthMutation,
+    ReconciliationMutation,
+    QualityMutation,
+    JobsMutation,
+)
 
 
 def _root(name: str, domains: tuple[type, ...], description: str) -> type:

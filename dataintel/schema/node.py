@@ -18,6 +18,6 @@ class Node:
     )
 
 
-def global_id(type_name: str, key: int) -> strawberry.ID:
+def global_id(type_name: str, key: int | str) -> strawberry.ID:
     """The ``id`` of an object of the named type."""
     return strawberry.ID(encode_global_id(type_name, key))

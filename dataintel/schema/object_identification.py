@@ -13,6 +13,7 @@ from dataintel.resolvers import object_identification as resolvers
 from dataintel.resolvers.info import Info
 from dataintel.schema.auth import ApiKey, User
 from dataintel.schema.commerce import Customer, Event, Order, OrderItem, Product
+from dataintel.schema.jobs import Job
 from dataintel.schema.node import Node
 
 NODE_TYPES: dict[str, Callable[[Any], Node]] = {
@@ -23,12 +24,13 @@ NODE_TYPES: dict[str, Callable[[Any], Node]] = {
     "Event": Event.from_record,
     "User": User.from_record,
     "ApiKey": ApiKey.from_record,
+    "Job": Job.from_record,
 }
 
 _READ_AS = (
     " Readable exactly when the object's own root field is (Customer: customer, Product:"
-    " product, Order and OrderItem: order, Event: events, User: user, ApiKey: apiKeys): else"
-    " null with that field's UNAUTHENTICATED or FORBIDDEN."
+    " product, Order and OrderItem: order, Event: events, User: user, ApiKey: apiKeys, Job:"
+    " job): else null with that field's UNAUTHENTICATED or FORBIDDEN."
 )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dataintel.services.analytics import AnalyticsService
+from dataintel.services.artifacts import ArtifactStorage, DownloadSigner
 from dataintel.services.audit import AuditService
 from dataintel.services.auth import AuthService
 from dataintel.services.commerce import CommerceService
 from dataintel.services.features import FeatureService
+from dataintel.services.jobs import JobService
 from dataintel.services.quality import QualityService
 from dataintel.services.reconciliation import ReconciliationService
 from dataintel.services.schema_usage import SchemaUsageService
@@ -28,3 +30,6 @@ class Services:
     schema_usage: SchemaUsageService
     reconciliation: ReconciliationService
     quality: QualityService
+    jobs: JobService
+    artifacts: ArtifactStorage
+    downloads: DownloadSigner

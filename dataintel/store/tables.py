@@ -213,18 +213,36 @@ audit_log = sa.Table(
 jobs = sa.Table(
     "jobs",
     metadata,
+    # The record of truth of every background job: the queue only moves it, so any replica
+    # answers about a job after the queue has forgotten it.
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
+    # QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED or EXPIRED.
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("requested_by", sa.String(320), nullable=False),
     sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
     # none_as_null: a job without a result holds SQL NULL, not the JSON text 'null'.
     sa.Column("result", sa.JSON(none_as_null=True), nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    # Which run holds the job: a worker that lost it (its heartbeat went stale and another
+    # took over) can no longer write its outcome.
+    sa.Column("claim", sa.String(36), nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=True),
     sa.Column("finished_at", UTCDateTime, nullable=True),
-    sa.Index(None, "status"),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.UniqueConstraint("requested_by", "idempotency_key"),
+    sa.Index(None, "status", "heartbeat_at"),
+    sa.Index(None, "requested_by", "created_at"),
+    sa.Index(None, "created_at"),
 )
 
 cache_tag_versions = sa.Table(

@@ -1,0 +1,42 @@
+"""Assembles the job kinds every process registers (the app and ``dataintel worker`` alike).
+
+Adding a kind: write its ``JobKind`` beside its service (a function of ``JobResources``),
+then register it in ``build_job_kinds``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dataintel.cache import TwoLevelCache
+from dataintel.services.analytics import AnalyticsService
+from dataintel.services.artifacts import ArtifactStorage
+from dataintel.services.audit import AuditService
+from dataintel.services.jobs import JobKinds
+from dataintel.services.jobs.probe import probe_kind
+from dataintel.settings import Settings
+from dataintel.store.guarded import GuardedEngine
+
+
+@dataclass(frozen=True, slots=True)
+class JobResources:
+    """What job kinds run over."""
+
+    settings: Settings
+    engine: AsyncEngine
+    """The store without the breaker's per-call budget: long streamed reads and writes."""
+    store: GuardedEngine
+    """The store behind its breaker, for short statements."""
+    storage: ArtifactStorage
+    audit: AuditService
+    analytics: AnalyticsService
+    cache: TwoLevelCache
+
+
+def build_job_kinds(resources: JobResources) -> JobKinds:
+    """Every job kind, configured from the settings."""
+    kinds = JobKinds()
+    kinds.register(probe_kind(resources.settings.jobs_heartbeat_timeout_seconds))
+    return kinds
