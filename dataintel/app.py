@@ -53,6 +53,8 @@ from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
 from dataintel.services.job_kinds import JobResources
 from dataintel.services.jobs import EmbeddedDispatcher, JobMaintenance
+from dataintel.services.privacy import JobServiceDispatcher, SqlSubjectRequestService
+from dataintel.services.privacy.kinds import request_limits
 from dataintel.services.quality import SqlQualityService, load_checks
 from dataintel.services.reconciliation import SqlReconciliationService, load_comparisons
 from dataintel.services.schema_usage import SchemaUsageRecorder, SchemaUsageService
@@ -118,6 +120,8 @@ def build_services(
         settings,
         JobResources(settings, engine, store, storage, audit, analytics, cache),
     )
+    privacy = SqlSubjectRequestService(store, audit, request_limits(settings))
+    privacy.dispatcher = JobServiceDispatcher(jobs.service)
     return Services(
         status=ProbingStatusService(
             __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
@@ -139,6 +143,7 @@ def build_services(
         jobs=jobs.service,
         artifacts=storage,
         downloads=download_signer(settings),
+        privacy=privacy,
     )
 
 

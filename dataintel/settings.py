@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     subject_request_max_extension_months: int = Field(
         2, ge=0, le=12, description="Most calendar months extendDeadline may add in all."
     )
+    subject_request_job_timeout_seconds: float = Field(
+        3600.0, gt=0, description="Longest one attempt of an access or erasure job may run."
+    )
     subject_request_reason_max_length: int = Field(
         2000, ge=1, description="Longest reason (request, denial, extension) accepted."
     )

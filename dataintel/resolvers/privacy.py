@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from dataintel.errors import BadUserInputError
 from dataintel.resolvers.auth import actor
 from dataintel.resolvers.commerce import page_request as page_request
 from dataintel.resolvers.global_ids import object_key
 from dataintel.resolvers.info import Info
+from dataintel.services.artifacts import SignedUrl
+from dataintel.services.jobs import JobStatus
 from dataintel.services.pagination import Page, PageRequest
 from dataintel.services.privacy import (
     NewSubjectRequest,
@@ -72,3 +75,20 @@ async def extend(info: Info, raw_id: str, months: int, reason: str) -> SubjectRe
     return await info.context.services.privacy.extend_deadline(
         actor(info), request_id(raw_id), months, reason
     )
+
+
+async def package(
+    info: Info, record: SubjectRequestRecord
+) -> tuple[Mapping[str, Any], SignedUrl | None] | None:
+    """The access package of a completed request and a signed URL while its file is kept."""
+    result = record.result_mapping or {}
+    found = result.get("package")
+    if not isinstance(found, dict):
+        return None
+    if record.job_id is None:
+        return found, None
+    services = info.context.services
+    job = await services.jobs.get(record.job_id)
+    if job is None or job.status is not JobStatus.SUCCEEDED:
+        return found, None
+    return found, services.downloads.sign(record.job_id, int(found.get("part", 1)))

@@ -23,9 +23,7 @@ from dataintel.services import privacy as records
 from dataintel.services.privacy.requests import SCOPE_BY_TYPE, request_keyset
 
 PRIVACY_OFFICERS = Auth(
-    roles=sorted(
-        {role for scope in SCOPE_BY_TYPE.values() for role in roles_granting([scope])}
-    )
+    roles=sorted({role for scope in SCOPE_BY_TYPE.values() for role in roles_granting([scope])})
 )
 """privacy_officer and admin: the roles holding a gdpr scope."""
 
@@ -124,9 +122,24 @@ class SubjectRequest:
     datasets: list[SubjectRequestDataset] = strawberry.field(
         description="Per dataset, what the work did; empty until it ends."
     )
-    package: SubjectAccessPackage | None = strawberry.field(
-        description="ACCESS, once COMPLETED: the package and where to download it."
+    record: strawberry.Private[records.SubjectRequestRecord]
+
+    @strawberry.field(
+        description="ACCESS, once COMPLETED: the package, with a fresh signed download URL"
+        " while its job's files are kept (null URL once they expired)."
     )
+    async def package(self, info: Info) -> SubjectAccessPackage | None:
+        found = await resolvers.package(info, self.record)
+        if found is None:
+            return None
+        package, signed = found
+        return SubjectAccessPackage(
+            file=str(package["file"]),
+            bytes=int(package["bytes"]),
+            sha256=str(package["sha256"]),
+            download_url=signed.url if signed else None,
+            url_expires_at=signed.expires_at if signed else None,
+        )
 
     @strawberry.field(description="Whether the deadline has passed before the request ended.")
     def overdue(self) -> bool:
@@ -142,7 +155,6 @@ class SubjectRequest:
     @classmethod
     def from_record(cls, record: records.SubjectRequestRecord) -> SubjectRequest:
         result = record.result_mapping or {}
-        package = result.get("package")
         return cls(
             id=strawberry.ID(str(record.id)),
             type=SubjectRequestType(record.type),
@@ -160,20 +172,10 @@ class SubjectRequest:
             denial_reason=record.denial_reason,
             job_id=strawberry.ID(record.job_id) if record.job_id else None,
             error=record.error,
-            datasets=[SubjectRequestDataset.from_result(item) for item in result.get("datasets", [])],
-            package=SubjectAccessPackage(
-                file=package["file"],
-                bytes=package["bytes"],
-                sha256=package["sha256"],
-                download_url=package.get("downloadUrl"),
-                url_expires_at=(
-                    datetime.fromisoformat(package["urlExpiresAt"])
-                    if package.get("urlExpiresAt")
-                    else None
-                ),
-            )
-            if isinstance(package, dict)
-            else None,
+            datasets=[
+                SubjectRequestDataset.from_result(item) for item in result.get("datasets", [])
+            ],
+            record=record,
         )
 
 
@@ -200,7 +202,7 @@ class CreateSubjectRequestInput:
     def to_record(self) -> records.NewSubjectRequest:
         customer = self.subject.customer_id
         return records.NewSubjectRequest(
-            type=self.type.value,
+            type=self.type.name,
             customer_id=resolvers.customer_id(str(customer)) if customer is not None else None,
             email=self.subject.email,
             reason=self.reason,
@@ -218,8 +220,8 @@ class SubjectRequestFilter:
 
     def to_record(self) -> records.SubjectRequestFilter:
         return records.SubjectRequestFilter(
-            statuses=tuple(item.value for item in self.status) if self.status else None,
-            types=tuple(item.value for item in self.type) if self.type else None,
+            statuses=tuple(item.name for item in self.status) if self.status else None,
+            types=tuple(item.name for item in self.type) if self.type else None,
         )
 
 

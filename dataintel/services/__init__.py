@@ -11,6 +11,7 @@ from dataintel.services.auth import AuthService
 from dataintel.services.commerce import CommerceService
 from dataintel.services.features import FeatureService
 from dataintel.services.jobs import JobService
+from dataintel.services.privacy import SubjectRequestService
 from dataintel.services.quality import QualityService
 from dataintel.services.reconciliation import ReconciliationService
 from dataintel.services.schema_usage import SchemaUsageService
@@ -33,3 +34,4 @@ class Services:
     jobs: JobService
     artifacts: ArtifactStorage
     downloads: DownloadSigner
+    privacy: SubjectRequestService

@@ -22,11 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataintel.errors import BadUserInputError, ForbiddenError, NotFoundError
+from dataintel.services.artifacts import FilesystemArtifactStorage
 from dataintel.services.audit import SqlAuditService
 from dataintel.services.auth import Actor, scopes_for
 from dataintel.services.features import SqlFeatureService, load_catalog
+from dataintel.services.jobs import JobCancelled
 from dataintel.services.privacy import (
-    InProcessDispatcher,
     NewSubjectRequest,
     PrivacyMapError,
     PrivacyWork,
@@ -35,7 +36,6 @@ from dataintel.services.privacy import (
     keyed_hash,
     load_privacy_map,
 )
-from dataintel.services.privacy.dispatch import ACCESS_KIND, ERASURE_KIND
 from dataintel.services.privacy.privacy_map import build_privacy_map
 from dataintel.services.privacy.requests import add_months
 from dataintel.services.privacy.work import ReplicaInvalidator
@@ -82,18 +82,9 @@ class Context:
     def cancelled(self) -> bool:
         return self.stop
 
-
-@dataclass(slots=True)
-class Packages:
-    """Keeps packages in a directory, as the export storage does."""
-
-    root: Path
-
-    async def save(self, job_id: str, name: str, content: bytes) -> Mapping[str, Any]:
-        path = self.root / job_id / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        return {"path": str(path)}
+    def raise_if_cancelled(self) -> None:
+        if self.stop:
+            raise JobCancelled
 
 
 @dataclass(slots=True)
@@ -114,7 +105,7 @@ def gdpr(engine: AsyncEngine, tmp_path: Path) -> Gdpr:
         load_privacy_map(),
         KEY,
         ReplicaInvalidator(engine, None),
-        Packages(tmp_path / "packages"),
+        FilesystemArtifactStorage(tmp_path / "exports"),
     )
     return Gdpr(engine, audit, requests, work)
 
@@ -252,7 +243,10 @@ async def test_the_access_package_holds_exactly_the_subjects_rows(gdpr: Gdpr) ->
     result = await gdpr.work.run_access(context, {"subjectRequestId": request_id})
     expected = await expected_rows(gdpr.engine, SUBJECT)
     assert all(expected[name] for name in expected), "the subject has rows in every dataset"
-    content = await asyncio.to_thread(Path(result["package"]["path"]).read_bytes)
+    path = gdpr.work.storage.path("job-1", result["package"]["part"])
+    assert path is not None
+    content = await asyncio.to_thread(path.read_bytes)
+    assert result["parts"][0]["sha256"] == hashlib.sha256(content).hexdigest()
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         manifest = orjson.loads(archive.read("manifest.json"))
         files = {name: archive.read(name) for name in archive.namelist()}
@@ -273,8 +267,10 @@ async def test_the_access_package_holds_exactly_the_subjects_rows(gdpr: Gdpr) ->
 
 async def test_no_other_subjects_rows_reach_the_package(gdpr: Gdpr) -> None:
     request_id = await verified(gdpr, "ACCESS")
-    result = await gdpr.work.run_access(Context(), {"subjectRequestId": request_id})
-    with zipfile.ZipFile(Path(result["package"]["path"])) as archive:
+    await gdpr.work.run_access(Context(), {"subjectRequestId": request_id})
+    path = gdpr.work.storage.path("job-1", 1)
+    assert path is not None
+    with zipfile.ZipFile(path) as archive:
         customers = orjson.loads(archive.read("customers.json"))["rows"]
         orders = orjson.loads(archive.read("orders.json"))["rows"]
         events = orjson.loads(archive.read("events.json"))["rows"]
@@ -513,18 +509,3 @@ async def test_the_deadline_is_a_month_and_extends_by_two_more_within_it(
         await requests.extend_deadline(OFFICER, late.id, 1, "Too late")
     assert raised.value.details == {"field": "id"}
     assert (await audit.verify()).intact
-
-
-async def test_verifying_hands_the_work_to_the_dispatcher(gdpr: Gdpr) -> None:
-    dispatcher = InProcessDispatcher()
-    dispatcher.register(ACCESS_KIND, gdpr.work.run_access)
-    dispatcher.register(ERASURE_KIND, gdpr.work.run_erasure)
-    gdpr.requests.dispatcher = dispatcher
-    record = await gdpr.requests.create(OFFICER, NewSubjectRequest("ACCESS", SUBJECT, None, "r"))
-    verified_record = await gdpr.requests.verify(OFFICER, record.id)
-    assert verified_record.job_id is not None
-    await dispatcher.wait(verified_record.job_id)
-    done = await gdpr.requests.get(OFFICER, record.id)
-    assert done.status == "COMPLETED"
-    assert done.result_mapping is not None
-    assert done.result_mapping["type"] == "ACCESS"

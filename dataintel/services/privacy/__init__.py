@@ -1,15 +1,15 @@
 """GDPR subject requests (Art. 15 access, Art. 17 erasure) over a declarative privacy map.
 
 ``privacy_map`` reads the YAML map, ``requests`` keeps the requests' states and deadlines,
-``access`` and ``erasure`` do the work per dataset, ``work`` wraps it as job functions and
-``dispatch`` hands verified requests to whatever runs jobs.
+``access`` and ``erasure`` do the work per dataset, ``work`` wraps it as job functions, ``kinds``
+registers them with the job system and ``dispatch`` hands verified requests to it.
 """
 
 from dataintel.services.privacy.dispatch import (
     ACCESS_KIND,
     ERASURE_KIND,
     KIND_BY_TYPE,
-    InProcessDispatcher,
+    JobServiceDispatcher,
     WorkDispatcher,
 )
 from dataintel.services.privacy.keyed_hash import PrivacyKeyError, keyed_hash, privacy_key
@@ -38,7 +38,7 @@ __all__ = [
     "ERASURE_KIND",
     "KIND_BY_TYPE",
     "DatasetPrivacy",
-    "InProcessDispatcher",
+    "JobServiceDispatcher",
     "NewSubjectRequest",
     "PrivacyKeyError",
     "PrivacyMap",

@@ -46,7 +46,8 @@ FINAL_STATUSES: frozenset[RequestStatus] = frozenset(
 )
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     "RECEIVED": frozenset({"VERIFIED", "DENIED"}),
-    "VERIFIED": frozenset({"IN_PROGRESS", "DENIED"}),
+    # FAILED from VERIFIED: the job gave up (or was cancelled) before it started.
+    "VERIFIED": frozenset({"IN_PROGRESS", "DENIED", "FAILED"}),
     "IN_PROGRESS": frozenset({"COMPLETED", "PARTIALLY_COMPLETED", "FAILED"}),
 }
 """Where each state may go; a final state goes nowhere."""
@@ -159,6 +160,10 @@ class SubjectRequestService(Protocol):
         counts: Mapping[str, Any],
         error: str | None = None,
     ) -> SubjectRequestRecord: ...
+
+    async def fail_unfinished(
+        self, request_id: int, actor_name: str, error: str
+    ) -> SubjectRequestRecord | None: ...
 
 
 _COLUMNS = tuple(columns_of(tables.subject_requests, SubjectRequestRecord))
@@ -471,6 +476,21 @@ class SqlSubjectRequestService:
                 "error": error,
             },
             counts,
+        )
+
+    async def fail_unfinished(
+        self, request_id: int, actor_name: str, error: str
+    ) -> SubjectRequestRecord | None:
+        """VERIFIED or IN_PROGRESS → FAILED when its job gave up; None if it had ended."""
+        current = await self._load(request_id)
+        if current.status not in ("VERIFIED", "IN_PROGRESS"):
+            return None
+        return await self._move(
+            request_id,
+            actor_name,
+            None,
+            "FAILED",
+            {"finished_at": self._clock(), "error": error},
         )
 
 

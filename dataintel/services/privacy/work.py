@@ -1,5 +1,8 @@
 """The work of a subject request, as job functions: ``run(context, params) -> result``.
 
+A run that raises leaves the request IN_PROGRESS: the job system retries it (both runs are
+safe to repeat) and, once it gives up, the kind's cleanup marks the request FAILED.
+
 ``run_access`` builds and stores the access package; ``run_erasure`` erases dataset by
 dataset, records the subject as suppressed from exports, and invalidates every cached
 entry that could still show the subject (entity entries, pages, responses, online features)
@@ -8,6 +11,7 @@ on every replica. Both move the request IN_PROGRESS, then to its final state.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dataintel.cache import TwoLevelCache, dataset_tag, entity_tag, features_tag
 from dataintel.cache.store_tags import bump_tags
 from dataintel.observability.logging import get_logger
+from dataintel.services.artifacts import ArtifactStorage, StoredPart
 from dataintel.services.privacy.access import build_package, subject_rows
 from dataintel.services.privacy.erasure import DatasetErasure, erase_dataset
 from dataintel.services.privacy.privacy_map import PrivacyMap
@@ -32,6 +37,8 @@ from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine
 
 PACKAGE_MEDIA_TYPE = "application/zip"
+PACKAGE_PART = 1
+"""The access package is the job's one file."""
 
 _log = get_logger("dataintel.privacy")
 
@@ -49,17 +56,13 @@ class WorkContext(Protocol):
 
     def cancelled(self) -> bool: ...
 
+    def raise_if_cancelled(self) -> None: ...
+
 
 class CacheInvalidator(Protocol):
     """Drops cached entries by tag on every replica; False when some could not be told."""
 
     async def invalidate(self, tags: Sequence[str]) -> bool: ...
-
-
-class PackageStore(Protocol):
-    """Where an access package is kept; returns what the request's result points at."""
-
-    async def save(self, job_id: str, name: str, content: bytes) -> Mapping[str, Any]: ...
 
 
 class ReplicaInvalidator:
@@ -101,46 +104,47 @@ class PrivacyWork:
     privacy_map: PrivacyMap
     key: bytes
     invalidator: CacheInvalidator
-    packages: PackageStore
+    storage: ArtifactStorage
 
     async def run_access(
         self, context: WorkContext, params: Mapping[str, Any]
     ) -> Mapping[str, Any]:
         """Builds the subject's access package, stores it, completes the request."""
         record = await self._start(context, params, "ACCESS")
-        try:
-            contents = []
-            datasets = self.privacy_map.datasets
-            for done, dataset in enumerate(datasets, start=1):
-                rows = await subject_rows(
-                    self.engine, self.privacy_map, dataset, record.customer_id
-                )
-                contents.append((dataset, rows))
-                await context.report_progress(done / (len(datasets) + 1))
-            package = build_package(record.id, record.customer_id, datetime.now(UTC), contents)
-            name = f"subject-access-{record.id}.zip"
-            stored = await self.packages.save(context.job_id, name, package.content)
-        except Exception as error:
-            await self._fail(record, context, error)
-            raise
+        contents = []
+        datasets = self.privacy_map.datasets
+        for done, dataset in enumerate(datasets, start=1):
+            context.raise_if_cancelled()
+            rows = await subject_rows(self.engine, self.privacy_map, dataset, record.customer_id)
+            contents.append((dataset, rows))
+            await context.report_progress(done / (len(datasets) + 1))
+        package = build_package(record.id, record.customer_id, datetime.now(UTC), contents)
+        name = f"subject-access-{record.id}.zip"
+        part = await asyncio.to_thread(self._store_package, context.job_id, name, package.content)
         outcomes = [
-            {"dataset": item.dataset, "rows": item.rows, "sha256": item.sha256}
+            {"dataset": item.dataset, "table": item.table, "rows": item.rows, "sha256": item.sha256}
             for item in package.datasets
         ]
         result = {
             "type": "ACCESS",
+            "subjectRequestId": record.id,
             "package": {
                 "file": name,
-                "bytes": len(package.content),
-                "sha256": package.sha256,
-                "mediaType": PACKAGE_MEDIA_TYPE,
-                **dict(stored),
+                "bytes": part.bytes,
+                "sha256": part.sha256,
+                "part": part.number,
             },
+            "parts": [part.to_json()],
             "datasets": outcomes,
         }
         counts = {"datasets": len(outcomes), **counts_of(outcomes)}
         await self.requests.finish(record.id, context.requested_by, "COMPLETED", result, counts)
         return result
+
+    def _store_package(self, job_id: str, name: str, content: bytes) -> StoredPart:
+        with self.storage.write_part(job_id, PACKAGE_PART) as sink:
+            sink.write(content)
+        return StoredPart(PACKAGE_PART, name, PACKAGE_MEDIA_TYPE, sink.written, sink.hexdigest())
 
     async def run_erasure(
         self, context: WorkContext, params: Mapping[str, Any]
@@ -149,39 +153,36 @@ class PrivacyWork:
         record = await self._start(context, params, "ERASURE")
         outcomes: list[DatasetErasure] = []
         cancelled = False
-        try:
-            datasets = self.privacy_map.datasets
-            for done, dataset in enumerate(datasets, start=1):
-                if context.cancelled():
-                    cancelled = True
-                    break
-                try:
-                    outcome = await erase_dataset(
-                        self.engine, self.privacy_map, dataset, record.customer_id, self.key
-                    )
-                except sa.exc.SQLAlchemyError as error:
-                    # The statement's parameters may hold personal data: only the kind of error.
-                    _log.warning(
-                        "erasure of a dataset failed",
-                        subject_request=record.id,
-                        dataset=dataset.name,
-                        error=type(error).__name__,
-                    )
-                    outcome = DatasetErasure(
-                        dataset.name,
-                        dataset.table.name,
-                        dataset.erasure,
-                        error=f"the store refused the change ({type(error).__name__})",
-                    )
-                outcomes.append(outcome)
-                await context.report_progress(done / (len(datasets) + 1))
-            await self._suppress(record)
-            told = await self.invalidator.invalidate(
-                subject_tags(self.privacy_map, record.customer_id)
-            )
-        except Exception as error:
-            await self._fail(record, context, error)
-            raise
+        datasets = self.privacy_map.datasets
+        for done, dataset in enumerate(datasets, start=1):
+            if context.cancelled():
+                # Each dataset done so far is committed; the rest are reported as not done.
+                cancelled = True
+                break
+            try:
+                outcome = await erase_dataset(
+                    self.engine, self.privacy_map, dataset, record.customer_id, self.key
+                )
+            except sa.exc.SQLAlchemyError as error:
+                # The statement's parameters may hold personal data: only the kind of error.
+                _log.warning(
+                    "erasure of a dataset failed",
+                    subject_request=record.id,
+                    dataset=dataset.name,
+                    error=type(error).__name__,
+                )
+                outcome = DatasetErasure(
+                    dataset.name,
+                    dataset.table.name,
+                    dataset.erasure,
+                    error=f"the store refused the change ({type(error).__name__})",
+                )
+            outcomes.append(outcome)
+            await context.report_progress(done / (len(datasets) + 1))
+        # Suppressed and invalidated even when some datasets failed: what was erased must
+        # not be served from a cache, and exports leave out what failed to be erased.
+        await self._suppress(record)
+        told = await self.invalidator.invalidate(subject_tags(self.privacy_map, record.customer_id))
         failed = [outcome for outcome in outcomes if outcome.error is not None]
         status: RequestStatus = "COMPLETED"
         if cancelled or failed:
@@ -189,6 +190,7 @@ class PrivacyWork:
         plain = [outcome.as_json() for outcome in outcomes]
         result = {
             "type": "ERASURE",
+            "subjectRequestId": record.id,
             "datasets": plain,
             "suppressedFromExports": True,
             "cachesInvalidated": told,
@@ -212,24 +214,6 @@ class PrivacyWork:
         if record.type != expected:
             raise ValueError(f"subject request {request_id} is {record.type}, not {expected}")
         return record
-
-    async def _fail(
-        self, record: SubjectRequestRecord, context: WorkContext, error: Exception
-    ) -> None:
-        _log.error(
-            "subject request failed",
-            subject_request=record.id,
-            job=context.job_id,
-            error=type(error).__name__,
-        )
-        await self.requests.finish(
-            record.id,
-            context.requested_by,
-            "FAILED",
-            {"type": record.type, "error": type(error).__name__},
-            {},
-            f"the work failed ({type(error).__name__})",
-        )
 
     async def _suppress(self, record: SubjectRequestRecord) -> None:
         suppressions = tables.export_suppressions
