@@ -151,8 +151,8 @@ class Settings(BaseSettings):
     )
     privacy_hmac_key: SecretStr | None = Field(
         None,
-        description="Key of the keyed hash an erasure writes (hmac strategy); required in"
-        " production, a fixed development key otherwise.",
+        description="Key of the keyed hash an erasure writes (hmac strategy); unset: derived"
+        " from jwt_secret, else (development only) a public development key.",
     )
     subject_request_due_months: int = Field(
         1, ge=1, le=12, description="Calendar months after receipt a subject request is due."
