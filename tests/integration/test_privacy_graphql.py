@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,8 +20,9 @@ import sqlalchemy as sa
 from starlette.applications import Starlette
 
 from dataintel.app import create_app
-from dataintel.services.auth import OPERATOR, NewUser
+from dataintel.services.auth import OPERATOR, Actor, NewUser, scopes_for
 from dataintel.services.features import SqlFeatureService, load_catalog
+from dataintel.services.privacy import ERASURE_KIND, SqlSubjectRequestService
 from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
@@ -233,3 +235,35 @@ async def test_after_an_erasure_no_replica_answers_the_old_name_or_email(
             assert old_name not in text
             assert old_email not in text
         assert (await runtime_of(first.app).services.audit.verify()).intact
+
+
+async def test_a_job_that_gives_up_fails_its_request(officer: Client) -> None:
+    services = runtime_of(officer.app).services
+    created = await officer.data(
+        CREATE, input={"type": "ERASURE", "subject": {"customerId": "2"}, "reason": "r"}
+    )
+    request_id = int(created["createSubjectRequest"]["id"])
+    # Verified without the job system, so that the job below is the request's only one.
+    requests = SqlSubjectRequestService(runtime_of(officer.app).platform.store, services.audit)
+    actor = Actor("1", frozenset({"admin"}), scopes_for(["admin"]))
+    await requests.verify(actor, request_id)
+    job, _ = await services.jobs.store.insert(
+        kind=ERASURE_KIND,
+        params={"subjectRequestId": request_id},
+        requested_by="user:1",
+        max_attempts=1,
+        idempotency_key=None,
+        request_id=None,
+        now=datetime.now(UTC),
+    )
+    kind = services.jobs.kinds.get(ERASURE_KIND)
+    assert kind is not None
+    assert kind.cleanup is not None
+    await kind.cleanup(job.id)
+    failed = (await officer.data(REQUEST, id=str(request_id)))["subjectRequest"]
+    assert failed["status"] == "FAILED"
+    assert "QUEUED" in failed["error"]
+    # A request that ended stays as it is.
+    await kind.cleanup(job.id)
+    assert (await officer.data(REQUEST, id=str(request_id)))["subjectRequest"] == failed
+    assert (await services.audit.verify()).intact
