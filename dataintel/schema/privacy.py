@@ -266,7 +266,11 @@ class PrivacyMutation:
         directives=[PRIVACY_OFFICERS],
     )
     async def create_subject_request(
-        self, info: Info, input: CreateSubjectRequestInput
+        self,
+        info: Info,
+        input: Annotated[
+            CreateSubjectRequestInput, strawberry.argument(description="The request as received.")
+        ],
     ) -> SubjectRequest | None:
         return SubjectRequest.from_record(await resolvers.create(info, input.to_record()))
 
