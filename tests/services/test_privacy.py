@@ -11,7 +11,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from dataintel.services.artifacts import FilesystemArtifactStorage
 from dataintel.services.audit import SqlAuditService
 from dataintel.services.auth import Actor, scopes_for
 from dataintel.services.features import SqlFeatureService, load_catalog
-from dataintel.services.jobs import JobCancelled
+from dataintel.services.jobs import JobCancelled, JobFailure
 from dataintel.services.privacy import (
     NewSubjectRequest,
     PrivacyMapError,
@@ -509,3 +509,54 @@ async def test_the_deadline_is_a_month_and_extends_by_two_more_within_it(
         await requests.extend_deadline(OFFICER, late.id, 1, "Too late")
     assert raised.value.details == {"field": "id"}
     assert (await audit.verify()).intact
+
+
+async def test_a_dataset_the_store_refuses_leaves_the_request_partially_completed(
+    gdpr: Gdpr, tmp_path: Path
+) -> None:
+    path = tmp_path / "map.yaml"
+    # 'gone' breaks the tier check constraint: the store refuses the customers change.
+    path.write_text(
+        "datasets:\n"
+        "  - name: customers\n"
+        "    table: customers\n"
+        "    subject: {column: id}\n"
+        "    erasure: mask\n"
+        "    columns: {name: redact, tier: {strategy: redact, value: gone}}\n"
+    )
+    work = replace(gdpr.work, privacy_map=load_privacy_map(path))
+    (customer,) = await rows_of(
+        gdpr.engine, sa.select(tables.customers).where(tables.customers.c.id == SUBJECT)
+    )
+    request_id = await verified(gdpr, "ERASURE")
+    result = await work.run_erasure(Context(), {"subjectRequestId": request_id})
+    report = {item["dataset"]: item for item in result["datasets"]}
+    assert report["customers"]["error"] is not None
+    assert report["customers"]["masked"] == 0
+    assert report["feature_values"]["deleted"] > 0
+    record = await gdpr.requests.get(OFFICER, request_id)
+    assert record.status == "PARTIALLY_COMPLETED"
+    assert record.error == "1 datasets could not be erased"
+    assert customer["name"] not in (record.result or "")
+    (unchanged,) = await rows_of(
+        gdpr.engine, sa.select(tables.customers).where(tables.customers.c.id == SUBJECT)
+    )
+    assert unchanged == customer, "the refused dataset's transaction changed nothing"
+
+
+async def test_a_cancelled_erasure_stops_between_datasets(gdpr: Gdpr) -> None:
+    request_id = await verified(gdpr, "ERASURE")
+    result = await gdpr.work.run_erasure(Context(stop=True), {"subjectRequestId": request_id})
+    assert result["cancelled"] is True
+    assert result["datasets"] == []
+    record = await gdpr.requests.get(OFFICER, request_id)
+    assert (record.status, record.error) == ("FAILED", "cancelled")
+
+
+async def test_a_job_for_a_denied_request_fails_without_retries(gdpr: Gdpr) -> None:
+    request_id = await verified(gdpr, "ACCESS")
+    await gdpr.requests.deny(OFFICER, request_id, "Identity not proven")
+    with pytest.raises(JobFailure) as raised:
+        await gdpr.work.run_access(Context(), {"subjectRequestId": request_id})
+    assert raised.value.retryable is False
+    assert (await gdpr.requests.get(OFFICER, request_id)).status == "DENIED"

@@ -21,6 +21,8 @@ class WorkDispatcher(Protocol):
         self, kind: str, params: Mapping[str, Any], actor: Actor, idempotency_key: str
     ) -> str: ...
 
+    async def cancel(self, job_id: str) -> None: ...
+
 
 class JobServiceDispatcher:
     """Enqueues the work as a job: SAQ for `dataintel worker`, or the server's own pool."""
@@ -36,3 +38,7 @@ class JobServiceDispatcher:
             kind, params, actor.audit_name, idempotency_key, actor.request_id
         )
         return job.id
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancels a queued job, or asks a running one to stop."""
+        await self._jobs.cancel(job_id)

@@ -377,13 +377,17 @@ class SqlSubjectRequestService:
         cleaned = self._reason(reason, "reason")
         before = await self._load(request_id)
         _require_scope(actor, before.type)
-        return await self._move(
+        denied = await self._move(
             request_id,
             actor.audit_name,
             actor.request_id,
             "DENIED",
             {"denial_reason": cleaned, "finished_at": self._clock()},
         )
+        if denied.job_id is not None and self.dispatcher is not None:
+            # Verified, so its job is queued: it would only find the request DENIED.
+            await self.dispatcher.cancel(denied.job_id)
+        return denied
 
     async def extend_deadline(
         self, actor: Actor, request_id: int, months: int, reason: str

@@ -22,8 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataintel.cache import TwoLevelCache, dataset_tag, entity_tag, features_tag
 from dataintel.cache.store_tags import bump_tags
+from dataintel.errors import BadUserInputError, NotFoundError
 from dataintel.observability.logging import get_logger
 from dataintel.services.artifacts import ArtifactStorage, StoredPart
+from dataintel.services.jobs import JobFailure
 from dataintel.services.privacy.access import build_package, subject_rows
 from dataintel.services.privacy.erasure import DatasetErasure, erase_dataset
 from dataintel.services.privacy.privacy_map import PrivacyMap
@@ -210,9 +212,16 @@ class PrivacyWork:
         self, context: WorkContext, params: Mapping[str, Any], expected: str
     ) -> SubjectRequestRecord:
         request_id = int(params["subjectRequestId"])
-        record = await self.requests.start(request_id, context.requested_by)
+        try:
+            record = await self.requests.start(request_id, context.requested_by)
+        except (BadUserInputError, NotFoundError) as error:
+            # Denied (or gone) between verification and the job's start: nothing to retry.
+            raise JobFailure("SUBJECT_REQUEST_NOT_STARTABLE", error.message) from None
         if record.type != expected:
-            raise ValueError(f"subject request {request_id} is {record.type}, not {expected}")
+            raise JobFailure(
+                "SUBJECT_REQUEST_MISMATCH",
+                f"Subject request {request_id} is {record.type}, not {expected}.",
+            )
         return record
 
     async def _suppress(self, record: SubjectRequestRecord) -> None:
