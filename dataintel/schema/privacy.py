@@ -122,6 +122,10 @@ class SubjectRequest:
     datasets: list[SubjectRequestDataset] = strawberry.field(
         description="Per dataset, what the work did; empty until it ends."
     )
+    caches_invalidated: bool | None = strawberry.field(
+        description="Erasure: whether every replica was told to drop its cached entries of the"
+        " subject (false: Redis did not take it; replicas serve theirs until their TTL)."
+    )
     record: strawberry.Private[records.SubjectRequestRecord]
 
     @strawberry.field(
@@ -175,6 +179,7 @@ class SubjectRequest:
             datasets=[
                 SubjectRequestDataset.from_result(item) for item in result.get("datasets", [])
             ],
+            caches_invalidated=result.get("cachesInvalidated"),
             record=record,
         )
 

@@ -51,6 +51,7 @@ query Request($id: ID!) {
   subjectRequest(id: $id) {
     id type status error
     datasets { dataset rows masked deleted retained legalBasis }
+    cachesInvalidated
     package { file bytes sha256 downloadUrl urlExpiresAt }
   }
 }
@@ -221,6 +222,7 @@ async def test_after_an_erasure_no_replica_answers_the_old_name_or_email(
         request_id = await submitted(first, "ERASURE", {"customerId": str(SUBJECT)})
         done = await first.finished(request_id)
         assert done["status"] == "COMPLETED", done
+        assert done["cachesInvalidated"] is True
         report = {item["dataset"]: item for item in done["datasets"]}
         assert report["ledger_entries"]["legalBasis"] == "legal_obligation"
         assert report["ledger_entries"]["retained"] > 0
