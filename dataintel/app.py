@@ -51,7 +51,7 @@ from dataintel.services.cached import (
 )
 from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
-from dataintel.services.job_kinds import JobResources
+from dataintel.services.job_kinds import JobResources, export_service
 from dataintel.services.jobs import EmbeddedDispatcher, JobMaintenance
 from dataintel.services.privacy import JobServiceDispatcher, SqlSubjectRequestService
 from dataintel.services.privacy.kinds import request_limits
@@ -116,10 +116,8 @@ def build_services(
         lifetimes,
     )
     storage = FilesystemArtifactStorage(settings.export_dir)
-    jobs = build_job_system(
-        settings,
-        JobResources(settings, engine, store, storage, audit, analytics, cache),
-    )
+    resources = JobResources(settings, engine, store, storage, audit, analytics, cache)
+    jobs = build_job_system(settings, resources)
     privacy = SqlSubjectRequestService(store, audit, request_limits(settings))
     privacy.dispatcher = JobServiceDispatcher(jobs.service)
     return Services(
@@ -144,6 +142,7 @@ def build_services(
         artifacts=storage,
         downloads=download_signer(settings),
         privacy=privacy,
+        export=export_service(resources),
     )
 
 

@@ -425,6 +425,21 @@ class Settings(BaseSettings):
     export_retention_seconds: int = Field(
         7 * 86_400, ge=60, description="How long a finished job's files are kept."
     )
+    export_part_rows: int = Field(
+        1_000_000, ge=1, description="Rows per export part when the request does not say."
+    )
+    export_max_part_rows: int = Field(
+        10_000_000, ge=1, description="The most rows an export request may put in one part."
+    )
+    export_fetch_rows: int = Field(
+        5_000,
+        ge=1,
+        le=1_000_000,
+        description="Rows an export fetches from the store's cursor at a time (its memory).",
+    )
+    export_timeout_seconds: float = Field(
+        6 * 3600.0, gt=0, description="Longest one export attempt may run."
+    )
     export_url_lifetime_seconds: int = Field(
         3600, ge=10, le=7 * 86_400, description="How long a signed download URL stays valid."
     )

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.app",
     "tests.plugins.faults",
     "tests.plugins.cli",
+    "tests.plugins.worker",
 ]

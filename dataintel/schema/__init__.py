@@ -9,6 +9,7 @@ from dataintel.schema.audit import AuditQuery
 from dataintel.schema.auth import AuthMutation, AuthQuery
 from dataintel.schema.commerce import CommerceQuery
 from dataintel.schema.errors import ErrorCode
+from dataintel.schema.export import ExportMutation
 from dataintel.schema.features import FeaturesQuery
 from dataintel.schema.jobs import JobsMutation, JobsQuery
 from dataintel.schema.object_identification import NodeQuery
@@ -39,6 +40,7 @@ MUTATIONS: tuple[type, ...] = (
     QualityMutation,
     JobsMutation,
     PrivacyMutation,
+    ExportMutation,
 )
 
 

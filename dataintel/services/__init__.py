@@ -9,6 +9,7 @@ from dataintel.services.artifacts import ArtifactStorage, DownloadSigner
 from dataintel.services.audit import AuditService
 from dataintel.services.auth import AuthService
 from dataintel.services.commerce import CommerceService
+from dataintel.services.export import ExportService
 from dataintel.services.features import FeatureService
 from dataintel.services.jobs import JobService
 from dataintel.services.privacy import SubjectRequestService
@@ -35,3 +36,4 @@ class Services:
     artifacts: ArtifactStorage
     downloads: DownloadSigner
     privacy: SubjectRequestService
+    export: ExportService

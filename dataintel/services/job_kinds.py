@@ -14,6 +14,7 @@ from dataintel.cache import TwoLevelCache
 from dataintel.services.analytics import AnalyticsService
 from dataintel.services.artifacts import ArtifactStorage
 from dataintel.services.audit import AuditService
+from dataintel.services.export import ExportLimits, ExportService, export_kind
 from dataintel.services.jobs import JobKinds
 from dataintel.services.jobs.probe import probe_kind
 from dataintel.services.privacy.kinds import subject_request_kinds
@@ -36,10 +37,27 @@ class JobResources:
     cache: TwoLevelCache
 
 
+def export_service(resources: JobResources) -> ExportService:
+    """The export service over the job resources."""
+    settings = resources.settings
+    return ExportService(
+        resources.engine,
+        resources.analytics,
+        resources.storage,
+        resources.audit,
+        ExportLimits(
+            default_part_rows=settings.export_part_rows,
+            max_part_rows=settings.export_max_part_rows,
+            fetch_rows=settings.export_fetch_rows,
+        ),
+    )
+
+
 def build_job_kinds(resources: JobResources) -> JobKinds:
     """Every job kind, configured from the settings."""
     kinds = JobKinds()
     kinds.register(probe_kind(resources.settings.jobs_heartbeat_timeout_seconds))
     for kind in subject_request_kinds(resources):
         kinds.register(kind)
+    kinds.register(export_kind(export_service(resources), resources.settings))
     return kinds

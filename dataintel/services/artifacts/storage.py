@@ -71,6 +71,16 @@ class _HashingFile:
     def written(self) -> int:
         return self._written
 
+    def tell(self) -> int:
+        return self._written
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
 

@@ -1,0 +1,22 @@
+"""The export job kind: its limits, set from the settings (none of SAQ's defaults)."""
+
+from __future__ import annotations
+
+from dataintel.services.export.service import EXPORT_KIND, ExportService
+from dataintel.services.jobs import JobKind
+from dataintel.settings import Settings
+
+
+def export_kind(service: ExportService, settings: Settings) -> JobKind:
+    """Exports: long timeout, three attempts with backoff, files kept for the retention."""
+    return JobKind(
+        name=EXPORT_KIND,
+        run=service.run,
+        timeout_seconds=settings.export_timeout_seconds,
+        max_attempts=3,
+        retry_delay_seconds=5.0,
+        retry_backoff_max_seconds=300.0,
+        result_ttl_seconds=settings.export_retention_seconds,
+        heartbeat_timeout_seconds=settings.jobs_heartbeat_timeout_seconds,
+        cleanup=service.cleanup,
+    )
