@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from bench.cache_scenarios import cache_scenarios
+from bench.export_scenarios import export_scenarios, export_table, seeded_store
 from bench.harness import Measurement, measure, running, table
 from bench.observability import OFF, observability_scenarios
 from bench.rollup_scenarios import rollup_scenarios
@@ -91,6 +92,12 @@ def main() -> None:
     parser.add_argument(
         "--rollup-scale", type=int, default=10, help="seed scale of the rollup scenarios; 0: skip"
     )
+    parser.add_argument(
+        "--export-scale",
+        type=int,
+        default=5,
+        help="seed scale of the export scenarios (10,000 orders per unit); 0: skip",
+    )
     arguments = parser.parse_args()
     measurements, cached, observed = asyncio.run(run(arguments.requests, arguments.concurrency))
     print(table(measurements, baseline="dashboard, per item"))
@@ -113,6 +120,13 @@ def main() -> None:
         print("| rollup build | seconds |\n| --- | ---: |")
         for label, seconds in timings:
             print(f"| {label} | {seconds:.2f} |")
+    if arguments.export_scale > 0:
+        with tempfile.TemporaryDirectory() as directory:
+            url = asyncio.run(seeded_store(Path(directory), arguments.export_scale))
+            exports = export_scenarios(url, Path(directory))
+        print()
+        print(f"export, seed scale {arguments.export_scale}, one process per format:")
+        print(export_table(exports))
 
 
 main()

@@ -92,20 +92,26 @@ class Exporter:
         return contents
 
 
+@pytest.fixture
+def export_store_url(seeded_sqlite_url: str) -> str:
+    """The store most tests export from: a seeded SQLite copy."""
+    return seeded_sqlite_url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def export_store_url(request: pytest.FixtureRequest, seeded_sqlite_url: str) -> str:
+def both_stores(request: pytest.FixtureRequest, seeded_sqlite_url: str) -> str:
+    """For the format tests: a seeded SQLite copy, then a seeded PostgreSQL database."""
     if request.param == "sqlite":
         return seeded_sqlite_url
     url: str = request.getfixturevalue("seeded_postgres_url")
     return url
 
 
-@pytest.fixture
-async def exporter(
-    make_settings: SettingsFactory, export_store_url: str, tmp_path: Path
+async def _exporter(
+    make_settings: SettingsFactory, store_url: str, tmp_path: Path
 ) -> AsyncIterator[Exporter]:
     settings = make_settings(
-        database_url=export_store_url,
+        database_url=store_url,
         export_dir=tmp_path / "exports",
         export_fetch_rows=700,
         jobs_heartbeat_seconds=0.1,
@@ -122,6 +128,22 @@ async def exporter(
         yield Exporter(app, client, tokens)
 
 
+@pytest.fixture
+async def exporter(
+    make_settings: SettingsFactory, export_store_url: str, tmp_path: Path
+) -> AsyncIterator[Exporter]:
+    async for made in _exporter(make_settings, export_store_url, tmp_path):
+        yield made
+
+
+@pytest.fixture
+async def store_exporter(
+    make_settings: SettingsFactory, both_stores: str, tmp_path: Path
+) -> AsyncIterator[Exporter]:
+    async for made in _exporter(make_settings, both_stores, tmp_path):
+        yield made
+
+
 async def store_rows(exporter: Exporter, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
     """Rows read from the store directly, not through the export."""
     engine = create_engine(exporter.app.state.settings)
@@ -136,7 +158,8 @@ def iso(moment: datetime | None) -> str:
     return "" if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def test_orders_with_items_as_csv_parts_match_the_store(exporter: Exporter) -> None:
+async def test_orders_with_items_as_csv_parts_match_the_store(store_exporter: Exporter) -> None:
+    exporter = store_exporter
     orders, items = tables.orders, tables.order_items
     placed_from = datetime(2026, 6, 1, tzinfo=UTC)
     expected = [
@@ -184,8 +207,9 @@ async def test_orders_with_items_as_csv_parts_match_the_store(exporter: Exporter
 
 
 async def test_ledger_as_gzipped_ndjson_keeps_exact_integers_and_utc_times(
-    exporter: Exporter,
+    store_exporter: Exporter,
 ) -> None:
+    exporter = store_exporter
     ledger = tables.ledger_entries
     expected = [
         {
@@ -222,8 +246,9 @@ async def test_ledger_as_gzipped_ndjson_keeps_exact_integers_and_utc_times(
 
 
 async def test_customers_as_parquet_have_typed_columns_and_row_groups(
-    exporter: Exporter,
+    store_exporter: Exporter,
 ) -> None:
+    exporter = store_exporter
     customers = tables.customers
     expected = await store_rows(
         exporter,
