@@ -64,6 +64,8 @@ from dataintel.services.commerce import SqlCommerceService
 from dataintel.services.features import SqlFeatureService, load_catalog
 from dataintel.services.job_kinds import JobResources, export_service
 from dataintel.services.jobs import EmbeddedDispatcher, JobMaintenance
+from dataintel.services.privacy import JobServiceDispatcher, SqlSubjectRequestService
+from dataintel.services.privacy.kinds import request_limits
 from dataintel.services.quality import SqlQualityService, load_checks
 from dataintel.services.reconciliation import SqlReconciliationService, load_comparisons
 from dataintel.services.schema_usage import SchemaUsageRecorder, SchemaUsageService
@@ -127,6 +129,8 @@ def build_services(
     storage = FilesystemArtifactStorage(settings.export_dir)
     resources = JobResources(settings, engine, store, storage, audit, analytics, cache)
     jobs = build_job_system(settings, resources)
+    privacy = SqlSubjectRequestService(store, audit, request_limits(settings))
+    privacy.dispatcher = JobServiceDispatcher(jobs.service)
     return Services(
         status=ProbingStatusService(
             __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
@@ -148,6 +152,7 @@ def build_services(
         jobs=jobs.service,
         artifacts=storage,
         downloads=download_signer(settings),
+        privacy=privacy,
         export=export_service(resources),
     )
 

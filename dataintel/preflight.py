@@ -12,6 +12,8 @@ from dataintel.services.analytics import AnalyticsCatalogError
 from dataintel.services.analytics import load_catalog as load_analytics_catalog
 from dataintel.services.features import FeatureCatalogError
 from dataintel.services.features import load_catalog as load_feature_catalog
+from dataintel.services.privacy import PrivacyMapError, load_privacy_map
+from dataintel.services.privacy.keyed_hash import PrivacyKeyError, privacy_key
 from dataintel.services.tokens import SigningSecretMissingError, signing_secret
 from dataintel.settings import Settings
 from dataintel.store.engine import store_url
@@ -28,6 +30,7 @@ def check_settings(settings: Settings) -> None:
     problems = [
         *_store_problems(settings),
         *_secret_problems(settings),
+        *_privacy_key_problems(settings),
         *_catalog_problems(settings),
         *_production_problems(settings),
     ]
@@ -65,6 +68,17 @@ def _secret_problems(settings: Settings) -> list[str]:
     return []
 
 
+def _privacy_key_problems(settings: Settings) -> list[str]:
+    if settings.privacy_hmac_key is None:
+        # Derived from the JWT secret (whose absence in production is named above).
+        return []
+    try:
+        privacy_key(settings)
+    except PrivacyKeyError as error:
+        return [str(error)]
+    return []
+
+
 def _catalog_problems(settings: Settings) -> list[str]:
     problems = []
     try:
@@ -76,6 +90,10 @@ def _catalog_problems(settings: Settings) -> list[str]:
     except AnalyticsCatalogError as error:
         problems.append(f"analytics catalog: {_one_line(str(error))}")
     problems.extend(_published_operation_problems(settings))
+    try:
+        load_privacy_map(settings.privacy_map_path)
+    except PrivacyMapError as error:
+        problems.append(f"privacy map: {_one_line(str(error))}")
     return problems
 
 

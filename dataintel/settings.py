@@ -150,6 +150,29 @@ class Settings(BaseSettings):
         " the built-in ones.",
     )
 
+    privacy_map_path: Path | None = Field(
+        None,
+        description="A YAML privacy map whose datasets are added to (or replace by name) the"
+        " built-in ones (docs/gdpr.md).",
+    )
+    privacy_hmac_key: SecretStr | None = Field(
+        None,
+        description="Key of the keyed hash an erasure writes (hmac strategy); unset: derived"
+        " from jwt_secret, else (development only) a public development key.",
+    )
+    subject_request_due_months: int = Field(
+        1, ge=1, le=12, description="Calendar months after receipt a subject request is due."
+    )
+    subject_request_max_extension_months: int = Field(
+        2, ge=0, le=12, description="Most calendar months extendDeadline may add in all."
+    )
+    subject_request_job_timeout_seconds: float = Field(
+        3600.0, gt=0, description="Longest one attempt of an access or erasure job may run."
+    )
+    subject_request_reason_max_length: int = Field(
+        2000, ge=1, description="Longest reason (request, denial, extension) accepted."
+    )
+
     graphql_path: str = "/graphql"
     graphiql: bool | None = Field(
         None, description="Serve GraphiQL to browsers; default on except in production."

@@ -14,6 +14,7 @@ from dataintel.schema.export import ExportMutation
 from dataintel.schema.features import FeaturesQuery
 from dataintel.schema.jobs import JobsMutation, JobsQuery
 from dataintel.schema.object_identification import NodeQuery
+from dataintel.schema.privacy import PrivacyMutation, PrivacyQuery
 from dataintel.schema.quality import QualityMutation, QualityQuery
 from dataintel.schema.reconciliation import ReconciliationMutation, ReconciliationQuery
 from dataintel.schema.schema_usage import SchemaUsageQuery
@@ -32,12 +33,14 @@ QUERIES: tuple[type, ...] = (
     ReconciliationQuery,
     QualityQuery,
     JobsQuery,
+    PrivacyQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     AuthMutation,
     ReconciliationMutation,
     QualityMutation,
     JobsMutation,
+    PrivacyMutation,
     ExportMutation,
 )
 

@@ -12,6 +12,7 @@ from dataintel.services.commerce import CommerceService
 from dataintel.services.export import ExportService
 from dataintel.services.features import FeatureService
 from dataintel.services.jobs import JobService
+from dataintel.services.privacy import SubjectRequestService
 from dataintel.services.quality import QualityService
 from dataintel.services.reconciliation import ReconciliationService
 from dataintel.services.schema_usage import SchemaUsageService
@@ -34,4 +35,5 @@ class Services:
     jobs: JobService
     artifacts: ArtifactStorage
     downloads: DownloadSigner
+    privacy: SubjectRequestService
     export: ExportService

@@ -17,6 +17,7 @@ from dataintel.services.audit import AuditService
 from dataintel.services.export import ExportLimits, ExportService, export_kind
 from dataintel.services.jobs import JobKinds
 from dataintel.services.jobs.probe import probe_kind
+from dataintel.services.privacy.kinds import subject_request_kinds
 from dataintel.settings import Settings
 from dataintel.store.guarded import GuardedEngine
 
@@ -56,5 +57,7 @@ def build_job_kinds(resources: JobResources) -> JobKinds:
     """Every job kind, configured from the settings."""
     kinds = JobKinds()
     kinds.register(probe_kind(resources.settings.jobs_heartbeat_timeout_seconds))
+    for kind in subject_request_kinds(resources):
+        kinds.register(kind)
     kinds.register(export_kind(export_service(resources), resources.settings))
     return kinds

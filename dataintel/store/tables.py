@@ -325,5 +325,44 @@ ROW_CHANGE_TIMES = {
 """The time whose UTC month row_change_counts files a table's updates under (as migration
 0006 counts them); the other demo tables count under '*'."""
 
+subject_requests = sa.Table(
+    "subject_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # ACCESS or ERASURE.
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    # The subject as resolved when the request was received: a customer id, never an email.
+    sa.Column("customer_id", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.String(320), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("extended_months", sa.Integer, nullable=False, default=0),
+    sa.Column("extension_reason", sa.Text, nullable=True),
+    sa.Column("verified_at", UTCDateTime, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("denial_reason", sa.Text, nullable=True),
+    sa.Column("job_id", sa.String(64), nullable=True),
+    # The outcome as JSON text: counts per dataset, the access package's manifest.
+    sa.Column("result", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index(None, "status"),
+    sa.Index(None, "customer_id"),
+    # A request id is named in the audit log: it must never be handed out twice.
+    sqlite_autoincrement=True,
+)
+
+export_suppressions = sa.Table(
+    "export_suppressions",
+    metadata,
+    # Subjects whose data was erased: exports leave out every row linked to them
+    # (PrivacyMap.suppressed), whatever a later materialization or copy brings back.
+    sa.Column("customer_id", sa.Integer, primary_key=True),
+    sa.Column("subject_request_id", sa.Integer, nullable=False),
+    sa.Column("suppressed_at", UTCDateTime, nullable=False),
+)
+
 DEMO_TABLES = (customers, products, orders, order_items, events, ledger_entries, feature_values)
 """The tables the seed owns, parents before children."""
