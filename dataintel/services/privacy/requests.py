@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError, ForbiddenError, NotFoundError
 from dataintel.services.audit import AuditEvent, AuditService
-from dataintel.services.auth import Actor
+from dataintel.services.auth import Actor, audit_event
 from dataintel.services.pagination import (
     Keyset,
     Page,
@@ -270,7 +270,8 @@ class SqlSubjectRequestService:
             ).scalar_one()
             await self._audit.append_in(
                 connection,
-                actor.audit_event(
+                audit_event(
+                    actor,
                     AUDIT_ACTION,
                     f"subject_request:{request_id}",
                     details=_transition(request_id, new.type, None, "RECEIVED"),
