@@ -57,7 +57,11 @@ def build_platform(settings: Settings, engine: StoreEngine, redis: Redis | None)
         shared,
         enabled=settings.cache_enabled,
     )
-    return Platform(Dependencies(guarded), GuardedEngine(engine, store), cache)
+    return Platform(
+        Dependencies(guarded),
+        GuardedEngine(engine, store, settings.store_batch_timeout_seconds),
+        cache,
+    )
 
 
 async def invalidate_shared(settings: Settings, tags: Sequence[str]) -> bool:

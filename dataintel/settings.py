@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     store_call_timeout_seconds: float = Field(
         3.0, gt=0, description="Time budget of one store call before it answers TIMEOUT."
     )
+    store_batch_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Time budget of one bulk store block: feature materialization, a quality"
+        " check or a reconciliation over whole tables, a run's results.",
+    )
     store_breaker_failures: int = Field(
         5, ge=1, description="Consecutive store failures that open the store's breaker."
     )

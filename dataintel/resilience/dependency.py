@@ -147,8 +147,12 @@ class Dependency:
             return await operation()
 
     @asynccontextmanager
-    async def section(self) -> AsyncIterator[None]:
-        """A block run within the budget, behind the breaker; failures become typed errors."""
+    async def section(self, timeout_seconds: float | None = None) -> AsyncIterator[None]:
+        """A block run within the budget, behind the breaker; failures become typed errors.
+
+        ``timeout_seconds`` replaces the policy's budget for this block (bulk work).
+        """
+        budget = self.policy.timeout_seconds if timeout_seconds is None else timeout_seconds
         observer = self.observer
         if self._trial_running:
             # Half-open lets one trial through; the others fail fast until it has answered.
@@ -157,7 +161,7 @@ class Dependency:
             raise self._unavailable("is being retried")
         try:
             with self._breaker.calling(), self._trial():
-                async with asyncio.timeout(self.policy.timeout_seconds):
+                async with asyncio.timeout(budget):
                     yield
         except pybreaker.CircuitBreakerError:
             if observer is not None:
@@ -169,10 +173,10 @@ class Dependency:
             _log.warning(
                 "dependency call timed out",
                 dependency=self.name,
-                timeout_seconds=self.policy.timeout_seconds,
+                timeout_seconds=budget,
             )
             raise DependencyTimeoutError(
-                f"The {self.name} did not answer within {self.policy.timeout_seconds:g} seconds.",
+                f"The {self.name} did not answer within {budget:g} seconds.",
                 retry_after=self.retry_after(),
                 details={"dependency": self.name},
             ) from error

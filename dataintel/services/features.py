@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dataintel.errors import BadUserInputError
 from dataintel.services.yaml_files import declaration_files, parse_yaml
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine, fetch_all
+from dataintel.store.guarded import StoreEngine, batch, fetch_all
 
 ValueType = Literal["float", "int", "string", "bool"]
 FeatureScalar = float | int | str | bool
@@ -861,7 +861,7 @@ class SqlFeatureService:
         """Computes every view at ``as_of`` and upserts the values in one transaction."""
         materialized_at = utc(self._clock())
         rows_by_view: dict[str, int] = {}
-        async with self._engine.begin() as connection:
+        async with batch(self._engine) as connection:
             if as_of is None:
                 as_of = await _latest_activity(connection) or materialized_at
             as_of = utc(as_of)

@@ -56,9 +56,13 @@ class GuardedEngine:
     TIMEOUT, so the services need no error handling of their own.
     """
 
-    def __init__(self, engine: StoreEngine, dependency: Dependency) -> None:
+    def __init__(
+        self, engine: StoreEngine, dependency: Dependency, batch_timeout_seconds: float
+    ) -> None:
         self._engine = engine
         self.dependency = dependency
+        self.batch_timeout_seconds = batch_timeout_seconds
+        """The budget of bulk work (see ``batch``), instead of the per-call one."""
 
     @property
     def dialect(self) -> Dialect:
@@ -82,11 +86,40 @@ class GuardedEngine:
         async with self.dependency.section(), self._engine.begin() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def begin_batch(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction for bulk work, behind the breaker, within the batch budget."""
+        async with (
+            self.dependency.section(self.batch_timeout_seconds),
+            self._engine.begin() as connection,
+        ):
+            yield connection
+
+    async def read_batch(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """A long read (a whole-table check or comparison) within the batch budget."""
+        async with self.dependency.section(self.batch_timeout_seconds):
+            return await _read_twice(self._engine, work)
+
 
 async def read(engine: StoreEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Runs a read on one of the engine's connections, guarded when the engine is."""
     if isinstance(engine, GuardedEngine):
         return await engine.read(work)
+    return await _read_twice(engine, work)
+
+
+def batch(engine: StoreEngine) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A transaction for bulk work (materialization, a run's results): guarded engines give
+    it the batch budget, since the per-call one is sized for requests."""
+    if isinstance(engine, GuardedEngine):
+        return engine.begin_batch()
+    return engine.begin()
+
+
+async def read_batch(engine: StoreEngine, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """A long read (a check or a comparison over whole tables), within the batch budget."""
+    if isinstance(engine, GuardedEngine):
+        return await engine.read_batch(work)
     return await _read_twice(engine, work)
 
 

@@ -314,3 +314,25 @@ async def test_login_and_audited_writes_while_the_store_is_down_are_retryable(
         assert error["extensions"]["code"] == "DEPENDENCY_UNAVAILABLE"
         assert error["extensions"]["retryable"] is True
         await store.restore()
+
+
+async def test_bulk_work_has_its_own_budget_while_requests_keep_theirs(
+    make_settings: SettingsFactory,
+) -> None:
+    # Materialization holds one transaction over every view: sized for requests, the
+    # per-call budget would cut it off on a slow or busy store.
+    settings = make_settings(
+        cache_ttl_seconds=0,
+        store_call_timeout_seconds=0.3,
+        store_batch_timeout_seconds=60,
+        store_breaker_failures=100,
+    )
+    app = create_app(settings)
+    async with serving(app) as client:
+        slow_down_store(app, 0.5)
+        runtime = runtime_of(app)
+        summary = await runtime.services.features.materialize()
+        assert sum(summary.rows_by_view.values()) > 0
+        answer = await post(client, '{ customer(id: "1") { name } }')
+        assert answer["data"]["customer"] is None
+        assert answer["errors"][0]["extensions"]["code"] == "TIMEOUT"

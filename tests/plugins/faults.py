@@ -62,7 +62,11 @@ def slow_down_store(app: Starlette, delay_seconds: float) -> DelayedEngine:
     """Rebuilds the running app's services over a delayed store; set its delay to 0 to recover."""
     runtime = runtime_of(app)
     delayed = DelayedEngine(runtime.engine, delay_seconds)
-    store = GuardedEngine(delayed, runtime.platform.dependencies["store"])
+    store = GuardedEngine(
+        delayed,
+        runtime.platform.dependencies["store"],
+        runtime.platform.store.batch_timeout_seconds,
+    )
     platform = dataclasses.replace(runtime.platform, store=store)
     runtime.services = build_services(app.state.settings, runtime.engine, runtime.redis, platform)
     return delayed

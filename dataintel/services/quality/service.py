@@ -34,7 +34,7 @@ from dataintel.services.quality.measure import (
 )
 from dataintel.services.run_history import RunHistory
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine, read, statement_failure
+from dataintel.store.guarded import StoreEngine, batch, read_batch, statement_failure
 from dataintel.store.rows import AnyRow
 
 _DOMAIN = "quality"
@@ -178,7 +178,7 @@ class SqlQualityService:
                     raise
                 return error_measurement(reason)
 
-        return await read(self._engine, work)
+        return await read_batch(self._engine, work)
 
     async def run(self, selection: CheckSelection) -> tuple[str, list[QualityResult]]:
         """Runs the selected checks one by one now and stores every result under one run id."""
@@ -192,7 +192,7 @@ class SqlQualityService:
             duration_ms = (time.perf_counter() - clock) * 1000
             measured.append((check, started_at, duration_ms, measurement))
         results: list[QualityResult] = []
-        async with self._engine.begin() as connection:
+        async with batch(self._engine) as connection:
             for check, started_at, duration_ms, measurement in measured:
                 values = {
                     "run_id": run_id,

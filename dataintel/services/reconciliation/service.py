@@ -37,7 +37,7 @@ from dataintel.services.reconciliation.report import (
 )
 from dataintel.services.run_history import RunHistory
 from dataintel.store import tables
-from dataintel.store.guarded import StoreEngine, read, statement_failure
+from dataintel.store.guarded import StoreEngine, read_batch, statement_failure
 from dataintel.store.rows import AnyRow
 
 RunStatus = Literal["OK", "DISCREPANCIES", "ERROR"]
@@ -212,7 +212,7 @@ class SqlReconciliationService:
                     raise
                 return reason
 
-        outcome = await read(self._engine, compute)
+        outcome = await read_batch(self._engine, compute)
         if isinstance(outcome, str):
             error = outcome
         else:
