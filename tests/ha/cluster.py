@@ -72,14 +72,6 @@ def nginx_binary() -> str | None:
     )
 
 
-def worker_available() -> bool:
-    """Whether this checkout has the `dataintel worker` command (issue 11)."""
-    result = subprocess.run(
-        [str(BIN / "dataintel"), "worker", "--help"], capture_output=True, check=False
-    )
-    return result.returncode == 0
-
-
 @dataclass
 class Process:
     """One child process of the cluster, restartable with the same command."""
@@ -133,7 +125,6 @@ class Cluster:
     extras: list[Process] = field(default_factory=list)
     redis: Process | None = None
     nginx: Process | None = None
-    with_worker: bool = False
 
     @property
     def origin(self) -> str:
@@ -180,16 +171,11 @@ class Cluster:
             self.replicas.append(Process(f"replica-{index + 1}", serve, log, environment))
         for replica in self.replicas:
             replica.start()
-        self.with_worker = worker_available()
-        if self.with_worker:
-            worker = Process(
-                "worker",
-                [str(BIN / "dataintel"), "worker"],
-                self.directory / "worker.log",
-                environment,
-            )
-            worker.start()
-            self.extras.append(worker)
+        worker = Process(
+            "worker", [str(BIN / "dataintel"), "worker"], self.directory / "worker.log", environment
+        )
+        worker.start()
+        self.extras.append(worker)
         upstreams = [f"127.0.0.1:{port}" for port in self.replica_ports]
         config = render_nginx_config(
             self.directory / "nginx", self.nginx_port, upstreams, expose_upstream=True
@@ -211,7 +197,7 @@ class Cluster:
                     "replicas": [self.replica_origin(i) for i in range(REPLICAS)],
                     "redis": f"redis://127.0.0.1:{self.redis_port}/0",
                     "database": DATABASE,
-                    "worker": self.with_worker,
+                    "worker": True,
                 },
                 indent=2,
             )
@@ -347,10 +333,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         cluster.start()
-        worker = "a worker" if cluster.with_worker else "no worker (no `dataintel worker` yet)"
         print(
             f"dataintel HA: {cluster.origin}/graphql (nginx) -> {REPLICAS} replicas"
-            f" {', '.join(cluster.replica_origin(i) for i in range(REPLICAS))}, {worker};"
+            f" {', '.join(cluster.replica_origin(i) for i in range(REPLICAS))}, a worker;"
             f" Redis {cluster.redis_port}, PostgreSQL database {DATABASE}; logs in"
             f" {cluster.directory}. Ctrl+C stops it.\n"
             f"Load test it: make loadtest LOAD_HOST={cluster.origin} LOAD_ARGS=--no-account",

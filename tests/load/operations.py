@@ -46,7 +46,6 @@ QUALITY_RUN = """mutation QualityRun($dataset: String!) {
   runQualityChecks(input: {dataset: $dataset}) { id passed results { checkId status } }
 }"""
 
-MUTATION_FIELDS = 'query MutationFields { __type(name: "Mutation") { fields { name } } }'
 
 MEASURES = ["revenue", "order_count", "billable_orders", "average_order_value", "active_customers"]
 DIMENSIONS = ["region", "customer_tier", "sales_channel", "order_status", "acquisition_channel"]
