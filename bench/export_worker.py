@@ -22,6 +22,7 @@ from dataintel.services.analytics import SqlAnalyticsService, load_catalog
 from dataintel.services.artifacts import FilesystemArtifactStorage
 from dataintel.services.audit import SqlAuditService
 from dataintel.services.export import ExportLimits, ExportRequest, ExportService
+from dataintel.services.privacy.privacy_map import load_privacy_map
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 
@@ -55,6 +56,7 @@ async def _export(url: str, directory: Path, export_format: str) -> Mapping[str,
                 max_part_rows=settings.export_max_part_rows,
                 fetch_rows=settings.export_fetch_rows,
             ),
+            load_privacy_map(settings.privacy_map_path).suppressed,
         )
         request = ExportRequest("orders", export_format, "NONE", settings.export_part_rows)  # type: ignore[arg-type]
         async with engine.connect() as connection:

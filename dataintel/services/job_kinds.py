@@ -18,6 +18,7 @@ from dataintel.services.export import ExportLimits, ExportService, export_kind
 from dataintel.services.jobs import JobKinds
 from dataintel.services.jobs.probe import probe_kind
 from dataintel.services.privacy.kinds import subject_request_kinds
+from dataintel.services.privacy.privacy_map import load_privacy_map
 from dataintel.settings import Settings
 from dataintel.store.guarded import GuardedEngine
 
@@ -50,6 +51,7 @@ def export_service(resources: JobResources) -> ExportService:
             max_part_rows=settings.export_max_part_rows,
             fetch_rows=settings.export_fetch_rows,
         ),
+        load_privacy_map(settings.privacy_map_path).suppressed,
     )
 
 

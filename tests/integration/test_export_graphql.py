@@ -445,3 +445,33 @@ async def test_an_interrupted_export_leaves_no_part_behind_after_its_cleanup(
     assert sorted(path.name for path in directory.iterdir()) == ["part-00001", "part-00002"]
     await service.cleanup(context.job_id)
     assert not directory.exists()
+
+
+async def test_erased_subjects_are_left_out_of_exports(exporter: Exporter) -> None:
+    # What an erasure records (tests/services/test_privacy.py runs the real one).
+    erased = 3
+    engine = create_engine(exporter.app.state.settings)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.insert(tables.export_suppressions).values(
+                    customer_id=erased, subject_request_id=1, suppressed_at=datetime.now(UTC)
+                )
+            )
+    finally:
+        await engine.dispose()
+    orders = tables.orders
+    kept = await store_rows(
+        exporter,
+        sa.select(orders.c.id, orders.c.customer_id)
+        .where(orders.c.customer_id != erased)
+        .order_by(orders.c.id),
+    )
+    job = await exporter.export(dataset="ORDERS", format="CSV", columns=["order_id", "customer_id"])
+    rows = [line.split(",") for part in await exporter.files(job) for line in part.decode().split()]
+    exported = sorted({(int(row[0]), int(row[1])) for row in rows if row[0] != "order_id"})
+    assert exported == kept
+    job = await exporter.export(dataset="CUSTOMERS", format="CSV", columns=["id"])
+    ids = {line for part in await exporter.files(job) for line in part.decode().split()}
+    assert str(erased) not in ids
+    assert "4" in ids

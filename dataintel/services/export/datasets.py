@@ -38,6 +38,9 @@ class ExportDataset:
     columns: tuple[ExportColumn, ...]
     source: sa.FromClause
     order_by: tuple[sa.ColumnElement[Any], ...]
+    subject_table: sa.Table
+    """The table whose rows stand for the dataset's: erased subjects are left out by its
+    privacy-map link (orders with items: the orders, so an order without items stays one)."""
 
     def column(self, name: str) -> ExportColumn | None:
         """The column of that name, if any."""
@@ -75,6 +78,7 @@ DATASETS: Mapping[str, ExportDataset] = {
                 ExportColumn("unit_price_cents", "cents", _items.c.unit_price_cents),
             ),
             source=_orders.outerjoin(_items, _items.c.order_id == _orders.c.id),
+            subject_table=_orders,
             order_by=(_orders.c.id, _items.c.id),
         ),
         ExportDataset(
@@ -96,6 +100,7 @@ DATASETS: Mapping[str, ExportDataset] = {
                 },
             ),
             source=tables.customers,
+            subject_table=tables.customers,
             order_by=(tables.customers.c.id,),
         ),
         ExportDataset(
@@ -114,6 +119,7 @@ DATASETS: Mapping[str, ExportDataset] = {
                 },
             ),
             source=tables.events,
+            subject_table=tables.events,
             order_by=(tables.events.c.id,),
         ),
         ExportDataset(
@@ -133,6 +139,7 @@ DATASETS: Mapping[str, ExportDataset] = {
                 },
             ),
             source=tables.ledger_entries,
+            subject_table=tables.ledger_entries,
             order_by=(tables.ledger_entries.c.id,),
         ),
         ExportDataset(
@@ -152,6 +159,7 @@ DATASETS: Mapping[str, ExportDataset] = {
                 },
             ),
             source=tables.feature_values,
+            subject_table=tables.feature_values,
             order_by=(
                 tables.feature_values.c.entity_type,
                 tables.feature_values.c.entity_id,

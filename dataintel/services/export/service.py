@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +92,11 @@ class ExportService:
         storage: ArtifactStorage,
         audit: AuditService,
         limits: ExportLimits,
+        suppressed: Callable[[str], Any | None],
     ) -> None:
         self._engine = engine
+        self._suppressed = suppressed
+        """The condition leaving out erased subjects' rows of a table (PrivacyMap.suppressed)."""
         self._analytics = analytics
         self._storage = storage
         self._audit = audit
@@ -231,6 +234,9 @@ class ExportService:
         )
         columns = [column for column in chosen if column is not None]
         conditions = filter_conditions(dataset, request.filter)
+        erased = self._suppressed(dataset.subject_table.name)
+        if erased is not None:
+            conditions.append(erased)
         statement = (
             sa.select(*(column.expression.label(column.name) for column in columns))
             .select_from(dataset.source)
