@@ -128,6 +128,7 @@ def plain_routes(settings: Settings) -> list[RouteDescription]:
             responses={200: ResponseDescription("The document.", {"application/json": {}})},
         ),
     ]
+    routes.append(_job_file_route())
     if settings.api_docs:
         routes.append(
             RouteDescription(
@@ -172,3 +173,70 @@ def plain_routes(settings: Settings) -> list[RouteDescription]:
             )
         )
     return routes
+
+
+_DOWNLOAD_REFUSAL: JsonSchema = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+_JOB_FILE_TYPES = (
+    "text/csv",
+    "application/x-ndjson",
+    "application/vnd.apache.parquet",
+    "application/gzip",
+    "application/zip",
+)
+
+
+def _job_file_route() -> RouteDescription:
+    """A job's file (an export part, a subject access package) by its signed URL."""
+    binary: JsonSchema = {"type": "string", "format": "binary"}
+    files = dict.fromkeys(_JOB_FILE_TYPES, binary)
+    refusal = {"application/json": _DOWNLOAD_REFUSAL}
+    return RouteDescription(
+        path="/exports/{jobId}/parts/{number}",
+        method="GET",
+        operation_id="jobFile",
+        summary="A job's file, by signed URL",
+        description="One part of a finished export, or a subject access package: the URL"
+        " comes from the GraphQL API (`Job.files.downloadUrl`,"
+        " `SubjectRequest.package.downloadUrl`), signed and expiring; the signature is the"
+        " credential. Range requests answer 206; the ETag is the part's SHA-256"
+        " (docs/export.md).",
+        tags=("jobs",),
+        parameters=(
+            {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}},
+            {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}},
+            {
+                "name": "expires",
+                "in": "query",
+                "required": True,
+                "description": "When the URL stops working (Unix seconds), as issued.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "signature",
+                "in": "query",
+                "required": True,
+                "description": "The HMAC of the job, part and expiry, as issued.",
+                "schema": {"type": "string"},
+            },
+            {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}},
+        ),
+        responses={
+            200: ResponseDescription("The whole file.", files),
+            206: ResponseDescription("The requested range of the file.", files),
+            304: ResponseDescription("The file has not changed (If-None-Match).", {}),
+            403: ResponseDescription("The URL expired or was altered.", refusal),
+            404: ResponseDescription("No such job, part, or the job has no files.", refusal),
+            410: ResponseDescription("The job's files were deleted after retention.", refusal),
+            416: ResponseDescription("The range is outside the file.", {"text/plain": _TEXT}),
+        },
+    )

@@ -60,7 +60,13 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
         )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
-    assert "No issues found" in output, output
+    # The one warning allowed: a job's file needs a URL only the GraphQL API signs, so
+    # every generated request is refused (403/404, as documented) and none reaches a file.
+    warnings = re.findall(r"^\s+- (GET|POST) (\S+)$", output, flags=re.MULTILINE)
+    assert "No issues found" in output or set(warnings) == {
+        ("GET", "/exports/{jobId}/parts/{number}")
+    }, output
+    assert re.search(r"\d+ generated, \d+ passed", output), output
     # Every described operation was exercised (the document's own URL aside).
     operations = sum(
         len(item) for path, item in described["paths"].items() if path != "/openapi.json"
