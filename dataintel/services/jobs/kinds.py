@@ -10,6 +10,10 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dataintel.observability.logging import get_logger
+
+_log = get_logger("dataintel.jobs")
+
 
 class JobFailure(Exception):
     """Raised by a job's ``run`` to fail with a code and a message the requester may read."""
@@ -84,6 +88,16 @@ class JobKind:
             raise ValueError(f"job kind {self.name}: max_attempts must be at least 1")
         if self.timeout_seconds <= 0 or self.heartbeat_timeout_seconds <= 0:
             raise ValueError(f"job kind {self.name}: timeouts must be positive")
+
+    async def clean_up(self, job_id: str) -> None:
+        """Runs the kind's cleanup for a job that will not succeed (failed, cancelled,
+        expired); its own failure is logged, never raised: the job's state stands."""
+        if self.cleanup is None:
+            return
+        try:
+            await self.cleanup(job_id)
+        except Exception:
+            _log.exception("job cleanup failed", job_id=job_id, kind=self.name)
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait before the attempt after ``attempt`` (exponential, capped)."""

@@ -181,7 +181,7 @@ class JobRunner:
                 error_code="CANCELLED",
                 error_message="Cancelled while running.",
             )
-            await _cleanup(kind, job_id)
+            await kind.clean_up(job_id)
             _log.info("job cancelled", job_id=job_id, kind=kind.name)
             return Done()
         if stopped is None and error is None:
@@ -208,7 +208,7 @@ class JobRunner:
         await self._store.finish(
             job_id, claim, JobStatus.FAILED, now, error_code=code, error_message=message
         )
-        await _cleanup(kind, job_id)
+        await kind.clean_up(job_id)
         _log.warning("job failed", job_id=job_id, kind=kind.name, attempt=attempt, code=code)
         return Done()
 
@@ -229,12 +229,3 @@ async def _stop(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
-
-
-async def _cleanup(kind: JobKind, job_id: str) -> None:
-    if kind.cleanup is None:
-        return
-    try:
-        await kind.cleanup(job_id)
-    except Exception:
-        _log.exception("job cleanup failed", job_id=job_id, kind=kind.name)

@@ -122,7 +122,15 @@ class JobService:
         """Cancels a QUEUED job at once, asks a RUNNING one to stop; a finished job is left as
         it is. Returns the job as it then stands."""
         job = await self.require(job_id)
-        if not job.is_terminal and not await self.store.cancel_queued(job_id, self._clock()):
+        if job.is_terminal:
+            return job
+        if await self.store.cancel_queued(job_id, self._clock()):
+            # No run will see the cancellation: the kind's cleanup runs here (a subject
+            # request whose job never started must leave VERIFIED, docs/gdpr.md).
+            kind = self.kinds.get(job.kind)
+            if kind is not None:
+                await kind.clean_up(job_id)
+        else:
             await self.store.request_cancel(job_id)
         return await self.require(job_id)
 
@@ -142,11 +150,8 @@ class JobService:
                 await self._recover_silent(job, claim, now)
         for job in await self.store.expire(now):
             kind = self.kinds.get(job.kind)
-            if kind is not None and kind.cleanup is not None:
-                try:
-                    await kind.cleanup(job.id)
-                except Exception:
-                    _log.exception("expired job cleanup failed", job_id=job.id)
+            if kind is not None:
+                await kind.clean_up(job.id)
             _log.info("job expired", job_id=job.id, kind=job.kind)
 
     async def _recover_silent(self, job: Job, claim: str | None, now: datetime) -> None:

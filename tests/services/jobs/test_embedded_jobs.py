@@ -84,7 +84,7 @@ async def test_an_attempt_longer_than_its_kinds_timeout_fails_with_timeout(
     assert done.error_code == "TIMEOUT"
 
 
-async def test_cancelling_a_queued_job_cancels_it_before_it_runs(
+async def test_cancelling_a_queued_job_cancels_it_before_it_runs_and_cleans_up(
     jobs: JobService, gate: Gate
 ) -> None:
     # Two slots: two held jobs fill them, the third waits in the queue.
@@ -92,10 +92,13 @@ async def test_cancelling_a_queued_job_cancels_it_before_it_runs(
     second = await jobs.enqueue("held", {"n": 2}, "user:1")
     await settled(jobs, first.id, JobStatus.RUNNING)
     await settled(jobs, second.id, JobStatus.RUNNING)
-    waiting = await jobs.enqueue("probe", {"steps": 1}, "user:1")
+    waiting = await jobs.enqueue("refuses", {}, "user:1")
     cancelled = await jobs.cancel(waiting.id)
     assert cancelled.status is JobStatus.CANCELLED
     assert cancelled.attempts == 0
+    # No run will see it: the kind's cleanup ran at the cancel (a subject request leaves
+    # VERIFIED through it).
+    assert gate.cleaned == [waiting.id]
     gate.release.set()
     await settled(jobs, first.id)
     assert (await settled(jobs, waiting.id)).attempts == 0
