@@ -20,39 +20,6 @@ files=(
   "LICENSE.swagger-ui-bundle.txt:swagger-ui-dist/swagger-ui-bundle.js.LICENSE.txt"
 )
 
-up_to_date() {
-  local entry dest
-  for entry in "${files[@]}"; do
-    dest="$out/${entry%%:*}"
-    [[ -f "$dest" ]] || return 1
-    # An edit to the pins or to this script must rebuild.
-    [[ "$dest" -nt "$here/package-lock.json" && "$dest" -nt "$here/package.json" \
-      && "$dest" -nt "$here/build.sh" ]] || return 1
-  done
-}
-
-if [[ "${1:-}" != "--force" ]] && up_to_date; then
-  echo "api-docs assets: up to date in ${out#"$root"/}"
-  exit 0
-fi
-
-if ! command -v npm >/dev/null 2>&1; then
-  echo "api-docs assets: npm not found; install Node.js 18 or newer (e.g. apt-get install nodejs npm)" >&2
-  exit 1
-fi
-
-echo "api-docs assets: npm ci (pinned, integrity-checked)"
-(cd "$here" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=warn)
-
-# Copy into a sibling folder and swap it in, so a failed copy never leaves a half-built set.
-mkdir -p "$(dirname "$out")"
-staging="$(mktemp -d "$out.tmp.XXXXXX")"
-trap 'rm -rf "$staging"' EXIT
-for entry in "${files[@]}"; do
-  cp "$here/node_modules/${entry#*:}" "$staging/${entry%%:*}"
-done
-chmod 755 "$staging"
-rm -rf "$out"
-mv "$staging" "$out"
-trap - EXIT
-echo "api-docs assets: built ${#files[@]} files in ${out#"$root"/}"
+name="api-docs"
+# shellcheck source=../pinned-assets.sh
+source "$root/web/pinned-assets.sh"
