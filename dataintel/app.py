@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
@@ -157,6 +157,15 @@ def build_services(
     )
 
 
+async def _bounded(step: str, closing: Awaitable[object], seconds: float) -> None:
+    """Awaits one shutdown step for at most ``seconds``; past that it is logged and left."""
+    try:
+        async with asyncio.timeout(seconds):
+            await closing
+    except TimeoutError:
+        _log.warning("shutdown step timed out", step=step, seconds=seconds)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app: routes, middleware and the lifespan that opens the store and Redis."""
     settings = settings or Settings()
@@ -241,24 +250,27 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
-            await job_maintenance.aclose()
-            await jobs.dispatcher.aclose()
+            # Each step is bounded: one that hangs (a half-closed socket) is logged and left,
+            # so a drained replica still exits and frees its slot.
+            step = settings.shutdown_timeout_seconds
+            await _bounded("job maintenance", job_maintenance.aclose(), step)
+            await _bounded("job dispatcher", jobs.dispatcher.aclose(), step)
             if poller is not None:
-                await poller.aclose()
+                await _bounded("tag poller", poller.aclose(), step)
             if feed is not None:
-                await feed.aclose()
+                await _bounded("invalidation feed", feed.aclose(), step)
             if refresher is not None:
-                await refresher.aclose()
-            await platform.cache.settle_loads()
-            await security_audit.drain()
-            await rate_limits.aclose()
+                await _bounded("rollup refresher", refresher.aclose(), step)
+            await _bounded("cache loads", platform.cache.settle_loads(), step)
+            await _bounded("security audit", security_audit.drain(), step)
+            await _bounded("rate limits", rate_limits.aclose(), step)
             flushing.cancel()
             with suppress(asyncio.CancelledError):
                 await flushing
-            await schema_usage.flush()
+            await _bounded("schema usage", schema_usage.flush(), step)
             if redis is not None:
-                await redis.aclose()
-            await engine.dispose()
+                await _bounded("redis", redis.aclose(), step)
+            await _bounded("store", engine.dispose(), step)
             tracing.shutdown()
             if metrics is not None:
                 metrics.process_exited()

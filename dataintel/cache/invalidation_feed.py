@@ -100,8 +100,10 @@ class InvalidationFeed:
                 lost_logged = True
             finally:
                 self._cache.distrust_memory()
+                # Bounded: closing a connection whose read was just cancelled can wait on a
+                # peer that never answers, and shutdown awaits this task.
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await asyncio.wait_for(pubsub.aclose(), self._heartbeat)  # type: ignore[no-untyped-call]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._retry)
 
