@@ -111,6 +111,9 @@ def build_services(
         analytics_seconds=settings.cache_analytics_ttl_seconds,
         stale_seconds=settings.cache_stale_seconds,
     )
+    # First: a production start without a signing secret names that secret, not a later
+    # consequence of it (the privacy key derives from it).
+    tokens = TokenCodec.from_settings(settings)
     audit = SqlAuditService(store)
     revocations: TokenRevocations = (
         MemoryTokenRevocations()
@@ -140,9 +143,7 @@ def build_services(
             SqlFeatureService(store, load_catalog(settings.feature_views_path)), cache, lifetimes
         ),
         analytics=analytics,
-        auth=SqlAuthService(
-            store, audit, TokenCodec.from_settings(settings), revocations=revocations
-        ),
+        auth=SqlAuthService(store, audit, tokens, revocations=revocations),
         audit=audit,
         schema_usage=schema_usage if schema_usage is not None else SchemaUsageRecorder({}),
         reconciliation=SqlReconciliationService(

@@ -108,7 +108,9 @@ async def eventually(check: Callable[[], Awaitable[T | None]], deadline_seconds:
 @asynccontextmanager
 async def redis_paused(url: str, milliseconds: int) -> AsyncIterator[None]:
     """CLIENT PAUSE on the real server: every other client's commands hang meanwhile."""
-    admin = redis.asyncio.Redis.from_url(url)
+    # Redis 7.0 holds even CLIENT UNPAUSE until the pause ends; redis-py 8 would give up on
+    # it after its default 5 s socket timeout.
+    admin = redis.asyncio.Redis.from_url(url, socket_timeout=milliseconds / 1000 + 30)
     try:
         await admin.client_pause(milliseconds, all=True)
         yield
