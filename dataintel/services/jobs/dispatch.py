@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from saq import Job as SaqJob
 from saq.queue import Queue
 
@@ -54,17 +55,22 @@ class SaqDispatcher:
         """Enqueues one delivery; each has its own SAQ key (the store dedupes runs)."""
         # SAQ's defaults (10 s timeout, one attempt, 10-minute TTL) are set explicitly here:
         # retries are decided by the runner from the store, so SAQ makes one attempt.
-        await self.queue.enqueue(
-            SaqJob(
-                function=RUN_JOB_FUNCTION,
-                kwargs={"job_id": job_id},
-                key=f"{job_id}:{uuid.uuid4().hex[:12]}",
-                timeout=self._timeout,
-                retries=1,
-                ttl=self._ttl,
-                scheduled=int(time.time() + delay_seconds) if delay_seconds > 0 else 0,
-            )
+        delivery = SaqJob(
+            function=RUN_JOB_FUNCTION,
+            kwargs={"job_id": job_id},
+            key=f"{job_id}:{uuid.uuid4().hex[:12]}",
+            timeout=self._timeout,
+            retries=1,
+            ttl=self._ttl,
+            scheduled=int(time.time() + delay_seconds) if delay_seconds > 0 else 0,
         )
+        try:
+            await self.queue.enqueue(delivery)
+        except RedisConnectionError:
+            # A pooled connection that died with a Redis restart fails once; the same key
+            # makes a second try safe (SAQ keeps one job per key).
+            _log.info("job queue connection was dead; enqueuing again", job_id=job_id)
+            await self.queue.enqueue(delivery)
 
     async def aclose(self) -> None:
         """Closes the queue's Redis connections (quietly when Redis is already gone)."""
