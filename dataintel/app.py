@@ -54,6 +54,7 @@ from dataintel.services.analytics.refresher import RollupRefresher
 from dataintel.services.artifacts import FilesystemArtifactStorage
 from dataintel.services.audit import SqlAuditService
 from dataintel.services.auth import SqlAuthService
+from dataintel.services.auth.identity_cache import IdentityCache
 from dataintel.services.cached import (
     CachedAnalyticsService,
     CachedCommerceService,
@@ -143,7 +144,13 @@ def build_services(
             SqlFeatureService(store, load_catalog(settings.feature_views_path)), cache, lifetimes
         ),
         analytics=analytics,
-        auth=SqlAuthService(store, audit, tokens, revocations=revocations),
+        auth=SqlAuthService(
+            store,
+            audit,
+            tokens,
+            revocations=revocations,
+            identities=IdentityCache(cache, settings.auth_identity_cache_seconds),
+        ),
         audit=audit,
         schema_usage=schema_usage if schema_usage is not None else SchemaUsageRecorder({}),
         reconciliation=SqlReconciliationService(

@@ -336,6 +336,22 @@ class Settings(BaseSettings):
         300.0, gt=0, description="How long fetched JWKS keys are used before a refetch."
     )
     jwks_timeout_seconds: float = Field(3.0, gt=0, description="Timeout of one JWKS fetch.")
+    auth_identity_cache_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=300,
+        description="How long a bearer token's user (active, roles) is cached; changes are"
+        " pushed to every replica through Redis, the TTL bounds staleness without it; 0: off.",
+    )
+    audit_queue_size: int = Field(
+        10_000,
+        ge=1,
+        description="Audit entries waiting for the writer; past it, entries that no caller"
+        " awaits are dropped and counted.",
+    )
+    audit_batch_size: int = Field(
+        500, ge=1, description="Most audit entries the writer commits in one transaction."
+    )
 
     schema_usage_enabled: bool = Field(
         True, description="Count the schema coordinates requests select, per client."

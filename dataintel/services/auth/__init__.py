@@ -27,6 +27,7 @@ from dataintel.services.auth.api_keys import (
     hash_api_key,
     is_api_key,
 )
+from dataintel.services.auth.identity_cache import IdentityCache, UserStanding
 from dataintel.services.auth.passwords import (
     MAXIMUM_PASSWORD_LENGTH,
     MINIMUM_PASSWORD_LENGTH,
@@ -69,12 +70,14 @@ __all__ = [
     "AuthService",
     "CreatedApiKey",
     "Identity",
+    "IdentityCache",
     "LoginResult",
     "NewUser",
     "Passwords",
     "SqlAuthService",
     "UserFilter",
     "UserRecord",
+    "UserStanding",
     "api_key_keyset",
     "audit_event",
     "hash_api_key",

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dataintel.errors import BadUserInputError, ForbiddenError, UnauthenticatedError
 from dataintel.rbac import ADMIN_USERS_SCOPE, ROLES, Actor
 from dataintel.services.audit import DENIED, AuditService
+from dataintel.services.auth.identity_cache import IdentityCache
 from dataintel.services.auth.passwords import Passwords
 from dataintel.services.auth.records import UserRecord, audit_event
 from dataintel.services.pagination import PageRequest
@@ -54,6 +55,12 @@ class AuthParts:
     _tokens: TokenCodec
     _passwords: Passwords
     _revocations: TokenRevocations
+    _identities: IdentityCache | None
+
+    async def _forget(self, user_id: int) -> None:
+        """Drops a user's cached standing on every replica, after a change has committed."""
+        if self._identities is not None:
+            await self._identities.forget(user_id)
 
     async def _require_admin(self, actor: Actor, action: str, target: str) -> None:
         if actor.is_admin:

@@ -16,7 +16,7 @@ from dataintel.errors import (
     UnauthenticatedError,
 )
 from dataintel.observability.logging import get_logger
-from dataintel.rbac import ALL_SCOPES, ROLE_SCOPES, Actor, scopes_for
+from dataintel.rbac import ALL_SCOPES, ROLE_SCOPES, ROLES, Actor, scopes_for
 from dataintel.services.audit import FAILURE, SUCCESS, AuditEvent
 from dataintel.services.auth.api_keys import (
     API_KEY_COLUMNS,
@@ -27,6 +27,7 @@ from dataintel.services.auth.api_keys import (
     hash_api_key,
 )
 from dataintel.services.auth.base import AuthParts, forbidden, invalid_credential
+from dataintel.services.auth.identity_cache import UserStanding
 from dataintel.services.auth.passwords import MAXIMUM_PASSWORD_LENGTH
 from dataintel.services.auth.records import Identity, LoginResult, audit_event
 from dataintel.services.auth.users import normalize_email
@@ -59,21 +60,30 @@ class Credentials(AuthParts):
             )
         if not claims.subject.isdigit():
             raise invalid_credential("The bearer token is not valid.")
+        user_id = int(claims.subject)
+        if self._identities is None:
+            standing = await self._standing(user_id)
+        else:
+            standing = await self._identities.standing(user_id, lambda: self._standing(user_id))
+        if not standing.active:
+            raise invalid_credential("The bearer token's user is deactivated.")
+        roles = frozenset(standing.roles)
+        return Identity(
+            claims.subject, roles, scopes_for(roles), "token", claims.token_id, claims.expires_at
+        )
+
+    async def _standing(self, user_id: int) -> UserStanding:
         users, user_roles = tables.users, tables.user_roles
         statement = (
             sa.select(users.c.is_active, user_roles.c.role_name)
             .select_from(users.outerjoin(user_roles, user_roles.c.user_id == users.c.id))
-            .where(users.c.id == int(claims.subject))
+            .where(users.c.id == user_id)
         )
         rows = await self._credential_rows(statement)
         if not rows:
             raise invalid_credential("The bearer token's user does not exist.")
-        if not rows[0].is_active:
-            raise invalid_credential("The bearer token's user is deactivated.")
-        roles = frozenset(row.role_name for row in rows if row.role_name is not None)
-        return Identity(
-            claims.subject, roles, scopes_for(roles), "token", claims.token_id, claims.expires_at
-        )
+        roles = {row.role_name for row in rows if row.role_name is not None}
+        return UserStanding(rows[0].is_active, tuple(role for role in ROLES if role in roles))
 
     async def logout(self, actor: Actor, token_id: str | None, expires_at: datetime | None) -> None:
         """Revokes the bearer token the actor signed this request with; audited."""
@@ -102,6 +112,10 @@ class Credentials(AuthParts):
         self, actor: Actor, token_id: str, expires_at: datetime, subject: str, via: str
     ) -> None:
         await self._revocations.revoke(token_id, expires_at)
+        if subject.isdigit():
+            # Revocations are checked on every request; this also drops the subject's cached
+            # standing so nothing about it outlives the revocation anywhere.
+            await self._forget(int(subject))
         # The token id names the token without being it; the subject says whose it was.
         await self._audit.append(
             audit_event(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataintel.services.audit import AuditService
 from dataintel.services.auth.api_keys import ApiKeyManagement
 from dataintel.services.auth.credentials import Credentials
+from dataintel.services.auth.identity_cache import IdentityCache
 from dataintel.services.auth.passwords import Passwords
 from dataintel.services.auth.users import UserDirectory
 from dataintel.services.token_revocations import MemoryTokenRevocations, TokenRevocations
@@ -22,6 +23,7 @@ class SqlAuthService(Credentials, UserDirectory, ApiKeyManagement):
         tokens: TokenCodec,
         passwords: Passwords | None = None,
         revocations: TokenRevocations | None = None,
+        identities: IdentityCache | None = None,
     ) -> None:
         self._engine = engine
         self._audit = audit
@@ -29,3 +31,5 @@ class SqlAuthService(Credentials, UserDirectory, ApiKeyManagement):
         self._passwords = passwords or Passwords()
         # The app passes the shared list; tools and tests get this process's own.
         self._revocations = revocations or MemoryTokenRevocations()
+        # Without one (tools, tests), every bearer request reads its user from the store.
+        self._identities = identities

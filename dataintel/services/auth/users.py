@@ -240,6 +240,7 @@ class UserDirectory(AuthParts):
             )
             after = await self._user_by_id(user_id, connection)
         assert after is not None
+        await self._forget(user_id)
         return after
 
     async def set_active(self, actor: Actor, user_id: int, active: bool) -> UserRecord:
@@ -274,6 +275,7 @@ class UserDirectory(AuthParts):
             )
             after = await self._user_by_id(user_id, connection)
         assert after is not None
+        await self._forget(user_id)
         return after
 
     # --- Passwords ------------------------------------------------------------------------
