@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from dataintel.cache.invalidation_feed import InvalidationFeed
-from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
+from dataintel.services.auth import OPERATOR, NewUser
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import runtime_of
 from tests.plugins.statements import counting_statements
@@ -90,7 +90,7 @@ async def replicas(
 
 async def signed_in(replica: Replica, email: str, *roles: str) -> tuple[str, str]:
     """A new user's token and database id, signed in through ``replica``."""
-    auth: SqlAuthService = runtime_of(replica.app).services.auth
+    auth = runtime_of(replica.app).services.auth
     await auth.create_user(OPERATOR, NewUser(email, None, PASSWORD, roles))
     response = await replica.client.post(
         "/graphql", json={"query": LOGIN, "variables": {"email": email, "password": PASSWORD}}
