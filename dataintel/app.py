@@ -39,6 +39,7 @@ from dataintel.http.probes import liveness, readiness_endpoint
 from dataintel.http.rate_limit import RequestRateLimitMiddleware
 from dataintel.http.rest_endpoint import RestEndpoint
 from dataintel.job_system import build_job_system, download_signer
+from dataintel.observability.drops import Drops
 from dataintel.observability.logging import configure_logging, get_logger
 from dataintel.observability.metrics import GatewayMetrics, MetricsMiddleware, metrics_endpoint
 from dataintel.observability.pipeline_observers import MetricsObserver, TracingObserver
@@ -99,8 +100,10 @@ def build_services(
     redis: Redis | None,
     platform: Platform | None = None,
     schema_usage: SchemaUsageService | None = None,
+    drops: Drops | None = None,
 ) -> Services:
     """The services registry over the app's connections, their breakers and the cache."""
+    drops = drops or Drops()
     platform = platform or build_platform(settings, engine, redis)
     probes: list[DependencyProbe] = [StoreProbe(engine)]
     if redis is not None:
@@ -115,7 +118,12 @@ def build_services(
     # First: a production start without a signing secret names that secret, not a later
     # consequence of it (the privacy key derives from it).
     tokens = TokenCodec.from_settings(settings)
-    audit = SqlAuditService(store)
+    audit = SqlAuditService(
+        store,
+        queue_size=settings.audit_queue_size,
+        batch_size=settings.audit_batch_size,
+        drops=drops,
+    )
     revocations: TokenRevocations = (
         MemoryTokenRevocations()
         if redis is None
@@ -137,7 +145,7 @@ def build_services(
     privacy.dispatcher = JobServiceDispatcher(jobs.service)
     return Services(
         status=ProbingStatusService(
-            __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
+            __version__, probes, settings.readiness_timeout_seconds, platform.dependencies, drops
         ),
         commerce=CachedCommerceService(SqlCommerceService(store), cache, lifetimes),
         features=CachedFeatureService(
@@ -150,6 +158,7 @@ def build_services(
             tokens,
             revocations=revocations,
             identities=IdentityCache(cache, settings.auth_identity_cache_seconds),
+            drops=drops,
         ),
         audit=audit,
         schema_usage=schema_usage if schema_usage is not None else SchemaUsageRecorder({}),
@@ -183,6 +192,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     runtime: Runtime | None = None
     tracing = Tracing.from_settings(settings)
     metrics = GatewayMetrics(settings) if settings.metrics_enabled else None
+    drops = Drops()
+    if metrics is not None:
+        metrics.watch_drops(drops)
 
     def services() -> Services:
         if runtime is None:
@@ -215,7 +227,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         runtime = Runtime(
             engine,
             redis,
-            build_services(settings, engine, redis, platform, schema_usage),
+            build_services(settings, engine, redis, platform, schema_usage, drops),
             platform,
         )
         app.state.runtime = runtime
@@ -270,7 +282,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if refresher is not None:
                 await _bounded("rollup refresher", refresher.aclose(), step)
             await _bounded("cache loads", platform.cache.settle_loads(), step)
-            await _bounded("security audit", security_audit.drain(), step)
+            # After the requests and background steps that append, before the store closes:
+            # the audit writer's queue is written out, so a graceful stop loses no entry.
+            await _bounded("audit log", runtime.services.audit.flush(), step)
             await _bounded("rate limits", rate_limits.aclose(), step)
             flushing.cancel()
             with suppress(asyncio.CancelledError):
@@ -304,6 +318,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             documents,
             lambda: runtime.redis if runtime is not None else None,
             lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
+            drops,
         ),
         authenticator=Authenticator(services),
         services=services,

@@ -33,6 +33,7 @@ from dataintel.gateway.trusted_documents import (
     document_key,
     is_sha256_key,
 )
+from dataintel.observability.drops import APQ_STORE_FAILED, Drops
 from dataintel.observability.logging import get_logger
 from dataintel.resilience import Dependency
 from dataintel.settings import Settings
@@ -62,8 +63,10 @@ class DocumentTexts:
         timeout_seconds: float,
         apq_ttl_seconds: int,
         guard: Callable[[], Dependency | None] = lambda: None,
+        drops: Drops | None = None,
     ) -> None:
         self._redis = redis
+        self._drops = drops or Drops()
         self._guard = guard
         self._size = size
         self._timeout = timeout_seconds
@@ -124,6 +127,7 @@ class DocumentTexts:
             await self._call(write)
         except DependencyUnavailableError:
             # The request still runs; other replicas ask the client for the text again.
+            self._drops.count(APQ_STORE_FAILED)
             _log.warning("persisted query not shared", key=key)
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
@@ -150,6 +154,7 @@ class PersistedQueries:
         documents: DocumentCache,
         redis: Callable[[], Redis | None],
         guard: Callable[[], Dependency | None] = lambda: None,
+        drops: Drops | None = None,
     ) -> None:
         self._documents = documents
         self._apq = settings.automatic_persisted_queries
@@ -160,6 +165,7 @@ class PersistedQueries:
             timeout_seconds=settings.redis_timeout_seconds,
             apq_ttl_seconds=settings.persisted_query_ttl_seconds,
             guard=guard,
+            drops=drops,
         )
 
     async def resolve(self, request: GraphQLRequest, media_type: str) -> GraphQLRequest:

@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dataintel import __version__
+from dataintel.observability.drops import KINDS as DROP_KINDS
+from dataintel.observability.drops import Drops
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -178,6 +180,13 @@ class GatewayMetrics:
             ["limit"],
             registry=r,
         )
+        self.drops = Counter(
+            "dataintel_dropped",
+            "Work given up so a request would not wait or fail, by kind (audit queue overflow,"
+            " failed audit batches, API-key last-use writes, persisted-query stores).",
+            ["kind"],
+            registry=r,
+        )
         self.loader_batch_size = Histogram(
             "dataintel_loader_batch_size",
             "Keys per loader batch, by loader.",
@@ -250,6 +259,16 @@ class GatewayMetrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def watch_drops(self, drops: Drops) -> None:
+        """Counts the process's drops, every kind exported from zero."""
+        for kind in DROP_KINDS:
+            self.child(self.drops, kind)
+        drops.observer = self.on_drop
+
+    def on_drop(self, kind: str, count: int) -> None:
+        """Work of one kind given up."""
+        self.child(self.drops, kind).inc(count)
 
     def on_cache(self, cache: str, level: str, outcome: str, count: int = 1) -> None:
         """Cache lookups with one outcome."""

@@ -8,6 +8,7 @@ from datetime import datetime
 import strawberry
 
 from dataintel.directives.auth import PUBLIC
+from dataintel.observability.drops import DropCounts
 from dataintel.resilience import BreakerSnapshot
 from dataintel.resolvers import status as resolvers
 from dataintel.resolvers.info import Info
@@ -98,6 +99,35 @@ class DependencyType:
         )
 
 
+@strawberry.type(
+    name="Drops",
+    description="Work this replica gave up on since it started, so that requests would not"
+    " wait or fail (docs/observability.md).",
+)
+class DropsType:
+    audit_queue_overflow: int = strawberry.field(
+        description="Audit entries nobody awaited that found the audit writer's queue full."
+    )
+    audit_write_failed: int = strawberry.field(
+        description="Audit entries nobody awaited whose batch the store refused."
+    )
+    api_key_touch_failed: int = strawberry.field(
+        description="API-key uses whose last-use time could not be written."
+    )
+    persisted_query_store_failed: int = strawberry.field(
+        description="Automatic persisted queries that could not be shared through Redis."
+    )
+
+    @classmethod
+    def from_record(cls, record: DropCounts) -> DropsType:
+        return cls(
+            audit_queue_overflow=record.audit_queue_overflow,
+            audit_write_failed=record.audit_write_failed,
+            api_key_touch_failed=record.api_key_touch_failed,
+            persisted_query_store_failed=record.apq_store_failed,
+        )
+
+
 @strawberry.type(name="Status", description="The gateway's own state.")
 class StatusType:
     version: str = strawberry.field(description="The gateway's release version.")
@@ -105,6 +135,9 @@ class StatusType:
     uptime_seconds: float = strawberry.field(description="Seconds since this process started.")
     dependencies: list[DependencyType] = strawberry.field(
         description="Each dependency with its kind, state and last latency."
+    )
+    drops: DropsType = strawberry.field(
+        description="Work this replica gave up on since it started, by kind."
     )
 
     @classmethod
@@ -114,6 +147,7 @@ class StatusType:
             started_at=record.started_at,
             uptime_seconds=record.uptime_seconds,
             dependencies=[DependencyType.from_record(d) for d in record.dependencies],
+            drops=DropsType.from_record(record.drops),
         )
 
 

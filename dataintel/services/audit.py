@@ -1,4 +1,4 @@
-"""The append-only audit log: hash-chained entries, serialized appends, verification, queries."""
+"""The append-only audit log: hash-chained entries, batched appends, verification, queries."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError, ForbiddenError
+from dataintel.observability.drops import Drops
 from dataintel.rbac import READ_AUDIT_SCOPE
+from dataintel.services.audit_writer import AuditWriter
 from dataintel.services.pagination import (
     Keyset,
     Page,
@@ -111,6 +113,10 @@ class AuditService(Protocol):
     """Appends to the log, checks its chain and answers filtered queries on it."""
 
     async def append(self, event: AuditEvent) -> AuditRecord: ...
+
+    def submit(self, event: AuditEvent) -> bool: ...
+
+    async def flush(self) -> None: ...
 
     async def append_in(self, connection: AsyncConnection, event: AuditEvent) -> AuditRecord: ...
 
@@ -213,8 +219,18 @@ def audit_keyset(record: AuditRecord) -> Keyset:
 class SqlAuditService:
     """AuditService over the store's audit_log table, on SQLite and PostgreSQL."""
 
-    def __init__(self, engine: StoreEngine) -> None:
+    def __init__(
+        self,
+        engine: StoreEngine,
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        drops: Drops | None = None,
+    ) -> None:
         self._engine = engine
+        self.writer = AuditWriter(
+            self._write_batch, queue_size=queue_size, batch_size=batch_size, drops=drops
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -238,38 +254,33 @@ class SqlAuditService:
             await connection.commit()
 
     async def append(self, event: AuditEvent) -> AuditRecord:
-        """Writes one entry in a transaction of its own."""
-        async with self.transaction() as connection:
-            return await self.append_in(connection, event)
+        """Writes one entry, batched with concurrent ones; returns once it has committed."""
+        _check_event(event)
+        return await self.writer.append(event)
+
+    def submit(self, event: AuditEvent) -> bool:
+        """Queues an entry nobody waits for; False (counted as a drop) when the queue is full."""
+        _check_event(event)
+        return self.writer.submit(event)
+
+    async def flush(self) -> None:
+        """Waits until every queued entry is written: before the store closes at shutdown."""
+        await self.writer.flush()
 
     async def append_in(self, connection: AsyncConnection, event: AuditEvent) -> AuditRecord:
         """Writes one entry inside a transaction opened by ``transaction()``."""
-        if not event.actor or not event.action:
-            raise ValueError("an audit entry needs an actor and an action")
-        log = tables.audit_log
-        tail = (
-            await connection.execute(sa.select(log.c.entry_hash).order_by(log.c.id.desc()).limit(1))
-        ).scalar_one_or_none()
-        draft = AuditRecord(
-            id=0,
-            occurred_at=datetime.now(UTC),
-            actor=event.actor,
-            action=event.action,
-            target=event.target,
-            outcome=event.outcome,
-            request_id=event.request_id,
-            details=canonical_details(event.details),
-            prev_hash=tail,
-            entry_hash="",
-        )
-        digest = _hash_of(draft)
-        values = {column.name: getattr(draft, column.name) for column in _COLUMNS[1:-1]}
-        new_id = (
-            await connection.execute(
-                sa.insert(log).values(**values, entry_hash=digest).returning(log.c.id)
-            )
-        ).scalar_one()
-        return replace(draft, id=new_id, entry_hash=digest)
+        _check_event(event)
+        return await _insert(connection, event, await _tail(connection))
+
+    async def _write_batch(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        written: list[AuditRecord] = []
+        async with self.transaction() as connection:
+            tail = await _tail(connection)
+            for event in events:
+                record = await _insert(connection, event, tail)
+                written.append(record)
+                tail = record.entry_hash
+        return written
 
     async def verify(self) -> ChainReport:
         """Recomputes every entry's hash and link, oldest first; names the first that fails."""
@@ -340,6 +351,46 @@ class SqlAuditService:
             return [
                 record_from(AuditRecord, row) for row in (await connection.execute(statement)).all()
             ]
+
+
+def _check_event(event: AuditEvent) -> None:
+    # Checked in the caller, so that one bad entry fails its caller, not a whole batch.
+    if not event.actor or not event.action:
+        raise ValueError("an audit entry needs an actor and an action")
+    canonical_details(event.details)
+
+
+async def _tail(connection: AsyncConnection) -> str | None:
+    log = tables.audit_log
+    statement = sa.select(log.c.entry_hash).order_by(log.c.id.desc()).limit(1)
+    tail: str | None = (await connection.execute(statement)).scalar_one_or_none()
+    return tail
+
+
+async def _insert(
+    connection: AsyncConnection, event: AuditEvent, prev_hash: str | None
+) -> AuditRecord:
+    log = tables.audit_log
+    draft = AuditRecord(
+        id=0,
+        occurred_at=datetime.now(UTC),
+        actor=event.actor,
+        action=event.action,
+        target=event.target,
+        outcome=event.outcome,
+        request_id=event.request_id,
+        details=canonical_details(event.details),
+        prev_hash=prev_hash,
+        entry_hash="",
+    )
+    digest = _hash_of(draft)
+    values = {column.name: getattr(draft, column.name) for column in _COLUMNS[1:-1]}
+    new_id = (
+        await connection.execute(
+            sa.insert(log).values(**values, entry_hash=digest).returning(log.c.id)
+        )
+    ).scalar_one()
+    return replace(draft, id=new_id, entry_hash=digest)
 
 
 def _check_cursors(page: PageRequest) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dataintel.observability.drops import DropCounts, Drops
 from dataintel.resilience import BreakerSnapshot, Dependencies
 
 DependencyState = Literal["up", "down"]
@@ -42,6 +43,7 @@ class GatewayStatus:
     started_at: datetime
     uptime_seconds: float
     dependencies: Sequence[DependencyStatus]
+    drops: DropCounts = field(default_factory=DropCounts)
 
 
 class DependencyProbe(Protocol):
@@ -105,8 +107,10 @@ class ProbingStatusService:
         probes: Sequence[DependencyProbe],
         timeout_seconds: float,
         breakers: Dependencies | None = None,
+        drops: Drops | None = None,
     ) -> None:
         self._version = version
+        self._drops = drops
         self._probes = tuple(probes)
         self._timeout = timeout_seconds
         self._breakers = breakers
@@ -120,6 +124,7 @@ class ProbingStatusService:
             started_at=self._started_at,
             uptime_seconds=round(time.monotonic() - self._started_monotonic, 3),
             dependencies=await self.check_dependencies(),
+            drops=self._drops.counts() if self._drops is not None else DropCounts(),
         )
 
     async def check_dependencies(self) -> Sequence[DependencyStatus]:

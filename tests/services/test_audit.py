@@ -1,15 +1,17 @@
-"""The audit log on both stores: the hash chain, tamper detection, serialized appends, queries."""
+"""The audit log on both stores: the hash chain, tamper detection, batched appends, queries."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataintel.errors import BadUserInputError, ForbiddenError
+from dataintel.observability.drops import DropCounts, Drops
 from dataintel.services.audit import (
     AuditEvent,
     AuditFilter,
@@ -19,7 +21,12 @@ from dataintel.services.audit import (
 )
 from dataintel.services.auth import Actor, scopes_for
 from dataintel.services.pagination import PageRequest
+from dataintel.settings import Settings
 from dataintel.store import tables
+from dataintel.store.engine import create_engine
+from dataintel.store.migrate import upgrade
+from tests.plugins.faults import eventually
+from tests.plugins.store import sqlite_url
 
 AUDITOR = Actor("1", frozenset({"admin"}), scopes_for(["admin"]))
 
@@ -136,6 +143,89 @@ async def test_concurrent_appends_never_fork_the_chain(store_engine: AsyncEngine
     report = await audit.verify()
     assert report.intact
     assert report.entries_checked == 40
+
+
+async def test_concurrent_appends_commit_in_batches_on_one_valid_chain(
+    store_engine: AsyncEngine,
+) -> None:
+    audit = SqlAuditService(store_engine, batch_size=50)
+    awaited = [audit.append(event(number)) for number in range(1, 101)]
+    submitted = [audit.submit(event(number)) for number in range(101, 151)]
+    # Entries written inside change transactions interleave with the writer's batches.
+
+    async def change(number: int) -> None:
+        async with audit.transaction() as connection:
+            await audit.append_in(connection, event(number))
+
+    records, _ = await asyncio.gather(
+        asyncio.gather(*awaited), asyncio.gather(*(change(number) for number in range(151, 161)))
+    )
+    await audit.flush()
+    assert all(submitted)
+    assert [record.request_id for record in records] == [
+        f"request-{number}" for number in range(1, 101)
+    ]
+    report = await audit.verify()
+    assert report.intact
+    assert report.entries_checked == 160
+    # 150 queued entries in batches of at most 50: a handful of transactions, not 150.
+    assert 3 <= audit.writer.batches <= 10
+
+
+async def test_a_full_queue_drops_and_counts_unawaited_entries(store_engine: AsyncEngine) -> None:
+    drops = Drops()
+    audit = SqlAuditService(store_engine, queue_size=3, batch_size=1, drops=drops)
+    async with audit.transaction() as connection:
+        # The log's lock is held, as by a long change: the writer takes one entry and waits.
+        await audit.append_in(connection, event(1))
+        assert audit.submit(event(2))
+        await eventually(lambda: _true(audit.writer.queued == 0))
+        assert [audit.submit(event(number)) for number in range(3, 7)] == [
+            True,
+            True,
+            True,
+            False,
+        ]
+        assert drops.counts().audit_queue_overflow == 1
+    await audit.flush()
+    report = await audit.verify()
+    assert report.intact
+    assert report.entries_checked == 5
+
+
+async def test_awaited_appends_wait_for_room_instead_of_dropping(
+    store_engine: AsyncEngine,
+) -> None:
+    drops = Drops()
+    audit = SqlAuditService(store_engine, queue_size=2, batch_size=2, drops=drops)
+    records = await asyncio.gather(*(audit.append(event(number)) for number in range(1, 21)))
+    assert len({record.id for record in records}) == 20
+    assert drops.counts() == DropCounts()
+    assert (await audit.verify()).entries_checked == 20
+
+
+async def test_a_failed_batch_fails_its_waiters_and_counts_the_rest(tmp_path: Path) -> None:
+    engine = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")))
+    await upgrade(engine)
+    drops = Drops()
+    audit = SqlAuditService(engine, drops=drops)
+    try:
+        await audit.append(event(1))
+        # The store's file turns to garbage under the open pool (a disk fault).
+        await engine.dispose()
+        (tmp_path / "store.db").write_bytes(b"this is not a SQLite database" * 200)
+        waiting = audit.append(event(2))
+        assert audit.submit(event(3))
+        with pytest.raises(sa.exc.DatabaseError):
+            await waiting
+        await audit.flush()
+        assert drops.counts().audit_write_failed == 1
+    finally:
+        await engine.dispose()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_change_and_entry_roll_back_together(store_engine: AsyncEngine) -> None:

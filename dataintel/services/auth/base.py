@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dataintel.errors import BadUserInputError, ForbiddenError, UnauthenticatedError
+from dataintel.observability.drops import Drops
 from dataintel.rbac import ADMIN_USERS_SCOPE, ROLES, Actor
 from dataintel.services.audit import DENIED, AuditService
 from dataintel.services.auth.identity_cache import IdentityCache
@@ -56,6 +57,7 @@ class AuthParts:
     _passwords: Passwords
     _revocations: TokenRevocations
     _identities: IdentityCache | None
+    _drops: Drops
 
     async def _forget(self, user_id: int) -> None:
         """Drops a user's cached standing on every replica, after a change has committed."""

@@ -15,6 +15,7 @@ from dataintel.errors import (
     GatewayError,
     UnauthenticatedError,
 )
+from dataintel.observability.drops import API_KEY_TOUCH_FAILED
 from dataintel.observability.logging import get_logger
 from dataintel.rbac import ALL_SCOPES, ROLE_SCOPES, ROLES, Actor, scopes_for
 from dataintel.services.audit import FAILURE, SUCCESS, AuditEvent
@@ -183,6 +184,7 @@ class Credentials(AuthParts):
                 )
         except (sa.exc.SQLAlchemyError, GatewayError) as error:
             # Bookkeeping only: a busy store must not turn a valid key away.
+            self._drops.count(API_KEY_TOUCH_FAILED)
             _log.warning("api key last use not recorded", key_id=key_id, error=str(error))
 
     async def login(self, email: str, password: str, request_id: str | None) -> LoginResult:

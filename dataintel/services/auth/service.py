@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataintel.observability.drops import Drops
 from dataintel.services.audit import AuditService
 from dataintel.services.auth.api_keys import ApiKeyManagement
 from dataintel.services.auth.credentials import Credentials
@@ -24,6 +25,7 @@ class SqlAuthService(Credentials, UserDirectory, ApiKeyManagement):
         passwords: Passwords | None = None,
         revocations: TokenRevocations | None = None,
         identities: IdentityCache | None = None,
+        drops: Drops | None = None,
     ) -> None:
         self._engine = engine
         self._audit = audit
@@ -33,3 +35,4 @@ class SqlAuthService(Credentials, UserDirectory, ApiKeyManagement):
         self._revocations = revocations or MemoryTokenRevocations()
         # Without one (tools, tests), every bearer request reads its user from the store.
         self._identities = identities
+        self._drops = drops or Drops()
