@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dataintel.errors import BadUserInputError, ForbiddenError, NotFoundError, UnauthenticatedError
+from dataintel.observability.drops import Drops
+from dataintel.resilience import Dependency, DependencyPolicy
 from dataintel.services.audit import AuditFilter, AuditRecord, SqlAuditService
 from dataintel.services.auth import (
     ALL_SCOPES,
@@ -32,6 +34,7 @@ from dataintel.services.auth import (
 from dataintel.services.pagination import PageRequest
 from dataintel.services.tokens import JsonWebKeys, TokenCodec
 from dataintel.store import tables
+from dataintel.store.guarded import GuardedEngine, is_store_failure
 from dataintel.store.seed import ROLE_DESCRIPTIONS
 
 PASSWORD = "correct horse battery staple"
@@ -227,6 +230,30 @@ async def test_api_key_of_a_deactivated_user_is_rejected(auth: SqlAuthService) -
     await auth.set_active(OPERATOR, user.id, False)
     with pytest.raises(UnauthenticatedError, match="deactivated"):
         await auth.authenticate_api_key(created.secret)
+
+
+async def test_a_last_use_the_store_cannot_write_is_counted_and_the_key_still_works(
+    store_engine: AsyncEngine, audit: SqlAuditService
+) -> None:
+    drops = Drops()
+    policy = DependencyPolicy(timeout_seconds=0.3, fail_max=100, reset_timeout_seconds=1.0)
+    guarded = GuardedEngine(
+        store_engine, Dependency("store", "sql", policy, is_store_failure), 60.0
+    )
+    auth = SqlAuthService(guarded, audit, tokens(), Passwords(FAST_HASHER), drops=drops)
+    user = await create(auth, "ada@example.test")
+    created = await auth.create_api_key(as_actor(user), "laptop")
+    async with store_engine.connect() as holder:
+        # Another writer holds the key's row (PostgreSQL) or the database (SQLite): the
+        # last-use write waits past its budget, as on a busy store.
+        if store_engine.dialect.name == "sqlite":
+            await holder.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            await holder.execute(sa.select(tables.api_keys.c.id).with_for_update())
+        identity = await auth.authenticate_api_key(created.secret)
+        assert identity.user_id == str(user.id)
+        assert drops.counts().api_key_touch_failed == 1
+        await holder.rollback()
 
 
 async def test_last_use_is_written_at_most_once_a_minute(
