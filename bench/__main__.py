@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from bench.audit_scenarios import audit_rows, audit_table
 from bench.cache_scenarios import cache_scenarios, redis_server
 from bench.export_scenarios import export_scenarios, export_table, seeded_store
 from bench.harness import Measurement, measure, running, table
@@ -28,6 +29,8 @@ from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from dataintel.store.migrate import upgrade
 from dataintel.store.seed import seed
+
+AUDIT_ENTRIES = 1000
 
 DASHBOARD = """
 query Dashboard {
@@ -176,6 +179,10 @@ def main() -> None:
         reconciliations.append(reconciled_at_scale)
     print()
     print(reconciliation_table(reconciliations))
+    with tempfile.TemporaryDirectory() as directory:
+        audited = asyncio.run(audit_rows(Path(directory), AUDIT_ENTRIES, arguments.concurrency))
+    print()
+    print(audit_table(audited, AUDIT_ENTRIES, arguments.concurrency))
     if arguments.export_scale > 0:
         with tempfile.TemporaryDirectory() as directory:
             url = asyncio.run(seeded_store(Path(directory), arguments.export_scale))
