@@ -38,7 +38,7 @@ async def _timed(
 
 async def audit_rows(directory: Path, entries: int, concurrency: int) -> list[tuple[str, float]]:
     """Entries per second, each way, on its own fresh store."""
-    rows = []
+    rows: list[tuple[str, float]] = []
     for label in (PER_ENTRY, BATCHED):
         engine = create_engine(
             Settings(database_url=f"sqlite+aiosqlite:///{directory / f'audit-{len(rows)}.db'}")
