@@ -18,6 +18,7 @@ from dataintel.cache import TwoLevelCache
 from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
+from dataintel.context import RequestContexts
 from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.coordinates import deprecated_coordinates
 from dataintel.gateway.cost import OperationCost
@@ -299,7 +300,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
         ),
         authenticator=Authenticator(services),
-        services=services,
+        contexts=RequestContexts(services, settings),
         cost=OperationCost(settings),
         analyzer=DocumentAnalyzer(graphql_schema, gate.table),
         gate=gate,
