@@ -115,7 +115,7 @@ def pipeline_over(
         schema=schema,
         settings=settings,
         documents=documents,
-        persisted=PersistedQueries(settings, documents, lambda: None),
+        persisted=PersistedQueries(settings, documents, lambda: None, lambda: None),
         authenticator=Authenticator(lambda: services),
         contexts=RequestContexts(lambda: services, settings),
         cost=OperationCost(settings),
