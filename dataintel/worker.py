@@ -18,6 +18,7 @@ from dataintel.observability.logging import get_logger
 from dataintel.platform import build_platform
 from dataintel.services.job_kinds import JobResources
 from dataintel.services.jobs import RUN_JOB_FUNCTION, JobMaintenance, SaqDispatcher, saq_function
+from dataintel.services.schema_usage import SchemaUsageRecorder
 from dataintel.settings import Settings
 
 _log = get_logger("dataintel.worker")
@@ -31,7 +32,8 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
     the engine)."""
     redis = create_redis(settings)
     platform = build_platform(settings, engine, redis)
-    services = build_services(settings, engine, redis, platform)
+    # The worker answers no GraphQL: its schema usage counts nothing.
+    services = build_services(settings, engine, redis, platform, SchemaUsageRecorder({}))
     resources = JobResources(
         settings,
         engine,

@@ -61,7 +61,7 @@ class DocumentTexts:
         size: int,
         timeout_seconds: float,
         apq_ttl_seconds: int,
-        guard: Callable[[], Dependency | None] = lambda: None,
+        guard: Callable[[], Dependency | None],
     ) -> None:
         self._redis = redis
         self._guard = guard
@@ -149,7 +149,7 @@ class PersistedQueries:
         settings: Settings,
         documents: DocumentCache,
         redis: Callable[[], Redis | None],
-        guard: Callable[[], Dependency | None] = lambda: None,
+        guard: Callable[[], Dependency | None],
     ) -> None:
         self._documents = documents
         self._apq = settings.automatic_persisted_queries

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from dataintel.audit_events import DENIED, AuditEvent
 from dataintel.observability.logging import get_logger
 from dataintel.rbac import Actor
-from dataintel.services.audit import DENIED, AuditEvent, AuditService
 
 DENIED_ACTION = "policy.denied"
 RATE_LIMITED_ACTION = "rate_limit.exceeded"
@@ -23,12 +23,20 @@ _MAX_REMEMBERED = 10_000
 _log = get_logger("dataintel.audit")
 
 
+class AuditLog(Protocol):
+    """Where entries are appended (services/audit.py's AuditService is the app's)."""
+
+    async def append(self, event: AuditEvent) -> object:
+        """Writes one entry."""
+        ...
+
+
 class SecurityAudit:
     """Schedules audit entries for denials; drops repeats and, under overload, the excess."""
 
     def __init__(
         self,
-        audit: Callable[[], AuditService | None],
+        audit: Callable[[], AuditLog | None],
         *,
         repeat_after_seconds: float = 60.0,
         max_pending: int = 100,

@@ -68,7 +68,13 @@ def slow_down_store(app: Starlette, delay_seconds: float) -> DelayedEngine:
         runtime.platform.store.batch_timeout_seconds,
     )
     platform = dataclasses.replace(runtime.platform, store=store)
-    runtime.services = build_services(app.state.settings, runtime.engine, runtime.redis, platform)
+    runtime.services = build_services(
+        app.state.settings,
+        runtime.engine,
+        runtime.redis,
+        platform,
+        runtime.services.schema_usage,
+    )
     return delayed
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from graphql import GraphQLSchema
 
-from dataintel.context import ANONYMOUS, Viewer
+from dataintel.context import ANONYMOUS, RequestContexts, Viewer
 from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.cost import OperationCost
 from dataintel.gateway.documents import DocumentCache
@@ -115,9 +115,9 @@ def pipeline_over(
         schema=schema,
         settings=settings,
         documents=documents,
-        persisted=PersistedQueries(settings, documents, lambda: None),
+        persisted=PersistedQueries(settings, documents, lambda: None, lambda: None),
         authenticator=Authenticator(lambda: services),
-        services=lambda: services,
+        contexts=RequestContexts(lambda: services, settings),
         cost=OperationCost(settings),
         analyzer=DocumentAnalyzer(schema, gate.table),
         gate=gate,
