@@ -18,6 +18,7 @@ from dataintel.cache import TwoLevelCache
 from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
+from dataintel.context import RequestContexts
 from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.coordinates import deprecated_coordinates
 from dataintel.gateway.cost import OperationCost
@@ -86,7 +87,9 @@ _log = get_logger("dataintel.app")
 
 @dataclass(slots=True)
 class Runtime:
-    """What the app opens at startup and closes at shutdown."""
+    """What the lifespan opened: the raw connections (closed at shutdown), the platform of
+    breakers and cache over them (``Platform``), and the domain services built on that
+    platform (``Services``)."""
 
     engine: AsyncEngine
     redis: Redis | None
@@ -98,13 +101,11 @@ def build_services(
     settings: Settings,
     engine: AsyncEngine,
     redis: Redis | None,
-    platform: Platform | None = None,
-    schema_usage: SchemaUsageService | None = None,
-    drops: Drops | None = None,
+    platform: Platform,
+    schema_usage: SchemaUsageService,
+    drops: Drops,
 ) -> Services:
     """The services registry over the app's connections, their breakers and the cache."""
-    drops = drops or Drops()
-    platform = platform or build_platform(settings, engine, redis)
     probes: list[DependencyProbe] = [StoreProbe(engine)]
     if redis is not None:
         probes.append(RedisProbe(redis, required=settings.redis_required_for_readiness))
@@ -161,7 +162,7 @@ def build_services(
             drops=drops,
         ),
         audit=audit,
-        schema_usage=schema_usage if schema_usage is not None else SchemaUsageRecorder({}),
+        schema_usage=schema_usage,
         reconciliation=SqlReconciliationService(
             store, load_comparisons(settings.reconciliation_comparisons_path)
         ),
@@ -321,7 +322,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             drops,
         ),
         authenticator=Authenticator(services),
-        services=services,
+        contexts=RequestContexts(services, settings),
         cost=OperationCost(settings),
         analyzer=DocumentAnalyzer(graphql_schema, gate.table),
         gate=gate,
@@ -344,7 +345,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphiql_static_mount(),
     ]
     # REST beside GraphQL: the published operations, their OpenAPI document and /docs.
-    published = published_operations(settings, schema._schema)
+    published = published_operations(settings, graphql_schema)
     routes.extend(RestEndpoint(pipeline, settings, published).routes())
     openapi = build_openapi(settings, graphql_schema, published)
     routes.append(Route("/openapi.json", openapi_endpoint(openapi), methods=["GET"]))

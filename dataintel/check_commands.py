@@ -79,7 +79,7 @@ def reconcile_run(comparison: str | None, sample_size: int | None) -> None:
 
     Exit status 1 when a comparison found discrepancies or could not run.
     """
-    from dataintel.cli import _run
+    from dataintel.command_runs import run_on_store
     from dataintel.errors import GatewayError
     from dataintel.services.reconciliation import (
         ComparisonCatalogError,
@@ -107,7 +107,7 @@ def reconcile_run(comparison: str | None, sample_size: int | None) -> None:
         return [await service.run(name, overrides, REQUESTED_BY) for name in chosen]
 
     try:
-        runs = _run(settings, work)
+        runs = run_on_store(settings, work)
     except GatewayError as error:
         raise click.ClickException(str(error)) from None
     for run in runs:
@@ -149,7 +149,7 @@ def quality_run(check_ids: tuple[str, ...], dataset: str | None, tag: str | None
 
     Exit status 1 when a check FAILs or could not run (ERROR); WARN passes.
     """
-    from dataintel.cli import _run
+    from dataintel.command_runs import run_on_store
     from dataintel.errors import GatewayError
     from dataintel.services.quality import (
         CheckSelection,
@@ -172,7 +172,7 @@ def quality_run(check_ids: tuple[str, ...], dataset: str | None, tag: str | None
         return results
 
     try:
-        results = _run(settings, work)
+        results = run_on_store(settings, work)
     except GatewayError as error:
         raise click.ClickException(str(error)) from None
     for result in results:

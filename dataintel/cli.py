@@ -1,5 +1,7 @@
-"""The ``dataintel`` command: serve, seed, db upgrade, features materialize, analytics rollups
-build, schema print.
+"""The ``dataintel`` command: serve, worker, seed, db upgrade, schema and openapi print, audit
+verify, backup, users create; the other groups are assembled here from their own modules
+(``derived_data_commands``: features, analytics, cache; ``document_commands``: documents;
+``check_commands``: reconcile, quality).
 
 An error a person can fix (settings, a catalog file, the store) ends a command with one line
 on stderr and exit status 1, never a traceback.
@@ -7,55 +9,29 @@ on stderr and exit status 1, never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
 
 from dataintel import __version__
 from dataintel.check_commands import quality, reconcile
-from dataintel.evolution.commands import documents_check, schema_diff
+from dataintel.command_runs import run_on_store
+from dataintel.derived_data_commands import analytics, cache, features, materialize_when_empty
+from dataintel.document_commands import documents
+from dataintel.evolution.commands import schema_diff
 from dataintel.preflight import ConfigurationError, describe_validation_error
 from dataintel.settings import Settings
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from dataintel.services.features import MaterializationSummary
     from dataintel.store.seed import SeedSummary
-
-T = TypeVar("T")
-
-
-def _run(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Runs one store task on a fresh engine and disposes of it; store failures in one line."""
-    from dataintel.store.diagnosis import STORE_FAILURES, describe_store_failure
-    from dataintel.store.engine import create_engine, store_url
-
-    try:
-        store_url(settings.database_url)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-
-    async def main() -> T:
-        engine = create_engine(settings)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except STORE_FAILURES as error:
-        raise click.ClickException(describe_store_failure(error, settings.database_url)) from None
 
 
 class _Commands(click.Group):
@@ -123,9 +99,9 @@ def serve(
             click.echo(f"Seeding the demo data (scale {settings.seed_scale})...", err=True)
             await seed(engine, settings.seed_scale)
         if settings.seeds_demo_data:
-            await _materialize_when_empty(settings, engine)
+            await materialize_when_empty(settings, engine)
 
-    _run(settings, prepare)
+    run_on_store(settings, prepare)
     shared_metrics = None if reload else prepare_multiprocess_dir(settings)
     try:
         if reload or settings.workers > 1:
@@ -201,7 +177,7 @@ def worker(concurrency: int | None) -> None:
     async def work(engine: AsyncEngine) -> None:
         await run_worker(settings, engine, concurrency or settings.jobs_concurrency)
 
-    _run(settings, work)
+    run_on_store(settings, work)
 
 
 @main.command(name="seed")
@@ -215,7 +191,7 @@ def seed_command(scale: int) -> None:
         await upgrade(engine)
         return await seed(engine, scale)
 
-    summary = _run(Settings(), work)
+    summary = run_on_store(Settings(), work)
     click.echo(
         f"seeded the demo data at scale {summary.scale}: {summary.customers} customers,"
         f" {summary.products} products, {summary.orders} orders ({summary.order_items} items),"
@@ -254,208 +230,7 @@ def db_upgrade() -> None:
         await upgrade(engine)
         return await current_revision(engine)
 
-    click.echo(f"store at revision {_run(Settings(), work)}")
-
-
-async def _materialize_when_empty(settings: Settings, engine: AsyncEngine) -> None:
-    """Materializes the feature views once, so a fresh demo store serves features at once."""
-    from dataintel.cache import features_tag
-    from dataintel.services.features import SqlFeatureService, load_catalog
-
-    service = SqlFeatureService(engine, load_catalog(settings.feature_views_path))
-    if not await service.has_values():
-        click.echo("Materializing the feature views...", err=True)
-        await service.materialize()
-        views = service.catalog.views
-        await _invalidate(settings, engine, [features_tag(view.entity_type) for view in views])
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"'{text}' is not an ISO 8601 date or time.") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-@main.group()
-def features() -> None:
-    """Online feature views (docs/features.md)."""
-
-
-@features.command(name="materialize")
-@click.option(
-    "--as-of",
-    metavar="ISO",
-    default=None,
-    help="Compute the views as of this moment (UTC when no offset is given);"
-    " default: the latest order or event in the store.",
-)
-def features_materialize(as_of: str | None) -> None:
-    """Compute every feature view and upsert its values, in one transaction."""
-    from dataintel.cache import features_tag
-    from dataintel.services.features import FeatureCatalogError, SqlFeatureService, load_catalog
-    from dataintel.store.migrate import upgrade
-
-    moment = _moment(as_of) if as_of else None
-    settings = Settings()
-    try:
-        catalog = load_catalog(settings.feature_views_path)
-    except FeatureCatalogError as error:
-        raise click.ClickException(f"feature views: {error}") from None
-
-    async def work(engine: AsyncEngine) -> MaterializationSummary:
-        await upgrade(engine)
-        summary = await SqlFeatureService(engine, catalog).materialize(moment)
-        tags = [features_tag(view.entity_type) for view in catalog.views]
-        await _invalidate(settings, engine, tags)
-        return summary
-
-    summary = _run(settings, work)
-    click.echo(
-        f"materialized {summary.rows} values as of {summary.as_of.isoformat()}"
-        f" at {summary.materialized_at.isoformat()}"
-    )
-    for view, rows in summary.rows_by_view.items():
-        click.echo(f"  {view}: {rows}")
-    if summary.rows == 0:
-        click.echo("the store holds no customers or products: run `dataintel seed` first", err=True)
-
-
-async def _invalidate(settings: Settings, engine: AsyncEngine, tags: list[str]) -> None:
-    """Invalidates cached entries on every server: through Redis, or through the store without.
-
-    Servers without Redis poll the store's tag versions (DATAINTEL_CACHE_TAG_POLL_SECONDS).
-    """
-    from dataintel.cache.store_tags import bump_tags
-    from dataintel.platform import invalidate_shared
-
-    if settings.redis_url is None:
-        await bump_tags(engine, tags)
-    elif not await invalidate_shared(settings, tags):
-        click.echo(
-            "warning: Redis did not take the invalidation; replicas serve what they cached"
-            " until its TTL",
-            err=True,
-        )
-
-
-@main.group()
-def analytics() -> None:
-    """Analytics over the catalog (docs/analytics.md)."""
-
-
-@analytics.group()
-def rollups() -> None:
-    """Rollups: pre-aggregated tables that answer the queries they cover."""
-
-
-@rollups.command(name="build")
-@click.option("--rollup", "names", multiple=True, help="Only this rollup; repeat for several.")
-@click.option(
-    "--partition",
-    "partitions",
-    multiple=True,
-    metavar="YYYY-MM",
-    help="Rebuild this UTC month whatever changed; repeat for several.",
-)
-@click.option("--full", is_flag=True, help="Rebuild every partition, changed or not.")
-def rollups_build(names: tuple[str, ...], partitions: tuple[str, ...], full: bool) -> None:
-    """Build the rollups: the partitions whose source rows changed (or those named).
-
-    Creates the rollup tables when they are missing or their definition changed (rollups
-    are derived data: no migration). Each partition is swapped in one transaction.
-    """
-    import re
-
-    from dataintel.services.analytics import (
-        AnalyticsCatalogError,
-        RefreshSummary,
-        load_catalog,
-        refresh_rollups,
-    )
-    from dataintel.store.migrate import upgrade
-
-    settings = Settings()
-    try:
-        catalog = load_catalog(settings.analytics_catalog_path)
-    except AnalyticsCatalogError as error:
-        raise click.ClickException(f"analytics catalog: {error}") from None
-    unknown = [name for name in names if name not in catalog.rollups]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown rollup {', '.join(unknown)}; rollups: {', '.join(catalog.rollups)}",
-            param_hint="--rollup",
-        )
-    for partition in partitions:
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", partition):
-            raise click.BadParameter(
-                f"'{partition}' is not a UTC month YYYY-MM", param_hint="--partition"
-            )
-    if full and partitions:
-        raise click.UsageError("--full and --partition exclude each other.")
-
-    async def work(engine: AsyncEngine) -> list[RefreshSummary]:
-        await upgrade(engine)
-        return await refresh_rollups(
-            engine, catalog, list(names) or None, partitions=list(partitions) or None, full=full
-        )
-
-    for summary in _run(settings, work):
-        recreated = " (table recreated)" if summary.recreated else ""
-        click.echo(
-            f"{summary.rollup}{recreated}: {len(summary.rebuilt)} partitions rebuilt"
-            f" ({summary.rows} rows), {len(summary.removed)} removed,"
-            f" {summary.unchanged} unchanged"
-        )
-        for partition in summary.rebuilt:
-            click.echo(f"  rebuilt {partition}")
-        for partition in summary.removed:
-            click.echo(f"  removed {partition}")
-
-
-@main.group()
-def cache() -> None:
-    """The shared cache (docs/resilience.md)."""
-
-
-@cache.command(name="invalidate")
-@click.argument("tags", nargs=-1)
-@click.option("--all", "everything", is_flag=True, help="Every entry of every replica.")
-def cache_invalidate(tags: tuple[str, ...], everything: bool) -> None:
-    """Invalidate every entry carrying one of the TAGS (e.g. customer:42, dataset:orders).
-
-    With Redis, every replica drops them at once; without it, running servers drop them
-    within DATAINTEL_CACHE_TAG_POLL_SECONDS (docs/resilience.md).
-    """
-    from dataintel.cache import EVERYTHING
-    from dataintel.cache.tags import tag_problem
-    from dataintel.services.features import FeatureCatalogError, load_catalog
-    from dataintel.store import tables
-    from dataintel.store.migrate import upgrade
-
-    chosen = [*tags, EVERYTHING] if everything else list(tags)
-    if not chosen:
-        raise click.UsageError("Name at least one tag, or --all.")
-    settings = Settings()
-    try:
-        catalog = load_catalog(settings.feature_views_path)
-        entity_types = {view.entity_type for view in catalog.views}
-    except FeatureCatalogError as error:
-        raise click.ClickException(f"feature views: {error}") from None
-    table_names = [table.name for table in tables.DEMO_TABLES]
-    for tag in chosen:
-        problem = tag_problem(tag, table_names, entity_types)
-        if problem is not None:
-            raise click.ClickException(problem)
-
-    async def work(engine: AsyncEngine) -> None:
-        if settings.redis_url is None:
-            await upgrade(engine)
-        await _invalidate(settings, engine, chosen)
-
-    _run(settings, work)
-    click.echo(f"invalidated {', '.join(chosen)}")
+    click.echo(f"store at revision {run_on_store(Settings(), work)}")
 
 
 @main.group()
@@ -517,10 +292,10 @@ def openapi_print(output: str | None) -> None:
     """Print the OpenAPI 3.1 document that GET /openapi.json serves with these settings."""
     from dataintel.gateway.published_operations import PublishedOperationError
     from dataintel.openapi import openapi_document, render_openapi
-    from dataintel.schema import build_schema
+    from dataintel.schema import build_graphql_schema
 
     try:
-        document = openapi_document(Settings(), build_schema()._schema)
+        document = openapi_document(Settings(), build_graphql_schema())
     except PublishedOperationError as error:
         raise click.ClickException(str(error)) from None
     rendered = render_openapi(document)
@@ -545,7 +320,7 @@ def audit_verify() -> None:
         await upgrade(engine)
         return await SqlAuditService(engine).verify()
 
-    report = _run(Settings(), work)
+    report = run_on_store(Settings(), work)
     if report.intact:
         click.echo(f"audit log intact: {report.entries_checked} entries, head {report.head_hash}")
         return
@@ -576,7 +351,7 @@ def backup(destination: Path) -> None:
     async def work(engine: AsyncEngine) -> None:
         await backup_sqlite(engine, destination)
 
-    _run(settings, work)
+    run_on_store(settings, work)
     size = destination.stat().st_size
     click.echo(f"wrote a consistent copy of the store to {destination} ({size} bytes)")
 
@@ -646,109 +421,15 @@ def users_create(
         return await service.create_user(OPERATOR, NewUser(email, display_name, password, roles))
 
     try:
-        user = _run(settings, work)
+        user = run_on_store(settings, work)
     except GatewayError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"created user {user.id} {user.email} with roles {', '.join(user.roles)}")
 
 
-def _run_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
-    """Runs one task on a fresh Redis client and closes it; a missing or down Redis exits 1."""
-    import redis.exceptions
-
-    from dataintel.cache.redis_connection import create_redis
-
-    async def main() -> T:
-        client = create_redis(settings)
-        if client is None:
-            raise click.ClickException(
-                "DATAINTEL_REDIS_URL is not set: trusted documents live in Redis."
-            )
-        try:
-            return await work(client)
-        except (redis.exceptions.RedisError, OSError) as error:
-            raise click.ClickException(f"Redis did not answer: {error}") from None
-        finally:
-            await client.aclose()
-
-    return asyncio.run(main())
-
-
-@main.group()
-def documents() -> None:
-    """Trusted documents: persisted queries registered ahead of time (docs/persisted-queries.md)."""
-
-
-@documents.command(name="register")
-@click.argument("manifest", type=click.File("rb"))
-def documents_register(manifest: BinaryIO) -> None:
-    """Validate a manifest's documents against the schema, then store them all in Redis.
-
-    MANIFEST is a JSON object of id to document (GraphQL Codegen's persisted-documents.json,
-    Relay's persisted_queries.json) or an Apollo persisted query manifest; '-' is stdin.
-    Nothing is stored unless every document is valid.
-    """
-    from dataintel.gateway.documents import DocumentCache
-    from dataintel.gateway.trusted_documents import (
-        ManifestError,
-        Registration,
-        TrustedDocumentRegistry,
-        invalid_documents,
-        parse_manifest,
-    )
-    from dataintel.schema import build_graphql_schema
-
-    settings = Settings()
-    try:
-        parsed = parse_manifest(manifest.read())
-        # The gateway's own document cache: the same rules as requests are checked by.
-        checker = DocumentCache.from_settings(build_graphql_schema(), settings)
-        problems = invalid_documents(parsed, checker)
-        if problems:
-            raise ManifestError(
-                f"{len(problems)} documents are not valid against the schema;"
-                " nothing was registered:",
-                problems,
-            )
-
-        async def work(client: Redis) -> Registration:
-            return await TrustedDocumentRegistry(client).register(parsed)
-
-        registration = _run_redis(settings, work)
-    except ManifestError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(
-        f"registered {len(parsed)} documents: {registration.added} new,"
-        f" {registration.already_registered} already registered"
-    )
-
-
-@documents.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Print a manifest (id to document).")
-def documents_list(as_json: bool) -> None:
-    """List the trusted documents in Redis: the id clients send, and the operation names."""
-    import orjson
-
-    from dataintel.gateway.trusted_documents import (
-        TrustedDocumentRegistry,
-        display_id,
-        operation_names,
-    )
-
-    async def work(client: Redis) -> dict[str, str]:
-        return await TrustedDocumentRegistry(client).documents()
-
-    found = sorted(_run_redis(Settings(), work).items())
-    if as_json:
-        manifest = {display_id(key): text for key, text in found}
-        click.echo(orjson.dumps(manifest, option=orjson.OPT_INDENT_2).decode())
-        return
-    for key, text in found:
-        click.echo(f"{display_id(key)}  {' '.join(operation_names(text))}")
-    click.echo(f"{len(found)} trusted documents", err=True)
-
-
-documents.add_command(documents_check)
-
+main.add_command(features)
+main.add_command(analytics)
+main.add_command(cache)
+main.add_command(documents)
 main.add_command(reconcile)
 main.add_command(quality)

@@ -9,7 +9,7 @@ from datetime import datetime
 from graphql import FieldNode
 
 from dataintel.errors import ForbiddenError, GatewayError
-from dataintel.loaders import Loaders
+from dataintel.loaders import Loaders, create_loaders
 from dataintel.services import Services
 from dataintel.settings import Settings
 
@@ -98,3 +98,30 @@ class RequestContext:
     read_denial: Callable[[str], GatewayError | None] = unchecked_read
     """The error for reading what a field coordinate's @auth guards, None when the viewer
     may: the field gate sets it; ``node`` and ``nodes`` decide by type with it."""
+
+
+class RequestContexts:
+    """Builds each request's context over the app's services, with fresh loaders every time."""
+
+    def __init__(self, services: Callable[[], Services], settings: Settings) -> None:
+        self._services = services
+        self._settings = settings
+
+    def new(
+        self,
+        request_id: str,
+        viewer: Viewer,
+        client_address: str | None,
+        client_name: str | None,
+    ) -> RequestContext:
+        """The context of one request: its own loaders, the services in force now."""
+        services = self._services()
+        return RequestContext(
+            request_id=request_id,
+            viewer=viewer,
+            loaders=create_loaders(services, self._settings),
+            services=services,
+            settings=self._settings,
+            client_address=client_address,
+            client_name=client_name,
+        )

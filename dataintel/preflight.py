@@ -105,10 +105,10 @@ def _published_operation_problems(settings: Settings) -> list[str]:
         PublishedOperationError,
         load_published_operations,
     )
-    from dataintel.schema import build_schema
+    from dataintel.schema import build_graphql_schema
 
     try:
-        load_published_operations(build_schema()._schema, settings.rest_operations_path)
+        load_published_operations(build_graphql_schema(), settings.rest_operations_path)
     except PublishedOperationError as error:
         return [f"published operations: {_one_line(str(error))}"]
     return []

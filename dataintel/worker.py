@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dataintel.app import build_services
 from dataintel.cache.redis_connection import create_redis
 from dataintel.job_system import build_job_system
+from dataintel.observability.drops import Drops
 from dataintel.observability.logging import get_logger
 from dataintel.platform import build_platform
 from dataintel.services.job_kinds import JobResources
 from dataintel.services.jobs import RUN_JOB_FUNCTION, JobMaintenance, SaqDispatcher, saq_function
+from dataintel.services.schema_usage import SchemaUsageRecorder
 from dataintel.settings import Settings
 
 _log = get_logger("dataintel.worker")
@@ -31,7 +33,9 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
     the engine)."""
     redis = create_redis(settings)
     platform = build_platform(settings, engine, redis)
-    services = build_services(settings, engine, redis, platform)
+    # The worker answers no GraphQL: its schema usage counts nothing.
+    # The worker answers no status query: its drops are in its log.
+    services = build_services(settings, engine, redis, platform, SchemaUsageRecorder({}), Drops())
     resources = JobResources(
         settings,
         engine,

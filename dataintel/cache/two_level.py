@@ -9,6 +9,11 @@ cannot tell them. Then the Redis entry; otherwise it loads, once per key however
 requests miss it at the same time. When the load fails because a dependency is down or
 slow, an entry past its TTL but inside the stale window stands in, and the read says so.
 Redis being down never fails a read.
+
+One class past the usual size on purpose: trust, single flight and stale-if-error act on the
+same read and the same in-flight loads, so they are read together. The levels
+(``memory``, ``shared``), the value codec, the tags and the stale report are modules of
+their own.
 """
 
 from __future__ import annotations

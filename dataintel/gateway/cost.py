@@ -41,7 +41,7 @@ from dataintel.directives.cost import Cost
 from dataintel.directives.lookup import cost_on
 from dataintel.gateway.limits import too_complex
 from dataintel.gateway.request import DocumentRejected
-from dataintel.services.pagination import DEFAULT_PAGE
+from dataintel.page_size import DEFAULT_PAGE
 from dataintel.settings import Settings
 
 LIST_SIZE_ARGUMENTS = ("first", "limit")

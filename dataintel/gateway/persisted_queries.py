@@ -62,11 +62,11 @@ class DocumentTexts:
         size: int,
         timeout_seconds: float,
         apq_ttl_seconds: int,
-        guard: Callable[[], Dependency | None] = lambda: None,
-        drops: Drops | None = None,
+        guard: Callable[[], Dependency | None],
+        drops: Drops,
     ) -> None:
         self._redis = redis
-        self._drops = drops or Drops()
+        self._drops = drops
         self._guard = guard
         self._size = size
         self._timeout = timeout_seconds
@@ -153,8 +153,8 @@ class PersistedQueries:
         settings: Settings,
         documents: DocumentCache,
         redis: Callable[[], Redis | None],
-        guard: Callable[[], Dependency | None] = lambda: None,
-        drops: Drops | None = None,
+        guard: Callable[[], Dependency | None],
+        drops: Drops,
     ) -> None:
         self._documents = documents
         self._apq = settings.automatic_persisted_queries

@@ -45,9 +45,6 @@ from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.gateway.response_cache import CachePolicy, ResponseCache
-from dataintel.loaders import create_loaders
-from dataintel.services import Services
-from dataintel.services.schema_usage import SchemaUsageService
 from dataintel.settings import Settings
 
 JSON = "application/json"
@@ -73,6 +70,28 @@ class Authenticates(Protocol):
 
     def viewer(self, headers: Mapping[str, str]) -> Awaitable[Viewer]:
         """The viewer the credential names; raises RequestRejected when it is bad."""
+        ...
+
+
+class BuildsContexts(Protocol):
+    """Builds one request's context (context.py's RequestContexts is the app's)."""
+
+    def new(
+        self,
+        request_id: str,
+        viewer: Viewer,
+        client_address: str | None,
+        client_name: str | None,
+    ) -> RequestContext:
+        """A context with its own loaders over the services in force."""
+        ...
+
+
+class RecordsUsage(Protocol):
+    """Counts the schema coordinates requests use (services/schema_usage.py's recorder)."""
+
+    def record(self, coordinates: frozenset[str], user_id: str | None, name: str | None) -> None:
+        """Counts one request's coordinates for this viewer and client name."""
         ...
 
 
@@ -187,12 +206,12 @@ class RequestPipeline:
         documents: DocumentCache,
         persisted: PersistedQueries,
         authenticator: Authenticates,
-        services: Callable[[], Services],
+        contexts: BuildsContexts,
         analyzer: DocumentAnalyzer,
         cost: OperationCost,
         gate: FieldGate,
         responses: ResponseCache | None,
-        usage: SchemaUsageService | None,
+        usage: RecordsUsage | None,
         observers: Sequence[PipelineObserver] = (),
     ) -> None:
         self.schema = schema
@@ -203,7 +222,7 @@ class RequestPipeline:
         self.cost = cost
         self.gate = gate
         self._authenticator = authenticator
-        self._services = services
+        self._contexts = contexts
         self._responses = responses
         self._usage = usage
         self._introspection = IntrospectionPolicy(settings)
@@ -330,16 +349,12 @@ class RequestPipeline:
         state.cost = self.cost.check(_analysis(state).cost, state.request.variables)
 
     async def _policy(self, state: PipelineState) -> None:
-        services = self._services()
         viewer = _viewer(state)
-        context = RequestContext(
-            request_id=state.input.request_id,
-            viewer=viewer,
-            loaders=create_loaders(services, self.settings),
-            services=services,
-            settings=self.settings,
-            client_address=state.input.client_address,
-            client_name=state.input.client_name,
+        context = self._contexts.new(
+            state.input.request_id,
+            viewer,
+            state.input.client_address,
+            state.input.client_name,
         )
         state.context = context
         analysis = _analysis(state)

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from dataintel.audit_events import DENIED, AuditEvent
 from dataintel.rbac import Actor
-from dataintel.services.audit import DENIED, AuditEvent, AuditService
 
 DENIED_ACTION = "policy.denied"
 RATE_LIMITED_ACTION = "rate_limit.exceeded"
 _MAX_REMEMBERED = 10_000
+
+
+class AuditLog(Protocol):
+    """Where entries are queued (services/audit.py's AuditService is the app's)."""
+
+    def submit(self, event: AuditEvent) -> bool:
+        """Queues one entry nobody waits for; False when it was dropped."""
+        ...
 
 
 class SecurityAudit:
@@ -26,7 +34,7 @@ class SecurityAudit:
 
     def __init__(
         self,
-        audit: Callable[[], AuditService | None],
+        audit: Callable[[], AuditLog | None],
         *,
         repeat_after_seconds: float = 60.0,
     ) -> None:

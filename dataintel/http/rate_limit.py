@@ -49,8 +49,8 @@ class RequestRateLimitMiddleware:
         *,
         settings: Settings,
         rate_limits: RateLimits,
-        audit: SecurityAudit | None = None,
-        metrics: GatewayMetrics | None = None,
+        audit: SecurityAudit | None,
+        metrics: GatewayMetrics | None,
     ) -> None:
         self.app = app
         self._metrics = metrics

@@ -23,10 +23,11 @@ class GlobalId:
 
     type_name: str
     key: int | str
-    """An integer, or a declared id (lower case, digits and '_') for declared things."""
+    """An integer; or text: the declared id of a declared thing, or a job's UUID."""
 
 
 _DECLARED_KEY = re.compile(r"[a-z][a-z0-9_]*")
+_UUID_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def encode_global_id(type_name: str, key: int | str) -> str:
@@ -41,13 +42,23 @@ def decode_global_id(raw: str) -> GlobalId:
         type_name, _, key = text.partition(":")
         if not type_name.isidentifier():
             raise ValueError(text)
-        if _DECLARED_KEY.fullmatch(key):
+        if _DECLARED_KEY.fullmatch(key) or _UUID_KEY.fullmatch(key):
             return GlobalId(type_name, key)
         if not key.isdecimal() or int(key) < 1:
             raise ValueError(text)
         return GlobalId(type_name, int(key))
     except (ValueError, UnicodeError, binascii.Error):
         raise BadUserInputError(f"'{raw}' is not a global id of this gateway.") from None
+
+
+def _key_of(found: GlobalId, raw: str, type_name: str) -> int | str:
+    # The key of a global id that must name the given type.
+    if found.type_name != type_name:
+        raise BadUserInputError(
+            f"'{raw}' is the id of a {found.type_name}, not of a {type_name}.",
+            details={"expected": type_name, "given": found.type_name},
+        )
+    return found.key
 
 
 def object_key(raw: str, type_name: str, kind: str) -> int:
@@ -58,37 +69,29 @@ def object_key(raw: str, type_name: str, kind: str) -> int:
         found = decode_global_id(raw)
     except BadUserInputError:
         raise BadUserInputError(f"'{raw}' is not a {kind} id.") from None
-    if found.type_name != type_name:
-        raise BadUserInputError(
-            f"'{raw}' is the id of a {found.type_name}, not of a {type_name}.",
-            details={"expected": type_name, "given": found.type_name},
-        )
-    if not isinstance(found.key, int):
+    key = _key_of(found, raw, type_name)
+    if not isinstance(key, int):
         raise BadUserInputError(f"'{raw}' is not a {kind} id.")
-    return found.key
+    return key
 
 
 def declared_key(raw: str, type_name: str) -> str:
     """The declared id in an ID argument: a global id of the type, or the plain declared id."""
     if _DECLARED_KEY.fullmatch(raw):
         return raw
-    found = decode_global_id(raw)
-    if found.type_name != type_name or not isinstance(found.key, str):
-        raise BadUserInputError(
-            f"'{raw}' is the id of a {found.type_name}, not of a {type_name}.",
-            details={"expected": type_name, "given": found.type_name},
-        )
-    return found.key
-
-
-def text_key(raw: str, type_name: str) -> str | None:
-    """The key inside a global id of a type keyed by text (a job's UUID), None when ``raw``
-    is no global id of that type."""
-    try:
-        text = base64.b64decode(raw.encode("ascii"), validate=True).decode("utf-8")
-    except (ValueError, UnicodeError, binascii.Error):
-        return None
-    found_type, separator, key = text.partition(":")
-    if found_type != type_name or not separator or not key:
-        return None
+    key = _key_of(decode_global_id(raw), raw, type_name)
+    if not isinstance(key, str) or not _DECLARED_KEY.fullmatch(key):
+        raise BadUserInputError(f"'{raw}' is not a global id of this gateway.")
     return key
+
+
+def uuid_key(raw: str, type_name: str) -> str | None:
+    """The UUID in an ID argument: a global id of the type, or the plain UUID; None when
+    ``raw`` is neither (the caller answers as for an id that names nothing)."""
+    if _UUID_KEY.fullmatch(raw):
+        return raw
+    try:
+        key = _key_of(decode_global_id(raw), raw, type_name)
+    except BadUserInputError:
+        return None
+    return key if isinstance(key, str) and _UUID_KEY.fullmatch(key) else None

@@ -6,19 +6,17 @@ existence is not revealed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 
 from dataintel.errors import NotFoundError
 from dataintel.resolvers.auth import actor
-from dataintel.resolvers.global_ids import text_key
+from dataintel.resolvers.global_ids import uuid_key
 from dataintel.resolvers.info import Info
 from dataintel.services.jobs import Job, JobFilter
 from dataintel.services.pagination import Page, PageRequest
 
 _DOMAIN = "jobs"
 ANONYMOUS_REQUESTER = "anonymous"
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def requester(info: Info) -> str:
@@ -34,8 +32,8 @@ def sees_every_job(info: Info) -> bool:
 
 def job_key(raw: str) -> str:
     """The job's UUID inside an ID argument: a Job's global id or the plain UUID."""
-    key = raw if _UUID.match(raw) else text_key(raw, "Job")
-    if key is None or not _UUID.match(key):
+    key = uuid_key(raw, "Job")
+    if key is None:
         raise NotFoundError(f"There is no job '{raw}'.", domain=_DOMAIN, details={"field": "id"})
     return key
 

@@ -18,7 +18,7 @@ from dataintel.resolvers import jobs as job_resolvers
 from dataintel.resolvers import quality as quality_resolvers
 from dataintel.resolvers import reconciliation as reconciliation_resolvers
 from dataintel.resolvers.freshness import load, watched
-from dataintel.resolvers.global_ids import GlobalId, decode_global_id, text_key
+from dataintel.resolvers.global_ids import GlobalId, decode_global_id
 from dataintel.resolvers.info import Info
 
 READ_AS: dict[str, str] = {
@@ -36,8 +36,8 @@ READ_AS: dict[str, str] = {
     "Job": "Query.job",
 }
 """Each type ``node`` fetches, and the root field whose @auth guards reading it."""
-DECLARED: frozenset[str] = frozenset({"QualityCheck", "Reconciliation"})
-"""Types whose key is a declared id (text), not an integer."""
+TEXT_KEYED: frozenset[str] = frozenset({"QualityCheck", "Reconciliation", "Job"})
+"""Types whose key is text (a declared id, a job's UUID), not an integer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,6 @@ async def node(info: Info, raw: str) -> FoundNode | None:
     A malformed id, or one of a type ``node`` does not fetch, is BAD_USER_INPUT; an object
     the viewer's roles may not read raises the denial of its root field.
     """
-    if text_key(raw, "Job") is not None:
-        return await _job(info, raw)
     found = decode_global_id(raw)
     coordinate = READ_AS.get(found.type_name)
     if coordinate is None:
@@ -63,7 +61,7 @@ async def node(info: Info, raw: str) -> FoundNode | None:
             f"'{raw}' names a {found.type_name}, which is not a Node type.",
             details={"type": found.type_name},
         )
-    if (found.type_name in DECLARED) != isinstance(found.key, str):
+    if (found.type_name in TEXT_KEYED) != isinstance(found.key, str):
         raise BadUserInputError(f"'{raw}' is not a global id of this gateway.")
     denial = info.context.read_denial(coordinate)
     if denial is not None:
@@ -88,14 +86,6 @@ async def nodes(info: Info, raws: Sequence[str]) -> list[FoundNode | Exception |
             raise result
         answers.append(result)
     return answers
-
-
-async def _job(info: Info, raw: str) -> FoundNode | None:
-    denial = info.context.read_denial(READ_AS["Job"])
-    if denial is not None:
-        raise denial
-    record = await job_resolvers.visible_job(info, raw)
-    return FoundNode("Job", record) if record is not None else None
 
 
 async def _record(info: Info, found: GlobalId) -> object | None:
@@ -129,8 +119,10 @@ async def _record(info: Info, found: GlobalId) -> object | None:
 
 
 async def _declared(info: Info, type_name: str, key: str) -> object | None:
-    # A declared check or comparison with its latest run, as its root field reads it.
+    # A job, or a declared check or comparison with its latest run, as its root field reads it.
     try:
+        if type_name == "Job":
+            return await job_resolvers.visible_job(info, key)
         if type_name == "QualityCheck":
             return await quality_resolvers.check(info, key)
         if type_name == "Reconciliation":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -13,6 +13,13 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+# The entry vocabulary lives in a dependency-free module (the gateway builds entries too);
+# re-exported here for the services that write entries.
+from dataintel.audit_events import DENIED as DENIED
+from dataintel.audit_events import FAILURE as FAILURE
+from dataintel.audit_events import OUTCOMES as OUTCOMES
+from dataintel.audit_events import SUCCESS as SUCCESS
+from dataintel.audit_events import AuditEvent as AuditEvent
 from dataintel.errors import BadUserInputError, ForbiddenError
 from dataintel.observability.drops import Drops
 from dataintel.rbac import READ_AUDIT_SCOPE
@@ -29,12 +36,6 @@ from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine
 from dataintel.store.rows import columns_of, record_from
 
-SUCCESS = "success"
-FAILURE = "failure"
-DENIED = "denied"
-OUTCOMES = (SUCCESS, FAILURE, DENIED)
-"""The outcomes the gateway writes; the column itself accepts any short word."""
-
 # pg_advisory_xact_lock takes a bigint; any constant works as long as only the audit log uses it.
 _POSTGRES_LOCK_KEY = int.from_bytes(hashlib.sha256(b"dataintel.audit_log").digest()[:8], "big") >> 1
 _VERIFY_BATCH_ROWS = 1000
@@ -45,18 +46,6 @@ class Reader(Protocol):
 
     @property
     def scopes(self) -> frozenset[str]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    """What happened, before it is written: who, what, to what, how it ended, in which request."""
-
-    actor: str
-    action: str
-    target: str
-    outcome: str
-    request_id: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,10 @@ import orjson
 import sqlalchemy as sa
 
 from dataintel.errors import BadUserInputError
+from dataintel.page_size import DEFAULT_PAGE as DEFAULT_PAGE
 
 T = TypeVar("T")
 
-DEFAULT_PAGE = 20
-"""Items on a page when neither ``first`` nor ``last`` is given."""
 
 # A position in a sort order: the sort values of the last record seen, id last.
 Keyset = tuple[object, ...]

@@ -7,6 +7,7 @@ and refused with one line that names the file and every problem's place in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 Model = TypeVar("Model", bound=BaseModel)
+Entry = TypeVar("Entry")
 
 
 def parse_yaml(
@@ -46,3 +48,23 @@ def declaration_files(
         except OSError as problem:
             raise error(f"cannot read {named} {path}: {problem}") from None
     return files
+
+
+def declared_once(
+    entries: Iterable[Entry],
+    name_of: Callable[[Entry], str],
+    error: type[Exception],
+    described: str,
+) -> Iterator[Entry]:
+    """The entries of one file, refusing a name declared twice in it (a later file may
+    replace an earlier file's entry; the same file saying it twice is a mistake).
+
+    ``described`` names the entry in the message, e.g. ``"x.yaml: check"``.
+    """
+    seen: set[str] = set()
+    for entry in entries:
+        name = name_of(entry)
+        if name in seen:
+            raise error(f"{described} '{name}' is declared twice.")
+        seen.add(name)
+        yield entry

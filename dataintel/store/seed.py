@@ -7,6 +7,11 @@ events stop early); the seed summary counts them.
 The same scale gives the same rows on every run and on every dialect: every choice comes
 from ``random.Random`` seeded with a constant, every moment from a fixed window (never the
 clock), and every id is assigned here rather than by the database.
+
+One module past the usual size on purpose: the rows are one generated world (orders need the
+customers and products, events follow the orders, the ledger mirrors them, the defects are
+counted edits of them) drawn from one set of seeded random streams and one time window, and
+the summary counts what each part planted; read apart, the parts would hide those links.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def limiter(
     redis: Redis | None, prefix: str, clock: Clock, *, limit: int, share: float
 ) -> ClientRequestLimiter:
     return ClientRequestLimiter(
-        limit, 60, redis=redis, key_prefix=prefix, local_share=share, clock=clock
+        limit, 60, redis=redis, guard=None, key_prefix=prefix, local_share=share, clock=clock
     )
 
 

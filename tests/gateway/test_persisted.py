@@ -25,6 +25,7 @@ from dataintel.gateway.trusted_documents import (
     operation_names,
     parse_manifest,
 )
+from dataintel.observability.drops import Drops
 from dataintel.schema import build_graphql_schema
 from dataintel.settings import Settings
 
@@ -237,7 +238,14 @@ def test_the_mark_is_set_once_when_the_document_is_prepared(documents: DocumentC
 
 
 async def test_texts_in_process_are_bounded_least_recently_used_first() -> None:
-    texts = DocumentTexts(lambda: None, size=2, timeout_seconds=0.5, apq_ttl_seconds=60)
+    texts = DocumentTexts(
+        lambda: None,
+        size=2,
+        timeout_seconds=0.5,
+        apq_ttl_seconds=60,
+        guard=lambda: None,
+        drops=Drops(),
+    )
     texts.remember("a", "{ a }")
     texts.remember("b", "{ b }")
     assert await texts.find("a", include_apq=True) == "{ a }"
@@ -249,8 +257,17 @@ async def test_texts_in_process_are_bounded_least_recently_used_first() -> None:
 
 async def test_apq_texts_are_shared_through_redis_with_a_ttl(redis_client: Redis) -> None:
     digest = sha256(STATUS)
-    writer = DocumentTexts(lambda: redis_client, size=10, timeout_seconds=1, apq_ttl_seconds=90)
-    reader = DocumentTexts(lambda: redis_client, size=10, timeout_seconds=1, apq_ttl_seconds=90)
+    writer, reader = (
+        DocumentTexts(
+            lambda: redis_client,
+            size=10,
+            timeout_seconds=1,
+            apq_ttl_seconds=90,
+            guard=lambda: None,
+            drops=Drops(),
+        )
+        for _ in range(2)
+    )
     await writer.store_apq(digest, STATUS)
     assert 0 < await redis_client.ttl(f"dataintel:apq:{digest}") <= 90
     assert await reader.find(digest, include_apq=False) is None

@@ -21,7 +21,10 @@ from dataintel.gateway.pipeline import (
     RequestPipeline,
 )
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest
+from dataintel.observability.drops import Drops
+from dataintel.platform import build_platform
 from dataintel.schema import compiled_schema
+from dataintel.services.schema_usage import SchemaUsageRecorder
 from dataintel.store.engine import create_engine
 from tests.plugins.app import SettingsFactory
 from tests.plugins.graphql import pipeline_over, run
@@ -73,7 +76,8 @@ class Recorder:
 async def pipeline(make_settings: SettingsFactory) -> AsyncIterator[RequestPipeline]:
     settings = make_settings(request_timeout_seconds=0.2, max_cost=5)
     engine = create_engine(settings)
-    services = build_services(settings, engine, None)
+    platform = build_platform(settings, engine, None)
+    services = build_services(settings, engine, None, platform, SchemaUsageRecorder({}), Drops())
     schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
     built = pipeline_over(schema, settings, services)
     built.observers.append(Recorder())

@@ -16,8 +16,11 @@ from dataintel.app import build_services
 from dataintel.directives import PUBLIC
 from dataintel.errors import DependencyUnavailableError
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
+from dataintel.observability.drops import Drops
 from dataintel.observability.request_context import RequestContextMiddleware
+from dataintel.platform import build_platform
 from dataintel.schema import compiled_schema
+from dataintel.services.schema_usage import SchemaUsageRecorder
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from tests.plugins.app import SettingsFactory
@@ -54,7 +57,8 @@ async def faulty_client(make_settings: SettingsFactory) -> AsyncIterator[httpx.A
     """The real endpoint and pipeline over a schema whose resolvers fail on purpose."""
     settings: Settings = make_settings()
     engine = create_engine(settings)
-    services = build_services(settings, engine, None)
+    platform = build_platform(settings, engine, None)
+    services = build_services(settings, engine, None, platform, SchemaUsageRecorder({}), Drops())
     schema = strawberry.Schema(query=Query, mutation=Mutation)
     endpoint = GraphQLEndpoint(
         pipeline_over(compiled_schema(schema), settings, services), settings, None

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.applications import Starlette
 
 from dataintel.app import Runtime, build_services
+from dataintel.observability.drops import Drops
 from dataintel.store.guarded import GuardedEngine, StoreEngine
 
 T = TypeVar("T")
@@ -68,7 +69,14 @@ def slow_down_store(app: Starlette, delay_seconds: float) -> DelayedEngine:
         runtime.platform.store.batch_timeout_seconds,
     )
     platform = dataclasses.replace(runtime.platform, store=store)
-    runtime.services = build_services(app.state.settings, runtime.engine, runtime.redis, platform)
+    runtime.services = build_services(
+        app.state.settings,
+        runtime.engine,
+        runtime.redis,
+        platform,
+        runtime.services.schema_usage,
+        Drops(),
+    )
     return delayed
 
 

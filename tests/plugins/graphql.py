@@ -16,7 +16,7 @@ import httpx
 import pytest
 from graphql import GraphQLSchema
 
-from dataintel.context import ANONYMOUS, Viewer
+from dataintel.context import ANONYMOUS, RequestContexts, Viewer
 from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.cost import OperationCost
 from dataintel.gateway.documents import DocumentCache
@@ -26,6 +26,7 @@ from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.rate_limiting import RateLimits
 from dataintel.gateway.request import GraphQLRequest
 from dataintel.http.authentication import Authenticator
+from dataintel.observability.drops import Drops
 from dataintel.services import Services
 from dataintel.settings import Settings
 
@@ -115,9 +116,9 @@ def pipeline_over(
         schema=schema,
         settings=settings,
         documents=documents,
-        persisted=PersistedQueries(settings, documents, lambda: None),
+        persisted=PersistedQueries(settings, documents, lambda: None, lambda: None, Drops()),
         authenticator=Authenticator(lambda: services),
-        services=lambda: services,
+        contexts=RequestContexts(lambda: services, settings),
         cost=OperationCost(settings),
         analyzer=DocumentAnalyzer(schema, gate.table),
         gate=gate,

@@ -23,7 +23,6 @@ from dataintel.services.features import (
     FeatureCatalogError,
     FeatureScalar,
     FeatureStatus,
-    FeatureView,
     SqlFeatureService,
     compile_formula,
     load_catalog,
@@ -326,20 +325,23 @@ async def test_materialize_runs_a_fixed_number_of_statements(
     assert len(log) < 20
 
 
-class FailingOnProducts(SqlFeatureService):
-    """Fails after the customer views have been written."""
-
-    def _orphans_statement(self, view: FeatureView) -> sa.Executable:
-        if view.entity_type == "product":
+async def test_a_failed_materialization_writes_nothing(
+    service: SqlFeatureService, engine: AsyncEngine
+) -> None:
+    def fail_at_product_cleanup(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any
+    ) -> None:
+        # The product view comes last: the customer views have been written by then.
+        if statement.lstrip().upper().startswith("DELETE") and "product" in parameters:
             raise RuntimeError("the store went away")
-        return super()._orphans_statement(view)
 
-
-async def test_a_failed_materialization_writes_nothing(engine: AsyncEngine, clock: Clock) -> None:
-    failing = FailingOnProducts(engine, load_catalog(), clock)
-    with pytest.raises(RuntimeError):
-        await failing.materialize()
-    assert await failing.has_values() is False
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", fail_at_product_cleanup)
+    try:
+        with pytest.raises(RuntimeError, match="the store went away"):
+            await service.materialize()
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", fail_at_product_cleanup)
+    assert await service.has_values() is False
 
 
 # --- Online reads ------------------------------------------------------------------------

@@ -213,6 +213,11 @@ def test_the_built_in_map_covers_every_demo_table_with_personal_data() -> None:
         ),
         ("datasets: [{name: a, table: orders, subject: {column: id}, erasure: shred}]", "erasure"),
         ("datasets: [", "not valid YAML"),
+        (
+            "datasets: [{name: a, table: customers, subject: {column: id}, erasure: delete},"
+            " {name: a, table: customers, subject: {column: id}, erasure: delete}]",
+            "dataset 'a' is declared twice",
+        ),
     ],
 )
 def test_a_bad_map_is_one_line_naming_the_problem(text: str, problem: str) -> None:

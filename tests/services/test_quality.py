@@ -466,3 +466,11 @@ async def test_selection_by_tag_and_mistakes(engine: AsyncEngine) -> None:
 def test_a_bad_check_is_refused_with_where_it_is(body: str, fragment: str) -> None:
     with pytest.raises(QualityCatalogError, match=fragment):
         build_checks([(check(body), "bad.yaml")])
+
+
+def test_a_check_declared_twice_in_one_file_is_refused_and_a_later_file_replaces_it() -> None:
+    body = "dataset: orders, type: not_null, column: id"
+    with pytest.raises(QualityCatalogError, match=r"bad\.yaml: check 'c' is declared twice"):
+        build_checks([(check(body) + check(body).removeprefix("checks:\n"), "bad.yaml")])
+    replaced = build_checks([(check(body), "a.yaml"), (check(body + ", mostly: 0.5"), "b.yaml")])
+    assert replaced["c"].mostly == 0.5

@@ -3,6 +3,9 @@
 The built-in catalog is ``analytics_catalog.yaml`` beside this package; an operator's file
 adds entries and replaces built-in ones by name. Every table.column named is checked against
 the demo business's tables, so a catalog can never reach users, keys or the audit log.
+
+One idea, a little past the usual size: the definitions and the checks that build them
+from YAML change together (a new kind of measure is a field, its spec and its check).
 """
 
 from __future__ import annotations

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dataintel.services.privacy.keyed_hash import HMAC_TEXT_LENGTH
+from dataintel.services.yaml_files import declaration_files, declared_once, parse_yaml
 from dataintel.store import tables
 
 Strategy = Literal["null", "hmac", "redact"]
@@ -265,17 +264,11 @@ def _dataset(spec: _DatasetSpec, origin: str, redaction: str) -> DatasetPrivacy:
 
 
 def _read_file(text: str, origin: str) -> _FileSpec:
-    try:
-        loaded: Any = yaml.safe_load(text)
-        return _FileSpec.model_validate(loaded if loaded is not None else {})
-    except yaml.YAMLError as error:
-        raise PrivacyMapError(f"{origin} is not valid YAML: {error}") from None
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise PrivacyMapError(f"{origin} is not a privacy map: {problems}.") from None
+    return parse_yaml(text, origin, _FileSpec, PrivacyMapError, "a privacy map")
+
+
+def _name_of(spec: _DatasetSpec) -> str:
+    return spec.name
 
 
 def _depth(name: str, datasets: Mapping[str, DatasetPrivacy], origin: str) -> int:
@@ -311,11 +304,8 @@ def build_privacy_map(files: Sequence[tuple[str, str]]) -> PrivacyMap:
     for text, origin in files:
         spec = _read_file(text, origin)
         redaction = spec.redaction or redaction
-        seen: set[str] = set()
-        for dataset_spec in spec.datasets:
-            if dataset_spec.name in seen:
-                raise PrivacyMapError(f"{origin}: dataset '{dataset_spec.name}' is declared twice.")
-            seen.add(dataset_spec.name)
+        described = f"{origin}: dataset"
+        for dataset_spec in declared_once(spec.datasets, _name_of, PrivacyMapError, described):
             found[dataset_spec.name] = _dataset(dataset_spec, origin, redaction)
     depths = {name: _depth(name, found, origin) for name in found}
     # Rows linked through a dataset are erased before that dataset's rows, which may stop
@@ -326,11 +316,7 @@ def build_privacy_map(files: Sequence[tuple[str, str]]) -> PrivacyMap:
 
 def load_privacy_map(path: Path | None = None) -> PrivacyMap:
     """The built-in map, with the datasets of ``path`` added or replacing them by name."""
-    package = resources.files("dataintel.services.privacy")
-    files = [(package.joinpath(BUILT_IN_MAP).read_text("utf-8"), BUILT_IN_MAP)]
-    if path is not None:
-        try:
-            files.append((path.read_text("utf-8"), str(path)))
-        except OSError as error:
-            raise PrivacyMapError(f"cannot read the privacy map {path}: {error}") from None
+    files = declaration_files(
+        "dataintel.services.privacy", BUILT_IN_MAP, path, PrivacyMapError, "the privacy map"
+    )
     return build_privacy_map(files)

@@ -6,6 +6,11 @@ failed, the others are done), FAILED, or DENIED. It is due one calendar month af
 (GDPR Art. 12(3)); the deadline may be extended by up to two more months, within the first.
 Every state change and extension is one audit entry in the same transaction: ids, states,
 actor and counts, never the personal data.
+
+One idea, a little past the usual size: a request's life (its records, the service's
+Protocol and the SQL that moves it from state to state with its audit entry) is read as one
+when a state or a rule is added; what a request does to the data is ``access``,
+``erasure`` and ``work``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Literal
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataintel.services.yaml_files import declaration_files, parse_yaml
+from dataintel.services.yaml_files import declaration_files, declared_once, parse_yaml
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
@@ -209,6 +209,10 @@ def _check(spec: _CheckSpec, origin: str) -> CheckDefinition:
     )
 
 
+def _id_of(spec: _CheckSpec) -> str:
+    return spec.id
+
+
 def _read_file(text: str, origin: str) -> _FileSpec:
     return parse_yaml(text, origin, _FileSpec, QualityCatalogError, "a quality checks file")
 
@@ -217,11 +221,8 @@ def build_checks(files: Sequence[tuple[str, str]]) -> dict[str, CheckDefinition]
     """Checked definitions from YAML texts (text, origin), later files replacing by id."""
     found: dict[str, CheckDefinition] = {}
     for text, origin in files:
-        seen: set[str] = set()
-        for spec in _read_file(text, origin).checks:
-            if spec.id in seen:
-                raise QualityCatalogError(f"{origin}: check '{spec.id}' is declared twice.")
-            seen.add(spec.id)
+        checks = _read_file(text, origin).checks
+        for spec in declared_once(checks, _id_of, QualityCatalogError, f"{origin}: check"):
             found[spec.id] = _check(spec, origin)
     return found
 

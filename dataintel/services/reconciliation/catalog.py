@@ -17,7 +17,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dataintel.services.yaml_files import declaration_files, parse_yaml
+from dataintel.services.yaml_files import declaration_files, declared_once, parse_yaml
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
@@ -226,6 +226,10 @@ def _comparison(spec: _ComparisonSpec, origin: str) -> ComparisonDefinition:
     )
 
 
+def _id_of(spec: _ComparisonSpec) -> str:
+    return spec.id
+
+
 def _read_file(text: str, origin: str) -> _FileSpec:
     return parse_yaml(text, origin, _FileSpec, ComparisonCatalogError, "a comparisons file")
 
@@ -234,11 +238,9 @@ def build_comparisons(files: Sequence[tuple[str, str]]) -> dict[str, ComparisonD
     """Checked comparisons from YAML texts (text, origin), later files replacing by id."""
     found: dict[str, ComparisonDefinition] = {}
     for text, origin in files:
-        seen: set[str] = set()
-        for spec in _read_file(text, origin).comparisons:
-            if spec.id in seen:
-                raise ComparisonCatalogError(f"{origin}: comparison '{spec.id}' is declared twice.")
-            seen.add(spec.id)
+        specs = _read_file(text, origin).comparisons
+        described = f"{origin}: comparison"
+        for spec in declared_once(specs, _id_of, ComparisonCatalogError, described):
             found[spec.id] = _comparison(spec, origin)
     return found
 
