@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 
 from dataintel.errors import (
     BadUserInputError,
-    DependencyUnavailableError,
     GatewayError,
     UnauthenticatedError,
 )
@@ -34,7 +31,6 @@ from dataintel.services.auth.records import Identity, LoginResult, audit_event
 from dataintel.services.auth.users import normalize_email
 from dataintel.store import tables
 from dataintel.store.guarded import fetch_all
-from dataintel.store.rows import AnyRow
 
 MAXIMUM_ACTOR_LENGTH = 320
 _log = get_logger("dataintel.auth")
@@ -80,7 +76,7 @@ class Credentials(AuthParts):
             .select_from(users.outerjoin(user_roles, user_roles.c.user_id == users.c.id))
             .where(users.c.id == user_id)
         )
-        rows = await self._credential_rows(statement)
+        rows = await fetch_all(self._engine, statement)
         if not rows:
             raise invalid_credential("The bearer token's user does not exist.")
         roles = {row.role_name for row in rows if row.role_name is not None}
@@ -142,7 +138,7 @@ class Credentials(AuthParts):
             )
             .where(keys.c.prefix == API_KEY_PREFIX + shape.group(1))
         )
-        rows = await self._credential_rows(statement)
+        rows = await fetch_all(self._engine, statement)
         # Compared even when no row matched, so the answer takes as long either way.
         stored = rows[0].key_hash if rows else hash_api_key("")
         if not hmac.compare_digest(hash_api_key(key), stored) or not rows:
@@ -159,18 +155,6 @@ class Credentials(AuthParts):
             await self._touch(record.id, now)
         roles = frozenset(row.role_name for row in rows if row.role_name is not None)
         return Identity(str(record.user_id), roles, scopes_for(roles), "api_key")
-
-    async def _credential_rows(self, statement: sa.Select[*tuple[Any, ...]]) -> Sequence[AnyRow]:
-        try:
-            return await fetch_all(self._engine, statement)
-        except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
-            # The credential may be fine: the caller should retry, not sign in again.
-            _log.warning("credential check failed", error=f"{type(error).__name__}: {error}")
-            raise DependencyUnavailableError(
-                "The store is unavailable; the credential cannot be checked.",
-                domain="auth",
-                retry_after=5,
-            ) from None
 
     async def _touch(self, key_id: int, now: datetime) -> None:
         keys = tables.api_keys
