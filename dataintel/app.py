@@ -103,13 +103,13 @@ def build_services(
     platform = platform or build_platform(settings, engine, redis)
     probes: list[DependencyProbe] = [StoreProbe(engine)]
     if redis is not None:
-        probes.append(RedisProbe(redis, required=settings.redis_required_for_readiness))
+        probes.append(RedisProbe(redis, required=settings.redis.required_for_readiness))
     store, cache = platform.store, platform.cache
     lifetimes = CacheLifetimes(
-        entities_seconds=settings.cache_ttl_seconds,
-        features_seconds=settings.cache_features_ttl_seconds,
-        analytics_seconds=settings.cache_analytics_ttl_seconds,
-        stale_seconds=settings.cache_stale_seconds,
+        entities_seconds=settings.cache.ttl_seconds,
+        features_seconds=settings.cache.features_ttl_seconds,
+        analytics_seconds=settings.cache.analytics_ttl_seconds,
+        stale_seconds=settings.cache.stale_seconds,
     )
     # First: a production start without a signing secret names that secret, not a later
     # consequence of it (the privacy key derives from it).
@@ -118,38 +118,40 @@ def build_services(
     revocations: TokenRevocations = (
         MemoryTokenRevocations()
         if redis is None
-        else RedisTokenRevocations(redis, platform.dependencies["redis"], settings.cache_key_prefix)
+        else RedisTokenRevocations(redis, platform.dependencies["redis"], settings.redis.key_prefix)
     )
     analytics = CachedAnalyticsService(
         SqlAnalyticsService(
             store,
-            load_analytics_catalog(settings.analytics_catalog_path),
-            rollups=settings.analytics_rollups,
+            load_analytics_catalog(settings.analytics.catalog_path),
+            rollups=settings.analytics.rollups,
         ),
         cache,
         lifetimes,
     )
-    storage = FilesystemArtifactStorage(settings.export_dir)
+    storage = FilesystemArtifactStorage(settings.export.dir)
     resources = JobResources(settings, engine, store, storage, audit, analytics, cache)
     jobs = build_job_system(settings, resources)
     privacy = SqlSubjectRequestService(store, audit, request_limits(settings))
     privacy.dispatcher = JobServiceDispatcher(jobs.service)
     return Services(
         status=ProbingStatusService(
-            __version__, probes, settings.readiness_timeout_seconds, platform.dependencies
+            __version__, probes, settings.server.readiness_timeout_seconds, platform.dependencies
         ),
         commerce=CachedCommerceService(SqlCommerceService(store), cache, lifetimes),
         features=CachedFeatureService(
-            SqlFeatureService(store, load_catalog(settings.feature_views_path)), cache, lifetimes
+            SqlFeatureService(store, load_catalog(settings.catalogs.feature_views_path)),
+            cache,
+            lifetimes,
         ),
         analytics=analytics,
         auth=SqlAuthService(store, audit, tokens, revocations=revocations),
         audit=audit,
         schema_usage=schema_usage if schema_usage is not None else SchemaUsageRecorder({}),
         reconciliation=SqlReconciliationService(
-            store, load_comparisons(settings.reconciliation_comparisons_path)
+            store, load_comparisons(settings.catalogs.reconciliation_comparisons_path)
         ),
-        quality=SqlQualityService(store, load_checks(settings.quality_checks_path)),
+        quality=SqlQualityService(store, load_checks(settings.catalogs.quality_checks_path)),
         jobs=jobs.service,
         artifacts=storage,
         downloads=download_signer(settings),
@@ -170,12 +172,12 @@ async def _bounded(step: str, closing: Awaitable[object], seconds: float) -> Non
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app: routes, middleware and the lifespan that opens the store and Redis."""
     settings = settings or Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
     schema = build_schema()
     graphql_schema = compiled_schema(schema)
     runtime: Runtime | None = None
     tracing = Tracing.from_settings(settings)
-    metrics = GatewayMetrics(settings) if settings.metrics_enabled else None
+    metrics = GatewayMetrics(settings) if settings.observability.metrics_enabled else None
 
     def services() -> Services:
         if runtime is None:
@@ -187,7 +189,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     rate_limits = RateLimits(settings)
     schema_usage = SchemaUsageRecorder(
-        deprecated_coordinates(graphql_schema), enabled=settings.schema_usage_enabled
+        deprecated_coordinates(graphql_schema), enabled=settings.observability.schema_usage_enabled
     )
     security_audit = SecurityAudit(lambda: runtime.services.audit if runtime else None)
 
@@ -214,31 +216,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.runtime = runtime
         rate_limits.connect(redis, platform.dependencies.get("redis"))
         feed = None
-        if redis is not None and settings.cache_enabled:
+        if redis is not None and settings.cache.enabled:
             # Every replica's bumps reach this process's in-process level as messages.
             feed = InvalidationFeed(
                 redis,
                 platform.cache,
-                heartbeat_seconds=settings.cache_invalidation_heartbeat_seconds,
+                heartbeat_seconds=settings.cache.invalidation_heartbeat_seconds,
             )
             feed.start()
         app.state.invalidation_feed = feed
         poller = None
-        if redis is None and settings.cache_enabled and settings.cache_tag_poll_seconds > 0:
+        if redis is None and settings.cache.enabled and settings.cache.tag_poll_seconds > 0:
             # Without Redis, the store carries the CLI's invalidations to this process.
-            poller = TagPoller(engine, platform.cache, settings.cache_tag_poll_seconds)
+            poller = TagPoller(engine, platform.cache, settings.cache.tag_poll_seconds)
             poller.start()
         refresher = None
-        if settings.analytics_rollup_refresh_seconds > 0:
+        if settings.analytics.rollup_refresh_seconds > 0:
             refresher = RollupRefresher(
                 engine,
                 runtime.services.analytics.catalog,
-                settings.analytics_rollup_refresh_seconds,
+                settings.analytics.rollup_refresh_seconds,
             )
             refresher.start()
-        flushing = asyncio.create_task(schema_usage.run(settings.schema_usage_flush_seconds))
+        flushing = asyncio.create_task(
+            schema_usage.run(settings.observability.schema_usage_flush_seconds)
+        )
         jobs = runtime.services.jobs
-        job_maintenance = JobMaintenance(jobs, settings.jobs_sweep_seconds)
+        job_maintenance = JobMaintenance(jobs, settings.jobs.sweep_seconds)
         job_maintenance.start()
         if isinstance(jobs.dispatcher, EmbeddedDispatcher):
             # Jobs queued before a restart of an embedded server are picked up again; a store
@@ -253,7 +257,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             # Each step is bounded: one that hangs (a half-closed socket) is logged and left,
             # so a drained replica still exits and frees its slot.
-            step = settings.shutdown_timeout_seconds
+            step = settings.server.shutdown_timeout_seconds
             await _bounded("job maintenance", job_maintenance.aclose(), step)
             await _bounded("job dispatcher", jobs.dispatcher.aclose(), step)
             if poller is not None:
@@ -303,17 +307,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cost=OperationCost(settings),
         analyzer=DocumentAnalyzer(graphql_schema, gate.table),
         gate=gate,
-        responses=ResponseCache(graphql_schema, cache, enabled=settings.response_cache_enabled),
+        responses=ResponseCache(
+            graphql_schema, cache, enabled=settings.cache.response_cache_enabled
+        ),
         usage=schema_usage,
         observers=observers,
     )
     endpoint = GraphQLEndpoint(
         pipeline,
         settings,
-        (lambda: graphiql_page(settings.graphql_path)) if settings.graphiql_enabled else None,
+        (lambda: graphiql_page(settings.http.graphql_path)) if settings.graphiql_enabled else None,
     )
     routes = [
-        Route(settings.graphql_path, endpoint.handle, methods=["GET", "POST"]),
+        Route(settings.http.graphql_path, endpoint.handle, methods=["GET", "POST"]),
         Route("/healthz", liveness, methods=["GET"]),
         Route(
             "/exports/{job_id}/parts/{number}", download_endpoint(services), methods=["GET", "HEAD"]
@@ -326,11 +332,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes.extend(RestEndpoint(pipeline, settings, published).routes())
     openapi = build_openapi(settings, graphql_schema, published)
     routes.append(Route("/openapi.json", openapi_endpoint(openapi), methods=["GET"]))
-    if settings.api_docs:
+    if settings.http.api_docs:
         routes.append(Route("/docs", api_docs, methods=["GET"]))
         routes.append(api_docs_static_mount())
     if metrics is not None:
-        token = settings.metrics_bearer_token
+        token = settings.observability.metrics_bearer_token
         routes.append(
             Route(
                 "/metrics",

@@ -41,7 +41,7 @@ def _run(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     from dataintel.store.engine import create_engine, store_url
 
     try:
-        store_url(settings.database_url)
+        store_url(settings.store.database_url)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
 
@@ -55,7 +55,9 @@ def _run(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except STORE_FAILURES as error:
-        raise click.ClickException(describe_store_failure(error, settings.database_url)) from None
+        raise click.ClickException(
+            describe_store_failure(error, settings.store.database_url)
+        ) from None
 
 
 class _Commands(click.Group):
@@ -114,34 +116,34 @@ def serve(
     settings = Settings()
     # Everything is checked before the store is opened: a refused start writes nothing.
     check_settings(settings)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
 
     async def prepare(engine: AsyncEngine) -> None:
-        if settings.auto_migrate:
+        if settings.store.auto_migrate:
             await upgrade(engine)
         if settings.seeds_demo_data and not await is_seeded(engine):
-            click.echo(f"Seeding the demo data (scale {settings.seed_scale})...", err=True)
-            await seed(engine, settings.seed_scale)
+            click.echo(f"Seeding the demo data (scale {settings.store.seed_scale})...", err=True)
+            await seed(engine, settings.store.seed_scale)
         if settings.seeds_demo_data:
             await _materialize_when_empty(settings, engine)
 
     _run(settings, prepare)
     shared_metrics = None if reload else prepare_multiprocess_dir(settings)
     try:
-        if reload or settings.workers > 1:
+        if reload or settings.server.workers > 1:
             # uvicorn's supervisors build their own servers: no drain period, only uvicorn's
             # graceful shutdown (docs/operations.md: one worker per container).
             uvicorn.run(
                 "dataintel.app:create_app_from_environment",
                 factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=None if reload else settings.workers,
+                host=settings.server.host,
+                port=settings.server.port,
+                workers=None if reload else settings.server.workers,
                 reload=reload,
                 log_config=None,
                 access_log=False,
                 lifespan="on",
-                timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+                timeout_graceful_shutdown=max(1, round(settings.server.shutdown_timeout_seconds)),
             )
         else:
             _serve_draining(settings)
@@ -159,14 +161,14 @@ def _serve_draining(settings: Settings) -> None:
     config = uvicorn.Config(
         "dataintel.app:create_app_from_environment",
         factory=True,
-        host=settings.host,
-        port=settings.port,
+        host=settings.server.host,
+        port=settings.server.port,
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+        timeout_graceful_shutdown=max(1, round(settings.server.shutdown_timeout_seconds)),
     )
-    server = DrainingServer(config, settings.shutdown_drain_seconds)
+    server = DrainingServer(config, settings.server.shutdown_drain_seconds)
     # uvicorn raises a caught SIGINT again once shut down, as uvicorn.run expects.
     with suppress(KeyboardInterrupt):
         server.run()
@@ -191,15 +193,15 @@ def worker(concurrency: int | None) -> None:
     from dataintel.worker import run_worker
 
     settings = Settings()
-    if settings.redis_url is None:
+    if settings.redis.url is None:
         raise click.ClickException(
             "the worker takes jobs from Redis: set DATAINTEL_REDIS_URL (without Redis, the"
             " server runs jobs itself)"
         )
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
 
     async def work(engine: AsyncEngine) -> None:
-        await run_worker(settings, engine, concurrency or settings.jobs_concurrency)
+        await run_worker(settings, engine, concurrency or settings.jobs.concurrency)
 
     _run(settings, work)
 
@@ -262,7 +264,7 @@ async def _materialize_when_empty(settings: Settings, engine: AsyncEngine) -> No
     from dataintel.cache import features_tag
     from dataintel.services.features import SqlFeatureService, load_catalog
 
-    service = SqlFeatureService(engine, load_catalog(settings.feature_views_path))
+    service = SqlFeatureService(engine, load_catalog(settings.catalogs.feature_views_path))
     if not await service.has_values():
         click.echo("Materializing the feature views...", err=True)
         await service.materialize()
@@ -300,7 +302,7 @@ def features_materialize(as_of: str | None) -> None:
     moment = _moment(as_of) if as_of else None
     settings = Settings()
     try:
-        catalog = load_catalog(settings.feature_views_path)
+        catalog = load_catalog(settings.catalogs.feature_views_path)
     except FeatureCatalogError as error:
         raise click.ClickException(f"feature views: {error}") from None
 
@@ -330,7 +332,7 @@ async def _invalidate(settings: Settings, engine: AsyncEngine, tags: list[str]) 
     from dataintel.cache.store_tags import bump_tags
     from dataintel.platform import invalidate_shared
 
-    if settings.redis_url is None:
+    if settings.redis.url is None:
         await bump_tags(engine, tags)
     elif not await invalidate_shared(settings, tags):
         click.echo(
@@ -378,7 +380,7 @@ def rollups_build(names: tuple[str, ...], partitions: tuple[str, ...], full: boo
 
     settings = Settings()
     try:
-        catalog = load_catalog(settings.analytics_catalog_path)
+        catalog = load_catalog(settings.analytics.catalog_path)
     except AnalyticsCatalogError as error:
         raise click.ClickException(f"analytics catalog: {error}") from None
     unknown = [name for name in names if name not in catalog.rollups]
@@ -439,7 +441,7 @@ def cache_invalidate(tags: tuple[str, ...], everything: bool) -> None:
         raise click.UsageError("Name at least one tag, or --all.")
     settings = Settings()
     try:
-        catalog = load_catalog(settings.feature_views_path)
+        catalog = load_catalog(settings.catalogs.feature_views_path)
         entity_types = {view.entity_type for view in catalog.views}
     except FeatureCatalogError as error:
         raise click.ClickException(f"feature views: {error}") from None
@@ -450,7 +452,7 @@ def cache_invalidate(tags: tuple[str, ...], everything: bool) -> None:
             raise click.ClickException(problem)
 
     async def work(engine: AsyncEngine) -> None:
-        if settings.redis_url is None:
+        if settings.redis.url is None:
             await upgrade(engine)
         await _invalidate(settings, engine, chosen)
 
@@ -636,11 +638,11 @@ def users_create(
         # The command line issues no tokens, so it needs no configured signing secret.
         tokens = TokenCodec(
             secret=secrets.token_bytes(32),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            lifetime=timedelta(seconds=settings.jwt_lifetime_seconds),
-            leeway=timedelta(seconds=settings.jwt_leeway_seconds),
-            algorithms=frozenset(settings.jwt_algorithms),
+            issuer=settings.auth.jwt_issuer,
+            audience=settings.auth.jwt_audience,
+            lifetime=timedelta(seconds=settings.auth.jwt_lifetime_seconds),
+            leeway=timedelta(seconds=settings.auth.jwt_leeway_seconds),
+            algorithms=frozenset(settings.auth.jwt_algorithms),
         )
         service = SqlAuthService(engine, SqlAuditService(engine), tokens)
         return await service.create_user(OPERATOR, NewUser(email, display_name, password, roles))

@@ -42,9 +42,9 @@ class JobSystem:
 
 def saq_queue(settings: Settings) -> Queue:
     """The SAQ queue on Redis, on its own connections (dequeues block; the cache's must not)."""
-    if settings.redis_url is None:
+    if settings.redis.url is None:
         raise ValueError("the job queue needs DATAINTEL_REDIS_URL")
-    return Queue.from_url(settings.redis_url, name=settings.jobs_queue_name)
+    return Queue.from_url(settings.redis.url, name=settings.jobs.queue_name)
 
 
 def build_job_system(
@@ -53,22 +53,24 @@ def build_job_system(
     """The kinds, runner, dispatcher and service; SAQ for a worker or when Redis is chosen."""
     kinds = build_job_kinds(resources)
     store = JobStore(resources.store)
-    runner = JobRunner(store, kinds, settings.jobs_heartbeat_seconds)
+    runner = JobRunner(store, kinds, settings.jobs.heartbeat_seconds)
     dispatcher: JobDispatcher
     if worker or settings.jobs_use_redis:
         dispatcher = SaqDispatcher(saq_queue(settings), kinds)
     else:
-        dispatcher = EmbeddedDispatcher(runner, settings.jobs_concurrency)
+        dispatcher = EmbeddedDispatcher(runner, settings.jobs.concurrency)
     return JobSystem(kinds, runner, dispatcher, JobService(store, kinds, dispatcher))
 
 
 def download_signer(settings: Settings) -> DownloadSigner:
     """The signer of download URLs: its own key, else one derived from the JWT secret."""
     key: bytes | None = None
-    if settings.export_url_secret is not None:
-        key = settings.export_url_secret.get_secret_value().encode()
-    elif settings.jwt_secret is not None:
+    if settings.export.url_secret is not None:
+        key = settings.export.url_secret.get_secret_value().encode()
+    elif settings.auth.jwt_secret is not None:
         # A derived key, so that a download URL never doubles as anything signed with the JWT key.
-        secret = settings.jwt_secret.get_secret_value().encode()
+        secret = settings.auth.jwt_secret.get_secret_value().encode()
         key = hashlib.sha256(b"dataintel download urls\n" + secret).digest()
-    return DownloadSigner(key, settings.export_url_lifetime_seconds, settings.public_base_url)
+    return DownloadSigner(
+        key, settings.export.url_lifetime_seconds, settings.export.public_base_url
+    )

@@ -27,9 +27,9 @@ class Platform:
 def store_dependency(settings: Settings) -> Dependency:
     """The store's breaker and time budget, from the settings."""
     policy = DependencyPolicy(
-        timeout_seconds=settings.store_call_timeout_seconds,
-        fail_max=settings.store_breaker_failures,
-        reset_timeout_seconds=settings.store_breaker_reset_seconds,
+        timeout_seconds=settings.store.call_timeout_seconds,
+        fail_max=settings.store.breaker_failures,
+        reset_timeout_seconds=settings.store.breaker_reset_seconds,
     )
     return Dependency("store", "sql", policy, is_store_failure)
 
@@ -37,9 +37,9 @@ def store_dependency(settings: Settings) -> Dependency:
 def redis_dependency(settings: Settings) -> Dependency:
     """Redis's breaker and time budget, from the settings."""
     policy = DependencyPolicy(
-        timeout_seconds=settings.redis_call_timeout_seconds,
-        fail_max=settings.redis_breaker_failures,
-        reset_timeout_seconds=settings.redis_breaker_reset_seconds,
+        timeout_seconds=settings.redis.call_timeout_seconds,
+        fail_max=settings.redis.breaker_failures,
+        reset_timeout_seconds=settings.redis.breaker_reset_seconds,
     )
     return Dependency("redis", "redis", policy, is_redis_failure)
 
@@ -51,15 +51,15 @@ def build_platform(settings: Settings, engine: StoreEngine, redis: Redis | None)
     shared = None
     if redis is not None:
         guarded.append(redis_dependency(settings))
-        shared = SharedCache(redis, guarded[-1], settings.cache_key_prefix)
+        shared = SharedCache(redis, guarded[-1], settings.redis.key_prefix)
     cache = TwoLevelCache(
-        MemoryCache(settings.cache_memory_entries, settings.cache_memory_bytes),
+        MemoryCache(settings.cache.memory_entries, settings.cache.memory_bytes),
         shared,
-        enabled=settings.cache_enabled,
+        enabled=settings.cache.enabled,
     )
     return Platform(
         Dependencies(guarded),
-        GuardedEngine(engine, store, settings.store_batch_timeout_seconds),
+        GuardedEngine(engine, store, settings.store.batch_timeout_seconds),
         cache,
     )
 
@@ -70,7 +70,7 @@ async def invalidate_shared(settings: Settings, tags: Sequence[str]) -> bool:
     if redis is None:
         return False
     try:
-        shared = SharedCache(redis, redis_dependency(settings), settings.cache_key_prefix)
+        shared = SharedCache(redis, redis_dependency(settings), settings.redis.key_prefix)
         return await shared.bump(list(tags))
     finally:
         await redis.aclose()

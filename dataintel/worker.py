@@ -45,7 +45,7 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
     dispatcher = system.dispatcher
     assert isinstance(dispatcher, SaqDispatcher)
     timers: PartialTimersDict = {
-        "sweep": max(settings.jobs_sweep_seconds, 1),
+        "sweep": max(settings.jobs.sweep_seconds, 1),
         "worker_info": 5,
         "abort": 1,
         "schedule": 1,
@@ -56,16 +56,16 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
         concurrency=concurrency,
         timers=timers,
         dequeue_timeout=1.0,
-        shutdown_grace_period_s=settings.jobs_shutdown_grace_seconds,
+        shutdown_grace_period_s=settings.jobs.shutdown_grace_seconds,
         cancellation_hard_deadline_s=_CANCELLATION_DEADLINE_SECONDS,
     )
-    maintenance = JobMaintenance(system.service, settings.jobs_sweep_seconds)
+    maintenance = JobMaintenance(system.service, settings.jobs.sweep_seconds)
     try:
         await dispatcher.queue.connect()
         maintenance.start()
         _log.info(
             "worker started",
-            queue=settings.jobs_queue_name,
+            queue=settings.jobs.queue_name,
             concurrency=concurrency,
             kinds=[kind.name for kind in system.kinds],
         )

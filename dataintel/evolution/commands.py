@@ -208,7 +208,7 @@ def documents_check(
     )
     documents: dict[str, str] = {}
     if not no_registry:
-        if settings.redis_url is None:
+        if settings.redis.url is None:
             click.echo("DATAINTEL_REDIS_URL is not set: no registered documents to check", err=True)
         else:
             try:

@@ -24,19 +24,19 @@ class Batch:
 
 def read_batch(items: Sequence[Any], settings: Settings) -> Batch:
     """The batch in a JSON array; RequestRejected (400) when batches are off or it is too big."""
-    if not settings.batch_enabled:
+    if not settings.http.batch_enabled:
         raise RequestRejected([BadUserInputError("Batched requests are not enabled.")])
     if not items:
         raise RequestRejected([BadUserInputError("A batch must hold at least one request.")])
-    if len(items) > settings.batch_max_size:
+    if len(items) > settings.http.batch_max_size:
         raise RequestRejected(
             [
                 QueryTooComplexError(
-                    f"A batch may hold at most {settings.batch_max_size} requests.",
+                    f"A batch may hold at most {settings.http.batch_max_size} requests.",
                     details={
                         "limit": "batch",
                         "measured": len(items),
-                        "allowed": settings.batch_max_size,
+                        "allowed": settings.http.batch_max_size,
                     },
                 )
             ]

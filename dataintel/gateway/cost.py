@@ -291,7 +291,7 @@ class OperationCost:
     operation's analysis (built once per document and operation)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._max_cost = settings.max_cost
+        self._max_cost = settings.limits.max_cost
 
     def check(self, plan: CostPlan, variables: Mapping[str, Any] | None) -> int:
         """The operation's cost; raises DocumentRejected (QUERY_TOO_COMPLEX) beyond max_cost."""

@@ -88,11 +88,11 @@ class DocumentCache:
         """The cache and limits the settings configure."""
         return cls(
             schema,
-            size=settings.document_cache_size,
-            max_length=settings.max_query_length,
-            introspection=settings.introspection,
+            size=settings.graphql.document_cache_size,
+            max_length=settings.limits.max_query_length,
+            introspection=settings.graphql.introspection,
             limits=DocumentLimits.from_settings(settings),
-            max_errors=settings.max_errors,
+            max_errors=settings.limits.max_errors,
         )
 
     def __len__(self) -> int:

@@ -74,10 +74,10 @@ class OperationExecution:
 
     def __init__(self, schema: GraphQLSchema, settings: Settings) -> None:
         self._schema = schema
-        self._timeout = settings.request_timeout_seconds
-        self._max_errors = settings.max_errors
-        self.planned = PlannedExecution(schema, settings.document_cache_size)
-        self.planned_enabled = settings.planned_execution
+        self._timeout = settings.graphql.request_timeout_seconds
+        self._max_errors = settings.limits.max_errors
+        self.planned = PlannedExecution(schema, settings.graphql.document_cache_size)
+        self.planned_enabled = settings.graphql.planned_execution
         """Run operations from plans (docs/performance.md); off: graphql-core for all."""
 
     async def run(

@@ -44,14 +44,14 @@ class IntrospectionPolicy:
     """Anonymous viewers per introspection_anonymous; in production, only the listed roles."""
 
     def __init__(self, settings: Settings) -> None:
-        production = settings.environment == "production"
+        production = settings.server.environment == "production"
         self._roles_only = production
-        self._roles = frozenset(settings.introspection_roles)
-        anonymous = settings.introspection_anonymous
+        self._roles = frozenset(settings.graphql.introspection_roles)
+        anonymous = settings.graphql.introspection_anonymous
         self._anonymous = anonymous if anonymous is not None else not production
         # "Did you mean …?" names fields and types: where the schema is not open to the
         # viewer, the suggestions would leak it piece by piece.
-        self._never_suggest = production or not settings.introspection
+        self._never_suggest = production or not settings.graphql.introspection
 
     def allows(self, viewer: Viewer) -> bool:
         """Whether this viewer may run a document that introspects the schema."""

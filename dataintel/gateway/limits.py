@@ -60,12 +60,12 @@ class DocumentLimits:
     def from_settings(cls, settings: Settings) -> DocumentLimits:
         """The limits the settings configure."""
         return cls(
-            max_tokens=settings.max_tokens,
-            max_depth=settings.max_depth,
-            max_aliases=settings.max_aliases,
-            max_fields=settings.max_fields,
-            max_root_fields=settings.max_root_fields,
-            max_directives=settings.max_directives,
+            max_tokens=settings.limits.max_tokens,
+            max_depth=settings.limits.max_depth,
+            max_aliases=settings.limits.max_aliases,
+            max_fields=settings.limits.max_fields,
+            max_root_fields=settings.limits.max_root_fields,
+            max_directives=settings.limits.max_directives,
         )
 
 

@@ -152,13 +152,13 @@ class PersistedQueries:
         guard: Callable[[], Dependency | None] = lambda: None,
     ) -> None:
         self._documents = documents
-        self._apq = settings.automatic_persisted_queries
-        self._trusted_only = settings.trusted_documents_only
+        self._apq = settings.graphql.automatic_persisted_queries
+        self._trusted_only = settings.graphql.trusted_documents_only
         self.texts = DocumentTexts(
             redis,
-            size=settings.persisted_query_cache_size,
-            timeout_seconds=settings.redis_timeout_seconds,
-            apq_ttl_seconds=settings.persisted_query_ttl_seconds,
+            size=settings.graphql.persisted_query_cache_size,
+            timeout_seconds=settings.redis.call_timeout_seconds,
+            apq_ttl_seconds=settings.graphql.persisted_query_ttl_seconds,
             guard=guard,
         )
 

@@ -208,7 +208,7 @@ class RequestPipeline:
         self._usage = usage
         self._introspection = IntrospectionPolicy(settings)
         self.execution = OperationExecution(schema, settings)
-        self._max_errors = settings.max_errors
+        self._max_errors = settings.limits.max_errors
         self.observers = list(observers)
         self._stages: tuple[tuple[str, Stage], ...] = (
             ("authenticate", self._authenticate),

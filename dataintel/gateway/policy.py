@@ -190,7 +190,7 @@ class FieldGate:
             raise PolicyError(f"anonymous_roles names unknown roles: {unknown}")
         self._anonymous = (anonymous_roles, scopes_for(anonymous_roles))
         self._field_limiter = field_limiter
-        self._rate_limits_enabled = settings.rate_limit_enabled
+        self._rate_limits_enabled = settings.rate_limit.enabled
         self._audit = audit
         self.decisions = 0
         """Denial lists computed so far: a repeated document and viewer must not add to it."""

@@ -62,16 +62,16 @@ class CountStore:
     ) -> CountStore:
         """Counts in the app's Redis when it has one, through the app's connection pool."""
         storage = None
-        if redis is not None and settings.redis_url is not None:
+        if redis is not None and settings.redis.url is not None:
             # The app's pool carries its timeouts and retry policy, set to fail fast.
             options: dict[str, Any] = {"connection_pool": redis.connection_pool}
             storage = RedisStorage(
-                "async+" + settings.redis_url,
+                "async+" + settings.redis.url,
                 implementation="redispy",
-                key_prefix=f"{settings.cache_key_prefix}:ratelimit",
+                key_prefix=f"{settings.redis.key_prefix}:ratelimit",
                 **options,
             )
-        return cls(storage, guard, fail_open=settings.rate_limit_fail_open)
+        return cls(storage, guard, fail_open=settings.rate_limit.fail_open)
 
     def limiter(self, *, exact: bool, fail_open: bool | None = None) -> Limiter:
         """A limiter over this store: a moving window when exact, else a sliding counter."""
@@ -160,7 +160,7 @@ class RateLimits:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._use(CountStore(None, None, fail_open=settings.rate_limit_fail_open), None, None)
+        self._use(CountStore(None, None, fail_open=settings.rate_limit.fail_open), None, None)
 
     def _use(self, store: CountStore, redis: Redis | None, guard: Dependency | None) -> None:
         settings = self._settings
@@ -169,20 +169,20 @@ class RateLimits:
         """Counts @rateLimit fields: a moving window, failing open or closed per the settings."""
         # The per-client limit protects capacity, which a per-replica count protects too.
         self.clients = ClientRequestLimiter(
-            settings.rate_limit_requests,
-            settings.rate_limit_window_seconds,
-            redis=redis if settings.redis_url is not None else None,
+            settings.rate_limit.requests,
+            settings.rate_limit.window_seconds,
+            redis=redis if settings.redis.url is not None else None,
             guard=guard,
-            key_prefix=settings.cache_key_prefix,
-            sync_seconds=settings.rate_limit_sync_seconds,
-            local_share=settings.rate_limit_local_share,
+            key_prefix=settings.redis.key_prefix,
+            sync_seconds=settings.rate_limit.sync_seconds,
+            local_share=settings.rate_limit.local_share,
         )
         """Counts requests per client address: a sliding window counter, batched to Redis."""
 
     def connect(self, redis: Redis | None, guard: Dependency | None) -> None:
         """Counts in Redis from now on, when the app has one."""
         self._use(CountStore.from_settings(self._settings, redis, guard), redis, guard)
-        if self._settings.rate_limit_enabled and self._settings.rate_limit_requests > 0:
+        if self._settings.rate_limit.enabled and self._settings.rate_limit.requests > 0:
             self.clients.start()
 
     async def aclose(self) -> None:

@@ -43,7 +43,7 @@ class CsrfPrevention:
     @classmethod
     def from_settings(cls, settings: Settings) -> CsrfPrevention:
         """The rule as csrf_prevention and csrf_required_headers configure it."""
-        return cls(settings.csrf_required_headers, enabled=settings.csrf_prevention)
+        return cls(settings.http.csrf_required_headers, enabled=settings.http.csrf_prevention)
 
     def check(self, method: str, headers: Mapping[str, str]) -> None:
         """Raises RequestRejected (400) for a simple request without a required header."""

@@ -192,7 +192,7 @@ class GraphQLEndpoint:
         return _checked(params), ANY_OPERATION
 
     async def _body(self, request: Request) -> bytes:
-        limit = self._settings.max_body_bytes
+        limit = self._settings.http.max_body_bytes
         too_large = RequestRejected(
             [BadUserInputError(f"The body is larger than {limit} bytes.")], status=413
         )

@@ -56,9 +56,9 @@ class RequestRateLimitMiddleware:
         self._metrics = metrics
         self._rate_limits = rate_limits
         self._audit = audit
-        self._window = settings.rate_limit_window_seconds
-        self._graphql_path = settings.graphql_path
-        self._enabled = settings.rate_limit_enabled and settings.rate_limit_requests > 0
+        self._window = settings.rate_limit.window_seconds
+        self._graphql_path = settings.http.graphql_path
+        self._enabled = settings.rate_limit.enabled and settings.rate_limit.requests > 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._enabled or scope["path"] in EXEMPT_PATHS:

@@ -192,7 +192,7 @@ class RestEndpoint:
                 [BadUserInputError("Send the variables as a JSON object (application/json).")],
                 status=415,
             )
-        limit = self._settings.max_body_bytes
+        limit = self._settings.http.max_body_bytes
         body = bytearray()
         async for chunk in request.stream():
             body += chunk

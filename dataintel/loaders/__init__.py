@@ -46,5 +46,7 @@ class Loaders:
 def create_loaders(services: Services, settings: Settings) -> Loaders:
     """A fresh set of loaders, bound to the running event loop when first used."""
     return Loaders(
-        services, max_batch_size=settings.loader_max_batch_size, batch=settings.loader_batching
+        services,
+        max_batch_size=settings.graphql.loader_max_batch_size,
+        batch=settings.graphql.loader_batching,
     )

@@ -83,9 +83,9 @@ class GatewayMetrics:
     def __init__(self, settings: Settings) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
-        self.multiprocess_dir = settings.metrics_multiprocess_dir
-        self.operation_names = OperationNames(settings.metrics_max_operation_names)
-        self.routes = frozenset({settings.graphql_path, "/healthz", "/readyz", "/metrics"})
+        self.multiprocess_dir = settings.observability.metrics_multiprocess_dir
+        self.operation_names = OperationNames(settings.observability.metrics_max_operation_names)
+        self.routes = frozenset({settings.http.graphql_path, "/healthz", "/readyz", "/metrics"})
         r = self.registry
         self.build_info = Gauge(
             "dataintel_build_info",

@@ -21,13 +21,13 @@ def prepare_multiprocess_dir(settings: Settings) -> tuple[Path, bool] | None:
 
     Samples left by an earlier run would be added to this one's, so its files are removed.
     """
-    if settings.workers <= 1 and settings.metrics_multiprocess_dir is None:
+    if settings.server.workers <= 1 and settings.observability.metrics_multiprocess_dir is None:
         return None
-    made = settings.metrics_multiprocess_dir is None
+    made = settings.observability.metrics_multiprocess_dir is None
     directory = (
         Path(tempfile.mkdtemp(prefix="dataintel-metrics-"))
-        if settings.metrics_multiprocess_dir is None
-        else settings.metrics_multiprocess_dir
+        if settings.observability.metrics_multiprocess_dir is None
+        else settings.observability.metrics_multiprocess_dir
     )
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):

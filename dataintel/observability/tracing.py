@@ -90,10 +90,10 @@ class Tracing:
     @classmethod
     def from_settings(cls, settings: Settings) -> Tracing:
         """A provider exporting by OTLP when an endpoint is set; a disabled one otherwise."""
-        endpoint = settings.otel_exporter_otlp_traces_endpoint or (
-            settings.otel_exporter_otlp_endpoint
+        endpoint = settings.observability.otel_exporter_otlp_traces_endpoint or (
+            settings.observability.otel_exporter_otlp_endpoint
         )
-        if settings.otel_sdk_disabled or not endpoint:
+        if settings.observability.otel_sdk_disabled or not endpoint:
             return cls()
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -103,9 +103,15 @@ class Tracing:
 
         provider = TracerProvider(
             resource=Resource.create(
-                {"service.name": settings.otel_service_name, "service.version": __version__}
+                {
+                    "service.name": settings.observability.otel_service_name,
+                    "service.version": __version__,
+                }
             ),
-            sampler=_sampler(settings.otel_traces_sampler, settings.otel_traces_sampler_arg),
+            sampler=_sampler(
+                settings.observability.otel_traces_sampler,
+                settings.observability.otel_traces_sampler_arg,
+            ),
         )
         provider.add_span_processor(BatchSpanProcessor(_exporter(settings, endpoint)))
         return cls(provider)
@@ -178,7 +184,7 @@ def _sampler(name: str, argument: float) -> Any:
 def _exporter(settings: Settings, endpoint: str) -> Any:
     # The exporter reads its other standard variables itself (OTEL_EXPORTER_OTLP_HEADERS,
     # _TIMEOUT, _COMPRESSION, _CERTIFICATE): they only tune how it talks to the collector.
-    if settings.otel_exporter_otlp_protocol == "grpc":
+    if settings.observability.otel_exporter_otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
             OTLPSpanExporter as GrpcSpanExporter,
         )
@@ -186,7 +192,7 @@ def _exporter(settings: Settings, endpoint: str) -> Any:
         return GrpcSpanExporter(endpoint=endpoint)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    if settings.otel_exporter_otlp_traces_endpoint is None:
+    if settings.observability.otel_exporter_otlp_traces_endpoint is None:
         # The general endpoint is a base URL; the signal's path is added, as the spec says.
         endpoint = endpoint.rstrip("/") + "/v1/traces"
     return OTLPSpanExporter(endpoint=endpoint)

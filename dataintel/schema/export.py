@@ -99,7 +99,7 @@ class ExportMutation:
             dataset=str(input.dataset.value),
             format=input.format.name,  # type: ignore[arg-type]
             compression=input.compression.name,  # type: ignore[arg-type]
-            part_rows=input.part_rows if input.part_rows is not None else settings.export_part_rows,
+            part_rows=input.part_rows if input.part_rows is not None else settings.export.part_rows,
             columns=tuple(input.columns) if input.columns is not None else None,
             # Not an object: check_request answers BAD_USER_INPUT naming filter.
             filter=cast(Mapping[str, Any] | None, input.filter),

@@ -47,18 +47,18 @@ def export_service(resources: JobResources) -> ExportService:
         resources.storage,
         resources.audit,
         ExportLimits(
-            default_part_rows=settings.export_part_rows,
-            max_part_rows=settings.export_max_part_rows,
-            fetch_rows=settings.export_fetch_rows,
+            default_part_rows=settings.export.part_rows,
+            max_part_rows=settings.export.max_part_rows,
+            fetch_rows=settings.export.fetch_rows,
         ),
-        load_privacy_map(settings.privacy_map_path).suppressed,
+        load_privacy_map(settings.privacy.map_path).suppressed,
     )
 
 
 def build_job_kinds(resources: JobResources) -> JobKinds:
     """Every job kind, configured from the settings."""
     kinds = JobKinds()
-    kinds.register(probe_kind(resources.settings.jobs_heartbeat_timeout_seconds))
+    kinds.register(probe_kind(resources.settings.jobs.heartbeat_timeout_seconds))
     for kind in subject_request_kinds(resources):
         kinds.register(kind)
     kinds.register(export_kind(export_service(resources), resources.settings))

@@ -162,15 +162,15 @@ def _signing_keys(
 
 def signing_secret(settings: Settings) -> bytes:
     """The HS256 key: the configured one, or a random one per process outside production."""
-    if settings.jwt_secret is not None:
-        secret = settings.jwt_secret.get_secret_value().encode()
+    if settings.auth.jwt_secret is not None:
+        secret = settings.auth.jwt_secret.get_secret_value().encode()
         if len(secret) < _MINIMUM_SECRET_BYTES:
             raise ValueError(
                 f"DATAINTEL_JWT_SECRET must be at least {_MINIMUM_SECRET_BYTES} bytes long;"
                 " generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return secret
-    if settings.environment == "production":
+    if settings.server.environment == "production":
         raise SigningSecretMissingError(
             "DATAINTEL_JWT_SECRET is required when DATAINTEL_ENVIRONMENT=production: tokens"
             " signed with a per-process random secret stop working on restart and on other"
@@ -214,26 +214,26 @@ class TokenCodec:
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenCodec:
         """A codec configured by the jwt_* and jwks_* settings."""
-        algorithms = frozenset(settings.jwt_algorithms)
+        algorithms = frozenset(settings.auth.jwt_algorithms)
         keys = None
-        if settings.jwks_path is not None or settings.jwks_url is not None:
+        if settings.auth.jwks_path is not None or settings.auth.jwks_url is not None:
             keys = JsonWebKeys(
-                path=settings.jwks_path,
-                url=settings.jwks_url,
+                path=settings.auth.jwks_path,
+                url=settings.auth.jwks_url,
                 algorithms=algorithms,
-                lifetime_seconds=settings.jwks_cache_seconds,
-                timeout_seconds=settings.jwks_timeout_seconds,
+                lifetime_seconds=settings.auth.jwks_cache_seconds,
+                timeout_seconds=settings.auth.jwks_timeout_seconds,
             )
         return cls(
             secret=signing_secret(settings),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            lifetime=timedelta(seconds=settings.jwt_lifetime_seconds),
-            leeway=timedelta(seconds=settings.jwt_leeway_seconds),
+            issuer=settings.auth.jwt_issuer,
+            audience=settings.auth.jwt_audience,
+            lifetime=timedelta(seconds=settings.auth.jwt_lifetime_seconds),
+            leeway=timedelta(seconds=settings.auth.jwt_leeway_seconds),
             algorithms=algorithms,
             keys=keys,
-            external_issuer=settings.jwks_issuer,
-            roles_claim=settings.jwt_roles_claim,
+            external_issuer=settings.auth.jwks_issuer,
+            roles_claim=settings.auth.jwt_roles_claim,
         )
 
     def issue(self, subject: str, *, now: datetime | None = None) -> IssuedToken:

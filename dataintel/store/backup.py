@@ -20,7 +20,7 @@ class BackupError(Exception):
 
 def check_backup(settings: Settings, target: Path) -> None:
     """Raises BackupError unless the store is SQLite and ``target`` is a new file."""
-    if settings.sqlite_path is None:
+    if settings.store.sqlite_path is None:
         raise BackupError(
             "the store is PostgreSQL: back it up with pg_dump, e.g."
             " `pg_dump --format=custom --file=dataintel.dump DATABASE`"

@@ -18,8 +18,8 @@ _SUPPORTED_DRIVERS = frozenset(_ASYNC_DRIVERS.values())
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    """An engine for ``settings.database_url``, with the pragmas or pool of its dialect."""
-    url = store_url(settings.database_url)
+    """An engine for ``settings.store.database_url``, with the pragmas or pool of its dialect."""
+    url = store_url(settings.store.database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, settings)
     return _postgresql_engine(url, settings)
@@ -58,13 +58,13 @@ def _is_sqlite_memory(url: URL) -> bool:
 def _sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
     options: dict[str, Any] = {
         # sqlite3's timeout is the busy timeout: how long a writer waits for the lock.
-        "connect_args": {"timeout": settings.database_timeout_seconds},
+        "connect_args": {"timeout": settings.store.database_timeout_seconds},
     }
     if not _is_sqlite_memory(url):
         assert url.database is not None
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        options["pool_size"] = settings.database_pool_size
-        options["pool_timeout"] = settings.database_timeout_seconds
+        options["pool_size"] = settings.store.database_pool_size
+        options["pool_timeout"] = settings.store.database_timeout_seconds
     engine = create_async_engine(url, **options)
     sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -113,10 +113,10 @@ def _classify_lost_connections(context: ExceptionContext) -> None:
 
 
 def _postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
-    timeout = settings.database_timeout_seconds
+    timeout = settings.store.database_timeout_seconds
     engine = create_async_engine(
         url,
-        pool_size=settings.database_pool_size,
+        pool_size=settings.store.database_pool_size,
         pool_timeout=timeout,
         # A connection broken by a server restart is replaced instead of failing a request.
         pool_pre_ping=True,

@@ -22,7 +22,7 @@ QUERY = AnalyticsQuery(
 
 
 def test_refresh_is_off_by_default() -> None:
-    assert Settings().analytics_rollup_refresh_seconds == 0
+    assert Settings().analytics.rollup_refresh_seconds == 0
 
 
 async def source_of(settings: Settings) -> str:

@@ -23,7 +23,7 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("DATAINTEL_PORT", "9123")
     monkeypatch.setenv("DATAINTEL_REDIS_URL", "redis://127.0.0.1:1/0")
     settings = Settings()
-    assert settings.port == 9123
-    assert settings.redis_url == "redis://127.0.0.1:1/0"
+    assert settings.server.port == 9123
+    assert settings.redis.url == "redis://127.0.0.1:1/0"
     assert settings.graphiql_enabled is True
     assert Settings(environment="production").graphiql_enabled is False

@@ -12,11 +12,11 @@ def export_kind(service: ExportService, settings: Settings) -> JobKind:
     return JobKind(
         name=EXPORT_KIND,
         run=service.run,
-        timeout_seconds=settings.export_timeout_seconds,
+        timeout_seconds=settings.export.timeout_seconds,
         max_attempts=3,
         retry_delay_seconds=5.0,
         retry_backoff_max_seconds=300.0,
-        result_ttl_seconds=settings.export_retention_seconds,
-        heartbeat_timeout_seconds=settings.jobs_heartbeat_timeout_seconds,
+        result_ttl_seconds=settings.export.retention_seconds,
+        heartbeat_timeout_seconds=settings.jobs.heartbeat_timeout_seconds,
         cleanup=service.cleanup,
     )

@@ -44,19 +44,19 @@ def is_keyed_hash(value: str) -> bool:
 def privacy_key(settings: Settings) -> bytes:
     """The configured hmac key, else one derived from the JWT secret, else (outside
     production) the development key."""
-    if settings.privacy_hmac_key is not None:
-        key = settings.privacy_hmac_key.get_secret_value().encode()
+    if settings.privacy.hmac_key is not None:
+        key = settings.privacy.hmac_key.get_secret_value().encode()
         if len(key) < MINIMUM_KEY_BYTES:
             raise PrivacyKeyError(
                 f"DATAINTEL_PRIVACY_HMAC_KEY must be at least {MINIMUM_KEY_BYTES} bytes long;"
                 " generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return key
-    if settings.jwt_secret is not None:
+    if settings.auth.jwt_secret is not None:
         # A derived key, so that an erased value's hash never doubles as a token signature.
-        secret = settings.jwt_secret.get_secret_value().encode()
+        secret = settings.auth.jwt_secret.get_secret_value().encode()
         return hashlib.sha256(b"dataintel privacy hmac\n" + secret).digest()
-    if settings.environment == "production":
+    if settings.server.environment == "production":
         raise PrivacyKeyError(
             "DATAINTEL_PRIVACY_HMAC_KEY (or DATAINTEL_JWT_SECRET) is required when"
             " DATAINTEL_ENVIRONMENT=production: erasures write keyed hashes, and the development"

@@ -34,9 +34,9 @@ _RETRY_BACKOFF_MAX_SECONDS = 120.0
 def request_limits(settings: Settings) -> RequestLimits:
     """Deadlines and input limits of subject requests, from the settings."""
     return RequestLimits(
-        due_months=settings.subject_request_due_months,
-        max_extension_months=settings.subject_request_max_extension_months,
-        reason_max_length=settings.subject_request_reason_max_length,
+        due_months=settings.privacy.subject_request_due_months,
+        max_extension_months=settings.privacy.subject_request_max_extension_months,
+        reason_max_length=settings.privacy.subject_request_reason_max_length,
     )
 
 
@@ -47,7 +47,7 @@ def subject_request_kinds(resources: JobResources) -> tuple[JobKind, JobKind]:
     work = PrivacyWork(
         resources.engine,
         requests,
-        load_privacy_map(settings.privacy_map_path),
+        load_privacy_map(settings.privacy.map_path),
         privacy_key(settings),
         ReplicaInvalidator(resources.engine, resources.cache),
         resources.storage,
@@ -78,12 +78,12 @@ def subject_request_kinds(resources: JobResources) -> tuple[JobKind, JobKind]:
         return JobKind(
             name=name,
             run=run,
-            timeout_seconds=settings.subject_request_job_timeout_seconds,
+            timeout_seconds=settings.privacy.subject_request_job_timeout_seconds,
             max_attempts=_MAX_ATTEMPTS,
             retry_delay_seconds=_RETRY_DELAY_SECONDS,
             retry_backoff_max_seconds=_RETRY_BACKOFF_MAX_SECONDS,
-            result_ttl_seconds=settings.export_retention_seconds,
-            heartbeat_timeout_seconds=settings.jobs_heartbeat_timeout_seconds,
+            result_ttl_seconds=settings.export.retention_seconds,
+            heartbeat_timeout_seconds=settings.jobs.heartbeat_timeout_seconds,
             cleanup=cleanup,
         )
 

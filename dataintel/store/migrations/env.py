@@ -42,7 +42,7 @@ def _migrate_offline() -> None:
     from dataintel.settings import Settings
 
     context.configure(
-        url=Settings().database_url,
+        url=Settings().store.database_url,
         target_metadata=metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
