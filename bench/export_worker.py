@@ -44,7 +44,7 @@ class _Context:
 
 async def _export(url: str, directory: Path, export_format: str) -> Mapping[str, Any]:
     settings = Settings(database_url=url, log_level="warning")
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
         service = ExportService(
             engine,

@@ -65,6 +65,7 @@ from dataintel.services.features import SqlFeatureService, load_catalog
 from dataintel.services.job_kinds import JobResources, export_service
 from dataintel.services.jobs import EmbeddedDispatcher, JobMaintenance
 from dataintel.services.privacy import JobServiceDispatcher, SqlSubjectRequestService
+from dataintel.services.privacy.keyed_hash import privacy_key
 from dataintel.services.privacy.kinds import request_limits
 from dataintel.services.quality import SqlQualityService, load_checks
 from dataintel.services.reconciliation import SqlReconciliationService, load_comparisons
@@ -100,7 +101,9 @@ def build_services(
     schema_usage: SchemaUsageService | None = None,
 ) -> Services:
     """The services registry over the app's connections, their breakers and the cache."""
-    platform = platform or build_platform(settings, engine, redis)
+    platform = platform or build_platform(
+        settings.store, settings.redis, settings.cache, engine, redis
+    )
     probes: list[DependencyProbe] = [StoreProbe(engine)]
     if redis is not None:
         probes.append(RedisProbe(redis, required=settings.redis.required_for_readiness))
@@ -113,7 +116,7 @@ def build_services(
     )
     # First: a production start without a signing secret names that secret, not a later
     # consequence of it (the privacy key derives from it).
-    tokens = TokenCodec.from_settings(settings)
+    tokens = TokenCodec.from_settings(settings.auth, production=settings.production)
     audit = SqlAuditService(store)
     revocations: TokenRevocations = (
         MemoryTokenRevocations()
@@ -130,9 +133,20 @@ def build_services(
         lifetimes,
     )
     storage = FilesystemArtifactStorage(settings.export.dir)
-    resources = JobResources(settings, engine, store, storage, audit, analytics, cache)
-    jobs = build_job_system(settings, resources)
-    privacy = SqlSubjectRequestService(store, audit, request_limits(settings))
+    resources = JobResources(
+        settings.jobs,
+        settings.export,
+        settings.privacy,
+        privacy_key(settings.privacy, settings.auth, production=settings.production),
+        engine,
+        store,
+        storage,
+        audit,
+        analytics,
+        cache,
+    )
+    jobs = build_job_system(settings.jobs, settings.redis, resources)
+    privacy = SqlSubjectRequestService(store, audit, request_limits(settings.privacy))
     privacy.dispatcher = JobServiceDispatcher(jobs.service)
     return Services(
         status=ProbingStatusService(
@@ -154,7 +168,7 @@ def build_services(
         quality=SqlQualityService(store, load_checks(settings.catalogs.quality_checks_path)),
         jobs=jobs.service,
         artifacts=storage,
-        downloads=download_signer(settings),
+        downloads=download_signer(settings.export, settings.auth),
         privacy=privacy,
         export=export_service(resources),
     )
@@ -176,8 +190,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     schema = build_schema()
     graphql_schema = compiled_schema(schema)
     runtime: Runtime | None = None
-    tracing = Tracing.from_settings(settings)
-    metrics = GatewayMetrics(settings) if settings.observability.metrics_enabled else None
+    tracing = Tracing.from_settings(settings.observability)
+    metrics = (
+        GatewayMetrics(settings.observability, settings.http.graphql_path)
+        if settings.observability.metrics_enabled
+        else None
+    )
 
     def services() -> Services:
         if runtime is None:
@@ -187,7 +205,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     def cache() -> TwoLevelCache | None:
         return runtime.platform.cache if runtime is not None else None
 
-    rate_limits = RateLimits(settings)
+    rate_limits = RateLimits(settings.rate_limit, settings.redis)
     schema_usage = SchemaUsageRecorder(
         deprecated_coordinates(graphql_schema), enabled=settings.observability.schema_usage_enabled
     )
@@ -196,11 +214,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal runtime
-        engine = create_engine(settings)
-        redis = create_redis(settings)
+        engine = create_engine(settings.store)
+        redis = create_redis(settings.redis)
         tracing.instrument_engine(engine)
         tracing.instrument_redis(redis)
-        platform = build_platform(settings, engine, redis)
+        platform = build_platform(settings.store, settings.redis, settings.cache, engine, redis)
         if metrics is not None:
             metrics.watch_pool(engine)
             platform.cache.observer = metrics.on_cache
@@ -282,29 +300,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
             runtime = None
             _log.info("stopped", version=__version__)
 
-    documents = DocumentCache.from_settings(graphql_schema, settings)
+    documents = DocumentCache.from_settings(graphql_schema, settings.graphql, settings.limits)
     observers: list[PipelineObserver] = [TracingObserver()]
     if metrics is not None:
         observers.append(MetricsObserver(metrics))
     gate = FieldGate(
         graphql_schema,
-        settings,
+        settings.effective_anonymous_roles,
+        rate_limits_enabled=settings.rate_limit.enabled,
         field_limiter=lambda: rate_limits.fields,
         audit=security_audit,
     )
     pipeline = RequestPipeline(
         schema=graphql_schema,
-        settings=settings,
+        graphql=settings.graphql,
+        limits=settings.limits,
+        production=settings.production,
         documents=documents,
         persisted=PersistedQueries(
-            settings,
+            settings.graphql,
+            settings.redis,
             documents,
             lambda: runtime.redis if runtime is not None else None,
             lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
         ),
         authenticator=Authenticator(services),
         services=services,
-        cost=OperationCost(settings),
+        cost=OperationCost(settings.limits),
         analyzer=DocumentAnalyzer(graphql_schema, gate.table),
         gate=gate,
         responses=ResponseCache(
@@ -315,7 +337,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     endpoint = GraphQLEndpoint(
         pipeline,
-        settings,
+        settings.http,
         (lambda: graphiql_page(settings.http.graphql_path)) if settings.graphiql_enabled else None,
     )
     routes = [
@@ -329,7 +351,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     # REST beside GraphQL: the published operations, their OpenAPI document and /docs.
     published = published_operations(settings, schema._schema)
-    routes.extend(RestEndpoint(pipeline, settings, published).routes())
+    routes.extend(RestEndpoint(pipeline, settings.http, published).routes())
     openapi = build_openapi(settings, graphql_schema, published)
     routes.append(Route("/openapi.json", openapi_endpoint(openapi), methods=["GET"]))
     if settings.http.api_docs:
@@ -353,7 +375,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(RequestContextMiddleware),
             Middleware(
                 RequestRateLimitMiddleware,
-                settings=settings,
+                rate_limit=settings.rate_limit,
+                graphql_path=settings.http.graphql_path,
                 rate_limits=rate_limits,
                 audit=security_audit,
                 metrics=metrics,

@@ -46,7 +46,7 @@ def _run(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
         raise click.ClickException(str(error)) from None
 
     async def main() -> T:
-        engine = create_engine(settings)
+        engine = create_engine(settings.store)
         try:
             return await work(engine)
         finally:
@@ -128,7 +128,11 @@ def serve(
             await _materialize_when_empty(settings, engine)
 
     _run(settings, prepare)
-    shared_metrics = None if reload else prepare_multiprocess_dir(settings)
+    shared_metrics = (
+        None
+        if reload
+        else prepare_multiprocess_dir(settings.observability, settings.server.workers)
+    )
     try:
         if reload or settings.server.workers > 1:
             # uvicorn's supervisors build their own servers: no drain period, only uvicorn's
@@ -334,7 +338,7 @@ async def _invalidate(settings: Settings, engine: AsyncEngine, tags: list[str]) 
 
     if settings.redis.url is None:
         await bump_tags(engine, tags)
-    elif not await invalidate_shared(settings, tags):
+    elif not await invalidate_shared(settings.redis, tags):
         click.echo(
             "warning: Redis did not take the invalidation; replicas serve what they cached"
             " until its TTL",
@@ -571,7 +575,7 @@ def backup(destination: Path) -> None:
 
     settings = Settings()
     try:
-        check_backup(settings, destination)
+        check_backup(settings.store, destination)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
 
@@ -661,7 +665,7 @@ def _run_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
     from dataintel.cache.redis_connection import create_redis
 
     async def main() -> T:
-        client = create_redis(settings)
+        client = create_redis(settings.redis)
         if client is None:
             raise click.ClickException(
                 "DATAINTEL_REDIS_URL is not set: trusted documents live in Redis."
@@ -704,7 +708,9 @@ def documents_register(manifest: BinaryIO) -> None:
     try:
         parsed = parse_manifest(manifest.read())
         # The gateway's own document cache: the same rules as requests are checked by.
-        checker = DocumentCache.from_settings(build_graphql_schema(), settings)
+        checker = DocumentCache.from_settings(
+            build_graphql_schema(), settings.graphql, settings.limits
+        )
         problems = invalid_documents(parsed, checker)
         if problems:
             raise ManifestError(

@@ -11,7 +11,6 @@ from graphql import FieldNode
 from dataintel.errors import ForbiddenError, GatewayError
 from dataintel.loaders import Loaders
 from dataintel.services import Services
-from dataintel.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +81,14 @@ def unchecked_read(coordinate: str) -> GatewayError | None:
 
 @dataclass(slots=True)
 class RequestContext:
-    """Request id, viewer, a fresh loaders bundle, the app's services and settings."""
+    """Request id, viewer, a fresh loaders bundle and the app's services."""
 
     request_id: str
     viewer: Viewer
     loaders: Loaders
     services: Services
-    settings: Settings
+    max_page_size: int
+    """The largest page a list field gives, and the most ids `nodes` takes."""
     client_address: str | None = None
     client_name: str | None = None
     """The client application named by apollographql-client-name or graphql-client-name."""

@@ -58,11 +58,11 @@ def _store_problems(settings: Settings) -> list[str]:
 
 
 def _secret_problems(settings: Settings) -> list[str]:
-    if settings.auth.jwt_secret is None and settings.server.environment != "production":
+    if settings.auth.jwt_secret is None and not settings.production:
         # Development makes a random per-process secret; nothing to check.
         return []
     try:
-        signing_secret(settings)
+        signing_secret(settings.auth, production=settings.production)
     except (ValueError, SigningSecretMissingError) as error:
         return [str(error)]
     return []
@@ -73,7 +73,7 @@ def _privacy_key_problems(settings: Settings) -> list[str]:
         # Derived from the JWT secret (whose absence in production is named above).
         return []
     try:
-        privacy_key(settings)
+        privacy_key(settings.privacy, settings.auth, production=settings.production)
     except PrivacyKeyError as error:
         return [str(error)]
     return []
@@ -115,7 +115,7 @@ def _published_operation_problems(settings: Settings) -> list[str]:
 
 
 def _production_problems(settings: Settings) -> list[str]:
-    if settings.server.environment != "production" or settings.server.allow_unsafe_production:
+    if not settings.production or settings.server.allow_unsafe_production:
         return []
     unsafe = []
     if settings.effective_anonymous_roles:

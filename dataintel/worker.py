@@ -18,6 +18,7 @@ from dataintel.observability.logging import get_logger
 from dataintel.platform import build_platform
 from dataintel.services.job_kinds import JobResources
 from dataintel.services.jobs import RUN_JOB_FUNCTION, JobMaintenance, SaqDispatcher, saq_function
+from dataintel.services.privacy.keyed_hash import privacy_key
 from dataintel.settings import Settings
 
 _log = get_logger("dataintel.worker")
@@ -29,11 +30,14 @@ _CANCELLATION_DEADLINE_SECONDS = 10.0
 async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) -> None:
     """Runs jobs from the SAQ queue until a signal stops the worker (the caller disposes of
     the engine)."""
-    redis = create_redis(settings)
-    platform = build_platform(settings, engine, redis)
+    redis = create_redis(settings.redis)
+    platform = build_platform(settings.store, settings.redis, settings.cache, engine, redis)
     services = build_services(settings, engine, redis, platform)
     resources = JobResources(
-        settings,
+        settings.jobs,
+        settings.export,
+        settings.privacy,
+        privacy_key(settings.privacy, settings.auth, production=settings.production),
         engine,
         platform.store,
         services.artifacts,
@@ -41,7 +45,7 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
         services.analytics,
         platform.cache,
     )
-    system = build_job_system(settings, resources, worker=True)
+    system = build_job_system(settings.jobs, settings.redis, resources, worker=True)
     dispatcher = system.dispatcher
     assert isinstance(dispatcher, SaqDispatcher)
     timers: PartialTimersDict = {

@@ -138,7 +138,7 @@ async def _registered_documents(settings: Settings) -> dict[str, str]:
     from dataintel.cache.redis_connection import create_redis
     from dataintel.gateway.trusted_documents import TrustedDocumentRegistry
 
-    client = create_redis(settings)
+    client = create_redis(settings.redis)
     if client is None:
         return {}
     try:

@@ -48,7 +48,7 @@ from dataintel.gateway.response_cache import CachePolicy, ResponseCache
 from dataintel.loaders import create_loaders
 from dataintel.services import Services
 from dataintel.services.schema_usage import SchemaUsageService
-from dataintel.settings import Settings
+from dataintel.settings import GraphQLSettings, LimitsSettings
 
 JSON = "application/json"
 ANY_OPERATION = frozenset(OperationType)
@@ -183,7 +183,9 @@ class RequestPipeline:
         self,
         *,
         schema: GraphQLSchema,
-        settings: Settings,
+        graphql: GraphQLSettings,
+        limits: LimitsSettings,
+        production: bool,
         documents: DocumentCache,
         persisted: PersistedQueries,
         authenticator: Authenticates,
@@ -196,7 +198,8 @@ class RequestPipeline:
         observers: Sequence[PipelineObserver] = (),
     ) -> None:
         self.schema = schema
-        self.settings = settings
+        self.graphql = graphql
+        self.limits = limits
         self.documents = documents
         self.persisted = persisted
         self.analyzer = analyzer
@@ -206,9 +209,9 @@ class RequestPipeline:
         self._services = services
         self._responses = responses
         self._usage = usage
-        self._introspection = IntrospectionPolicy(settings)
-        self.execution = OperationExecution(schema, settings)
-        self._max_errors = settings.limits.max_errors
+        self._introspection = IntrospectionPolicy(graphql, production=production)
+        self.execution = OperationExecution(schema, graphql, max_errors=limits.max_errors)
+        self._max_errors = limits.max_errors
         self.observers = list(observers)
         self._stages: tuple[tuple[str, Stage], ...] = (
             ("authenticate", self._authenticate),
@@ -335,9 +338,9 @@ class RequestPipeline:
         context = RequestContext(
             request_id=state.input.request_id,
             viewer=viewer,
-            loaders=create_loaders(services, self.settings),
+            loaders=create_loaders(services, self.graphql),
             services=services,
-            settings=self.settings,
+            max_page_size=self.limits.max_page_size,
             client_address=state.input.client_address,
             client_name=state.input.client_name,
         )

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from starlette.middleware import Middleware
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from dataintel.settings import Settings
+    from dataintel.settings import ObservabilitySettings
 
 _INSTRUMENTATION = "dataintel"
 # Paths the orchestrator and Prometheus poll: a span per probe would drown the traces.
@@ -88,12 +88,12 @@ class Tracing:
         return self.provider is not None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Tracing:
+    def from_settings(cls, settings: ObservabilitySettings) -> Tracing:
         """A provider exporting by OTLP when an endpoint is set; a disabled one otherwise."""
-        endpoint = settings.observability.otel_exporter_otlp_traces_endpoint or (
-            settings.observability.otel_exporter_otlp_endpoint
+        endpoint = settings.otel_exporter_otlp_traces_endpoint or (
+            settings.otel_exporter_otlp_endpoint
         )
-        if settings.observability.otel_sdk_disabled or not endpoint:
+        if settings.otel_sdk_disabled or not endpoint:
             return cls()
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -104,13 +104,13 @@ class Tracing:
         provider = TracerProvider(
             resource=Resource.create(
                 {
-                    "service.name": settings.observability.otel_service_name,
+                    "service.name": settings.otel_service_name,
                     "service.version": __version__,
                 }
             ),
             sampler=_sampler(
-                settings.observability.otel_traces_sampler,
-                settings.observability.otel_traces_sampler_arg,
+                settings.otel_traces_sampler,
+                settings.otel_traces_sampler_arg,
             ),
         )
         provider.add_span_processor(BatchSpanProcessor(_exporter(settings, endpoint)))
@@ -181,10 +181,10 @@ def _sampler(name: str, argument: float) -> Any:
     return samplers[name]
 
 
-def _exporter(settings: Settings, endpoint: str) -> Any:
+def _exporter(settings: ObservabilitySettings, endpoint: str) -> Any:
     # The exporter reads its other standard variables itself (OTEL_EXPORTER_OTLP_HEADERS,
     # _TIMEOUT, _COMPRESSION, _CERTIFICATE): they only tune how it talks to the collector.
-    if settings.observability.otel_exporter_otlp_protocol == "grpc":
+    if settings.otel_exporter_otlp_protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
             OTLPSpanExporter as GrpcSpanExporter,
         )
@@ -192,7 +192,7 @@ def _exporter(settings: Settings, endpoint: str) -> Any:
         return GrpcSpanExporter(endpoint=endpoint)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    if settings.observability.otel_exporter_otlp_traces_endpoint is None:
+    if settings.otel_exporter_otlp_traces_endpoint is None:
         # The general endpoint is a base URL; the signal's path is added, as the spec says.
         endpoint = endpoint.rstrip("/") + "/v1/traces"
     return OTLPSpanExporter(endpoint=endpoint)

@@ -171,6 +171,12 @@ class JobsSettings(SettingsGroup):
         " them back to the queue.",
     )
 
+    def runs_on_redis(self, redis_url: str | None) -> bool:
+        """Whether jobs go through SAQ on Redis to worker processes."""
+        if self.queue is not None:
+            return self.queue == "redis"
+        return redis_url is not None
+
 
 class ExportSettings(SettingsGroup):
     """Export files: where they live, how they are cut, how long they and their links last."""

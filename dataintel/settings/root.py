@@ -85,9 +85,7 @@ class Settings(BaseModel):
     @classmethod
     def options(cls) -> Iterator[Option]:
         """Every option, group by group, in the order the groups declare them."""
-        for group_name, group_field in cls.model_fields.items():
-            group = group_field.annotation
-            assert isinstance(group, type) and issubclass(group, SettingsGroup)
+        for group_name, group in _groups():
             for name, field in group.model_fields.items():
                 yield Option(option_name(name, field), group_name, name, deprecated_options(field))
 
@@ -99,9 +97,7 @@ class Settings(BaseModel):
     @property
     def jobs_use_redis(self) -> bool:
         """Whether jobs go through SAQ on Redis to worker processes."""
-        if self.jobs.queue is not None:
-            return self.jobs.queue == "redis"
-        return self.redis.url is not None
+        return self.jobs.runs_on_redis(self.redis.url)
 
     @property
     def seeds_demo_data(self) -> bool:
@@ -136,6 +132,14 @@ def deprecated_variables(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     return found
 
 
+def _groups() -> Iterator[tuple[str, type[SettingsGroup]]]:
+    for name, field in Settings.model_fields.items():
+        group = field.annotation
+        assert isinstance(group, type)
+        assert issubclass(group, SettingsGroup)
+        yield name, group
+
+
 def _build_groups(options: Mapping[str, Any]) -> dict[str, SettingsGroup]:
     """Each group from the environment and the options given for it, errors all together.
 
@@ -152,9 +156,7 @@ def _build_groups(options: Mapping[str, Any]) -> dict[str, SettingsGroup]:
             continue
         given.setdefault(option.group, {})[option.field] = value
     groups: dict[str, SettingsGroup] = {}
-    for group_name, group_field in Settings.model_fields.items():
-        group = group_field.annotation
-        assert isinstance(group, type) and issubclass(group, SettingsGroup)
+    for group_name, group in _groups():
         try:
             groups[group_name] = group(**given.get(group_name, {}))
         except ValidationError as error:

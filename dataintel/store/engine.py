@@ -11,15 +11,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from dataintel.settings import Settings
+from dataintel.settings import StoreSettings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _SUPPORTED_DRIVERS = frozenset(_ASYNC_DRIVERS.values())
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """An engine for ``settings.store.database_url``, with the pragmas or pool of its dialect."""
-    url = store_url(settings.store.database_url)
+def create_engine(settings: StoreSettings) -> AsyncEngine:
+    """An engine for ``settings.database_url``, with the pragmas or pool of its dialect."""
+    url = store_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, settings)
     return _postgresql_engine(url, settings)
@@ -55,16 +55,16 @@ def _is_sqlite_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
-def _sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
+def _sqlite_engine(url: URL, settings: StoreSettings) -> AsyncEngine:
     options: dict[str, Any] = {
         # sqlite3's timeout is the busy timeout: how long a writer waits for the lock.
-        "connect_args": {"timeout": settings.store.database_timeout_seconds},
+        "connect_args": {"timeout": settings.database_timeout_seconds},
     }
     if not _is_sqlite_memory(url):
         assert url.database is not None
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        options["pool_size"] = settings.store.database_pool_size
-        options["pool_timeout"] = settings.store.database_timeout_seconds
+        options["pool_size"] = settings.database_pool_size
+        options["pool_timeout"] = settings.database_timeout_seconds
     engine = create_async_engine(url, **options)
     sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -112,11 +112,11 @@ def _classify_lost_connections(context: ExceptionContext) -> None:
         context.is_disconnect = True
 
 
-def _postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
-    timeout = settings.store.database_timeout_seconds
+def _postgresql_engine(url: URL, settings: StoreSettings) -> AsyncEngine:
+    timeout = settings.database_timeout_seconds
     engine = create_async_engine(
         url,
-        pool_size=settings.store.database_pool_size,
+        pool_size=settings.database_pool_size,
         pool_timeout=timeout,
         # A connection broken by a server restart is replaced instead of failing a request.
         pool_pre_ping=True,

@@ -72,7 +72,7 @@ class Recorder:
 @pytest.fixture
 async def pipeline(make_settings: SettingsFactory) -> AsyncIterator[RequestPipeline]:
     settings = make_settings(request_timeout_seconds=0.2, max_cost=5)
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     services = build_services(settings, engine, None)
     schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
     built = pipeline_over(schema, settings, services)

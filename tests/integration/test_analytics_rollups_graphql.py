@@ -47,7 +47,7 @@ async def test_a_built_rollup_answers_with_the_same_values(make_settings: Settin
     assert before["rollups"] == []
     assert before["rollupBuiltAt"] is None
 
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
         await refresh_rollups(engine, load_catalog())
     finally:

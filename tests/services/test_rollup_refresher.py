@@ -26,7 +26,7 @@ def test_refresh_is_off_by_default() -> None:
 
 
 async def source_of(settings: Settings) -> str:
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
         service = SqlAnalyticsService(engine, load_catalog(), rollups=True)
         return (await service.query(QUERY)).source

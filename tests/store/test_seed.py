@@ -40,7 +40,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 @asynccontextmanager
 async def engine_on(url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         yield engine
     finally:

@@ -30,7 +30,7 @@ async def _migrate_on_own_engine() -> None:
     from dataintel.settings import Settings
     from dataintel.store.engine import create_engine
 
-    engine = create_engine(Settings())
+    engine = create_engine(Settings().store)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_migrate)
