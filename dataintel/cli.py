@@ -23,7 +23,7 @@ from dataintel import __version__
 from dataintel.check_commands import quality, reconcile
 from dataintel.evolution.commands import documents_check, schema_diff
 from dataintel.preflight import ConfigurationError, describe_validation_error
-from dataintel.settings import Settings
+from dataintel.settings import Settings, deprecated_variables
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -72,6 +72,14 @@ class _Commands(click.Group):
             raise click.ClickException(describe_validation_error(error)) from None
 
 
+def _server_settings() -> Settings:
+    """The settings of a long-running process, warning of each deprecated variable set."""
+    settings = Settings()
+    for old, new in deprecated_variables(os.environ):
+        click.echo(f"warning: {old} is deprecated and read as {new}; set {new}", err=True)
+    return settings
+
+
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dataintel")
 def main() -> None:
@@ -113,7 +121,7 @@ def serve(
     for name, value in overrides.items():
         if value is not None:
             os.environ[f"DATAINTEL_{name.upper()}"] = str(value)
-    settings = Settings()
+    settings = _server_settings()
     # Everything is checked before the store is opened: a refused start writes nothing.
     check_settings(settings)
     configure_logging(settings.observability.log_format, settings.observability.log_level)
@@ -196,7 +204,7 @@ def worker(concurrency: int | None) -> None:
     from dataintel.observability.logging import configure_logging
     from dataintel.worker import run_worker
 
-    settings = Settings()
+    settings = _server_settings()
     if settings.redis.url is None:
         raise click.ClickException(
             "the worker takes jobs from Redis: set DATAINTEL_REDIS_URL (without Redis, the"
