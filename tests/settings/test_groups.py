@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr, ValidationError
 
+from dataintel.cache.redis_connection import create_redis
 from dataintel.cli import main
 from dataintel.context import RequestContext
 from dataintel.preflight import describe_validation_error
@@ -134,6 +135,18 @@ def test_the_default_redis_timeouts_are_the_ones_of_before() -> None:
     redis = Settings().redis
     assert (redis.call_timeout_seconds, redis.socket_timeout_seconds) == (0.25, 0.5)
     assert deprecated_variables({"DATAINTEL_REDIS_CALL_TIMEOUT_SECONDS": "1"}) == []
+
+
+async def test_the_redis_client_times_out_at_twice_the_call_budget() -> None:
+    client = create_redis(
+        Settings(redis_url="redis://127.0.0.1:1/0", redis_call_timeout_seconds=0.4).redis
+    )
+    assert client is not None
+    try:
+        options = client.connection_pool.connection_kwargs
+        assert (options["socket_timeout"], options["socket_connect_timeout"]) == (0.8, 0.8)
+    finally:
+        await client.aclose()
 
 
 def test_a_worker_warns_of_a_deprecated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
