@@ -123,7 +123,8 @@ class RedisSettings(SettingsGroup):
         "dataintel",
         min_length=1,
         validation_alias=env("cache_key_prefix"),
-        description="Prefix of every cache key and tag in Redis.",
+        description="Prefix of every key kept in Redis: cache entries and tags, rate-limit"
+        " counts, token revocations.",
     )
 
     @property
