@@ -107,6 +107,15 @@ def test_every_option_is_set_by_its_name_as_the_variable_would() -> None:
         assert value == expected, option.name
 
 
+def test_an_option_given_by_name_wins_over_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATAINTEL_CACHE_TTL_SECONDS", "7")
+    monkeypatch.setenv("DATAINTEL_REDIS_TIMEOUT_SECONDS", "0.9")
+    monkeypatch.setenv("DATAINTEL_MAX_DEPTH", "4")
+    settings = Settings(cache_ttl_seconds=5, redis_call_timeout_seconds=0.3, max_depth=3)
+    assert (settings.cache.ttl_seconds, settings.limits.max_depth) == (5, 3)
+    assert settings.redis.call_timeout_seconds == 0.3
+
+
 def test_every_released_variable_is_still_read() -> None:
     released = set(RELEASED.read_text().split())
     current = {option.variable for option in Settings.options()}
