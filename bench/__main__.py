@@ -58,7 +58,7 @@ query Dashboard {
 async def prepare_store(directory: Path) -> str:
     """A freshly migrated and seeded SQLite store for the run."""
     url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         await upgrade(engine)
         await seed(engine, 1)

@@ -41,7 +41,9 @@ async def audit_rows(directory: Path, entries: int, concurrency: int) -> list[tu
     rows: list[tuple[str, float]] = []
     for label in (PER_ENTRY, BATCHED):
         engine = create_engine(
-            Settings(database_url=f"sqlite+aiosqlite:///{directory / f'audit-{len(rows)}.db'}")
+            Settings(
+                database_url=f"sqlite+aiosqlite:///{directory / f'audit-{len(rows)}.db'}"
+            ).store
         )
         try:
             await upgrade(engine)

@@ -85,7 +85,7 @@ async def _warm(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
 @asynccontextmanager
 async def _store_down(app: Starlette, settings: Settings) -> AsyncIterator[None]:
     """Puts garbage where the SQLite store was, as a disk fault would, and back after."""
-    path = settings.sqlite_path
+    path = settings.store.sqlite_path
     assert path is not None
     kept = path.with_name(path.name + ".kept")
     engine = app.state.runtime.engine

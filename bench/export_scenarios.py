@@ -41,7 +41,7 @@ class ExportMeasurement:
 async def seeded_store(directory: Path, scale: int) -> str:
     """A store seeded at ``scale`` (10,000 orders per scale unit)."""
     url = f"sqlite+aiosqlite:///{directory / f'export-{scale}.db'}"
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         await upgrade(engine)
         await seed(engine, scale)

@@ -44,7 +44,7 @@ class _Context:
 
 async def _export(url: str, directory: Path, export_format: str) -> Mapping[str, Any]:
     settings = Settings(database_url=url, log_level="warning")
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
         service = ExportService(
             engine,
@@ -52,13 +52,13 @@ async def _export(url: str, directory: Path, export_format: str) -> Mapping[str,
             FilesystemArtifactStorage(directory),
             SqlAuditService(engine),
             ExportLimits(
-                default_part_rows=settings.export_part_rows,
-                max_part_rows=settings.export_max_part_rows,
-                fetch_rows=settings.export_fetch_rows,
+                default_part_rows=settings.export.part_rows,
+                max_part_rows=settings.export.max_part_rows,
+                fetch_rows=settings.export.fetch_rows,
             ),
-            load_privacy_map(settings.privacy_map_path).suppressed,
+            load_privacy_map(settings.privacy.map_path).suppressed,
         )
-        request = ExportRequest("orders", export_format, "NONE", settings.export_part_rows)  # type: ignore[arg-type]
+        request = ExportRequest("orders", export_format, "NONE", settings.export.part_rows)  # type: ignore[arg-type]
         async with engine.connect() as connection:
             await connection.exec_driver_sql("SELECT count(*) FROM orders")
         before = psutil.Process().memory_info().rss

@@ -233,7 +233,7 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
         )
         for _ in range(2):
             (await client.get(PATH, headers=HEADERS)).raise_for_status()
-    route = next(r for r in app.routes if getattr(r, "path", None) == settings.graphql_path)
+    route = next(r for r in app.routes if getattr(r, "path", None) == settings.http.graphql_path)
     endpoint: GraphQLEndpoint = route.endpoint.__self__
     pipeline: RequestPipeline = app.state.pipeline
     limiting = next(m for m in app.user_middleware if m.cls is RequestRateLimitMiddleware)

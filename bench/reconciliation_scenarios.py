@@ -37,7 +37,9 @@ class ReconciliationTiming:
 async def time_reconciliation(url: str, scale: int) -> ReconciliationTiming:
     """Runs the built-in comparison once on the store at ``url`` (seeded at ``scale``)."""
     engine = create_engine(
-        Settings(database_url=url, database_timeout_seconds=600, store_call_timeout_seconds=600)
+        Settings(
+            database_url=url, database_timeout_seconds=600, store_call_timeout_seconds=600
+        ).store
     )
     statements = 0
 

@@ -41,7 +41,7 @@ async def rollup_scenarios(
     """Query throughput rollup versus raw, (label, seconds) of the builds, and the built-in
     reconciliation on the same store."""
     url = f"sqlite+aiosqlite:///{directory / f'bench-scale-{scale}.db'}"
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     timings: list[tuple[str, float]] = []
     try:
         await upgrade(engine)

@@ -68,6 +68,7 @@ from dataintel.services.features import SqlFeatureService, load_catalog
 from dataintel.services.job_kinds import JobResources, export_service
 from dataintel.services.jobs import EmbeddedDispatcher, JobMaintenance
 from dataintel.services.privacy import JobServiceDispatcher, SqlSubjectRequestService
+from dataintel.services.privacy.keyed_hash import privacy_key
 from dataintel.services.privacy.kinds import request_limits
 from dataintel.services.quality import SqlQualityService, load_checks
 from dataintel.services.reconciliation import SqlReconciliationService, load_comparisons
@@ -108,49 +109,66 @@ def build_services(
     """The services registry over the app's connections, their breakers and the cache."""
     probes: list[DependencyProbe] = [StoreProbe(engine)]
     if redis is not None:
-        probes.append(RedisProbe(redis, required=settings.redis_required_for_readiness))
+        probes.append(RedisProbe(redis, required=settings.redis.required_for_readiness))
     store, cache = platform.store, platform.cache
     lifetimes = CacheLifetimes(
-        entities_seconds=settings.cache_ttl_seconds,
-        features_seconds=settings.cache_features_ttl_seconds,
-        analytics_seconds=settings.cache_analytics_ttl_seconds,
-        stale_seconds=settings.cache_stale_seconds,
+        entities_seconds=settings.cache.ttl_seconds,
+        features_seconds=settings.cache.features_ttl_seconds,
+        analytics_seconds=settings.cache.analytics_ttl_seconds,
+        stale_seconds=settings.cache.stale_seconds,
     )
     # First: a production start without a signing secret names that secret, not a later
     # consequence of it (the privacy key derives from it).
-    tokens = TokenCodec.from_settings(settings)
+    tokens = TokenCodec.from_settings(settings.auth, production=settings.production)
     audit = SqlAuditService(
         store,
-        queue_size=settings.audit_queue_size,
-        batch_size=settings.audit_batch_size,
+        queue_size=settings.auth.audit_queue_size,
+        batch_size=settings.auth.audit_batch_size,
         drops=drops,
     )
     revocations: TokenRevocations = (
         MemoryTokenRevocations()
         if redis is None
-        else RedisTokenRevocations(redis, platform.dependencies["redis"], settings.cache_key_prefix)
+        else RedisTokenRevocations(redis, platform.dependencies["redis"], settings.redis.key_prefix)
     )
     analytics = CachedAnalyticsService(
         SqlAnalyticsService(
             store,
-            load_analytics_catalog(settings.analytics_catalog_path),
-            rollups=settings.analytics_rollups,
+            load_analytics_catalog(settings.analytics.catalog_path),
+            rollups=settings.analytics.rollups,
         ),
         cache,
         lifetimes,
     )
-    storage = FilesystemArtifactStorage(settings.export_dir)
-    resources = JobResources(settings, engine, store, storage, audit, analytics, cache)
-    jobs = build_job_system(settings, resources)
-    privacy = SqlSubjectRequestService(store, audit, request_limits(settings))
+    storage = FilesystemArtifactStorage(settings.export.dir)
+    resources = JobResources(
+        settings.jobs,
+        settings.export,
+        settings.privacy,
+        privacy_key(settings.privacy, settings.auth, production=settings.production),
+        engine,
+        store,
+        storage,
+        audit,
+        analytics,
+        cache,
+    )
+    jobs = build_job_system(settings.jobs, settings.redis, resources)
+    privacy = SqlSubjectRequestService(store, audit, request_limits(settings.privacy))
     privacy.dispatcher = JobServiceDispatcher(jobs.service)
     return Services(
         status=ProbingStatusService(
-            __version__, probes, settings.readiness_timeout_seconds, platform.dependencies, drops
+            __version__,
+            probes,
+            settings.server.readiness_timeout_seconds,
+            platform.dependencies,
+            drops,
         ),
         commerce=CachedCommerceService(SqlCommerceService(store), cache, lifetimes),
         features=CachedFeatureService(
-            SqlFeatureService(store, load_catalog(settings.feature_views_path)), cache, lifetimes
+            SqlFeatureService(store, load_catalog(settings.catalogs.feature_views_path)),
+            cache,
+            lifetimes,
         ),
         analytics=analytics,
         auth=SqlAuthService(
@@ -158,18 +176,18 @@ def build_services(
             audit,
             tokens,
             revocations=revocations,
-            identities=IdentityCache(cache, settings.auth_identity_cache_seconds),
+            identities=IdentityCache(cache, settings.auth.identity_cache_seconds),
             drops=drops,
         ),
         audit=audit,
         schema_usage=schema_usage,
         reconciliation=SqlReconciliationService(
-            store, load_comparisons(settings.reconciliation_comparisons_path)
+            store, load_comparisons(settings.catalogs.reconciliation_comparisons_path)
         ),
-        quality=SqlQualityService(store, load_checks(settings.quality_checks_path)),
+        quality=SqlQualityService(store, load_checks(settings.catalogs.quality_checks_path)),
         jobs=jobs.service,
         artifacts=storage,
-        downloads=download_signer(settings),
+        downloads=download_signer(settings.export, settings.auth),
         privacy=privacy,
         export=export_service(resources),
     )
@@ -187,12 +205,16 @@ async def _bounded(step: str, closing: Awaitable[object], seconds: float) -> Non
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app: routes, middleware and the lifespan that opens the store and Redis."""
     settings = settings or Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
     schema = build_schema()
     graphql_schema = compiled_schema(schema)
     runtime: Runtime | None = None
-    tracing = Tracing.from_settings(settings)
-    metrics = GatewayMetrics(settings) if settings.metrics_enabled else None
+    tracing = Tracing.from_settings(settings.observability)
+    metrics = (
+        GatewayMetrics(settings.observability, settings.http.graphql_path)
+        if settings.observability.metrics_enabled
+        else None
+    )
     drops = Drops()
     if metrics is not None:
         metrics.watch_drops(drops)
@@ -205,20 +227,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     def cache() -> TwoLevelCache | None:
         return runtime.platform.cache if runtime is not None else None
 
-    rate_limits = RateLimits(settings)
+    rate_limits = RateLimits(settings.rate_limit, settings.redis)
     schema_usage = SchemaUsageRecorder(
-        deprecated_coordinates(graphql_schema), enabled=settings.schema_usage_enabled
+        deprecated_coordinates(graphql_schema), enabled=settings.observability.schema_usage_enabled
     )
     security_audit = SecurityAudit(lambda: runtime.services.audit if runtime else None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal runtime
-        engine = create_engine(settings)
-        redis = create_redis(settings)
+        engine = create_engine(settings.store)
+        redis = create_redis(settings.redis)
         tracing.instrument_engine(engine)
         tracing.instrument_redis(redis)
-        platform = build_platform(settings, engine, redis)
+        platform = build_platform(settings.store, settings.redis, settings.cache, engine, redis)
         if metrics is not None:
             metrics.watch_pool(engine)
             platform.cache.observer = metrics.on_cache
@@ -234,31 +256,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.runtime = runtime
         rate_limits.connect(redis, platform.dependencies.get("redis"))
         feed = None
-        if redis is not None and settings.cache_enabled:
+        if redis is not None and settings.cache.enabled:
             # Every replica's bumps reach this process's in-process level as messages.
             feed = InvalidationFeed(
                 redis,
                 platform.cache,
-                heartbeat_seconds=settings.cache_invalidation_heartbeat_seconds,
+                heartbeat_seconds=settings.cache.invalidation_heartbeat_seconds,
             )
             feed.start()
         app.state.invalidation_feed = feed
         poller = None
-        if redis is None and settings.cache_enabled and settings.cache_tag_poll_seconds > 0:
+        if redis is None and settings.cache.enabled and settings.cache.tag_poll_seconds > 0:
             # Without Redis, the store carries the CLI's invalidations to this process.
-            poller = TagPoller(engine, platform.cache, settings.cache_tag_poll_seconds)
+            poller = TagPoller(engine, platform.cache, settings.cache.tag_poll_seconds)
             poller.start()
         refresher = None
-        if settings.analytics_rollup_refresh_seconds > 0:
+        if settings.analytics.rollup_refresh_seconds > 0:
             refresher = RollupRefresher(
                 engine,
                 runtime.services.analytics.catalog,
-                settings.analytics_rollup_refresh_seconds,
+                settings.analytics.rollup_refresh_seconds,
             )
             refresher.start()
-        flushing = asyncio.create_task(schema_usage.run(settings.schema_usage_flush_seconds))
+        flushing = asyncio.create_task(
+            schema_usage.run(settings.observability.schema_usage_flush_seconds)
+        )
         jobs = runtime.services.jobs
-        job_maintenance = JobMaintenance(jobs, settings.jobs_sweep_seconds)
+        job_maintenance = JobMaintenance(jobs, settings.jobs.sweep_seconds)
         job_maintenance.start()
         if isinstance(jobs.dispatcher, EmbeddedDispatcher):
             # Jobs queued before a restart of an embedded server are picked up again; a store
@@ -273,7 +297,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             # Each step is bounded: one that hangs (a half-closed socket) is logged and left,
             # so a drained replica still exits and frees its slot.
-            step = settings.shutdown_timeout_seconds
+            step = settings.server.shutdown_timeout_seconds
             await _bounded("job maintenance", job_maintenance.aclose(), step)
             await _bounded("job dispatcher", jobs.dispatcher.aclose(), step)
             if poller is not None:
@@ -300,43 +324,49 @@ def create_app(settings: Settings | None = None) -> Starlette:
             runtime = None
             _log.info("stopped", version=__version__)
 
-    documents = DocumentCache.from_settings(graphql_schema, settings)
+    documents = DocumentCache.from_settings(graphql_schema, settings.graphql, settings.limits)
     observers: list[PipelineObserver] = [TracingObserver()]
     if metrics is not None:
         observers.append(MetricsObserver(metrics))
     gate = FieldGate(
         graphql_schema,
-        settings,
+        settings.effective_anonymous_roles,
+        rate_limits_enabled=settings.rate_limit.enabled,
         field_limiter=lambda: rate_limits.fields,
         audit=security_audit,
     )
     pipeline = RequestPipeline(
         schema=graphql_schema,
-        settings=settings,
+        graphql=settings.graphql,
+        limits=settings.limits,
+        production=settings.production,
         documents=documents,
         persisted=PersistedQueries(
-            settings,
+            settings.graphql,
+            settings.redis,
             documents,
             lambda: runtime.redis if runtime is not None else None,
             lambda: runtime.platform.dependencies.get("redis") if runtime is not None else None,
             drops,
         ),
         authenticator=Authenticator(services),
-        contexts=RequestContexts(services, settings),
-        cost=OperationCost(settings),
+        contexts=RequestContexts(services, settings.graphql, settings.limits.max_page_size),
+        cost=OperationCost(settings.limits),
         analyzer=DocumentAnalyzer(graphql_schema, gate.table),
         gate=gate,
-        responses=ResponseCache(graphql_schema, cache, enabled=settings.response_cache_enabled),
+        responses=ResponseCache(
+            graphql_schema, cache, enabled=settings.cache.response_cache_enabled
+        ),
         usage=schema_usage,
         observers=observers,
     )
     endpoint = GraphQLEndpoint(
         pipeline,
-        settings,
-        (lambda: graphiql_page(settings.graphql_path)) if settings.graphiql_enabled else None,
+        settings.http,
+        (lambda: graphiql_page(settings.http.graphql_path)) if settings.graphiql_enabled else None,
     )
     routes = [
-        Route(settings.graphql_path, endpoint.handle, methods=["GET", "POST"]),
+        Route(settings.http.graphql_path, endpoint.handle, methods=["GET", "POST"]),
         Route("/healthz", liveness, methods=["GET"]),
         Route(
             "/exports/{job_id}/parts/{number}", download_endpoint(services), methods=["GET", "HEAD"]
@@ -346,14 +376,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     # REST beside GraphQL: the published operations, their OpenAPI document and /docs.
     published = published_operations(settings, graphql_schema)
-    routes.extend(RestEndpoint(pipeline, settings, published).routes())
+    routes.extend(RestEndpoint(pipeline, settings.http, published).routes())
     openapi = build_openapi(settings, graphql_schema, published)
     routes.append(Route("/openapi.json", openapi_endpoint(openapi), methods=["GET"]))
-    if settings.api_docs:
+    if settings.http.api_docs:
         routes.append(Route("/docs", api_docs, methods=["GET"]))
         routes.append(api_docs_static_mount())
     if metrics is not None:
-        token = settings.metrics_bearer_token
+        token = settings.observability.metrics_bearer_token
         routes.append(
             Route(
                 "/metrics",
@@ -370,7 +400,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(RequestContextMiddleware),
             Middleware(
                 RequestRateLimitMiddleware,
-                settings=settings,
+                rate_limit=settings.rate_limit,
+                graphql_path=settings.http.graphql_path,
                 rate_limits=rate_limits,
                 audit=security_audit,
                 metrics=metrics,

@@ -91,7 +91,7 @@ def reconcile_run(comparison: str | None, sample_size: int | None) -> None:
 
     settings = Settings()
     try:
-        comparisons = load_comparisons(settings.reconciliation_comparisons_path)
+        comparisons = load_comparisons(settings.catalogs.reconciliation_comparisons_path)
     except ComparisonCatalogError as error:
         raise click.ClickException(f"comparisons: {error}") from None
     if comparison is not None and comparison not in comparisons:
@@ -161,7 +161,7 @@ def quality_run(check_ids: tuple[str, ...], dataset: str | None, tag: str | None
 
     settings = Settings()
     try:
-        checks = load_checks(settings.quality_checks_path)
+        checks = load_checks(settings.catalogs.quality_checks_path)
     except QualityCatalogError as error:
         raise click.ClickException(f"quality checks: {error}") from None
     selection = CheckSelection(check_ids or None, dataset, tag)

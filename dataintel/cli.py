@@ -26,12 +26,20 @@ from dataintel.derived_data_commands import analytics, cache, features, material
 from dataintel.document_commands import documents
 from dataintel.evolution.commands import schema_diff
 from dataintel.preflight import ConfigurationError, describe_validation_error
-from dataintel.settings import Settings
+from dataintel.settings import Settings, deprecated_variables
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from dataintel.store.seed import SeedSummary
+
+
+def _server_settings() -> Settings:
+    """The settings of a long-running process, warning of each deprecated variable set."""
+    settings = Settings()
+    for old, new in deprecated_variables(os.environ):
+        click.echo(f"warning: {old} is deprecated and read as {new}; set {new}", err=True)
+    return settings
 
 
 class _Commands(click.Group):
@@ -87,37 +95,41 @@ def serve(
     for name, value in overrides.items():
         if value is not None:
             os.environ[f"DATAINTEL_{name.upper()}"] = str(value)
-    settings = Settings()
+    settings = _server_settings()
     # Everything is checked before the store is opened: a refused start writes nothing.
     check_settings(settings)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
 
     async def prepare(engine: AsyncEngine) -> None:
-        if settings.auto_migrate:
+        if settings.store.auto_migrate:
             await upgrade(engine)
         if settings.seeds_demo_data and not await is_seeded(engine):
-            click.echo(f"Seeding the demo data (scale {settings.seed_scale})...", err=True)
-            await seed(engine, settings.seed_scale)
+            click.echo(f"Seeding the demo data (scale {settings.store.seed_scale})...", err=True)
+            await seed(engine, settings.store.seed_scale)
         if settings.seeds_demo_data:
             await materialize_when_empty(settings, engine)
 
     run_on_store(settings, prepare)
-    shared_metrics = None if reload else prepare_multiprocess_dir(settings)
+    shared_metrics = (
+        None
+        if reload
+        else prepare_multiprocess_dir(settings.observability, settings.server.workers)
+    )
     try:
-        if reload or settings.workers > 1:
+        if reload or settings.server.workers > 1:
             # uvicorn's supervisors build their own servers: no drain period, only uvicorn's
             # graceful shutdown (docs/operations.md: one worker per container).
             uvicorn.run(
                 "dataintel.app:create_app_from_environment",
                 factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=None if reload else settings.workers,
+                host=settings.server.host,
+                port=settings.server.port,
+                workers=None if reload else settings.server.workers,
                 reload=reload,
                 log_config=None,
                 access_log=False,
                 lifespan="on",
-                timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+                timeout_graceful_shutdown=max(1, round(settings.server.shutdown_timeout_seconds)),
             )
         else:
             _serve_draining(settings)
@@ -135,14 +147,14 @@ def _serve_draining(settings: Settings) -> None:
     config = uvicorn.Config(
         "dataintel.app:create_app_from_environment",
         factory=True,
-        host=settings.host,
-        port=settings.port,
+        host=settings.server.host,
+        port=settings.server.port,
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+        timeout_graceful_shutdown=max(1, round(settings.server.shutdown_timeout_seconds)),
     )
-    server = DrainingServer(config, settings.shutdown_drain_seconds)
+    server = DrainingServer(config, settings.server.shutdown_drain_seconds)
     # uvicorn raises a caught SIGINT again once shut down, as uvicorn.run expects.
     with suppress(KeyboardInterrupt):
         server.run()
@@ -166,16 +178,16 @@ def worker(concurrency: int | None) -> None:
     from dataintel.observability.logging import configure_logging
     from dataintel.worker import run_worker
 
-    settings = Settings()
-    if settings.redis_url is None:
+    settings = _server_settings()
+    if settings.redis.url is None:
         raise click.ClickException(
             "the worker takes jobs from Redis: set DATAINTEL_REDIS_URL (without Redis, the"
             " server runs jobs itself)"
         )
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
 
     async def work(engine: AsyncEngine) -> None:
-        await run_worker(settings, engine, concurrency or settings.jobs_concurrency)
+        await run_worker(settings, engine, concurrency or settings.jobs.concurrency)
 
     run_on_store(settings, work)
 
@@ -344,7 +356,7 @@ def backup(destination: Path) -> None:
 
     settings = Settings()
     try:
-        check_backup(settings, destination)
+        check_backup(settings.store, destination)
     except BackupError as error:
         raise click.ClickException(str(error)) from None
 
@@ -411,11 +423,11 @@ def users_create(
         # The command line issues no tokens, so it needs no configured signing secret.
         tokens = TokenCodec(
             secret=secrets.token_bytes(32),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            lifetime=timedelta(seconds=settings.jwt_lifetime_seconds),
-            leeway=timedelta(seconds=settings.jwt_leeway_seconds),
-            algorithms=frozenset(settings.jwt_algorithms),
+            issuer=settings.auth.jwt_issuer,
+            audience=settings.auth.jwt_audience,
+            lifetime=timedelta(seconds=settings.auth.jwt_lifetime_seconds),
+            leeway=timedelta(seconds=settings.auth.jwt_leeway_seconds),
+            algorithms=frozenset(settings.auth.jwt_algorithms),
         )
         service = SqlAuthService(engine, SqlAuditService(engine), tokens)
         return await service.create_user(OPERATOR, NewUser(email, display_name, password, roles))

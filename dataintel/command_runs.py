@@ -27,12 +27,12 @@ def run_on_store(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]
     from dataintel.store.engine import create_engine, store_url
 
     try:
-        store_url(settings.database_url)
+        store_url(settings.store.database_url)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
 
     async def main() -> T:
-        engine = create_engine(settings)
+        engine = create_engine(settings.store)
         try:
             return await work(engine)
         finally:
@@ -41,7 +41,9 @@ def run_on_store(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]
     try:
         return asyncio.run(main())
     except STORE_FAILURES as error:
-        raise click.ClickException(describe_store_failure(error, settings.database_url)) from None
+        raise click.ClickException(
+            describe_store_failure(error, settings.store.database_url)
+        ) from None
 
 
 def run_on_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
@@ -51,7 +53,7 @@ def run_on_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T
     from dataintel.cache.redis_connection import create_redis
 
     async def main() -> T:
-        client = create_redis(settings)
+        client = create_redis(settings.redis)
         if client is None:
             raise click.ClickException(
                 "DATAINTEL_REDIS_URL is not set: trusted documents live in Redis."
@@ -74,9 +76,9 @@ async def invalidate_everywhere(settings: Settings, engine: AsyncEngine, tags: l
     from dataintel.cache.store_tags import bump_tags
     from dataintel.platform import invalidate_shared
 
-    if settings.redis_url is None:
+    if settings.redis.url is None:
         await bump_tags(engine, tags)
-    elif not await invalidate_shared(settings, tags):
+    elif not await invalidate_shared(settings.redis, tags):
         click.echo(
             "warning: Redis did not take the invalidation; replicas serve what they cached"
             " until its TTL",

@@ -11,7 +11,7 @@ from graphql import FieldNode
 from dataintel.errors import ForbiddenError, GatewayError
 from dataintel.loaders import Loaders, create_loaders
 from dataintel.services import Services
-from dataintel.settings import Settings
+from dataintel.settings import GraphQLSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +82,14 @@ def unchecked_read(coordinate: str) -> GatewayError | None:
 
 @dataclass(slots=True)
 class RequestContext:
-    """Request id, viewer, a fresh loaders bundle, the app's services and settings."""
+    """Request id, viewer, a fresh loaders bundle and the app's services."""
 
     request_id: str
     viewer: Viewer
     loaders: Loaders
     services: Services
-    settings: Settings
+    max_page_size: int
+    """The largest page a list field gives, and the most ids `nodes` takes."""
     client_address: str | None = None
     client_name: str | None = None
     """The client application named by apollographql-client-name or graphql-client-name."""
@@ -103,9 +104,12 @@ class RequestContext:
 class RequestContexts:
     """Builds each request's context over the app's services, with fresh loaders every time."""
 
-    def __init__(self, services: Callable[[], Services], settings: Settings) -> None:
+    def __init__(
+        self, services: Callable[[], Services], graphql: GraphQLSettings, max_page_size: int
+    ) -> None:
         self._services = services
-        self._settings = settings
+        self._graphql = graphql
+        self._max_page_size = max_page_size
 
     def new(
         self,
@@ -119,9 +123,9 @@ class RequestContexts:
         return RequestContext(
             request_id=request_id,
             viewer=viewer,
-            loaders=create_loaders(services, self._settings),
+            loaders=create_loaders(services, self._graphql),
             services=services,
-            settings=self._settings,
+            max_page_size=self._max_page_size,
             client_address=client_address,
             client_name=client_name,
         )

@@ -25,7 +25,7 @@ async def materialize_when_empty(settings: Settings, engine: AsyncEngine) -> Non
     from dataintel.cache import features_tag
     from dataintel.services.features import SqlFeatureService, load_catalog
 
-    service = SqlFeatureService(engine, load_catalog(settings.feature_views_path))
+    service = SqlFeatureService(engine, load_catalog(settings.catalogs.feature_views_path))
     if not await service.has_values():
         click.echo("Materializing the feature views...", err=True)
         await service.materialize()
@@ -65,7 +65,7 @@ def features_materialize(as_of: str | None) -> None:
     moment = _moment(as_of) if as_of else None
     settings = Settings()
     try:
-        catalog = load_catalog(settings.feature_views_path)
+        catalog = load_catalog(settings.catalogs.feature_views_path)
     except FeatureCatalogError as error:
         raise click.ClickException(f"feature views: {error}") from None
 
@@ -125,7 +125,7 @@ def rollups_build(names: tuple[str, ...], partitions: tuple[str, ...], full: boo
 
     settings = Settings()
     try:
-        catalog = load_catalog(settings.analytics_catalog_path)
+        catalog = load_catalog(settings.analytics.catalog_path)
     except AnalyticsCatalogError as error:
         raise click.ClickException(f"analytics catalog: {error}") from None
     unknown = [name for name in names if name not in catalog.rollups]
@@ -186,7 +186,7 @@ def cacheinvalidate_everywhere(tags: tuple[str, ...], everything: bool) -> None:
         raise click.UsageError("Name at least one tag, or --all.")
     settings = Settings()
     try:
-        catalog = load_catalog(settings.feature_views_path)
+        catalog = load_catalog(settings.catalogs.feature_views_path)
         entity_types = {view.entity_type for view in catalog.views}
     except FeatureCatalogError as error:
         raise click.ClickException(f"feature views: {error}") from None
@@ -197,7 +197,7 @@ def cacheinvalidate_everywhere(tags: tuple[str, ...], everything: bool) -> None:
             raise click.ClickException(problem)
 
     async def work(engine: AsyncEngine) -> None:
-        if settings.redis_url is None:
+        if settings.redis.url is None:
             await upgrade(engine)
         await invalidate_everywhere(settings, engine, chosen)
 

@@ -42,7 +42,9 @@ def documents_register(manifest: BinaryIO) -> None:
     try:
         parsed = parse_manifest(manifest.read())
         # The gateway's own document cache: the same rules as requests are checked by.
-        checker = DocumentCache.from_settings(build_graphql_schema(), settings)
+        checker = DocumentCache.from_settings(
+            build_graphql_schema(), settings.graphql, settings.limits
+        )
         problems = invalid_documents(parsed, checker)
         if problems:
             raise ManifestError(

@@ -22,7 +22,7 @@ from dataintel.services.jobs import (
     JobStore,
     SaqDispatcher,
 )
-from dataintel.settings import Settings
+from dataintel.settings import AuthSettings, ExportSettings, JobsSettings, RedisSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,35 +40,39 @@ class JobSystem:
         return isinstance(self.dispatcher, EmbeddedDispatcher)
 
 
-def saq_queue(settings: Settings) -> Queue:
+def saq_queue(redis: RedisSettings, jobs: JobsSettings) -> Queue:
     """The SAQ queue on Redis, on its own connections (dequeues block; the cache's must not)."""
-    if settings.redis_url is None:
+    if redis.url is None:
         raise ValueError("the job queue needs DATAINTEL_REDIS_URL")
-    return Queue.from_url(settings.redis_url, name=settings.jobs_queue_name)
+    return Queue.from_url(redis.url, name=jobs.queue_name)
 
 
 def build_job_system(
-    settings: Settings, resources: JobResources, *, worker: bool = False
+    jobs: JobsSettings,
+    redis: RedisSettings,
+    resources: JobResources,
+    *,
+    worker: bool = False,
 ) -> JobSystem:
     """The kinds, runner, dispatcher and service; SAQ for a worker or when Redis is chosen."""
     kinds = build_job_kinds(resources)
     store = JobStore(resources.store)
-    runner = JobRunner(store, kinds, settings.jobs_heartbeat_seconds)
+    runner = JobRunner(store, kinds, jobs.heartbeat_seconds)
     dispatcher: JobDispatcher
-    if worker or settings.jobs_use_redis:
-        dispatcher = SaqDispatcher(saq_queue(settings), kinds)
+    if worker or jobs.runs_on_redis(redis.url):
+        dispatcher = SaqDispatcher(saq_queue(redis, jobs), kinds)
     else:
-        dispatcher = EmbeddedDispatcher(runner, settings.jobs_concurrency)
+        dispatcher = EmbeddedDispatcher(runner, jobs.concurrency)
     return JobSystem(kinds, runner, dispatcher, JobService(store, kinds, dispatcher))
 
 
-def download_signer(settings: Settings) -> DownloadSigner:
+def download_signer(export: ExportSettings, auth: AuthSettings) -> DownloadSigner:
     """The signer of download URLs: its own key, else one derived from the JWT secret."""
     key: bytes | None = None
-    if settings.export_url_secret is not None:
-        key = settings.export_url_secret.get_secret_value().encode()
-    elif settings.jwt_secret is not None:
+    if export.url_secret is not None:
+        key = export.url_secret.get_secret_value().encode()
+    elif auth.jwt_secret is not None:
         # A derived key, so that a download URL never doubles as anything signed with the JWT key.
-        secret = settings.jwt_secret.get_secret_value().encode()
+        secret = auth.jwt_secret.get_secret_value().encode()
         key = hashlib.sha256(b"dataintel download urls\n" + secret).digest()
-    return DownloadSigner(key, settings.export_url_lifetime_seconds, settings.public_base_url)
+    return DownloadSigner(key, export.url_lifetime_seconds, export.public_base_url)

@@ -51,29 +51,29 @@ def describe_validation_error(error: ValidationError) -> str:
 
 def _store_problems(settings: Settings) -> list[str]:
     try:
-        store_url(settings.database_url)
+        store_url(settings.store.database_url)
     except ValueError as error:
         return [str(error)]
     return []
 
 
 def _secret_problems(settings: Settings) -> list[str]:
-    if settings.jwt_secret is None and settings.environment != "production":
+    if settings.auth.jwt_secret is None and not settings.production:
         # Development makes a random per-process secret; nothing to check.
         return []
     try:
-        signing_secret(settings)
+        signing_secret(settings.auth, production=settings.production)
     except (ValueError, SigningSecretMissingError) as error:
         return [str(error)]
     return []
 
 
 def _privacy_key_problems(settings: Settings) -> list[str]:
-    if settings.privacy_hmac_key is None:
+    if settings.privacy.hmac_key is None:
         # Derived from the JWT secret (whose absence in production is named above).
         return []
     try:
-        privacy_key(settings)
+        privacy_key(settings.privacy, settings.auth, production=settings.production)
     except PrivacyKeyError as error:
         return [str(error)]
     return []
@@ -82,16 +82,16 @@ def _privacy_key_problems(settings: Settings) -> list[str]:
 def _catalog_problems(settings: Settings) -> list[str]:
     problems = []
     try:
-        load_feature_catalog(settings.feature_views_path)
+        load_feature_catalog(settings.catalogs.feature_views_path)
     except FeatureCatalogError as error:
         problems.append(f"feature views: {_one_line(str(error))}")
     try:
-        load_analytics_catalog(settings.analytics_catalog_path)
+        load_analytics_catalog(settings.analytics.catalog_path)
     except AnalyticsCatalogError as error:
         problems.append(f"analytics catalog: {_one_line(str(error))}")
     problems.extend(_published_operation_problems(settings))
     try:
-        load_privacy_map(settings.privacy_map_path)
+        load_privacy_map(settings.privacy.map_path)
     except PrivacyMapError as error:
         problems.append(f"privacy map: {_one_line(str(error))}")
     return problems
@@ -99,7 +99,7 @@ def _catalog_problems(settings: Settings) -> list[str]:
 
 def _published_operation_problems(settings: Settings) -> list[str]:
     """The operator's REST operations file, validated against the schema (docs/rest.md)."""
-    if not settings.rest_enabled or settings.rest_operations_path is None:
+    if not settings.http.rest_enabled or settings.http.rest_operations_path is None:
         return []
     from dataintel.gateway.published_operations import (
         PublishedOperationError,
@@ -108,14 +108,14 @@ def _published_operation_problems(settings: Settings) -> list[str]:
     from dataintel.schema import build_graphql_schema
 
     try:
-        load_published_operations(build_graphql_schema(), settings.rest_operations_path)
+        load_published_operations(build_graphql_schema(), settings.http.rest_operations_path)
     except PublishedOperationError as error:
         return [f"published operations: {_one_line(str(error))}"]
     return []
 
 
 def _production_problems(settings: Settings) -> list[str]:
-    if settings.environment != "production" or settings.allow_unsafe_production:
+    if not settings.production or settings.server.allow_unsafe_production:
         return []
     unsafe = []
     if settings.effective_anonymous_roles:

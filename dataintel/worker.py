@@ -19,6 +19,7 @@ from dataintel.observability.logging import get_logger
 from dataintel.platform import build_platform
 from dataintel.services.job_kinds import JobResources
 from dataintel.services.jobs import RUN_JOB_FUNCTION, JobMaintenance, SaqDispatcher, saq_function
+from dataintel.services.privacy.keyed_hash import privacy_key
 from dataintel.services.schema_usage import SchemaUsageRecorder
 from dataintel.settings import Settings
 
@@ -31,13 +32,16 @@ _CANCELLATION_DEADLINE_SECONDS = 10.0
 async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) -> None:
     """Runs jobs from the SAQ queue until a signal stops the worker (the caller disposes of
     the engine)."""
-    redis = create_redis(settings)
-    platform = build_platform(settings, engine, redis)
+    redis = create_redis(settings.redis)
+    platform = build_platform(settings.store, settings.redis, settings.cache, engine, redis)
     # The worker answers no GraphQL: its schema usage counts nothing.
     # The worker answers no status query: its drops are in its log.
     services = build_services(settings, engine, redis, platform, SchemaUsageRecorder({}), Drops())
     resources = JobResources(
-        settings,
+        settings.jobs,
+        settings.export,
+        settings.privacy,
+        privacy_key(settings.privacy, settings.auth, production=settings.production),
         engine,
         platform.store,
         services.artifacts,
@@ -45,11 +49,11 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
         services.analytics,
         platform.cache,
     )
-    system = build_job_system(settings, resources, worker=True)
+    system = build_job_system(settings.jobs, settings.redis, resources, worker=True)
     dispatcher = system.dispatcher
     assert isinstance(dispatcher, SaqDispatcher)
     timers: PartialTimersDict = {
-        "sweep": max(settings.jobs_sweep_seconds, 1),
+        "sweep": max(settings.jobs.sweep_seconds, 1),
         "worker_info": 5,
         "abort": 1,
         "schedule": 1,
@@ -60,16 +64,16 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
         concurrency=concurrency,
         timers=timers,
         dequeue_timeout=1.0,
-        shutdown_grace_period_s=settings.jobs_shutdown_grace_seconds,
+        shutdown_grace_period_s=settings.jobs.shutdown_grace_seconds,
         cancellation_hard_deadline_s=_CANCELLATION_DEADLINE_SECONDS,
     )
-    maintenance = JobMaintenance(system.service, settings.jobs_sweep_seconds)
+    maintenance = JobMaintenance(system.service, settings.jobs.sweep_seconds)
     try:
         await dispatcher.queue.connect()
         maintenance.start()
         _log.info(
             "worker started",
-            queue=settings.jobs_queue_name,
+            queue=settings.jobs.queue_name,
             concurrency=concurrency,
             kinds=[kind.name for kind in system.kinds],
         )

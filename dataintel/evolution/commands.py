@@ -138,7 +138,7 @@ async def _registered_documents(settings: Settings) -> dict[str, str]:
     from dataintel.cache.redis_connection import create_redis
     from dataintel.gateway.trusted_documents import TrustedDocumentRegistry
 
-    client = create_redis(settings)
+    client = create_redis(settings.redis)
     if client is None:
         return {}
     try:
@@ -208,7 +208,7 @@ def documents_check(
     )
     documents: dict[str, str] = {}
     if not no_registry:
-        if settings.redis_url is None:
+        if settings.redis.url is None:
             click.echo("DATAINTEL_REDIS_URL is not set: no registered documents to check", err=True)
         else:
             try:

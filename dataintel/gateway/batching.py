@@ -12,7 +12,7 @@ from typing import Any
 
 from dataintel.errors import BadUserInputError, GatewayError, QueryTooComplexError
 from dataintel.gateway.request import GraphQLRequest, RequestRejected
-from dataintel.settings import Settings
+from dataintel.settings import HttpSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,21 +22,21 @@ class Batch:
     requests: tuple[GraphQLRequest | GatewayError, ...]
 
 
-def read_batch(items: Sequence[Any], settings: Settings) -> Batch:
+def read_batch(items: Sequence[Any], http: HttpSettings) -> Batch:
     """The batch in a JSON array; RequestRejected (400) when batches are off or it is too big."""
-    if not settings.batch_enabled:
+    if not http.batch_enabled:
         raise RequestRejected([BadUserInputError("Batched requests are not enabled.")])
     if not items:
         raise RequestRejected([BadUserInputError("A batch must hold at least one request.")])
-    if len(items) > settings.batch_max_size:
+    if len(items) > http.batch_max_size:
         raise RequestRejected(
             [
                 QueryTooComplexError(
-                    f"A batch may hold at most {settings.batch_max_size} requests.",
+                    f"A batch may hold at most {http.batch_max_size} requests.",
                     details={
                         "limit": "batch",
                         "measured": len(items),
-                        "allowed": settings.batch_max_size,
+                        "allowed": http.batch_max_size,
                     },
                 )
             ]

@@ -42,7 +42,7 @@ from dataintel.directives.lookup import cost_on
 from dataintel.gateway.limits import too_complex
 from dataintel.gateway.request import DocumentRejected
 from dataintel.page_size import DEFAULT_PAGE
-from dataintel.settings import Settings
+from dataintel.settings import LimitsSettings
 
 LIST_SIZE_ARGUMENTS = ("first", "limit")
 """Arguments that say how many items a field lists, when @cost names none."""
@@ -290,8 +290,8 @@ class OperationCost:
     """Checks each request's operation cost against ``max_cost``; the plan comes from the
     operation's analysis (built once per document and operation)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._max_cost = settings.max_cost
+    def __init__(self, limits: LimitsSettings) -> None:
+        self._max_cost = limits.max_cost
 
     def check(self, plan: CostPlan, variables: Mapping[str, Any] | None) -> int:
         """The operation's cost; raises DocumentRejected (QUERY_TOO_COMPLEX) beyond max_cost."""

@@ -23,7 +23,7 @@ from dataintel.gateway.coordinates import NO_COORDINATES, coordinates_by_operati
 from dataintel.gateway.introspection import uses_introspection
 from dataintel.gateway.limits import DocumentLimits, parse_document
 from dataintel.gateway.request import DocumentRejected
-from dataintel.settings import Settings
+from dataintel.settings import GraphQLSettings, LimitsSettings
 
 if TYPE_CHECKING:
     from dataintel.gateway.analysis import OperationAnalysis
@@ -84,15 +84,17 @@ class DocumentCache:
         self._documents: OrderedDict[str, PreparedDocument] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, schema: GraphQLSchema, settings: Settings) -> DocumentCache:
+    def from_settings(
+        cls, schema: GraphQLSchema, graphql: GraphQLSettings, limits: LimitsSettings
+    ) -> DocumentCache:
         """The cache and limits the settings configure."""
         return cls(
             schema,
-            size=settings.document_cache_size,
-            max_length=settings.max_query_length,
-            introspection=settings.introspection,
-            limits=DocumentLimits.from_settings(settings),
-            max_errors=settings.max_errors,
+            size=graphql.document_cache_size,
+            max_length=limits.max_query_length,
+            introspection=graphql.introspection,
+            limits=DocumentLimits.from_settings(limits),
+            max_errors=limits.max_errors,
         )
 
     def __len__(self) -> int:

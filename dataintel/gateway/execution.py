@@ -25,7 +25,7 @@ from dataintel.gateway.gated_executor import GatedExecutor
 from dataintel.gateway.planned import PlannedExecution
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.gateway.response_cache import CachePolicy
-from dataintel.settings import Settings
+from dataintel.settings import GraphQLSettings
 
 if TYPE_CHECKING:
     from dataintel.cache.freshness import RequestTrace
@@ -72,12 +72,12 @@ class ExecutedOperation:
 class OperationExecution:
     """The execute stage: graphql-core with the GatedExecutor, within the request timeout."""
 
-    def __init__(self, schema: GraphQLSchema, settings: Settings) -> None:
+    def __init__(self, schema: GraphQLSchema, graphql: GraphQLSettings, *, max_errors: int) -> None:
         self._schema = schema
-        self._timeout = settings.request_timeout_seconds
-        self._max_errors = settings.max_errors
-        self.planned = PlannedExecution(schema, settings.document_cache_size)
-        self.planned_enabled = settings.planned_execution
+        self._timeout = graphql.request_timeout_seconds
+        self._max_errors = max_errors
+        self.planned = PlannedExecution(schema, graphql.document_cache_size)
+        self.planned_enabled = graphql.planned_execution
         """Run operations from plans (docs/performance.md); off: graphql-core for all."""
 
     async def run(

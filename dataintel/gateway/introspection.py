@@ -18,7 +18,7 @@ from graphql import (
 from dataintel.context import Viewer
 from dataintel.errors import ForbiddenError
 from dataintel.gateway.request import RequestRejected
-from dataintel.settings import Settings
+from dataintel.settings import GraphQLSettings
 
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 """The meta-fields that read the schema; ``__typename`` is not one (clients need it)."""
@@ -43,15 +43,14 @@ def uses_introspection(document: DocumentNode) -> bool:
 class IntrospectionPolicy:
     """Anonymous viewers per introspection_anonymous; in production, only the listed roles."""
 
-    def __init__(self, settings: Settings) -> None:
-        production = settings.environment == "production"
+    def __init__(self, graphql: GraphQLSettings, *, production: bool) -> None:
         self._roles_only = production
-        self._roles = frozenset(settings.introspection_roles)
-        anonymous = settings.introspection_anonymous
+        self._roles = frozenset(graphql.introspection_roles)
+        anonymous = graphql.introspection_anonymous
         self._anonymous = anonymous if anonymous is not None else not production
         # "Did you mean …?" names fields and types: where the schema is not open to the
         # viewer, the suggestions would leak it piece by piece.
-        self._never_suggest = production or not settings.introspection
+        self._never_suggest = production or not graphql.introspection
 
     def allows(self, viewer: Viewer) -> bool:
         """Whether this viewer may run a document that introspects the schema."""

@@ -32,7 +32,7 @@ from graphql.language.parser import Parser
 
 from dataintel.errors import QueryTooComplexError
 from dataintel.gateway.request import DocumentRejected
-from dataintel.settings import Settings
+from dataintel.settings import LimitsSettings
 
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 
@@ -57,15 +57,15 @@ class DocumentLimits:
     max_directives: int = 50
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DocumentLimits:
+    def from_settings(cls, limits: LimitsSettings) -> DocumentLimits:
         """The limits the settings configure."""
         return cls(
-            max_tokens=settings.max_tokens,
-            max_depth=settings.max_depth,
-            max_aliases=settings.max_aliases,
-            max_fields=settings.max_fields,
-            max_root_fields=settings.max_root_fields,
-            max_directives=settings.max_directives,
+            max_tokens=limits.max_tokens,
+            max_depth=limits.max_depth,
+            max_aliases=limits.max_aliases,
+            max_fields=limits.max_fields,
+            max_root_fields=limits.max_root_fields,
+            max_directives=limits.max_directives,
         )
 
 

@@ -36,7 +36,7 @@ from dataintel.gateway.trusted_documents import (
 from dataintel.observability.drops import APQ_STORE_FAILED, Drops
 from dataintel.observability.logging import get_logger
 from dataintel.resilience import Dependency
-from dataintel.settings import Settings
+from dataintel.settings import GraphQLSettings, RedisSettings
 
 APQ_KEY_PREFIX = "dataintel:apq:"
 """Redis keys of documents registered by APQ, each with a time to live."""
@@ -150,20 +150,21 @@ class PersistedQueries:
 
     def __init__(
         self,
-        settings: Settings,
+        graphql: GraphQLSettings,
+        redis_settings: RedisSettings,
         documents: DocumentCache,
         redis: Callable[[], Redis | None],
         guard: Callable[[], Dependency | None],
         drops: Drops,
     ) -> None:
         self._documents = documents
-        self._apq = settings.automatic_persisted_queries
-        self._trusted_only = settings.trusted_documents_only
+        self._apq = graphql.automatic_persisted_queries
+        self._trusted_only = graphql.trusted_documents_only
         self.texts = DocumentTexts(
             redis,
-            size=settings.persisted_query_cache_size,
-            timeout_seconds=settings.redis_timeout_seconds,
-            apq_ttl_seconds=settings.persisted_query_ttl_seconds,
+            size=graphql.persisted_query_cache_size,
+            timeout_seconds=redis_settings.call_timeout_seconds,
+            apq_ttl_seconds=graphql.persisted_query_ttl_seconds,
             guard=guard,
             drops=drops,
         )

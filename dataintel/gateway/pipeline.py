@@ -45,7 +45,7 @@ from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.gateway.response_cache import CachePolicy, ResponseCache
-from dataintel.settings import Settings
+from dataintel.settings import GraphQLSettings, LimitsSettings
 
 JSON = "application/json"
 ANY_OPERATION = frozenset(OperationType)
@@ -202,7 +202,9 @@ class RequestPipeline:
         self,
         *,
         schema: GraphQLSchema,
-        settings: Settings,
+        graphql: GraphQLSettings,
+        limits: LimitsSettings,
+        production: bool,
         documents: DocumentCache,
         persisted: PersistedQueries,
         authenticator: Authenticates,
@@ -215,7 +217,8 @@ class RequestPipeline:
         observers: Sequence[PipelineObserver] = (),
     ) -> None:
         self.schema = schema
-        self.settings = settings
+        self.graphql = graphql
+        self.limits = limits
         self.documents = documents
         self.persisted = persisted
         self.analyzer = analyzer
@@ -225,9 +228,9 @@ class RequestPipeline:
         self._contexts = contexts
         self._responses = responses
         self._usage = usage
-        self._introspection = IntrospectionPolicy(settings)
-        self.execution = OperationExecution(schema, settings)
-        self._max_errors = settings.max_errors
+        self._introspection = IntrospectionPolicy(graphql, production=production)
+        self.execution = OperationExecution(schema, graphql, max_errors=limits.max_errors)
+        self._max_errors = limits.max_errors
         self.observers = list(observers)
         self._stages: tuple[tuple[str, Stage], ...] = (
             ("authenticate", self._authenticate),

@@ -12,7 +12,7 @@ answers with the error without running the resolver: no work per resolved item.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -60,7 +60,6 @@ from dataintel.gateway.security_audit import (
     actor_name,
 )
 from dataintel.rbac import ROLES, scopes_for
-from dataintel.settings import Settings
 
 if TYPE_CHECKING:
     from dataintel.gateway.analysis import OperationAnalysis
@@ -177,20 +176,21 @@ class FieldGate:
     def __init__(
         self,
         schema: GraphQLSchema,
-        settings: Settings,
+        anonymous_roles: Collection[str],
         *,
+        rate_limits_enabled: bool,
         field_limiter: Callable[[], Limiter | None],
         audit: SecurityAudit | None,
     ) -> None:
         self._schema = schema
         self.table = PolicyTable.from_schema(schema)
-        anonymous_roles = frozenset(settings.effective_anonymous_roles)
-        unknown = sorted(anonymous_roles - frozenset(ROLES))
+        anonymous = frozenset(anonymous_roles)
+        unknown = sorted(anonymous - frozenset(ROLES))
         if unknown:
             raise PolicyError(f"anonymous_roles names unknown roles: {unknown}")
-        self._anonymous = (anonymous_roles, scopes_for(anonymous_roles))
+        self._anonymous = (anonymous, scopes_for(anonymous))
         self._field_limiter = field_limiter
-        self._rate_limits_enabled = settings.rate_limit_enabled
+        self._rate_limits_enabled = rate_limits_enabled
         self._audit = audit
         self.decisions = 0
         """Denial lists computed so far: a repeated document and viewer must not add to it."""

@@ -30,7 +30,7 @@ from dataintel.gateway.client_request_limiter import ClientRequestLimiter
 from dataintel.gateway.rate_verdict import Verdict
 from dataintel.observability.logging import get_logger
 from dataintel.resilience import Dependency
-from dataintel.settings import Settings
+from dataintel.settings import RateLimitSettings, RedisSettings
 
 _log = get_logger("dataintel.rate_limit")
 
@@ -58,20 +58,24 @@ class CountStore:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, redis: Redis | None, guard: Dependency | None
+        cls,
+        rate_limit: RateLimitSettings,
+        redis_settings: RedisSettings,
+        redis: Redis | None,
+        guard: Dependency | None,
     ) -> CountStore:
         """Counts in the app's Redis when it has one, through the app's connection pool."""
         storage = None
-        if redis is not None and settings.redis_url is not None:
+        if redis is not None and redis_settings.url is not None:
             # The app's pool carries its timeouts and retry policy, set to fail fast.
             options: dict[str, Any] = {"connection_pool": redis.connection_pool}
             storage = RedisStorage(
-                "async+" + settings.redis_url,
+                "async+" + redis_settings.url,
                 implementation="redispy",
-                key_prefix=f"{settings.cache_key_prefix}:ratelimit",
+                key_prefix=f"{redis_settings.key_prefix}:ratelimit",
                 **options,
             )
-        return cls(storage, guard, fail_open=settings.rate_limit_fail_open)
+        return cls(storage, guard, fail_open=rate_limit.fail_open)
 
     def limiter(self, *, exact: bool, fail_open: bool | None = None) -> Limiter:
         """A limiter over this store: a moving window when exact, else a sliding counter."""
@@ -158,31 +162,34 @@ async def _hit(limiter: RateLimiter, item: RateLimitItem, identifiers: tuple[str
 class RateLimits:
     """The app's two limiters: in process until the lifespan connects them to Redis."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._use(CountStore(None, None, fail_open=settings.rate_limit_fail_open), None, None)
+    def __init__(self, rate_limit: RateLimitSettings, redis: RedisSettings) -> None:
+        self._rate_limit = rate_limit
+        self._redis = redis
+        self._use(CountStore(None, None, fail_open=rate_limit.fail_open), None, None)
 
     def _use(self, store: CountStore, redis: Redis | None, guard: Dependency | None) -> None:
-        settings = self._settings
+        rate_limit = self._rate_limit
         self.store = store
         self.fields = store.limiter(exact=True)
         """Counts @rateLimit fields: a moving window, failing open or closed per the settings."""
         # The per-client limit protects capacity, which a per-replica count protects too.
         self.clients = ClientRequestLimiter(
-            settings.rate_limit_requests,
-            settings.rate_limit_window_seconds,
-            redis=redis if settings.redis_url is not None else None,
+            rate_limit.requests,
+            rate_limit.window_seconds,
+            redis=redis if self._redis.url is not None else None,
             guard=guard,
-            key_prefix=settings.cache_key_prefix,
-            sync_seconds=settings.rate_limit_sync_seconds,
-            local_share=settings.rate_limit_local_share,
+            key_prefix=self._redis.key_prefix,
+            sync_seconds=rate_limit.sync_seconds,
+            local_share=rate_limit.local_share,
         )
         """Counts requests per client address: a sliding window counter, batched to Redis."""
 
     def connect(self, redis: Redis | None, guard: Dependency | None) -> None:
         """Counts in Redis from now on, when the app has one."""
-        self._use(CountStore.from_settings(self._settings, redis, guard), redis, guard)
-        if self._settings.rate_limit_enabled and self._settings.rate_limit_requests > 0:
+        self._use(
+            CountStore.from_settings(self._rate_limit, self._redis, redis, guard), redis, guard
+        )
+        if self._rate_limit.limits_clients:
             self.clients.start()
 
     async def aclose(self) -> None:

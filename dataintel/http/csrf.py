@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from dataintel.errors import BadUserInputError
 from dataintel.gateway.request import RequestRejected
-from dataintel.settings import Settings
+from dataintel.settings import HttpSettings
 
 SIMPLE_CONTENT_TYPES = frozenset(
     {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"}
@@ -41,9 +41,9 @@ class CsrfPrevention:
         self._enabled = enabled and bool(self._headers)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CsrfPrevention:
+    def from_settings(cls, http: HttpSettings) -> CsrfPrevention:
         """The rule as csrf_prevention and csrf_required_headers configure it."""
-        return cls(settings.csrf_required_headers, enabled=settings.csrf_prevention)
+        return cls(http.csrf_required_headers, enabled=http.csrf_prevention)
 
     def check(self, method: str, headers: Mapping[str, str]) -> None:
         """Raises RequestRejected (400) for a simple request without a required header."""

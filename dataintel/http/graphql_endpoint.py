@@ -32,7 +32,7 @@ from dataintel.http.media_types import (
     negotiate_response_type,
 )
 from dataintel.services.schema_usage import client_name
-from dataintel.settings import Settings
+from dataintel.settings import HttpSettings
 
 OPERATION_TYPE_HEADER = "X-GraphQL-Operation-Type"
 """Marks a POST as a query, which a load balancer may retry (deploy/nginx)."""
@@ -49,13 +49,13 @@ class GraphQLEndpoint:
     def __init__(
         self,
         pipeline: RequestPipeline,
-        settings: Settings,
+        http: HttpSettings,
         graphiql: Callable[[], Response] | None,
     ) -> None:
         self._pipeline = pipeline
-        self._settings = settings
+        self._http = http
         self._graphiql = graphiql
-        self._csrf = CsrfPrevention.from_settings(settings)
+        self._csrf = CsrfPrevention.from_settings(http)
 
     async def handle(self, request: Request) -> Response:
         """Answers one request to the GraphQL path."""
@@ -182,7 +182,7 @@ class GraphQLEndpoint:
                 [BadUserInputError(f"The body is not valid JSON: {error.msg}.")]
             ) from None
         if isinstance(params, list):
-            return read_batch(params, self._settings), ANY_OPERATION
+            return read_batch(params, self._http), ANY_OPERATION
         if not isinstance(params, dict):
             raise RequestRejected([BadUserInputError("The body must be a JSON object.")])
         if request.headers.get(OPERATION_TYPE_HEADER, "").strip().lower() == "query":
@@ -192,7 +192,7 @@ class GraphQLEndpoint:
         return _checked(params), ANY_OPERATION
 
     async def _body(self, request: Request) -> bytes:
-        limit = self._settings.max_body_bytes
+        limit = self._http.max_body_bytes
         too_large = RequestRejected(
             [BadUserInputError(f"The body is larger than {limit} bytes.")], status=413
         )

@@ -20,7 +20,7 @@ from dataintel.gateway.rate_verdict import Verdict
 from dataintel.gateway.security_audit import RATE_LIMITED_ACTION, SecurityAudit
 from dataintel.http.problem_details import PROBLEM_JSON, problem_body
 from dataintel.observability.metrics import GatewayMetrics
-from dataintel.settings import Settings
+from dataintel.settings import RateLimitSettings
 
 CLIENT_REQUESTS_RULE = "client_requests"
 """The rule label of requests refused by the per-client request limit."""
@@ -47,7 +47,8 @@ class RequestRateLimitMiddleware:
         self,
         app: ASGIApp,
         *,
-        settings: Settings,
+        rate_limit: RateLimitSettings,
+        graphql_path: str,
         rate_limits: RateLimits,
         audit: SecurityAudit | None,
         metrics: GatewayMetrics | None,
@@ -56,9 +57,9 @@ class RequestRateLimitMiddleware:
         self._metrics = metrics
         self._rate_limits = rate_limits
         self._audit = audit
-        self._window = settings.rate_limit_window_seconds
-        self._graphql_path = settings.graphql_path
-        self._enabled = settings.rate_limit_enabled and settings.rate_limit_requests > 0
+        self._window = rate_limit.window_seconds
+        self._graphql_path = graphql_path
+        self._enabled = rate_limit.limits_clients
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._enabled or scope["path"] in EXEMPT_PATHS:

@@ -30,7 +30,7 @@ from dataintel.http.media_types import content_type_is_json
 from dataintel.http.problem_details import problem_response, status_for
 from dataintel.http.rest_parameters import variables_from_body, variables_from_text
 from dataintel.services.schema_usage import client_name
-from dataintel.settings import Settings
+from dataintel.settings import HttpSettings
 
 VARY = "Authorization, X-API-Key"
 """A response depends on the credential; a CDN must key its copies by it."""
@@ -59,11 +59,11 @@ class RestEndpoint:
     def __init__(
         self,
         pipeline: RequestPipeline,
-        settings: Settings,
+        http: HttpSettings,
         operations: Sequence[PublishedOperation],
     ) -> None:
         self._pipeline = pipeline
-        self._settings = settings
+        self._http = http
         self.operations = tuple(operations)
 
     def routes(self) -> list[Route]:
@@ -192,7 +192,7 @@ class RestEndpoint:
                 [BadUserInputError("Send the variables as a JSON object (application/json).")],
                 status=415,
             )
-        limit = self._settings.max_body_bytes
+        limit = self._http.max_body_bytes
         body = bytearray()
         async for chunk in request.stream():
             body += chunk

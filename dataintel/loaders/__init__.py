@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataintel.loaders.commerce import CommerceLoaders, create_commerce_loaders
 from dataintel.loaders.features import FeatureLoaders, create_feature_loaders
 from dataintel.services import Services
-from dataintel.settings import Settings
+from dataintel.settings import GraphQLSettings
 
 
 class Loaders:
@@ -43,8 +43,10 @@ class Loaders:
         return self._features
 
 
-def create_loaders(services: Services, settings: Settings) -> Loaders:
+def create_loaders(services: Services, graphql: GraphQLSettings) -> Loaders:
     """A fresh set of loaders, bound to the running event loop when first used."""
     return Loaders(
-        services, max_batch_size=settings.loader_max_batch_size, batch=settings.loader_batching
+        services,
+        max_batch_size=graphql.loader_max_batch_size,
+        batch=graphql.loader_batching,
     )

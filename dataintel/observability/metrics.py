@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from dataintel.resilience import Dependency
-    from dataintel.settings import Settings
+    from dataintel.settings import ObservabilitySettings
 
 REST_ROUTE = "/api/v1"
 """The route label of every REST endpoint (the published operations)."""
@@ -82,12 +82,12 @@ class OperationNames:
 class GatewayMetrics:
     """Every series the gateway exports, registered on one registry per app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, observability: ObservabilitySettings, graphql_path: str) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
-        self.multiprocess_dir = settings.metrics_multiprocess_dir
-        self.operation_names = OperationNames(settings.metrics_max_operation_names)
-        self.routes = frozenset({settings.graphql_path, "/healthz", "/readyz", "/metrics"})
+        self.multiprocess_dir = observability.metrics_multiprocess_dir
+        self.operation_names = OperationNames(observability.metrics_max_operation_names)
+        self.routes = frozenset({graphql_path, "/healthz", "/readyz", "/metrics"})
         r = self.registry
         self.build_info = Gauge(
             "dataintel_build_info",

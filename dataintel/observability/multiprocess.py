@@ -11,23 +11,25 @@ import os
 import tempfile
 from pathlib import Path
 
-from dataintel.settings import Settings
+from dataintel.settings import ObservabilitySettings
 
 ENVIRONMENT_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def prepare_multiprocess_dir(settings: Settings) -> tuple[Path, bool] | None:
+def prepare_multiprocess_dir(
+    observability: ObservabilitySettings, workers: int
+) -> tuple[Path, bool] | None:
     """For several workers: an empty directory, exported to them; (path, made here) or None.
 
     Samples left by an earlier run would be added to this one's, so its files are removed.
     """
-    if settings.workers <= 1 and settings.metrics_multiprocess_dir is None:
+    if workers <= 1 and observability.metrics_multiprocess_dir is None:
         return None
-    made = settings.metrics_multiprocess_dir is None
+    made = observability.metrics_multiprocess_dir is None
     directory = (
         Path(tempfile.mkdtemp(prefix="dataintel-metrics-"))
-        if settings.metrics_multiprocess_dir is None
-        else settings.metrics_multiprocess_dir
+        if observability.metrics_multiprocess_dir is None
+        else observability.metrics_multiprocess_dir
     )
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):

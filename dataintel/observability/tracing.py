@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from starlette.middleware import Middleware
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from dataintel.settings import Settings
+    from dataintel.settings import ObservabilitySettings
 
 _INSTRUMENTATION = "dataintel"
 # Paths the orchestrator and Prometheus poll: a span per probe would drown the traces.
@@ -88,7 +88,7 @@ class Tracing:
         return self.provider is not None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Tracing:
+    def from_settings(cls, settings: ObservabilitySettings) -> Tracing:
         """A provider exporting by OTLP when an endpoint is set; a disabled one otherwise."""
         endpoint = settings.otel_exporter_otlp_traces_endpoint or (
             settings.otel_exporter_otlp_endpoint
@@ -103,9 +103,15 @@ class Tracing:
 
         provider = TracerProvider(
             resource=Resource.create(
-                {"service.name": settings.otel_service_name, "service.version": __version__}
+                {
+                    "service.name": settings.otel_service_name,
+                    "service.version": __version__,
+                }
             ),
-            sampler=_sampler(settings.otel_traces_sampler, settings.otel_traces_sampler_arg),
+            sampler=_sampler(
+                settings.otel_traces_sampler,
+                settings.otel_traces_sampler_arg,
+            ),
         )
         provider.add_span_processor(BatchSpanProcessor(_exporter(settings, endpoint)))
         return cls(provider)
@@ -175,7 +181,7 @@ def _sampler(name: str, argument: float) -> Any:
     return samplers[name]
 
 
-def _exporter(settings: Settings, endpoint: str) -> Any:
+def _exporter(settings: ObservabilitySettings, endpoint: str) -> Any:
     # The exporter reads its other standard variables itself (OTEL_EXPORTER_OTLP_HEADERS,
     # _TIMEOUT, _COMPRESSION, _CERTIFICATE): they only tune how it talks to the collector.
     if settings.otel_exporter_otlp_protocol == "grpc":

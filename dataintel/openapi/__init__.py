@@ -18,9 +18,9 @@ def published_operations(
     settings: Settings, schema: GraphQLSchema
 ) -> tuple[PublishedOperation, ...]:
     """The operations this configuration publishes (none when REST is off)."""
-    if not settings.rest_enabled:
+    if not settings.http.rest_enabled:
         return ()
-    return load_published_operations(schema, settings.rest_operations_path)
+    return load_published_operations(schema, settings.http.rest_operations_path)
 
 
 def openapi_document(settings: Settings, schema: GraphQLSchema) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def build_openapi(
     paths: dict[str, dict[str, Any]] = {}
     for route in plain_routes(settings):
         paths.setdefault(route.path, {})[route.method.lower()] = _plain(route, settings)
-    if settings.rest_enabled:
+    if settings.http.rest_enabled:
         for operation in operations:
             described = _published(operation, schema, components, settings)
             paths.setdefault(_openapi_path(operation), {})[operation.method.lower()] = described
@@ -130,7 +130,7 @@ def build_openapi(
             "version": __version__,
             "description": "The REST side of the dataintel gateway: probes, metrics and the"
             " trusted GraphQL operations published under /api/v1 (docs/rest.md). Everything"
-            " else is GraphQL at " + settings.graphql_path + ", described by its schema.",
+            " else is GraphQL at " + settings.http.graphql_path + ", described by its schema.",
         },
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": _security_schemes(settings)},
@@ -159,7 +159,10 @@ def _security_schemes(settings: Settings) -> dict[str, Any]:
             "description": "An API key (di_...); send it here or as a bearer token, not both.",
         },
     }
-    if settings.metrics_enabled and settings.metrics_bearer_token is not None:
+    if (
+        settings.observability.metrics_enabled
+        and settings.observability.metrics_bearer_token is not None
+    ):
         schemes["metricsToken"] = {
             "type": "http",
             "scheme": "bearer",
@@ -204,7 +207,7 @@ def _plain(route: RouteDescription, settings: Settings) -> dict[str, Any]:
 
 def _limited(path: str, settings: Settings) -> bool:
     return (
-        settings.rate_limit_enabled and settings.rate_limit_requests > 0 and path not in _UNLIMITED
+        settings.rate_limit.enabled and settings.rate_limit.requests > 0 and path not in _UNLIMITED
     )
 
 

@@ -129,7 +129,7 @@ def plain_routes(settings: Settings) -> list[RouteDescription]:
         ),
     ]
     routes.append(_job_file_route())
-    if settings.api_docs:
+    if settings.http.api_docs:
         routes.append(
             RouteDescription(
                 path="/docs",
@@ -147,8 +147,8 @@ def plain_routes(settings: Settings) -> list[RouteDescription]:
                 },
             )
         )
-    if settings.metrics_enabled:
-        token = settings.metrics_bearer_token is not None
+    if settings.observability.metrics_enabled:
+        token = settings.observability.metrics_bearer_token is not None
         responses = {
             200: ResponseDescription(
                 "The Prometheus text exposition.",

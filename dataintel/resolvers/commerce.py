@@ -30,7 +30,7 @@ def page_request(
     before: str | None = None,
 ) -> PageRequest:
     """The page asked for; ``first`` or ``last`` beyond the configured maximum is BAD_USER_INPUT."""
-    maximum = info.context.settings.max_page_size
+    maximum = info.context.max_page_size
     for name, size in (("first", first), ("last", last)):
         if size is not None and (size < 0 or size > maximum):
             raise BadUserInputError(

@@ -72,7 +72,7 @@ async def node(info: Info, raw: str) -> FoundNode | None:
 
 async def nodes(info: Info, raws: Sequence[str]) -> list[FoundNode | Exception | None]:
     """Each id's object, an error in its place when it cannot be read; loads are batched."""
-    maximum = info.context.settings.max_page_size
+    maximum = info.context.max_page_size
     if len(raws) > maximum:
         raise BadUserInputError(
             f"nodes takes at most {maximum} ids; it was given {len(raws)}.",

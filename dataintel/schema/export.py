@@ -94,12 +94,13 @@ class ExportMutation:
         info: Info,
         input: Annotated[ExportDatasetInput, strawberry.argument(description="The export.")],
     ) -> Job | None:
-        settings = info.context.settings
         request = ExportRequest(
             dataset=str(input.dataset.value),
             format=input.format.name,  # type: ignore[arg-type]
             compression=input.compression.name,  # type: ignore[arg-type]
-            part_rows=input.part_rows if input.part_rows is not None else settings.export_part_rows,
+            part_rows=input.part_rows
+            if input.part_rows is not None
+            else info.context.services.export.limits.default_part_rows,
             columns=tuple(input.columns) if input.columns is not None else None,
             # Not an object: check_request answers BAD_USER_INPUT naming filter.
             filter=cast(Mapping[str, Any] | None, input.filter),

@@ -19,7 +19,7 @@ from dataintel.services.jobs import JobKinds
 from dataintel.services.jobs.probe import probe_kind
 from dataintel.services.privacy.kinds import subject_request_kinds
 from dataintel.services.privacy.privacy_map import load_privacy_map
-from dataintel.settings import Settings
+from dataintel.settings import ExportSettings, JobsSettings, PrivacySettings
 from dataintel.store.guarded import GuardedEngine
 
 
@@ -27,7 +27,11 @@ from dataintel.store.guarded import GuardedEngine
 class JobResources:
     """What job kinds run over."""
 
-    settings: Settings
+    jobs: JobsSettings
+    export: ExportSettings
+    privacy: PrivacySettings
+    privacy_key: bytes
+    """The key of the keyed hash erasures write (services/privacy/keyed_hash.py)."""
     engine: AsyncEngine
     """The store without the breaker's per-call budget: long streamed reads and writes."""
     store: GuardedEngine
@@ -40,26 +44,30 @@ class JobResources:
 
 def export_service(resources: JobResources) -> ExportService:
     """The export service over the job resources."""
-    settings = resources.settings
+    export = resources.export
     return ExportService(
         resources.engine,
         resources.analytics,
         resources.storage,
         resources.audit,
         ExportLimits(
-            default_part_rows=settings.export_part_rows,
-            max_part_rows=settings.export_max_part_rows,
-            fetch_rows=settings.export_fetch_rows,
+            default_part_rows=export.part_rows,
+            max_part_rows=export.max_part_rows,
+            fetch_rows=export.fetch_rows,
         ),
-        load_privacy_map(settings.privacy_map_path).suppressed,
+        load_privacy_map(resources.privacy.map_path).suppressed,
     )
 
 
 def build_job_kinds(resources: JobResources) -> JobKinds:
     """Every job kind, configured from the settings."""
     kinds = JobKinds()
-    kinds.register(probe_kind(resources.settings.jobs_heartbeat_timeout_seconds))
+    kinds.register(probe_kind(resources.jobs.heartbeat_timeout_seconds))
     for kind in subject_request_kinds(resources):
         kinds.register(kind)
-    kinds.register(export_kind(export_service(resources), resources.settings))
+    kinds.register(
+        export_kind(
+            export_service(resources), resources.export, resources.jobs.heartbeat_timeout_seconds
+        )
+    )
     return kinds

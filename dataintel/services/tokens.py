@@ -16,7 +16,7 @@ import jwt
 
 from dataintel.errors import DependencyUnavailableError, UnauthenticatedError
 from dataintel.observability.logging import get_logger
-from dataintel.settings import Settings
+from dataintel.settings import AuthSettings
 
 OWN_ALGORITHM = "HS256"
 EXTERNAL_SUBJECT_PREFIX = "external:"
@@ -160,17 +160,17 @@ def _signing_keys(
     return tuple(keys)
 
 
-def signing_secret(settings: Settings) -> bytes:
+def signing_secret(auth: AuthSettings, *, production: bool) -> bytes:
     """The HS256 key: the configured one, or a random one per process outside production."""
-    if settings.jwt_secret is not None:
-        secret = settings.jwt_secret.get_secret_value().encode()
+    if auth.jwt_secret is not None:
+        secret = auth.jwt_secret.get_secret_value().encode()
         if len(secret) < _MINIMUM_SECRET_BYTES:
             raise ValueError(
                 f"DATAINTEL_JWT_SECRET must be at least {_MINIMUM_SECRET_BYTES} bytes long;"
                 " generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return secret
-    if settings.environment == "production":
+    if production:
         raise SigningSecretMissingError(
             "DATAINTEL_JWT_SECRET is required when DATAINTEL_ENVIRONMENT=production: tokens"
             " signed with a per-process random secret stop working on restart and on other"
@@ -212,28 +212,28 @@ class TokenCodec:
         self._roles_claim = roles_claim
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TokenCodec:
+    def from_settings(cls, auth: AuthSettings, *, production: bool) -> TokenCodec:
         """A codec configured by the jwt_* and jwks_* settings."""
-        algorithms = frozenset(settings.jwt_algorithms)
+        algorithms = frozenset(auth.jwt_algorithms)
         keys = None
-        if settings.jwks_path is not None or settings.jwks_url is not None:
+        if auth.jwks_path is not None or auth.jwks_url is not None:
             keys = JsonWebKeys(
-                path=settings.jwks_path,
-                url=settings.jwks_url,
+                path=auth.jwks_path,
+                url=auth.jwks_url,
                 algorithms=algorithms,
-                lifetime_seconds=settings.jwks_cache_seconds,
-                timeout_seconds=settings.jwks_timeout_seconds,
+                lifetime_seconds=auth.jwks_cache_seconds,
+                timeout_seconds=auth.jwks_timeout_seconds,
             )
         return cls(
-            secret=signing_secret(settings),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            lifetime=timedelta(seconds=settings.jwt_lifetime_seconds),
-            leeway=timedelta(seconds=settings.jwt_leeway_seconds),
+            secret=signing_secret(auth, production=production),
+            issuer=auth.jwt_issuer,
+            audience=auth.jwt_audience,
+            lifetime=timedelta(seconds=auth.jwt_lifetime_seconds),
+            leeway=timedelta(seconds=auth.jwt_leeway_seconds),
             algorithms=algorithms,
             keys=keys,
-            external_issuer=settings.jwks_issuer,
-            roles_claim=settings.jwt_roles_claim,
+            external_issuer=auth.jwks_issuer,
+            roles_claim=auth.jwt_roles_claim,
         )
 
     def issue(self, subject: str, *, now: datetime | None = None) -> IssuedToken:

@@ -11,16 +11,16 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataintel.settings import Settings
+from dataintel.settings import StoreSettings
 
 
 class BackupError(Exception):
     """The copy cannot be made; the message says why and what to do."""
 
 
-def check_backup(settings: Settings, target: Path) -> None:
+def check_backup(store: StoreSettings, target: Path) -> None:
     """Raises BackupError unless the store is SQLite and ``target`` is a new file."""
-    if settings.sqlite_path is None:
+    if store.sqlite_path is None:
         raise BackupError(
             "the store is PostgreSQL: back it up with pg_dump, e.g."
             " `pg_dump --format=custom --file=dataintel.dump DATABASE`"

@@ -11,13 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from dataintel.settings import Settings
+from dataintel.settings import StoreSettings
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _SUPPORTED_DRIVERS = frozenset(_ASYNC_DRIVERS.values())
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: StoreSettings) -> AsyncEngine:
     """An engine for ``settings.database_url``, with the pragmas or pool of its dialect."""
     url = store_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
@@ -55,7 +55,7 @@ def _is_sqlite_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
-def _sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
+def _sqlite_engine(url: URL, settings: StoreSettings) -> AsyncEngine:
     options: dict[str, Any] = {
         # sqlite3's timeout is the busy timeout: how long a writer waits for the lock.
         "connect_args": {"timeout": settings.database_timeout_seconds},
@@ -112,7 +112,7 @@ def _classify_lost_connections(context: ExceptionContext) -> None:
         context.is_disconnect = True
 
 
-def _postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
+def _postgresql_engine(url: URL, settings: StoreSettings) -> AsyncEngine:
     timeout = settings.database_timeout_seconds
     engine = create_async_engine(
         url,

@@ -68,7 +68,7 @@ async def stack() -> AsyncIterator[AsyncExitStack]:
 
 
 async def replica(stack: AsyncExitStack, url: str, prefix: str, **options: float) -> Replica:
-    client = create_redis(Settings(redis_url=url, redis_timeout_seconds=0.5))
+    client = create_redis(Settings(redis_url=url, redis_call_timeout_seconds=0.25).redis)
     assert client is not None
     stack.push_async_callback(client.aclose)
     made = Replica(client, prefix, **options)

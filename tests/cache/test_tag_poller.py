@@ -21,7 +21,7 @@ from tests.plugins.store import sqlite_url
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    created = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")))
+    created = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")).store)
     yield created
     await created.dispose()
 

@@ -75,7 +75,9 @@ def make_cache(redis_url: str, clients: list[Redis]) -> MakeCache:
     def make(*, redis: bool = True, reset: float = 0.2) -> TwoLevelCache:
         shared = None
         if redis:
-            client = create_redis(Settings(redis_url=redis_url, redis_timeout_seconds=0.5))
+            client = create_redis(
+                Settings(redis_url=redis_url, redis_call_timeout_seconds=0.25).redis
+            )
             assert client is not None
             clients.append(client)
             dependency = Dependency(

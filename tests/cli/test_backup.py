@@ -19,7 +19,7 @@ ENTRIES = 5
 
 
 async def audit_entries(path: Path) -> int:
-    engine = create_engine(Settings(database_url=sqlite_url(path)))
+    engine = create_engine(Settings(database_url=sqlite_url(path)).store)
     try:
         async with engine.connect() as connection:
             statement = sa.select(sa.func.count()).select_from(tables.audit_log)
@@ -35,7 +35,7 @@ async def test_the_backup_holds_entries_still_in_the_wal(
     environment = clean_environment(DATAINTEL_DATABASE_URL=seeded_sqlite_url)
     # An open engine stands for the running server: SQLite checkpoints the WAL into the
     # file only when the last connection closes, which a server never does.
-    engine = create_engine(Settings(database_url=seeded_sqlite_url))
+    engine = create_engine(Settings(database_url=seeded_sqlite_url).store)
     try:
         audit = SqlAuditService(engine)
         for number in range(ENTRIES):

@@ -89,7 +89,7 @@ def test_a_setting_of_the_wrong_type_is_one_line(fresh_directory: Path) -> None:
 
 
 async def _customers(database_url: str) -> int:
-    engine = create_engine(Settings(database_url=database_url))
+    engine = create_engine(Settings(database_url=database_url).store)
     try:
         async with engine.connect() as connection:
             statement = sa.select(sa.func.count()).select_from(tables.customers)

@@ -41,7 +41,7 @@ def test_compose_runs_three_replicas_a_worker_and_migrates_once() -> None:
     drain = float(environment["DATAINTEL_SHUTDOWN_DRAIN_SECONDS"])
     in_flight = float(environment["DATAINTEL_SHUTDOWN_TIMEOUT_SECONDS"])
     assert drain + in_flight < _seconds(first["stop_grace_period"])
-    known = {f"DATAINTEL_{name.upper()}" for name in Settings.model_fields}
+    known = {option.variable for option in Settings.options()}
     assert set(environment) - {"FORWARDED_ALLOW_IPS"} <= known
     upstreams = services["nginx"]["environment"]["DATAINTEL_NGINX_UPSTREAMS"]
     assert all(f"server {name}:8000" in upstreams for name in GATEWAYS)

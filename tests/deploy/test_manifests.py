@@ -89,7 +89,7 @@ def test_settings_are_real_and_secrets_are_only_referenced(
     rendered: tuple[str, list[Manifest]],
 ) -> None:
     _, manifests = rendered
-    known = {f"DATAINTEL_{name.upper()}" for name in Settings.model_fields}
+    known = {option.variable for option in Settings.options()}
     assert set(_settings(manifests)) <= known
     assert [m for m in manifests if m["kind"] == "Secret"] == []
     for deployment in (m for m in manifests if m["kind"] in {"Deployment", "Job"}):

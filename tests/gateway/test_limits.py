@@ -210,9 +210,9 @@ def test_a_fragment_spread_many_times_is_planned_once() -> None:
 
 
 def test_plans_are_built_once_per_document_and_kept_on_it() -> None:
-    documents = DocumentCache.from_settings(SCHEMA, Settings())
+    documents = DocumentCache.from_settings(SCHEMA, Settings().graphql, Settings().limits)
     analyzer = DocumentAnalyzer(SCHEMA, PolicyTable.from_schema(SCHEMA))
-    costs = OperationCost(Settings())
+    costs = OperationCost(Settings().limits)
     text = "query ($n: Int) { orders(first: $n) { nodes { id } } }"
     prepared = documents.get(text)
     operation = prepared.operation(None)

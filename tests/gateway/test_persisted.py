@@ -40,7 +40,9 @@ def sha256(text: str) -> str:
 @pytest.fixture(scope="module")
 def documents() -> DocumentCache:
     """The gateway's own document cache over the real schema."""
-    return DocumentCache.from_settings(build_graphql_schema(), Settings())
+    return DocumentCache.from_settings(
+        build_graphql_schema(), Settings().graphql, Settings().limits
+    )
 
 
 @pytest.fixture

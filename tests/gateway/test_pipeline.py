@@ -75,8 +75,8 @@ class Recorder:
 @pytest.fixture
 async def pipeline(make_settings: SettingsFactory) -> AsyncIterator[RequestPipeline]:
     settings = make_settings(request_timeout_seconds=0.2, max_cost=5)
-    engine = create_engine(settings)
-    platform = build_platform(settings, engine, None)
+    engine = create_engine(settings.store)
+    platform = build_platform(settings.store, settings.redis, settings.cache, engine, None)
     services = build_services(settings, engine, None, platform, SchemaUsageRecorder({}), Drops())
     schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
     built = pipeline_over(schema, settings, services)

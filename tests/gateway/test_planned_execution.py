@@ -126,7 +126,7 @@ async def engines(make_settings: SettingsFactory, tmp_path: Path) -> AsyncIterat
     app = create_app(settings)
     async with serving(app) as client:
         auth: SqlAuthService = app.state.runtime.services.auth
-        codec = TokenCodec.from_settings(settings)
+        codec = TokenCodec.from_settings(settings.auth, production=settings.production)
         tokens = {}
         for role in ("analyst", "viewer"):
             user = await auth.create_user(OPERATOR, NewUser(f"{role}@example.com", roles=(role,)))

@@ -77,7 +77,9 @@ def gateway_over(
 def real(services: Services, make_settings: SettingsFactory) -> Gateway:
     """The real schema; anonymous requests hold no roles, as in production."""
     settings = make_settings(anonymous_roles=[])
-    return gateway_over(build_graphql_schema(), services, settings, RateLimits(settings))
+    return gateway_over(
+        build_graphql_schema(), services, settings, RateLimits(settings.rate_limit, settings.redis)
+    )
 
 
 def forbidden_paths(response: GraphQLResponse, code: str = "FORBIDDEN") -> list[list[str | int]]:
@@ -141,7 +143,9 @@ async def test_a_document_parsed_again_is_walked_again(
 ) -> None:
     # The analysis lives on the prepared document: one not kept is analyzed again.
     settings = make_settings(anonymous_roles=[], document_cache_size=0)
-    gateway = gateway_over(build_graphql_schema(), services, settings, RateLimits(settings))
+    gateway = gateway_over(
+        build_graphql_schema(), services, settings, RateLimits(settings.rate_limit, settings.redis)
+    )
     for _ in range(2):
         response = await gateway.run("{ orders(first: 1) { nodes { id } } }")
         assert forbidden_paths(response, "UNAUTHENTICATED") == [["orders"]]
@@ -153,10 +157,20 @@ async def test_anonymous_roles_apply_outside_production_only(
 ) -> None:
     query = "{ orders(first: 1) { nodes { id } } }"
     development = make_settings()
-    gateway = gateway_over(build_graphql_schema(), services, development, RateLimits(development))
+    gateway = gateway_over(
+        build_graphql_schema(),
+        services,
+        development,
+        RateLimits(development.rate_limit, development.redis),
+    )
     assert (await gateway.run(query)).errors == []
     production = make_settings(environment="production")
-    gateway = gateway_over(build_graphql_schema(), services, production, RateLimits(production))
+    gateway = gateway_over(
+        build_graphql_schema(),
+        services,
+        production,
+        RateLimits(production.rate_limit, production.redis),
+    )
     assert forbidden_paths(await gateway.run(query), "UNAUTHENTICATED") == [["orders"]]
 
 
@@ -233,7 +247,7 @@ def small(services: Services, make_settings: SettingsFactory) -> Gateway:
     calls.clear()
     settings = make_settings(anonymous_roles=[])
     schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
-    return gateway_over(schema, services, settings, RateLimits(settings))
+    return gateway_over(schema, services, settings, RateLimits(settings.rate_limit, settings.redis))
 
 
 async def test_a_denied_resolver_never_runs_and_is_decided_once_for_every_item(
@@ -303,6 +317,8 @@ async def test_authenticated_asks_for_a_credential_not_a_role(
     # Even where anonymous requests hold roles, they are not signed in.
     settings = make_settings(anonymous_roles=["viewer"])
     schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
-    gateway = gateway_over(schema, services, settings, RateLimits(settings))
+    gateway = gateway_over(
+        schema, services, settings, RateLimits(settings.rate_limit, settings.redis)
+    )
     assert forbidden_paths(await gateway.run("{ mine }"), "UNAUTHENTICATED") == [["mine"]]
     assert (await gateway.run("{ mine }", Viewer("42"))).errors == []

@@ -313,7 +313,7 @@ async def _seeded(url: str) -> bool:
     from dataintel.store.engine import create_engine
     from dataintel.store.seed import is_seeded
 
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         return await is_seeded(engine)
     finally:

@@ -42,7 +42,7 @@ def codes(body: dict[str, Any]) -> list[str]:
 
 async def seeded_orders(settings: Settings) -> list[Any]:
     """Every order with its customer's region, read with a plain select."""
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     orders, customers = tables.orders, tables.customers
     statement = sa.select(
         orders.c.placed_at, orders.c.status, orders.c.total_cents, customers.c.region

@@ -47,7 +47,7 @@ async def test_a_built_rollup_answers_with_the_same_values(make_settings: Settin
     assert before["rollups"] == []
     assert before["rollupBuiltAt"] is None
 
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
         await refresh_rollups(engine, load_catalog())
     finally:
@@ -68,7 +68,7 @@ async def test_a_built_rollup_answers_with_the_same_values(make_settings: Settin
     assert distinct["source"] == "RAW", "a distinct count is never answered from a rollup"
 
     off = make_settings(
-        database_url=settings.database_url,
+        database_url=settings.store.database_url,
         cache_enabled=False,
         response_cache_enabled=False,
         analytics_rollups=False,

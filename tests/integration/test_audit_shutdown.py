@@ -25,7 +25,7 @@ async def test_entries_still_queued_at_shutdown_are_written(
         for number in range(QUEUED):
             event = AuditEvent("client:test", "policy.denied", f"field:Query.f{number}", DENIED)
             assert audit.submit(event)
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
         async with engine.connect() as connection:
             written = await connection.scalar(

@@ -130,13 +130,13 @@ async def test_the_required_headers_are_configurable(make_settings: SettingsFact
 
 
 def test_everyone_may_introspect_outside_production() -> None:
-    policy = IntrospectionPolicy(Settings())
+    policy = IntrospectionPolicy(Settings().graphql, production=False)
     assert policy.allows(ANONYMOUS)
     assert policy.allows(Viewer("1", frozenset({"viewer"})))
 
 
 def test_production_allows_the_listed_roles_only() -> None:
-    policy = IntrospectionPolicy(Settings(environment="production"))
+    policy = IntrospectionPolicy(Settings().graphql, production=True)
     assert not policy.allows(ANONYMOUS)
     assert not policy.allows(Viewer("1", frozenset({"viewer"})))
     assert policy.allows(Viewer("2", frozenset({"viewer", "analyst"})))
@@ -145,10 +145,12 @@ def test_production_allows_the_listed_roles_only() -> None:
 
 def test_anonymous_introspection_is_its_own_setting() -> None:
     production = IntrospectionPolicy(
-        Settings(environment="production", introspection_anonymous=True)
+        Settings(introspection_anonymous=True).graphql, production=True
     )
     assert production.allows(ANONYMOUS)
-    development = IntrospectionPolicy(Settings(introspection_anonymous=False))
+    development = IntrospectionPolicy(
+        Settings(introspection_anonymous=False).graphql, production=False
+    )
     assert not development.allows(ANONYMOUS)
     assert development.allows(Viewer("1", frozenset({"viewer"})))
 
@@ -158,9 +160,9 @@ def test_anonymous_introspection_is_its_own_setting() -> None:
 
 async def token_for(settings: Settings, email: str, *roles: str) -> str:
     """A bearer token of a new user with these roles, signed as the gateway signs."""
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
-        tokens = TokenCodec.from_settings(settings)
+        tokens = TokenCodec.from_settings(settings.auth, production=settings.production)
         auth = SqlAuthService(engine, SqlAuditService(engine), tokens)
         user = await auth.create_user(OPERATOR, NewUser(email, None, None, roles))
         return tokens.issue(str(user.id)).token

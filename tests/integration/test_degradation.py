@@ -56,8 +56,8 @@ async def breakers(client: httpx.AsyncClient) -> dict[str, str | None]:
 
 
 def sqlite_file(settings: Settings) -> Path:
-    assert settings.sqlite_path is not None
-    return settings.sqlite_path
+    assert settings.store.sqlite_path is not None
+    return settings.store.sqlite_path
 
 
 def without_extensions(body: dict[str, Any]) -> dict[str, Any]:

@@ -56,12 +56,12 @@ class Mutation:
 async def faulty_client(make_settings: SettingsFactory) -> AsyncIterator[httpx.AsyncClient]:
     """The real endpoint and pipeline over a schema whose resolvers fail on purpose."""
     settings: Settings = make_settings()
-    engine = create_engine(settings)
-    platform = build_platform(settings, engine, None)
+    engine = create_engine(settings.store)
+    platform = build_platform(settings.store, settings.redis, settings.cache, engine, None)
     services = build_services(settings, engine, None, platform, SchemaUsageRecorder({}), Drops())
     schema = strawberry.Schema(query=Query, mutation=Mutation)
     endpoint = GraphQLEndpoint(
-        pipeline_over(compiled_schema(schema), settings, services), settings, None
+        pipeline_over(compiled_schema(schema), settings, services), settings.http, None
     )
     app = Starlette(
         routes=[Route("/graphql", endpoint.handle, methods=["GET", "POST"])],

@@ -148,7 +148,7 @@ async def store_exporter(
 
 async def store_rows(exporter: Exporter, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
     """Rows read from the store directly, not through the export."""
-    engine = create_engine(exporter.app.state.settings)
+    engine = create_engine(exporter.app.state.settings.store)
     try:
         async with engine.connect() as connection:
             return [tuple(row) for row in (await connection.execute(statement)).all()]
@@ -450,7 +450,7 @@ async def test_an_interrupted_export_leaves_no_part_behind_after_its_cleanup(
 async def test_erased_subjects_are_left_out_of_exports(exporter: Exporter) -> None:
     # What an erasure records (tests/services/test_privacy.py runs the real one).
     erased = 3
-    engine = create_engine(exporter.app.state.settings)
+    engine = create_engine(exporter.app.state.settings.store)
     try:
         async with engine.begin() as connection:
             await connection.execute(

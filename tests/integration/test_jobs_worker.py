@@ -55,10 +55,10 @@ def jobs(app: Starlette) -> JobService:
 def new_worker(app: Starlette, worker_processes: list[WorkerProcess], tmp_path: Path) -> Any:
     settings = app.state.settings
     environment = {
-        "DATAINTEL_DATABASE_URL": settings.database_url,
-        "DATAINTEL_REDIS_URL": settings.redis_url,
-        "DATAINTEL_EXPORT_DIR": str(settings.export_dir),
-        "DATAINTEL_JWT_SECRET": settings.jwt_secret.get_secret_value(),
+        "DATAINTEL_DATABASE_URL": settings.store.database_url,
+        "DATAINTEL_REDIS_URL": settings.redis.url,
+        "DATAINTEL_EXPORT_DIR": str(settings.export.dir),
+        "DATAINTEL_JWT_SECRET": settings.auth.jwt_secret.get_secret_value(),
         "DATAINTEL_LOG_FORMAT": "json",
         "DATAINTEL_JOBS_HEARTBEAT_SECONDS": "0.2",
         "DATAINTEL_JOBS_HEARTBEAT_TIMEOUT_SECONDS": "2",

@@ -55,7 +55,7 @@ async def gateway(make_settings: SettingsFactory) -> AsyncIterator[Gateway]:
     app = create_app(settings)
     async with serving(app) as client:
         auth: SqlAuthService = app.state.runtime.services.auth
-        codec = TokenCodec.from_settings(settings)
+        codec = TokenCodec.from_settings(settings.auth, production=settings.production)
         tokens, user_ids = {}, {}
         for name, roles in (("viewer", ("viewer",)), ("nobody", ()), ("admin", ("admin",))):
             user = await auth.create_user(OPERATOR, NewUser(f"{name}@example.com", roles=roles))

@@ -106,7 +106,7 @@ class Client:
 
 
 async def materialized(settings: Settings) -> None:
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
         await SqlFeatureService(engine, load_catalog()).materialize()
     finally:

@@ -96,7 +96,7 @@ async def gateway(make_settings: SettingsFactory) -> AsyncIterator[Gateway]:
     app = create_app(settings)
     async with serving(app) as client:
         auth: SqlAuthService = app.state.runtime.services.auth
-        codec = TokenCodec.from_settings(settings)
+        codec = TokenCodec.from_settings(settings.auth, production=settings.production)
         tokens = {}
         for role in ROLES:
             user = await auth.create_user(OPERATOR, NewUser(f"{role}@example.com", roles=(role,)))

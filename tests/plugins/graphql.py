@@ -109,17 +109,27 @@ def pipeline_over(
     rate_limits: RateLimits | None = None,
 ) -> RequestPipeline:
     """A pipeline over the schema, the services and in-process rate limits; no cache."""
-    limits = rate_limits or RateLimits(settings)
-    documents = DocumentCache.from_settings(schema, settings)
-    gate = FieldGate(schema, settings, field_limiter=lambda: limits.fields, audit=None)
+    limits = rate_limits or RateLimits(settings.rate_limit, settings.redis)
+    documents = DocumentCache.from_settings(schema, settings.graphql, settings.limits)
+    gate = FieldGate(
+        schema,
+        settings.effective_anonymous_roles,
+        rate_limits_enabled=settings.rate_limit.enabled,
+        field_limiter=lambda: limits.fields,
+        audit=None,
+    )
     return RequestPipeline(
         schema=schema,
-        settings=settings,
+        graphql=settings.graphql,
+        limits=settings.limits,
+        production=settings.production,
         documents=documents,
-        persisted=PersistedQueries(settings, documents, lambda: None, lambda: None, Drops()),
+        persisted=PersistedQueries(
+            settings.graphql, settings.redis, documents, lambda: None, lambda: None, Drops()
+        ),
         authenticator=Authenticator(lambda: services),
-        contexts=RequestContexts(lambda: services, settings),
-        cost=OperationCost(settings),
+        contexts=RequestContexts(lambda: services, settings.graphql, settings.limits.max_page_size),
+        cost=OperationCost(settings.limits),
         analyzer=DocumentAnalyzer(schema, gate.table),
         gate=gate,
         responses=None,

@@ -144,7 +144,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def store_engine(store_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a freshly migrated store (both dialects), disposed after the test."""
-    engine = create_engine(Settings(database_url=store_url))
+    engine = create_engine(Settings(database_url=store_url).store)
     try:
         await upgrade(engine)
         yield engine
@@ -161,7 +161,7 @@ class SeededTemplate:
 
 
 async def _migrate_and_seed(url: str, scale: int) -> SeedSummary:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         await upgrade(engine)
         summary = await seed(engine, scale)

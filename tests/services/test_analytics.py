@@ -69,7 +69,7 @@ class Store:
 
 
 async def read_seeded(url: str) -> Seeded:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         async with engine.connect() as connection:
 
@@ -87,7 +87,7 @@ async def read_seeded(url: str) -> Seeded:
 
 
 async def migrate_and_seed(url: str) -> None:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         await upgrade(engine)
         await seed(engine, 1)
@@ -126,7 +126,7 @@ def store(request: pytest.FixtureRequest) -> Store:
 
 @pytest.fixture
 async def engine(store: Store) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=store.url))
+    engine = create_engine(Settings(database_url=store.url).store)
     try:
         yield engine
     finally:
@@ -971,7 +971,7 @@ async def test_sqlite_and_postgresql_give_identical_results(
 ) -> None:
     results: dict[str, list[AnalyticsResult]] = {}
     for name, url in (("sqlite", sqlite_store_url), ("postgres", postgres_store_url)):
-        engine = create_engine(Settings(database_url=url))
+        engine = create_engine(Settings(database_url=url).store)
         try:
             service = SqlAnalyticsService(engine, load_catalog())
             results[name] = [await service.query(query) for query in SAME_ON_BOTH]

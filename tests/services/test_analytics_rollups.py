@@ -186,7 +186,7 @@ def generated_queries(count: int, seed: int) -> list[AnalyticsQuery]:
 
 
 async def build(url: str) -> None:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         await refresh_rollups(engine, load_catalog())
     finally:
@@ -225,7 +225,7 @@ async def fresh_sqlite(seeded_sqlite_template: Path, tmp_path: Path) -> AsyncIte
     shutil.copyfile(seeded_sqlite_template, copy)
     url = sqlite_url(copy)
     await build(url)
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         yield engine
     finally:
@@ -265,7 +265,7 @@ async def test_rollups_answer_exactly_like_raw_rows(rollup_store: tuple[str, int
     url, generated = rollup_store
     queries = [*FROM_THE_ANALYTICS_TESTS, *generated_queries(generated, seed=18)]
     # Some generated raw queries are slow on PostgreSQL (seconds, on this shared machine).
-    engine = create_engine(Settings(database_url=url, database_timeout_seconds=120))
+    engine = create_engine(Settings(database_url=url, database_timeout_seconds=120).store)
     try:
         pairs = await both_ways(engine, queries)
     finally:
@@ -376,7 +376,9 @@ def changing_store_url(
 
 @pytest.fixture
 async def changing_store(changing_store_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=changing_store_url, database_timeout_seconds=120))
+    engine = create_engine(
+        Settings(database_url=changing_store_url, database_timeout_seconds=120).store
+    )
     try:
         yield engine
     finally:
@@ -542,7 +544,7 @@ async def test_without_built_rollups_queries_read_raw_rows(
 ) -> None:
     copy = tmp_path / "store.db"
     shutil.copyfile(seeded_sqlite_template, copy)
-    engine = create_engine(Settings(database_url=sqlite_url(copy)))
+    engine = create_engine(Settings(database_url=sqlite_url(copy)).store)
     try:
         result = await SqlAnalyticsService(engine, load_catalog(), rollups=True).query(
             routed_query()

@@ -205,7 +205,7 @@ async def test_awaited_appends_wait_for_room_instead_of_dropping(
 
 
 async def test_a_failed_batch_fails_its_waiters_and_counts_the_rest(tmp_path: Path) -> None:
-    engine = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")))
+    engine = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")).store)
     await upgrade(engine)
     drops = Drops()
     audit = SqlAuditService(engine, drops=drops)

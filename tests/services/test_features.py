@@ -54,7 +54,7 @@ class Clock:
 
 
 async def _migrate_and_seed(url: str) -> None:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         await upgrade(engine)
         await seed(engine, 1)
@@ -87,7 +87,7 @@ def seeded_store_url(
 @pytest.fixture
 async def engine(seeded_store_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on the seeded store with an empty feature table."""
-    store = create_engine(Settings(database_url=seeded_store_url))
+    store = create_engine(Settings(database_url=seeded_store_url).store)
     async with store.begin() as connection:
         await connection.execute(sa.delete(tables.feature_values))
     yield store

@@ -59,7 +59,7 @@ def seeded_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def engine(seeded_url: str) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(Settings(database_url=seeded_url))
+    made = create_engine(Settings(database_url=seeded_url).store)
     await SqlFeatureService(made, load_catalog()).materialize()
     try:
         yield made

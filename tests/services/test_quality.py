@@ -61,7 +61,7 @@ class Store:
 
 
 async def read_seeded(url: str) -> Seeded:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         async with engine.connect() as connection:
 
@@ -79,7 +79,7 @@ async def read_seeded(url: str) -> Seeded:
 
 
 async def migrate_and_seed(url: str) -> SeedSummary:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         await upgrade(engine)
         return await seed(engine, 1)
@@ -116,7 +116,7 @@ def store(request: pytest.FixtureRequest) -> Store:
 
 @pytest.fixture
 async def engine(store: Store) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=store.url))
+    engine = create_engine(Settings(database_url=store.url).store)
     try:
         yield engine
     finally:

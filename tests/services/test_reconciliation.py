@@ -47,7 +47,7 @@ class Store:
 
 
 async def migrate_and_seed(url: str) -> SeedSummary:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         await upgrade(engine)
         return await seed(engine, 1)
@@ -83,7 +83,7 @@ def store(request: pytest.FixtureRequest) -> Store:
 
 @pytest.fixture
 async def engine(store: Store) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=store.url))
+    engine = create_engine(Settings(database_url=store.url).store)
     try:
         yield engine
     finally:

@@ -22,11 +22,11 @@ QUERY = AnalyticsQuery(
 
 
 def test_refresh_is_off_by_default() -> None:
-    assert Settings().analytics_rollup_refresh_seconds == 0
+    assert Settings().analytics.rollup_refresh_seconds == 0
 
 
 async def source_of(settings: Settings) -> str:
-    engine = create_engine(settings)
+    engine = create_engine(settings.store)
     try:
         service = SqlAnalyticsService(engine, load_catalog(), rollups=True)
         return (await service.query(QUERY)).source

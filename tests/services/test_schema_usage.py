@@ -79,7 +79,7 @@ async def test_counts_kept_while_redis_is_down_reach_it_later(redis_url: str) ->
     down = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
     settings = Settings(redis_breaker_failures=100)
     usage = recorder()
-    usage.connect(down, redis_dependency(settings))
+    usage.connect(down, redis_dependency(settings.redis))
     usage.record(OLD_CLIENT, None, "legacy-app")
     assert await usage.flush() is False
     # This process still answers from its own counts.
@@ -88,10 +88,10 @@ async def test_counts_kept_while_redis_is_down_reach_it_later(redis_url: str) ->
     await down.aclose()
 
     up = Redis.from_url(redis_url)
-    usage.connect(up, redis_dependency(settings))
+    usage.connect(up, redis_dependency(settings.redis))
     assert await usage.flush() is True
     fresh = recorder()
-    fresh.connect(up, redis_dependency(settings))
+    fresh.connect(up, redis_dependency(settings.redis))
     [shared] = [r for r in await fresh.usage(deprecated_only=True) if r.coordinate == "Order.total"]
     assert shared.requests == 1
     assert [c.client for c in shared.top_clients] == ["client:legacy-app"]

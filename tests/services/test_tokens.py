@@ -299,14 +299,15 @@ async def test_unreachable_jwks_is_a_dependency_error(idp_keys: dict[str, Any]) 
 
 def test_production_requires_a_signing_secret() -> None:
     with pytest.raises(SigningSecretMissingError, match="DATAINTEL_JWT_SECRET is required"):
-        signing_secret(Settings(environment="production"))
-    configured = Settings(environment="production", jwt_secret="k" * 40)
-    assert signing_secret(configured) == b"k" * 40
+        signing_secret(Settings().auth, production=True)
+    configured = Settings(jwt_secret="k" * 40).auth
+    assert signing_secret(configured, production=True) == b"k" * 40
     with pytest.raises(ValueError, match="at least 32 bytes"):
-        signing_secret(Settings(jwt_secret="short"))
+        signing_secret(Settings(jwt_secret="short").auth, production=False)
 
 
 def test_development_gets_a_random_secret_per_process() -> None:
-    first, second = signing_secret(Settings()), signing_secret(Settings())
+    first = signing_secret(Settings().auth, production=False)
+    second = signing_secret(Settings().auth, production=False)
     assert len(first) == 32
     assert first != second

@@ -56,7 +56,7 @@ def test_the_override_accepts_unsafe_production_settings_but_not_a_missing_secre
     ],
 )
 def test_plain_database_urls_get_the_async_driver(given: str, expected: str) -> None:
-    assert Settings(database_url=given).database_url == expected
+    assert Settings(database_url=given).store.database_url == expected
 
 
 def test_an_unsupported_store_is_a_configuration_error() -> None:

@@ -19,7 +19,9 @@ from tests.plugins.store import sqlite_url
 
 async def test_sqlite_creates_its_folder_and_sets_its_pragmas(tmp_path: Path) -> None:
     path = tmp_path / "not" / "yet" / "there" / "store.db"
-    engine = create_engine(Settings(database_url=sqlite_url(path), database_timeout_seconds=2.5))
+    engine = create_engine(
+        Settings(database_url=sqlite_url(path), database_timeout_seconds=2.5).store
+    )
     try:
         async with engine.connect() as connection:
             pragmas = {
@@ -33,7 +35,7 @@ async def test_sqlite_creates_its_folder_and_sets_its_pragmas(tmp_path: Path) ->
 
 
 async def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
-    engine = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")))
+    engine = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")).store)
     order = {
         "id": 1,
         "customer_id": 404,
@@ -56,7 +58,7 @@ async def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
 async def test_postgresql_takes_its_pool_and_driver_from_the_settings(postgres_url: str) -> None:
     # A DSN without a driver gets asyncpg, never a blocking driver.
     url = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
-    engine = create_engine(Settings(database_url=url, database_pool_size=3))
+    engine = create_engine(Settings(database_url=url, database_pool_size=3).store)
     try:
         async with engine.connect() as connection:
             name = (await connection.exec_driver_sql("SHOW application_name")).scalar_one()
@@ -69,7 +71,7 @@ async def test_postgresql_takes_its_pool_and_driver_from_the_settings(postgres_u
 
 @pytest.mark.postgres
 async def test_postgresql_statements_time_out(postgres_url: str) -> None:
-    engine = create_engine(Settings(database_url=postgres_url, database_timeout_seconds=0.2))
+    engine = create_engine(Settings(database_url=postgres_url, database_timeout_seconds=0.2).store)
     try:
         async with engine.connect() as connection:
             with pytest.raises(TimeoutError):
@@ -80,7 +82,7 @@ async def test_postgresql_statements_time_out(postgres_url: str) -> None:
 
 def test_an_unsupported_store_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported store"):
-        create_engine(Settings(database_url="mysql+aiomysql://localhost/dataintel"))
+        create_engine(Settings(database_url="mysql+aiomysql://localhost/dataintel").store)
 
 
 def test_importing_the_store_opens_nothing(tmp_path: Path) -> None:

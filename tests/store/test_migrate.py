@@ -35,7 +35,7 @@ def downgrade_to_base(connection: sa.Connection) -> None:
 
 
 async def test_a_new_store_has_no_revision(store_url: str) -> None:
-    engine = create_engine(Settings(database_url=store_url))
+    engine = create_engine(Settings(database_url=store_url).store)
     try:
         assert await current_revision(engine) is None
     finally:

@@ -40,7 +40,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 @asynccontextmanager
 async def engine_on(url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=url))
+    engine = create_engine(Settings(database_url=url).store)
     try:
         yield engine
     finally:
@@ -159,7 +159,7 @@ from dataintel.store.seed import seed
 from tests.plugins.store import table_digests
 
 async def main() -> None:
-    engine = create_engine(Settings(database_url=sys.argv[1]))
+    engine = create_engine(Settings(database_url=sys.argv[1]).store)
     await upgrade(engine)
     await seed(engine)
     print(json.dumps(await table_digests(engine)))

@@ -13,7 +13,7 @@ import hmac
 import re
 
 from dataintel.observability.logging import get_logger
-from dataintel.settings import Settings
+from dataintel.settings import AuthSettings, PrivacySettings
 
 HMAC_PREFIX = "hmac:"
 HMAC_TEXT_LENGTH = len(HMAC_PREFIX) + 43
@@ -41,22 +41,22 @@ def is_keyed_hash(value: str) -> bool:
     return _SHAPE.fullmatch(value) is not None
 
 
-def privacy_key(settings: Settings) -> bytes:
+def privacy_key(privacy: PrivacySettings, auth: AuthSettings, *, production: bool) -> bytes:
     """The configured hmac key, else one derived from the JWT secret, else (outside
     production) the development key."""
-    if settings.privacy_hmac_key is not None:
-        key = settings.privacy_hmac_key.get_secret_value().encode()
+    if privacy.hmac_key is not None:
+        key = privacy.hmac_key.get_secret_value().encode()
         if len(key) < MINIMUM_KEY_BYTES:
             raise PrivacyKeyError(
                 f"DATAINTEL_PRIVACY_HMAC_KEY must be at least {MINIMUM_KEY_BYTES} bytes long;"
                 " generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return key
-    if settings.jwt_secret is not None:
+    if auth.jwt_secret is not None:
         # A derived key, so that an erased value's hash never doubles as a token signature.
-        secret = settings.jwt_secret.get_secret_value().encode()
+        secret = auth.jwt_secret.get_secret_value().encode()
         return hashlib.sha256(b"dataintel privacy hmac\n" + secret).digest()
-    if settings.environment == "production":
+    if production:
         raise PrivacyKeyError(
             "DATAINTEL_PRIVACY_HMAC_KEY (or DATAINTEL_JWT_SECRET) is required when"
             " DATAINTEL_ENVIRONMENT=production: erasures write keyed hashes, and the development"

@@ -15,11 +15,10 @@ import sqlalchemy as sa
 from dataintel.observability.logging import get_logger
 from dataintel.services.jobs import JobKind, JobRun
 from dataintel.services.privacy.dispatch import ACCESS_KIND, ERASURE_KIND
-from dataintel.services.privacy.keyed_hash import privacy_key
 from dataintel.services.privacy.privacy_map import load_privacy_map
 from dataintel.services.privacy.requests import RequestLimits, SqlSubjectRequestService
 from dataintel.services.privacy.work import PrivacyWork, ReplicaInvalidator
-from dataintel.settings import Settings
+from dataintel.settings import PrivacySettings
 from dataintel.store import tables
 
 if TYPE_CHECKING:
@@ -31,24 +30,24 @@ _RETRY_DELAY_SECONDS = 5.0
 _RETRY_BACKOFF_MAX_SECONDS = 120.0
 
 
-def request_limits(settings: Settings) -> RequestLimits:
+def request_limits(privacy: PrivacySettings) -> RequestLimits:
     """Deadlines and input limits of subject requests, from the settings."""
     return RequestLimits(
-        due_months=settings.subject_request_due_months,
-        max_extension_months=settings.subject_request_max_extension_months,
-        reason_max_length=settings.subject_request_reason_max_length,
+        due_months=privacy.subject_request_due_months,
+        max_extension_months=privacy.subject_request_max_extension_months,
+        reason_max_length=privacy.subject_request_reason_max_length,
     )
 
 
 def subject_request_kinds(resources: JobResources) -> tuple[JobKind, JobKind]:
     """The access and erasure kinds over the process's store, cache and artifact storage."""
-    settings = resources.settings
-    requests = SqlSubjectRequestService(resources.store, resources.audit, request_limits(settings))
+    privacy = resources.privacy
+    requests = SqlSubjectRequestService(resources.store, resources.audit, request_limits(privacy))
     work = PrivacyWork(
         resources.engine,
         requests,
-        load_privacy_map(settings.privacy_map_path),
-        privacy_key(settings),
+        load_privacy_map(privacy.map_path),
+        resources.privacy_key,
         ReplicaInvalidator(resources.engine, resources.cache),
         resources.storage,
     )
@@ -78,12 +77,12 @@ def subject_request_kinds(resources: JobResources) -> tuple[JobKind, JobKind]:
         return JobKind(
             name=name,
             run=run,
-            timeout_seconds=settings.subject_request_job_timeout_seconds,
+            timeout_seconds=privacy.subject_request_job_timeout_seconds,
             max_attempts=_MAX_ATTEMPTS,
             retry_delay_seconds=_RETRY_DELAY_SECONDS,
             retry_backoff_max_seconds=_RETRY_BACKOFF_MAX_SECONDS,
-            result_ttl_seconds=settings.export_retention_seconds,
-            heartbeat_timeout_seconds=settings.jobs_heartbeat_timeout_seconds,
+            result_ttl_seconds=resources.export.retention_seconds,
+            heartbeat_timeout_seconds=resources.jobs.heartbeat_timeout_seconds,
             cleanup=cleanup,
         )
 

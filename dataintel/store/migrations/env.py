@@ -30,7 +30,7 @@ async def _migrate_on_own_engine() -> None:
     from dataintel.settings import Settings
     from dataintel.store.engine import create_engine
 
-    engine = create_engine(Settings())
+    engine = create_engine(Settings().store)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_migrate)
@@ -42,7 +42,7 @@ def _migrate_offline() -> None:
     from dataintel.settings import Settings
 
     context.configure(
-        url=Settings().database_url,
+        url=Settings().store.database_url,
         target_metadata=metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
