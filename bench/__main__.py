@@ -23,7 +23,7 @@ from bench.reconciliation_scenarios import (
     reconciliation_table,
     time_reconciliation,
 )
-from bench.rollup_scenarios import rollup_scenarios
+from bench.rollup_scenarios import rollup_scenarios, rollup_table
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from dataintel.store.migrate import upgrade
@@ -114,6 +114,17 @@ def persisted_get(connections: int, seconds: float) -> None:
         print(stages_table(asyncio.run(stage_costs(url, redis_url))))
 
 
+def rollups(scale: int, postgres_server_url: str) -> ReconciliationTiming:
+    """The rollup scenarios' tables, printed; the reconciliation timing at that scale."""
+    runs, reconciled = asyncio.run(
+        rollup_scenarios(
+            scale, requests=40, raw_requests=5, postgres_server_url=postgres_server_url or None
+        )
+    )
+    print(rollup_table(runs, scale))
+    return reconciled
+
+
 def main() -> None:
     """Runs the benchmarks and prints the table."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -128,6 +139,15 @@ def main() -> None:
         "--rollup-scale", type=int, default=10, help="seed scale of the rollup scenarios; 0: skip"
     )
     parser.add_argument(
+        "--rollup-postgres",
+        default="",
+        help="PostgreSQL server URL (postgresql+asyncpg://user@host:port) for the rollup"
+        " scenarios on PostgreSQL too; its database rollups_bench_s<scale>_v<n> is kept",
+    )
+    parser.add_argument(
+        "--only-rollups", action="store_true", help="only the rollup scenarios and their builds"
+    )
+    parser.add_argument(
         "--planned-seconds",
         type=float,
         default=10,
@@ -140,6 +160,9 @@ def main() -> None:
         help="seed scale of the export scenarios (10,000 orders per unit); 0: skip",
     )
     arguments = parser.parse_args()
+    if arguments.only_rollups:
+        rollups(arguments.rollup_scale, arguments.rollup_postgres)
+        return
     persisted_get(arguments.connections, arguments.seconds)
     if arguments.only_persisted_get:
         return
@@ -159,21 +182,8 @@ def main() -> None:
             print(planned_table(planned_rows(url, arguments.planned_seconds)))
     reconciliations = [reconciled]
     if arguments.rollup_scale > 0:
-        scale = arguments.rollup_scale
-        with tempfile.TemporaryDirectory() as directory:
-            routed, timings, reconciled_at_scale = asyncio.run(
-                rollup_scenarios(
-                    Path(directory), scale, min(arguments.requests, 100), arguments.concurrency
-                )
-            )
         print()
-        print("dashboard analytics query (without active_customers), caches off:")
-        print(table(routed, baseline=f"raw, scale {scale}"))
-        print()
-        print("| rollup build | seconds |\n| --- | ---: |")
-        for label, seconds in timings:
-            print(f"| {label} | {seconds:.2f} |")
-        reconciliations.append(reconciled_at_scale)
+        reconciliations.append(rollups(arguments.rollup_scale, arguments.rollup_postgres))
     print()
     print(reconciliation_table(reconciliations))
     if arguments.export_scale > 0:
