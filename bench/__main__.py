@@ -114,11 +114,18 @@ def persisted_get(connections: int, seconds: float) -> None:
         print(stages_table(asyncio.run(stage_costs(url, redis_url))))
 
 
-def rollups(scale: int, postgres_server_url: str) -> ReconciliationTiming:
+def rollups(
+    scale: int, postgres_server_url: str, *, sqlite: bool = True, reconcile: bool = True
+) -> ReconciliationTiming | None:
     """The rollup scenarios' tables, printed; the reconciliation timing at that scale."""
     runs, reconciled = asyncio.run(
         rollup_scenarios(
-            scale, requests=40, raw_requests=5, postgres_server_url=postgres_server_url or None
+            scale,
+            requests=20,
+            raw_requests=3,
+            sqlite=sqlite,
+            postgres_server_url=postgres_server_url or None,
+            reconcile=reconcile,
         )
     )
     print(rollup_table(runs, scale))
@@ -148,6 +155,9 @@ def main() -> None:
         "--only-rollups", action="store_true", help="only the rollup scenarios and their builds"
     )
     parser.add_argument(
+        "--rollup-no-sqlite", action="store_true", help="rollup scenarios on PostgreSQL only"
+    )
+    parser.add_argument(
         "--planned-seconds",
         type=float,
         default=10,
@@ -161,7 +171,12 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     if arguments.only_rollups:
-        rollups(arguments.rollup_scale, arguments.rollup_postgres)
+        rollups(
+            arguments.rollup_scale,
+            arguments.rollup_postgres,
+            sqlite=not arguments.rollup_no_sqlite,
+            reconcile=False,
+        )
         return
     persisted_get(arguments.connections, arguments.seconds)
     if arguments.only_persisted_get:
@@ -183,7 +198,9 @@ def main() -> None:
     reconciliations = [reconciled]
     if arguments.rollup_scale > 0:
         print()
-        reconciliations.append(rollups(arguments.rollup_scale, arguments.rollup_postgres))
+        reconciled_at_scale = rollups(arguments.rollup_scale, arguments.rollup_postgres)
+        if reconciled_at_scale is not None:
+            reconciliations.append(reconciled_at_scale)
     print()
     print(reconciliation_table(reconciliations))
     if arguments.export_scale > 0:

@@ -147,22 +147,27 @@ async def _queries(store: str, url: str, requests: int, raw_requests: int) -> li
 
 
 async def rollup_scenarios(
-    scale: int, requests: int, raw_requests: int, postgres_server_url: str | None
-) -> tuple[list[StoreRun], ReconciliationTiming]:
+    scale: int,
+    requests: int,
+    raw_requests: int,
+    *,
+    sqlite: bool = True,
+    postgres_server_url: str | None = None,
+    reconcile: bool = True,
+) -> tuple[list[StoreRun], ReconciliationTiming | None]:
     """Per store (SQLite, and PostgreSQL given a server URL): builds and queries; and the
-    built-in reconciliation on the SQLite store."""
+    built-in reconciliation on the SQLite store when asked."""
     runs: list[StoreRun] = []
     reconciled: ReconciliationTiming | None = None
-    stores: list[tuple[str, str | None]] = [("SQLite", None)]
+    stores: list[tuple[str, str | None]] = [("SQLite", None)] if sqlite else []
     if postgres_server_url:
         stores.append(("PostgreSQL", postgres_server_url))
     for store, server in stores:
         url, seeded = await seeded_store_url(scale, server)
-        if server is None:
+        if server is None and reconcile:
             reconciled = await time_reconciliation(url, scale)
         timings = await _build_timings(url, scale, seeded)
         runs.append(StoreRun(store, timings, await _queries(store, url, requests, raw_requests)))
-    assert reconciled is not None
     return runs, reconciled
 
 

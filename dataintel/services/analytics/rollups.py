@@ -20,6 +20,7 @@ the same snapshot as the rows, so a reader sees either the old partition or the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ def rollup_raws(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[Ra
     return tuple(dict.fromkeys(raw for value in values for raw in raws_of(value)))
 
 
+@functools.lru_cache(maxsize=256)
 def definition_digest(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> str:
     """A digest of everything the rollup's rows depend on: a change means a rebuild."""
     source = catalog.sources[rollup.source]
@@ -92,8 +94,13 @@ def definition_digest(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> st
     return hashlib.sha256(described.encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=256)
 def rollup_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Table:
-    """The table of a rollup: partition, grain start, dimension values, one column per raw."""
+    """The table of a rollup: partition, grain start, dimension values, one column per raw.
+
+    One Table object per catalog and rollup, so that routed statements hit SQLAlchemy's
+    compiled cache like raw ones do.
+    """
     metadata = sa.MetaData()
     return sa.Table(
         f"{TABLE_PREFIX}{rollup.name}",
