@@ -24,7 +24,7 @@ from bench.reconciliation_scenarios import (
     reconciliation_table,
     time_reconciliation,
 )
-from bench.rollup_scenarios import rollup_scenarios
+from bench.rollup_scenarios import rollup_scenarios, rollup_table
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from dataintel.store.migrate import upgrade
@@ -117,6 +117,24 @@ def persisted_get(connections: int, seconds: float) -> None:
         print(stages_table(asyncio.run(stage_costs(url, redis_url))))
 
 
+def rollups(
+    scale: int, postgres_server_url: str, *, sqlite: bool = True, reconcile: bool = True
+) -> ReconciliationTiming | None:
+    """The rollup scenarios' tables, printed; the reconciliation timing at that scale."""
+    runs, reconciled = asyncio.run(
+        rollup_scenarios(
+            scale,
+            requests=20,
+            raw_requests=3,
+            sqlite=sqlite,
+            postgres_server_url=postgres_server_url or None,
+            reconcile=reconcile,
+        )
+    )
+    print(rollup_table(runs, scale))
+    return reconciled
+
+
 def main() -> None:
     """Runs the benchmarks and prints the table."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -131,6 +149,18 @@ def main() -> None:
         "--rollup-scale", type=int, default=10, help="seed scale of the rollup scenarios; 0: skip"
     )
     parser.add_argument(
+        "--rollup-postgres",
+        default="",
+        help="PostgreSQL server URL (postgresql+asyncpg://user@host:port) for the rollup"
+        " scenarios on PostgreSQL too; its database rollups_bench_s<scale>_v<n> is kept",
+    )
+    parser.add_argument(
+        "--only-rollups", action="store_true", help="only the rollup scenarios and their builds"
+    )
+    parser.add_argument(
+        "--rollup-no-sqlite", action="store_true", help="rollup scenarios on PostgreSQL only"
+    )
+    parser.add_argument(
         "--planned-seconds",
         type=float,
         default=10,
@@ -143,6 +173,14 @@ def main() -> None:
         help="seed scale of the export scenarios (10,000 orders per unit); 0: skip",
     )
     arguments = parser.parse_args()
+    if arguments.only_rollups:
+        rollups(
+            arguments.rollup_scale,
+            arguments.rollup_postgres,
+            sqlite=not arguments.rollup_no_sqlite,
+            reconcile=False,
+        )
+        return
     persisted_get(arguments.connections, arguments.seconds)
     if arguments.only_persisted_get:
         return
@@ -162,21 +200,10 @@ def main() -> None:
             print(planned_table(planned_rows(url, arguments.planned_seconds)))
     reconciliations = [reconciled]
     if arguments.rollup_scale > 0:
-        scale = arguments.rollup_scale
-        with tempfile.TemporaryDirectory() as directory:
-            routed, timings, reconciled_at_scale = asyncio.run(
-                rollup_scenarios(
-                    Path(directory), scale, min(arguments.requests, 100), arguments.concurrency
-                )
-            )
         print()
-        print("dashboard analytics query (without active_customers), caches off:")
-        print(table(routed, baseline=f"raw, scale {scale}"))
-        print()
-        print("| rollup build | seconds |\n| --- | ---: |")
-        for label, seconds in timings:
-            print(f"| {label} | {seconds:.2f} |")
-        reconciliations.append(reconciled_at_scale)
+        reconciled_at_scale = rollups(arguments.rollup_scale, arguments.rollup_postgres)
+        if reconciled_at_scale is not None:
+            reconciliations.append(reconciled_at_scale)
     print()
     print(reconciliation_table(reconciliations))
     with tempfile.TemporaryDirectory() as directory:

@@ -26,6 +26,7 @@ class Measurement:
     requests: int
     requests_per_second: float
     p50_ms: float
+    p95_ms: float
     p99_ms: float
     statements_per_request: float
     cpu_ms_per_request: float
@@ -88,6 +89,7 @@ async def measure(
         requests=len(ordered),
         requests_per_second=len(ordered) / elapsed,
         p50_ms=statistics.median(ordered),
+        p95_ms=ordered[min(len(ordered) - 1, round(len(ordered) * 0.95))],
         p99_ms=ordered[min(len(ordered) - 1, round(len(ordered) * 0.99))],
         statements_per_request=statements / len(ordered),
         cpu_ms_per_request=cpu * 1000 / len(ordered),

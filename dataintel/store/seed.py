@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dataintel.store import tables
+from dataintel.store.bulk_load import (
+    add_written_counts,
+    insert_rows,
+    mark_all_written,
+    row_triggers_suspended,
+)
 
 WINDOW_START = datetime(2025, 1, 1, tzinfo=UTC)
 """No order or event happens before this moment."""
@@ -55,7 +62,8 @@ ROLE_DESCRIPTIONS: Mapping[str, str] = {
 }
 
 _SEED = "dataintel-demo-v1"
-_CHUNK_ROWS = 5000
+SEED_DATA_VERSION = 1
+"""Bumped whenever the rows of a scale change: stores seeded earlier (bench caches) are stale."""
 _SPAN_SECONDS = int((WINDOW_END - WINDOW_START).total_seconds())
 _MINUTE = 60
 _HOUR = 3600
@@ -571,10 +579,24 @@ def _generate(scale: int) -> _DemoRows:
     )
 
 
-async def _insert(connection: AsyncConnection, table: sa.Table, rows: Sequence[Row]) -> None:
-    statement = sa.insert(table)
-    for start in range(0, len(rows), _CHUNK_ROWS):
-        await connection.execute(statement, list(rows[start : start + _CHUNK_ROWS]))
+def _written_counts(rows: _DemoRows) -> Counter[tuple[str, str]]:
+    """Rows per table and UTC month of their time, as row_change_counts' triggers count them."""
+    counts: Counter[tuple[str, str]] = Counter()
+    placed = {order["id"]: order["placed_at"] for order in rows.orders}
+    timed = (
+        ("orders", rows.orders, lambda row: row["placed_at"]),
+        ("events", rows.events, lambda row: row["occurred_at"]),
+        ("order_items", rows.order_items, lambda row: placed.get(row["order_id"])),
+        ("ledger_entries", rows.ledger_entries, lambda row: row["booked_at"]),
+    )
+    for table_name, table_rows, time_of in timed:
+        counts.update(
+            (table_name, "*" if moment is None else moment.astimezone(UTC).strftime("%Y-%m"))
+            for moment in map(time_of, table_rows)
+        )
+    counts[("customers", "*")] += len(rows.customers)
+    counts[("products", "*")] += len(rows.products)
+    return counts
 
 
 async def _restart_sequences(connection: AsyncConnection) -> None:
@@ -613,15 +635,26 @@ async def seed(engine: AsyncEngine, scale: int = 1) -> SeedSummary:
     if scale < 1:
         raise ValueError(f"scale must be at least 1, got {scale}")
     rows = _generate(scale)
+    names = [table.name for table in tables.DEMO_TABLES]
     async with engine.begin() as connection:
-        for table in reversed(tables.DEMO_TABLES):
-            await connection.execute(sa.delete(table))
-        await _insert(connection, tables.products, rows.products)
-        await _insert(connection, tables.customers, rows.customers)
-        await _insert(connection, tables.orders, rows.orders)
-        await _insert(connection, tables.order_items, rows.order_items)
-        await _insert(connection, tables.events, rows.events)
-        await _insert(connection, tables.ledger_entries, rows.ledger_entries)
+        # Every row is deleted: every period that held rows (each has a counter) changes.
+        # Also the first write, which opens SQLite's transaction before triggers are dropped.
+        await mark_all_written(connection, names)
+        async with row_triggers_suspended(connection, names) as suspended:
+            for table in reversed(tables.DEMO_TABLES):
+                await connection.execute(sa.delete(table))
+            for table, table_rows in (
+                (tables.products, rows.products),
+                (tables.customers, rows.customers),
+                (tables.orders, rows.orders),
+                (tables.order_items, rows.order_items),
+                (tables.events, rows.events),
+                (tables.ledger_entries, rows.ledger_entries),
+            ):
+                await insert_rows(connection, table, table_rows)
+            if suspended:
+                # What the triggers would have counted for the rows written.
+                await add_written_counts(connection, _written_counts(rows))
         if connection.dialect.name == "postgresql":
             await _restart_sequences(connection)
         await _seed_roles(connection)

@@ -293,8 +293,9 @@ quality_results = sa.Table(
 row_change_counts = sa.Table(
     "row_change_counts",
     metadata,
-    # Kept by triggers (migration 0006): rows of a table updated in place, per UTC month of
-    # the row's time ('*': a table without one). Only ever grows; rollups compare it.
+    # Kept by triggers (migrations 0006, 0007): rows of a table inserted, deleted or updated
+    # (old and new), per UTC month of the row's time ('*': a table without one). Only ever
+    # grows; a rollup partition is current while its counters are those it was built at.
     sa.Column("table_name", sa.String(64), primary_key=True),
     sa.Column("period", sa.String(7), primary_key=True),
     sa.Column("changes", sa.BigInteger, nullable=False),
@@ -303,15 +304,14 @@ row_change_counts = sa.Table(
 analytics_rollup_state = sa.Table(
     "analytics_rollup_state",
     metadata,
-    # Per rollup and UTC month partition: the definition it was built from, the source's
-    # fingerprint then (rows, latest time, key sum, in-place updates) and when. The rollup
-    # tables themselves are derived data that `dataintel analytics rollups build` creates.
+    # Per rollup and UTC month partition: the definition it was built from, the rows it
+    # holds, the write counters of the tables it reads then (row_change_counts) and when.
+    # The rollup tables themselves are derived data that `dataintel analytics rollups build`
+    # creates.
     sa.Column("rollup", sa.String(64), primary_key=True),
     sa.Column("partition", sa.String(7), primary_key=True),
     sa.Column("definition", sa.String(64), nullable=False),
-    sa.Column("row_count", sa.BigInteger, nullable=False),
-    sa.Column("max_time", UTCDateTime, nullable=True),
-    sa.Column("key_sum", sa.BigInteger, nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
     sa.Column("changes", sa.BigInteger, nullable=False),
     sa.Column("built_at", UTCDateTime, nullable=False),
 )
@@ -322,8 +322,8 @@ ROW_CHANGE_TIMES = {
     "order_items": "orders.placed_at",
     "ledger_entries": "ledger_entries.booked_at",
 }
-"""The time whose UTC month row_change_counts files a table's updates under (as migration
-0006 counts them); the other demo tables count under '*'."""
+"""The time whose UTC month row_change_counts files a table's written rows under (as migration
+0007 counts them); the other demo tables count under '*'."""
 
 subject_requests = sa.Table(
     "subject_requests",

@@ -271,10 +271,13 @@ async def test_rollups_answer_exactly_like_raw_rows(rollup_store: tuple[str, int
     finally:
         await engine.dispose()
     routed = assert_identical(pairs, queries)
-    # Not vacuous: a good share of the queries really were answered from rollups.
+    # Not vacuous: a good share of the queries really were answered from rollups, and every
+    # rollup (the coarser ones and the day grain too) answered some.
     assert routed >= len(queries) // 4, f"only {routed} of {len(queries)} routed"
     assert any(rolled.source == "rollup" for _, rolled in pairs)
     assert any(rolled.source == "mixed" for _, rolled in pairs)
+    used = {name for _, rolled in pairs for name in rolled.rollups}
+    assert used == set(load_catalog().rollups), used
 
 
 def routed_query(**changes: Any) -> AnalyticsQuery:
@@ -305,7 +308,52 @@ async def test_what_is_never_routed(fresh_sqlite: AsyncEngine) -> None:
     for query in never:
         result = await service.query(query)
         assert result.rollups in ((), ("order_items_hourly",)), query
-        assert "orders_hourly" not in result.rollups, query
+        assert not ORDER_ROLLUPS & set(result.rollups), query
+    # The UTC day grain answers only UTC queries by day or coarser over whole UTC days.
+    daily = routed_query(timezone="UTC", granularity="month")
+    assert (await service.query(daily)).rollups == ("orders_by_region_daily",)
+    for query in (
+        routed_query(),  # Berlin: its days are not UTC days
+        routed_query(timezone="UTC", granularity="hour"),
+        routed_query(timezone="UTC", start=datetime(2025, 3, 1, 6)),  # not a whole day
+    ):
+        assert (await service.query(query)).rollups == ("orders_by_region_hourly",), query
+
+
+ORDER_ROLLUPS = {"orders_hourly", "orders_by_region_hourly", "orders_by_region_daily"}
+
+
+async def test_the_smallest_current_rollup_answers(fresh_sqlite: AsyncEngine) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(fresh_sqlite, catalog)
+    routed = SqlAnalyticsService(fresh_sqlite, catalog, rollups=True)
+    async with fresh_sqlite.connect() as connection:
+        rows = dict(
+            (
+                await connection.execute(
+                    sa.select(rollup_state.c.rollup, sa.func.sum(rollup_state.c.rows)).group_by(
+                        rollup_state.c.rollup
+                    )
+                )
+            ).all()
+        )
+    assert rows["orders_by_region_daily"] < rows["orders_by_region_hourly"] < rows["orders_hourly"]
+    expected = {
+        routed_query(timezone="UTC"): "orders_by_region_daily",
+        routed_query(): "orders_by_region_hourly",  # Berlin weeks: hours
+        routed_query(dimensions=("country",)): "orders_hourly",  # only it has countries
+    }
+    for query, rollup in expected.items():
+        result = await routed.query(query)
+        assert result.rollups == (rollup,), query
+        assert canonical(result) == canonical(await raw.query(query))
+    # The smallest one stale, the next smallest current one answers.
+    await insert_late_order(fresh_sqlite, datetime(2025, 3, 20, 10, 15, tzinfo=UTC))
+    await refresh_rollups(fresh_sqlite, catalog, ["orders_hourly"])
+    stale_daily = routed_query(timezone="UTC")
+    result = await routed.query(stale_daily)
+    assert result.rollups == ("orders_hourly",)
+    assert canonical(result) == canonical(await raw.query(stale_daily))
 
 
 async def insert_late_order(engine: AsyncEngine, placed_at: datetime) -> None:
@@ -471,7 +519,7 @@ async def test_a_partition_is_swapped_in_one_transaction(fresh_sqlite: AsyncEngi
         ).scalar()
         state = (
             await connection.execute(
-                sa.select(rollup_state.c.row_count).where(
+                sa.select(rollup_state.c.rows).where(
                     rollup_state.c.rollup == "orders_hourly",
                     rollup_state.c.partition == "2025-04",
                 )
@@ -490,16 +538,16 @@ async def test_a_changed_definition_recreates_the_table(
         """
 rollups:
   - name: orders_hourly
-    description: Revenue by hour and region only.
+    description: Revenue by hour and country only.
     source: orders
     measures: [revenue]
-    dimensions: [region]
+    dimensions: [country]
 """,
         "utf-8",
     )
     changed = load_catalog(extra)
     routed = SqlAnalyticsService(fresh_sqlite, changed, rollups=True)
-    query = routed_query(measures=("revenue",))
+    query = routed_query(measures=("revenue",), dimensions=("country",))
     # Built from the old definition: not current for the new one.
     assert (await routed.query(query)).source == "raw"
     summaries = await refresh_rollups(fresh_sqlite, changed, ["orders_hourly"])

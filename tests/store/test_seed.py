@@ -339,3 +339,52 @@ async def test_every_moment_lies_in_the_window(seeded_sqlite_url: str) -> None:
             ).one()
             assert WINDOW_START <= earliest <= latest <= WINDOW_END, column.key
             assert earliest.tzinfo is UTC
+
+
+async def written_counts(engine: AsyncEngine) -> dict[tuple[str, str], int]:
+    counts = tables.row_change_counts
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            sa.select(counts.c.table_name, counts.c.period, counts.c.changes)
+        )
+        return {(table, period): changes for table, period, changes in found}
+
+
+async def test_seeding_counts_its_writes_like_the_triggers(store_engine: AsyncEngine) -> None:
+    # On SQLite the seed sets the row triggers aside and writes their counts itself; on
+    # PostgreSQL the triggers count the COPY. Either way: the rows per table and UTC month.
+    await seed(store_engine)
+    orders, items = tables.orders, tables.order_items
+    month: sa.ColumnElement[str] = sa.func.strftime("%Y-%m", orders.c.placed_at, type_=sa.String)
+    if store_engine.dialect.name == "postgresql":
+        month = sa.func.to_char(
+            sa.func.timezone("UTC", orders.c.placed_at), "YYYY-MM", type_=sa.String
+        )
+    async with store_engine.connect() as connection:
+        by_month: dict[str, int] = dict(
+            (await connection.execute(sa.select(month, sa.func.count()).group_by(month))).all()
+        )
+        items_by_month: dict[str, int] = dict(
+            (
+                await connection.execute(
+                    sa.select(month, sa.func.count())
+                    .select_from(items.join(orders, items.c.order_id == orders.c.id))
+                    .group_by(month)
+                )
+            ).all()
+        )
+        customers = (await connection.execute(count(tables.customers))).scalar_one()
+    counted = await written_counts(store_engine)
+    assert {p: n for (t, p), n in counted.items() if t == "orders"} == by_month
+    assert {p: n for (t, p), n in counted.items() if t == "order_items"} == items_by_month
+    assert counted[("customers", "*")] == customers
+
+    # Seeding again deletes every row: every counter moves, and the triggers count again.
+    await seed(store_engine)
+    again = await written_counts(store_engine)
+    assert all(again[key] > changes for key, changes in counted.items())
+    async with store_engine.begin() as connection:
+        await connection.execute(
+            sa.update(orders).where(orders.c.id == 1).values(total_cents=orders.c.total_cents + 1)
+        )
+    assert sum((await written_counts(store_engine)).values()) == sum(again.values()) + 2

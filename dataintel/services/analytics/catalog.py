@@ -25,7 +25,7 @@ from dataintel.store.types import UTCDateTime
 
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "ratio"]
 DimensionType = Literal["string", "time"]
-RollupGrain = Literal["hour"]
+RollupGrain = Literal["hour", "day"]
 RollupPartition = Literal["month"]
 RollupRefresh = Literal["changed_partitions", "all_partitions"]
 
@@ -103,10 +103,12 @@ class MeasureDefinition:
 
 @dataclass(frozen=True, slots=True)
 class RollupDefinition:
-    """Pre-aggregated sums and counts of a source by UTC hour and some dimensions.
+    """Pre-aggregated sums and counts of a source by UTC hour (or day) and some dimensions.
 
     Built into a table of the store, one partition (a UTC month) at a time; queries it
-    covers are answered from it while it is current (see ``routing``).
+    covers are answered from it while it is current (see ``routing``). A day grain holds the
+    days of ``zone`` (UTC only, so that a day never straddles a partition): it answers only
+    queries in that zone bucketed by day or coarser over whole days.
     """
 
     name: str
@@ -117,6 +119,7 @@ class RollupDefinition:
     grain: RollupGrain
     partition: RollupPartition
     refresh: RollupRefresh
+    zone: str = "UTC"
 
 
 class AnalyticsCatalog:
@@ -217,6 +220,9 @@ class _RollupSpec(BaseModel):
     measures: list[str] = Field(min_length=1)
     dimensions: list[str] = Field(default_factory=list)
     grain: RollupGrain = "hour"
+    # Days of this zone for a day grain; UTC is the only one (a UTC month partition holds
+    # whole UTC days, not whole days of a zone with an offset).
+    zone: Literal["UTC"] = "UTC"
     partition: RollupPartition = "month"
     refresh: RollupRefresh = "changed_partitions"
 
@@ -454,6 +460,7 @@ def _rollup(
         spec.grain,
         spec.partition,
         spec.refresh,
+        spec.zone,
     )
 
 

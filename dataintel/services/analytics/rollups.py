@@ -1,26 +1,26 @@
-"""Rollup tables: a source's sums and counts by UTC hour, built one UTC month at a time.
+"""Rollup tables: a source's sums and counts by UTC hour (or day), built one UTC month at a time.
 
 Rollups are derived data, so the build creates their tables itself (no migration): a table
-per rollup (``analytics_rollup_<name>``). The state table (migration 0006) records, per
-partition, the definition it was built from and the source's fingerprint at that moment. A rollup
-whose definition changed is dropped and rebuilt whole.
+per rollup (``analytics_rollup_<name>``). The state table (migration 0007) records, per
+partition, the definition it was built from, its row count and the write counters of the
+tables it reads at that moment. A rollup whose definition changed is dropped and rebuilt whole.
 
-The fingerprint of a partition is the count, the latest time value and the sum of the
-primary keys of the source's rows in it, and the count of in-place updates of the tables it
-reads. The first three change when rows are added (late rows included), deleted or moved in
-time; they are cheap to compute (the source's time index, without the dimension joins). The
-last comes from ``row_change_counts``, which the store's triggers keep (migration 0006): the
-updated rows per table and UTC month of the row's time, so an order whose total changed
-stales its month, and a customer whose region changed (a table without a time of its own)
-stales every partition of the rollups that join customers. A query checks all four on every
-read.
+The store counts every row written (inserted, deleted, or updated: old and new) per table and
+UTC month of the row's time in ``row_change_counts`` (triggers, migration 0007; ``*`` for
+tables without a time, such as customers). The counters only grow, so a partition is current
+while the counters it was built at are the counters now: its own month's (and ``*``'s) of the
+tables filed by the rollup's time, plus every counter of the other tables it joins. Late rows
+count in their month, deletes in theirs, a re-timed row in both, a customer moved to another
+region in every partition of the rollups that join customers. Checking that costs a read of a
+few dozen counter rows, whatever the size of the source.
 
-A partition is swapped in one transaction (delete, insert, record), so a reader sees either
-the old partition or the new one, never half of it.
+A partition is swapped in one transaction (delete, insert, record), reading the counters in
+the same snapshot as the rows, so a reader sees either the old partition or the new one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,7 +34,6 @@ from dataintel.services.analytics.catalog import (
     TABLES,
     AnalyticsCatalog,
     RollupDefinition,
-    SourceDefinition,
 )
 from dataintel.services.analytics.planner import Raw, raws_of, value_of
 from dataintel.store import tables
@@ -48,22 +47,13 @@ rollup_state = tables.analytics_rollup_state
 
 
 @dataclass(frozen=True, slots=True)
-class Fingerprint:
-    """What a partition's source rows looked like: number, latest time, key sum, updates."""
-
-    row_count: int
-    max_time: datetime | None
-    key_sum: int
-    changes: int = 0
-    """In-place updates counted in row_change_counts for the tables the rollup reads."""
-
-
-@dataclass(frozen=True, slots=True)
 class PartitionState:
-    """A built partition: its definition digest, its source's fingerprint, when it was built."""
+    """A built partition: its definition digest, rows, the counters then, when it was built."""
 
     definition: str
-    fingerprint: Fingerprint
+    rows: int
+    changes: int
+    """The sum of the row_change_counts that apply to the partition, when it was built."""
     built_at: datetime
 
 
@@ -85,6 +75,7 @@ def rollup_raws(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[Ra
     return tuple(dict.fromkeys(raw for value in values for raw in raws_of(value)))
 
 
+@functools.lru_cache(maxsize=256)
 def definition_digest(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> str:
     """A digest of everything the rollup's rows depend on: a change means a rebuild."""
     source = catalog.sources[rollup.source]
@@ -92,6 +83,7 @@ def definition_digest(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> st
         (
             rollup.source,
             rollup.grain,
+            rollup.zone,
             rollup.partition,
             source,
             catalog.dimensions[source.time_dimension],
@@ -102,8 +94,13 @@ def definition_digest(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> st
     return hashlib.sha256(described.encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=256)
 def rollup_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Table:
-    """The table of a rollup: partition, UTC hour, dimension values, one column per raw."""
+    """The table of a rollup: partition, grain start, dimension values, one column per raw.
+
+    One Table object per catalog and rollup, so that routed statements hit SQLAlchemy's
+    compiled cache like raw ones do.
+    """
     metadata = sa.MetaData()
     return sa.Table(
         f"{TABLE_PREFIX}{rollup.name}",
@@ -122,20 +119,6 @@ def column(reference: str) -> sa.Column[Any]:
     """The column of a table.column reference."""
     table, _, name = reference.partition(".")
     return TABLES[table].c[name]
-
-
-def _time_from(source: SourceDefinition, time_table: str) -> sa.FromClause:
-    """The source's table with only the joins that reach its time column."""
-    needed = {time_table}
-    for join in reversed(source.joins):
-        if join.table in needed:
-            needed.add(join.key.partition(".")[0])
-    joined: sa.FromClause = TABLES[source.table]
-    for join in source.joins:
-        if join.table in needed:
-            condition = column(join.key) == column(join.references)
-            joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
-    return joined
 
 
 def partition_bounds(partition: str) -> tuple[datetime, datetime]:
@@ -158,67 +141,21 @@ def _partition_key(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElem
     return sa.func.strftime("%Y-%m", moment, type_=sa.String)
 
 
-def _hour(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
-    # The stored form of the hour's start on each dialect, so that it compares like the
-    # source's own time values.
+def _grain_start(moment: sa.ColumnElement[Any], grain: str, dialect: str) -> sa.ColumnElement[Any]:
+    # The stored form of the UTC hour's (day's) start on each dialect, so that it compares
+    # like the source's own time values.
     if dialect == "postgresql":
         utc: sa.ColumnElement[str] = sa.literal_column("'UTC'")
-        local_hour = sa.func.date_trunc(sa.literal_column("'hour'"), sa.func.timezone(utc, moment))
-        return sa.func.timezone(utc, local_hour, type_=UTCDateTime)
-    return sa.func.strftime("%Y-%m-%d %H:00:00.000000", moment, type_=UTCDateTime)
-
-
-def fingerprints_statement(
-    catalog: AnalyticsCatalog,
-    rollup: RollupDefinition,
-    dialect: str,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> sa.Select[Any]:
-    """(partition, count, max time, key sum, updates) of the source's rows, by partition."""
-    source = catalog.sources[rollup.source]
-    time = catalog.dimensions[source.time_dimension]
-    moment = column(time.column)
-    key = next(iter(TABLES[source.table].primary_key.columns))
-    partition = _partition_key(moment, dialect).label("partition")
-    conditions = []
-    if start is not None:
-        conditions.append(moment >= start)
-    if end is not None:
-        conditions.append(moment < end)
-    grouped = (
-        sa.select(
-            partition,
-            sa.func.count().label("row_count"),
-            sa.func.max(moment).label("max_time"),
-            sa.func.coalesce(sa.func.sum(key), 0).label("key_sum"),
+        truncated = sa.func.date_trunc(
+            sa.literal_column(f"'{grain}'"), sa.func.timezone(utc, moment)
         )
-        .select_from(_time_from(source, time.table))
-        .where(*conditions)
-        .group_by(partition)
-        .subquery("fingerprints")
-    )
-    # A partition's updates: its own month's and '*' of the tables filed by the rollup's
-    # time, and every update of the other tables it joins (their time is not its own).
-    aligned, others = _read_tables(catalog, rollup)
-    counts = tables.row_change_counts
-    applies = sa.or_(
-        sa.and_(
-            counts.c.table_name.in_(sorted(aligned)),
-            sa.or_(counts.c.period == grouped.c.partition, counts.c.period == "*"),
-        ),
-        counts.c.table_name.in_(sorted(others)),
-    )
-    changes = (
-        sa.select(sa.func.coalesce(sa.func.sum(counts.c.changes), 0))
-        .where(applies)
-        .scalar_subquery()
-    )
-    return sa.select(grouped, changes.label("changes"))
+        return sa.func.timezone(utc, truncated, type_=UTCDateTime)
+    shape = "%Y-%m-%d %H:00:00.000000" if grain == "hour" else "%Y-%m-%d 00:00:00.000000"
+    return sa.func.strftime(shape, moment, type_=UTCDateTime)
 
 
 def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[set[str], set[str]]:
-    """The tables a rollup reads: those whose updates are filed under its partitions, others."""
+    """The tables a rollup reads: those whose writes are filed under its partitions, others."""
     source = catalog.sources[rollup.source]
     time_column = catalog.dimensions[source.time_dimension].column
     read = {source.table, *(join.table for join in source.joins)}
@@ -226,26 +163,45 @@ def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[s
     return aligned, read - aligned
 
 
-def fingerprints_of(rows: Sequence[Any]) -> dict[str, Fingerprint]:
-    """Fingerprints by partition from the rows of fingerprints_statement."""
-    return {
-        row.partition: Fingerprint(
-            int(row.row_count), row.max_time, int(row.key_sum), int(row.changes)
-        )
-        for row in rows
-    }
+def counters_statement(
+    catalog: AnalyticsCatalog, rollups: Sequence[RollupDefinition]
+) -> sa.Select[Any]:
+    """The write counters of every table the rollups read (a few rows per table and month)."""
+    read: set[str] = set()
+    for rollup in rollups:
+        aligned, others = _read_tables(catalog, rollup)
+        read |= aligned | others
+    counts = tables.row_change_counts
+    return sa.select(counts.c.table_name, counts.c.period, counts.c.changes).where(
+        counts.c.table_name.in_(sorted(read))
+    )
 
 
-async def current_fingerprints(
-    connection: AsyncConnection,
-    catalog: AnalyticsCatalog,
-    rollup: RollupDefinition,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> dict[str, Fingerprint]:
-    """The source's fingerprints now, by partition (of the range given, or all)."""
-    statement = fingerprints_statement(catalog, rollup, connection.dialect.name, start, end)
-    return fingerprints_of((await connection.execute(statement)).all())
+def partition_changes(
+    catalog: AnalyticsCatalog, rollup: RollupDefinition, counters: Sequence[Any]
+) -> dict[str, int]:
+    """Per partition holding rows (or having held some), the sum of the counters that apply.
+
+    Its own month's and ``*``'s of the tables filed by the rollup's time, and every counter of
+    the other tables it joins (their rows have no time of their own, or another one).
+    """
+    aligned, others = _read_tables(catalog, rollup)
+    shared = 0
+    by_period: dict[str, int] = {}
+    for row in counters:
+        if row.table_name in others or (row.table_name in aligned and row.period == "*"):
+            shared += int(row.changes)
+        elif row.table_name in aligned:
+            by_period[row.period] = by_period.get(row.period, 0) + int(row.changes)
+    return {period: changes + shared for period, changes in by_period.items()}
+
+
+async def current_changes(
+    connection: AsyncConnection, catalog: AnalyticsCatalog, rollups: Sequence[RollupDefinition]
+) -> dict[str, dict[str, int]]:
+    """The counters that apply now, by rollup name and partition."""
+    counters = (await connection.execute(counters_statement(catalog, rollups))).all()
+    return {rollup.name: partition_changes(catalog, rollup, counters) for rollup in rollups}
 
 
 def state_statement(
@@ -262,9 +218,7 @@ def states_of(rows: Sequence[Any]) -> dict[tuple[str, str], PartitionState]:
     """Partition states by (rollup, partition) from the rows of state_statement."""
     return {
         (row.rollup, row.partition): PartitionState(
-            row.definition,
-            Fingerprint(int(row.row_count), row.max_time, int(row.key_sum), int(row.changes)),
-            row.built_at,
+            row.definition, int(row.rows), int(row.changes), row.built_at
         )
         for row in rows
     }
@@ -280,7 +234,7 @@ def _build_statement(
     source = catalog.sources[rollup.source]
     moment = column(catalog.dimensions[source.time_dimension].column)
     start, end = partition_bounds(partition)
-    hour = _hour(moment, dialect)
+    hour = _grain_start(moment, rollup.grain, dialect)
     dimensions = [column(catalog.dimensions[name].column) for name in rollup.dimensions]
     values = []
     for raw in rollup_raws(catalog, rollup):
@@ -317,7 +271,9 @@ async def _prepare(
         )
     ).scalars()
     exists = await connection.run_sync(lambda sync: sa.inspect(sync).has_table(table.name))
-    if exists and set(recorded) <= {digest}:
+    # Without any recorded state (a new state table after migration 0007, or a first build
+    # that failed), rows left in the table are nobody's: start from an empty table.
+    if exists and set(recorded) == {digest}:
         return False
     await connection.run_sync(table.drop, checkfirst=True)
     await connection.run_sync(table.create)
@@ -336,7 +292,7 @@ async def refresh_rollup(
     """Rebuilds the partitions that need it: those named, all, or those whose source changed."""
     async with engine.begin() as connection:
         recreated = await _prepare(connection, catalog, rollup)
-        current = await current_fingerprints(connection, catalog, rollup)
+        current = (await current_changes(connection, catalog, [rollup]))[rollup.name]
         recorded = states_of((await connection.execute(state_statement([rollup.name]))).all())
     digest = definition_digest(catalog, rollup)
     built = {partition: state for (_, partition), state in recorded.items()}
@@ -351,7 +307,7 @@ async def refresh_rollup(
             if partition not in built
             or partition not in current
             or built[partition].definition != digest
-            or built[partition].fingerprint != current[partition]
+            or built[partition].changes != current[partition]
         )
     table = rollup_table(catalog, rollup)
     rebuilt: list[str] = []
@@ -359,7 +315,7 @@ async def refresh_rollup(
     rows = 0
     for partition in chosen:
         inserted = await _swap_partition(engine, catalog, rollup, table, partition, digest)
-        if inserted is None:
+        if inserted == 0:
             removed.append(partition)
         else:
             rebuilt.append(partition)
@@ -375,42 +331,40 @@ async def _swap_partition(
     table: sa.Table,
     partition: str,
     digest: str,
-) -> int | None:
-    """Replaces one partition in one transaction; its row count, None when the source has none."""
+) -> int:
+    """Replaces one partition in one transaction; the number of rows it now holds."""
     dialect = engine.dialect.name
-    start, end = partition_bounds(partition)
     async with engine.connect() as connection:
         if dialect == "postgresql":
-            # One snapshot for the rows aggregated and the fingerprint recorded with them.
+            # One snapshot for the rows aggregated and the counters recorded with them.
             connection = await connection.execution_options(isolation_level="REPEATABLE READ")
         async with connection.begin():
+            # On SQLite the first write takes the store's write lock: no write lands between
+            # the aggregation and the counters read below.
             await connection.execute(sa.delete(table).where(table.c.partition == partition))
             await connection.execute(
                 sa.delete(rollup_state).where(
                     rollup_state.c.rollup == rollup.name, rollup_state.c.partition == partition
                 )
             )
-            found = (await current_fingerprints(connection, catalog, rollup, start, end)).get(
-                partition
-            )
-            if found is None:
-                return None
             result = await connection.execute(
                 _build_statement(catalog, rollup, table, partition, dialect)
             )
+            changes = (await current_changes(connection, catalog, [rollup]))[rollup.name]
+            inserted = int(result.rowcount or 0)
+            # Recorded even when empty (every row deleted): the partition is then current
+            # with no rows, and routing knows it holds nothing rather than nothing known.
             await connection.execute(
                 sa.insert(rollup_state).values(
                     rollup=rollup.name,
                     partition=partition,
                     definition=digest,
-                    row_count=found.row_count,
-                    max_time=found.max_time,
-                    key_sum=found.key_sum,
-                    changes=found.changes,
+                    rows=inserted,
+                    changes=changes.get(partition, 0),
                     built_at=datetime.now(UTC),
                 )
             )
-            return int(result.rowcount or 0)
+            return inserted
 
 
 async def refresh_rollups(

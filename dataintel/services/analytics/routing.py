@@ -3,15 +3,17 @@
 A rollup answers for a source when it holds every raw aggregate the plan needs from that
 source (sums and counts only: distinct counts never add up across hours), every dimension
 grouped or filtered by, the query uses the source's own time dimension without filters on
-time values, and every bucket of the query is a union of whole UTC hours: the range's ends
-are whole UTC hours and the zone's offsets over the range are whole hours that change on
-whole UTC hours. Buckets are then computed from each hour's start with the very expression
-that raw rows use, so routing never moves a bucket's boundary.
+time values, and every bucket of the query is a union of whole grains: for an hour grain,
+the range's ends are whole UTC hours and the zone's offsets over the range are whole hours
+that change on whole UTC hours; for a day grain (of UTC), the query is in UTC, buckets by
+day or coarser (or not at all) and its range's ends are whole UTC days. Buckets are then
+computed from each grain's start with the very expression that raw rows use, so routing
+never moves a bucket's boundary.
 
-Freshness is checked on every query: each partition that the range touches must have been
-built from the current definition and from source rows whose fingerprint (count, latest
-time, key sum, in-place updates) is the one the source has now. Otherwise the source is
-read raw.
+Of the rollups that cover a source, the one holding the fewest rows in the range answers
+(the declared order breaks ties), if it is current: each partition the range touches was
+built from the current definition and the store's write counters that apply to it are the
+ones recorded at its build. Otherwise the next smallest is tried, then the raw rows.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from datetime import UTC, datetime
 from dataintel.services.analytics.catalog import RollupDefinition
 from dataintel.services.analytics.planner import Plan
 from dataintel.services.analytics.rollups import (
-    Fingerprint,
     PartitionState,
     definition_digest,
     partition_bounds,
@@ -32,6 +33,8 @@ from dataintel.services.analytics.rollups import (
 )
 
 _HOUR_SECONDS = 3600
+# Granularities whose buckets are unions of whole days of the query's zone.
+_DAY_OR_COARSER = ("day", "week", "month", "quarter", "year")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +65,27 @@ def hour_aligned(plan: Plan) -> bool:
     return True
 
 
+def _whole_day(moment: datetime | None) -> bool:
+    return moment is None or (_whole_hour(moment) and moment.astimezone(UTC).hour == 0)
+
+
+def day_aligned(plan: Plan) -> bool:
+    """True when every bucket (and the range) of the plan is a union of whole UTC days."""
+    if not (_whole_day(plan.start) and _whole_day(plan.end)):
+        return False
+    if plan.granularity is None:
+        return True
+    return plan.timezone == "UTC" and plan.granularity in _DAY_OR_COARSER
+
+
 def candidates(plan: Plan) -> list[Candidate]:
     """The rollups that cover some of the plan's sources (freshness not yet checked)."""
     catalog = plan.catalog
-    if not catalog.rollups or not hour_aligned(plan):
+    if not catalog.rollups:
         return []
     if any(dimension.type != "string" for dimension, _ in plan.dimension_filters):
         return []
+    aligned = {"hour": hour_aligned(plan), "day": day_aligned(plan)}
     wanted = {dimension.name for dimension in plan.dimensions}
     wanted.update(dimension.name for dimension, _ in plan.dimension_filters)
     found: list[Candidate] = []
@@ -78,11 +95,12 @@ def candidates(plan: Plan) -> list[Candidate]:
             continue
         needed = {raw for raw in plan.raws if raw.source == source}
         for rollup in catalog.rollups.values():
-            if rollup.source != source or not wanted <= set(rollup.dimensions):
+            if rollup.source != source or not aligned[rollup.grain]:
+                continue
+            if not wanted <= set(rollup.dimensions):
                 continue
             if needed <= set(rollup_raws(catalog, rollup)):
                 found.append(Candidate(source, rollup, definition_digest(catalog, rollup)))
-                break
     return found
 
 
@@ -110,22 +128,21 @@ class Decision:
 def decide(
     candidates_found: Sequence[Candidate],
     touched: Sequence[str] | None,
-    current: Mapping[str, Mapping[str, Fingerprint]],
+    current: Mapping[str, Mapping[str, int]],
     recorded: Mapping[tuple[str, str], PartitionState],
 ) -> Decision:
-    """Routes a source to its rollup only when every partition it needs is current."""
-    routes: dict[str, RollupDefinition] = {}
-    built: list[datetime] = []
-    for candidate in candidates_found:
+    """Routes each source to its smallest current rollup over the partitions it needs."""
+    usable: dict[str, list[tuple[int, int, RollupDefinition, list[datetime]]]] = {}
+    for order, candidate in enumerate(candidates_found):
         name = candidate.rollup.name
-        fingerprints = current.get(name, {})
+        changes = current.get(name, {})
         states = {
             partition: state for (rollup, partition), state in recorded.items() if rollup == name
         }
         # The partitions the range touches that hold rows now or did when built.
         needed = {
             partition
-            for partition in set(fingerprints) | set(states)
+            for partition in set(changes) | set(states)
             if touched is None or partition in touched
         }
         if not needed:
@@ -133,12 +150,18 @@ def decide(
             continue
         fresh = all(
             partition in states
-            and partition in fingerprints
             and states[partition].definition == candidate.digest
-            and states[partition].fingerprint == fingerprints[partition]
+            and states[partition].changes == changes.get(partition, 0)
             for partition in needed
         )
         if fresh:
-            routes[candidate.source] = candidate.rollup
-            built.extend(states[partition].built_at for partition in needed)
-    return Decision(routes, min(built) if built else None)
+            rows = sum(states[partition].rows for partition in needed)
+            built = [states[partition].built_at for partition in needed]
+            usable.setdefault(candidate.source, []).append((rows, order, candidate.rollup, built))
+    routes: dict[str, RollupDefinition] = {}
+    oldest: list[datetime] = []
+    for source, found in usable.items():
+        _, _, rollup, built = min(found, key=lambda entry: (entry[0], entry[1]))
+        routes[source] = rollup
+        oldest.extend(built)
+    return Decision(routes, min(oldest) if oldest else None)

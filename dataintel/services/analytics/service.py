@@ -11,12 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dataintel.services.analytics.catalog import AnalyticsCatalog
 from dataintel.services.analytics.planner import AnalyticsQuery, Plan, plan_query
 from dataintel.services.analytics.results import AnalyticsResult, shape_result
-from dataintel.services.analytics.rollups import (
-    current_fingerprints,
-    partition_bounds,
-    state_statement,
-    states_of,
-)
+from dataintel.services.analytics.rollups import current_changes, state_statement, states_of
 from dataintel.services.analytics.routing import (
     Decision,
     candidates,
@@ -40,8 +35,9 @@ class SqlAnalyticsService:
     """AnalyticsService over the SQL store: two statements per query, rows and totals.
 
     With ``rollups``, a query that a rollup covers first checks in the same connection that
-    the rollup's partitions are current (the state and the source's fingerprints: one
-    statement each), then reads the rollup instead of the source's rows.
+    the rollup's partitions are current (the recorded state and the store's write counters:
+    one small indexed read each), then reads the smallest current rollup instead of the
+    source's rows.
     """
 
     def __init__(
@@ -84,12 +80,7 @@ class SqlAnalyticsService:
         if not recorded:
             # Never built (`dataintel analytics rollups build`), or not in this range.
             return None
-        start = partition_bounds(touched[0])[0] if touched else None
-        end = partition_bounds(touched[-1])[1] if touched else None
-        current = {
-            candidate.rollup.name: await current_fingerprints(
-                connection, plan.catalog, candidate.rollup, start, end
-            )
-            for candidate in found
-        }
+        current = await current_changes(
+            connection, plan.catalog, [candidate.rollup for candidate in found]
+        )
         return decide(found, touched, current, recorded)
