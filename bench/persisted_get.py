@@ -35,7 +35,8 @@ from dataintel.gateway.pipeline import QUERIES_ONLY, PipelineInput, RequestPipel
 from dataintel.http.graphql_endpoint import GraphQLEndpoint, _from_query_string
 from dataintel.http.media_types import JSON
 from dataintel.http.rate_limit import RequestRateLimitMiddleware
-from dataintel.observability.request_context import _access_log, request_id_from
+from dataintel.observability.logging import access_log
+from dataintel.observability.request_context import request_id_from
 from dataintel.settings import Settings
 
 ORDERS = (
@@ -191,8 +192,12 @@ async def stage_costs(
     )
     app = create_app(settings)
     streams = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
-    with open(os.devnull, "w") as devnull:  # noqa: ASYNC230 (nothing is read or written)
-        # The access log is measured, not printed.
+    with (
+        open(os.devnull, "w") as devnull,  # noqa: ASYNC230 (nothing is read or written)
+        open(os.devnull, "wb") as binary_devnull,  # noqa: ASYNC230
+        access_log.diverted(binary_devnull),
+    ):
+        # The access log is measured (as the JSON lines of production), not printed.
         kept = [handler.setStream(devnull) for handler in streams]
         try:
             async with app.router.lifespan_context(app):
@@ -271,8 +276,8 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
     def serialization() -> None:
         Response(orjson.dumps(response.to_dict()), media_type=JSON)
 
-    def access_log() -> None:
-        _access_log.info(
+    def access_line() -> None:
+        access_log.info(
             "request",
             method="GET",
             path="/graphql",
@@ -288,7 +293,7 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
         ("rate limit", rate_limit),
         ("CSRF", csrf),
         ("serialization", serialization),
-        ("access log", access_log),
+        ("access log", access_line),
     ]
     costs = [(name, await _time(stage, iterations)) for name, stage in transport_stages]
     clock = StageClock()

@@ -11,11 +11,10 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dataintel.observability.logging import get_logger
+from dataintel.observability.logging import access_log
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_access_log = get_logger("dataintel.access")
 
 
 def request_id_from(value: str | None) -> str:
@@ -57,7 +56,7 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_with_request_id)
             finally:
-                _access_log.info(
+                access_log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
