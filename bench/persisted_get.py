@@ -32,8 +32,9 @@ from starlette.responses import Response
 from bench.load import HEADERS, Load, run_load
 from dataintel.app import create_app
 from dataintel.gateway.pipeline import QUERIES_ONLY, PipelineInput, RequestPipeline
-from dataintel.http.graphql_endpoint import GraphQLEndpoint, _from_query_string
+from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.media_types import JSON
+from dataintel.http.query_strings import request_from_query_params
 from dataintel.http.rate_limit import RequestRateLimitMiddleware
 from dataintel.observability.logging import access_log
 from dataintel.observability.request_context import request_id_from
@@ -251,7 +252,7 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
     params = {"operationName": "Orders", "extensions": EXTENSIONS}
     request = Request(_scope(headers))
     pipeline_input = PipelineInput(
-        request=_from_query_string(params),
+        request=request_from_query_params(params),
         request_id="bench",
         headers=request.headers,
         client_address="127.0.0.1",

@@ -281,7 +281,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             _log.info("stopped", version=__version__)
 
     documents = DocumentCache.from_settings(graphql_schema, settings)
-    observers: list[PipelineObserver] = [TracingObserver()]
+    # Untraced, the operation span is never made: the observer would find nothing to name.
+    observers: list[PipelineObserver] = [TracingObserver()] if tracing.enabled else []
     if metrics is not None:
         observers.append(MetricsObserver(metrics))
     gate = FieldGate(
