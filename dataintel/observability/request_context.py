@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
+from random import getrandbits
 from typing import Any
 
 import structlog
@@ -21,7 +21,9 @@ def request_id_from(value: str | None) -> str:
     """The client's request id when it is safe to log and echo, a fresh one otherwise."""
     if value and _VALID_REQUEST_ID.match(value):
         return value
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, as uuid4().hex gave, without its os.urandom call:
+    # a correlation id need not be unguessable (it is echoed to the client that sent it).
+    return f"{getrandbits(128):032x}"
 
 
 class RequestContextMiddleware:
