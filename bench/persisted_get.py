@@ -240,7 +240,7 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
         for _ in range(2):
             (await client.get(PATH, headers=HEADERS)).raise_for_status()
     route = next(r for r in app.routes if getattr(r, "path", None) == settings.graphql_path)
-    endpoint: GraphQLEndpoint = route.endpoint.__self__
+    endpoint: GraphQLEndpoint = route.endpoint
     pipeline: RequestPipeline = app.state.pipeline
     limiting = next(m for m in app.user_middleware if m.cls is RequestRateLimitMiddleware)
     rate_limits = limiting.kwargs["rate_limits"]
@@ -275,7 +275,7 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
         endpoint._csrf.check("GET", request.headers)
 
     def serialization() -> None:
-        Response(orjson.dumps(response.to_dict()), media_type=JSON)
+        Response(response.encoded(), media_type=JSON)
 
     def access_line() -> None:
         access_log.info(

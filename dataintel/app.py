@@ -316,7 +316,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         (lambda: graphiql_page(settings.graphql_path)) if settings.graphiql_enabled else None,
     )
     routes = [
-        Route(settings.graphql_path, endpoint.handle, methods=["GET", "POST"]),
+        Route(settings.graphql_path, endpoint, methods=["GET", "POST"]),
         Route("/healthz", liveness, methods=["GET"]),
         Route(
             "/exports/{job_id}/parts/{number}", download_endpoint(services), methods=["GET", "HEAD"]

@@ -10,6 +10,7 @@ import orjson
 from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from dataintel.context import Viewer
 from dataintel.errors import BadUserInputError, GatewayError
@@ -58,6 +59,13 @@ class GraphQLEndpoint:
         self._graphiql = graphiql
         self._csrf = CsrfPrevention.from_settings(settings)
         self._query_strings = QueryStringRequests()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as an ASGI app: Starlette's function-endpoint wrapper (a second layer
+        of exception handlers per request) has nothing to catch here, ``handle`` returns
+        every answer as a response."""
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         """Answers one request to the GraphQL path."""
