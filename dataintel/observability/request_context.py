@@ -8,12 +8,12 @@ from random import getrandbits
 from typing import Any
 
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataintel.observability.logging import access_log
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -47,11 +47,16 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        echoed = (_REQUEST_ID_NAME, request_id.encode("latin-1"))
+
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                # What MutableHeaders' item assignment does, in one pass over the headers.
+                headers = [h for h in message.get("headers", ()) if h[0] != _REQUEST_ID_NAME]
+                headers.append(echoed)
+                message["headers"] = headers
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
