@@ -32,10 +32,12 @@ from starlette.responses import Response
 from bench.load import HEADERS, Load, run_load
 from dataintel.app import create_app
 from dataintel.gateway.pipeline import QUERIES_ONLY, PipelineInput, RequestPipeline
-from dataintel.http.graphql_endpoint import GraphQLEndpoint, _from_query_string
+from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.media_types import JSON
+from dataintel.http.query_strings import request_from_query_params
 from dataintel.http.rate_limit import RequestRateLimitMiddleware
-from dataintel.observability.request_context import _access_log, request_id_from
+from dataintel.observability.logging import access_log
+from dataintel.observability.request_context import request_id_from
 from dataintel.settings import Settings
 
 ORDERS = (
@@ -191,8 +193,12 @@ async def stage_costs(
     )
     app = create_app(settings)
     streams = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
-    with open(os.devnull, "w") as devnull:  # noqa: ASYNC230 (nothing is read or written)
-        # The access log is measured, not printed.
+    with (
+        open(os.devnull, "w") as devnull,  # noqa: ASYNC230 (nothing is read or written)
+        open(os.devnull, "wb") as binary_devnull,  # noqa: ASYNC230
+        access_log.diverted(binary_devnull),
+    ):
+        # The access log is measured (as the JSON lines of production), not printed.
         kept = [handler.setStream(devnull) for handler in streams]
         try:
             async with app.router.lifespan_context(app):
@@ -234,7 +240,7 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
         for _ in range(2):
             (await client.get(PATH, headers=HEADERS)).raise_for_status()
     route = next(r for r in app.routes if getattr(r, "path", None) == settings.http.graphql_path)
-    endpoint: GraphQLEndpoint = route.endpoint.__self__
+    endpoint: GraphQLEndpoint = route.endpoint
     pipeline: RequestPipeline = app.state.pipeline
     limiting = next(m for m in app.user_middleware if m.cls is RequestRateLimitMiddleware)
     rate_limits = limiting.kwargs["rate_limits"]
@@ -246,7 +252,7 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
     params = {"operationName": "Orders", "extensions": EXTENSIONS}
     request = Request(_scope(headers))
     pipeline_input = PipelineInput(
-        request=_from_query_string(params),
+        request=request_from_query_params(params),
         request_id="bench",
         headers=request.headers,
         client_address="127.0.0.1",
@@ -269,10 +275,10 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
         endpoint._csrf.check("GET", request.headers)
 
     def serialization() -> None:
-        Response(orjson.dumps(response.to_dict()), media_type=JSON)
+        Response(response.encoded(), media_type=JSON)
 
-    def access_log() -> None:
-        _access_log.info(
+    def access_line() -> None:
+        access_log.info(
             "request",
             method="GET",
             path="/graphql",
@@ -288,7 +294,7 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
         ("rate limit", rate_limit),
         ("CSRF", csrf),
         ("serialization", serialization),
-        ("access log", access_log),
+        ("access log", access_line),
     ]
     costs = [(name, await _time(stage, iterations)) for name, stage in transport_stages]
     clock = StageClock()

@@ -325,7 +325,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             _log.info("stopped", version=__version__)
 
     documents = DocumentCache.from_settings(graphql_schema, settings.graphql, settings.limits)
-    observers: list[PipelineObserver] = [TracingObserver()]
+    # Untraced, the operation span is never made: the observer would find nothing to name.
+    observers: list[PipelineObserver] = [TracingObserver()] if tracing.enabled else []
     if metrics is not None:
         observers.append(MetricsObserver(metrics))
     gate = FieldGate(
@@ -366,7 +367,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         (lambda: graphiql_page(settings.http.graphql_path)) if settings.graphiql_enabled else None,
     )
     routes = [
-        Route(settings.http.graphql_path, endpoint.handle, methods=["GET", "POST"]),
+        Route(settings.http.graphql_path, endpoint, methods=["GET", "POST"]),
         Route("/healthz", liveness, methods=["GET"]),
         Route(
             "/exports/{job_id}/parts/{number}", download_endpoint(services), methods=["GET", "HEAD"]

@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.plugins.faults",
     "tests.plugins.cli",
     "tests.plugins.graphql",
+    "tests.plugins.logs",
     "tests.plugins.worker",
 ]

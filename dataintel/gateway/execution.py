@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from graphql import ExecutionResult, GraphQLError, GraphQLSchema
 
 from dataintel.cache import trace_request
@@ -48,6 +49,8 @@ class GraphQLResponse:
     cost: int | None = None
     response_cache: str = "bypass"
     """hit, miss, or bypass (the operation is not cacheable or caching is off)."""
+    encoded_data: bytes | None = None
+    """``data`` as JSON already, when the response cache kept it so (a hit)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body: data always present, errors and extensions only when not empty."""
@@ -57,6 +60,14 @@ class GraphQLResponse:
         if self.extensions:
             body["extensions"] = self.extensions
         return body
+
+    def encoded(self) -> bytes:
+        """The JSON body as bytes; ``data`` is not serialized again when it is at hand."""
+        if self.encoded_data is None:
+            return orjson.dumps(self.to_dict())
+        body = self.to_dict()
+        body["data"] = orjson.Fragment(self.encoded_data)
+        return orjson.dumps(body)
 
 
 @dataclass(frozen=True, slots=True)

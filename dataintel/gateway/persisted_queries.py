@@ -9,7 +9,6 @@ through the same DocumentCache as any text, so it is parsed and validated once.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -197,7 +196,7 @@ class PersistedQueries:
             # Unlike an APQ hash, the client has no text to send instead.
             missing.retryable = False
             raise RequestRejected([missing], status=404, headers=UNCACHED)
-        return dataclasses.replace(request, query=text)
+        return request.with_query(text)
 
     async def _by_hash(
         self, request: GraphQLRequest, sha256_hash: str, media_type: str
@@ -210,7 +209,7 @@ class PersistedQueries:
             # Answered as not found: the client then sends the text, which runs.
             text = None
         if text is not None:
-            return dataclasses.replace(request, query=text)
+            return request.with_query(text)
         if not self._apq and not self._trusted_only:
             raise RequestRejected(
                 [PersistedQueryNotSupportedError("PersistedQueryNotSupported")],

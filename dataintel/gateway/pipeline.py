@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from graphql import GraphQLSchema, OperationDefinitionNode, OperationType
 
 from dataintel.context import RequestContext, Viewer
@@ -174,6 +175,12 @@ class PipelineOutcome:
         if self.response is not None:
             return self.response.to_dict()
         return {"errors": self.errors}
+
+    def encoded(self) -> bytes:
+        """``body`` as JSON bytes."""
+        if self.response is not None:
+            return self.response.encoded()
+        return orjson.dumps(self.body)
 
 
 class PipelineObserver(Protocol):
@@ -392,6 +399,7 @@ class RequestPipeline:
                 operation_type=state.operation_type,
                 cost=state.cost,
                 response_cache="hit",
+                encoded_data=cached.encoded_data,
             )
             return
         state.cache_generation = self._responses.generation()

@@ -22,6 +22,14 @@ class GraphQLRequest:
     document_id: str | None = None
     """A persisted document's id, sent instead of ``query`` (trusted documents)."""
 
+    def with_query(self, query: str) -> GraphQLRequest:
+        """The same request carrying its document's text (a persisted document, resolved)."""
+        # Not dataclasses.replace: this runs on every persisted request, and replace costs
+        # several times a constructor call.
+        return GraphQLRequest(
+            query, self.variables, self.operation_name, self.extensions, self.document_id
+        )
+
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> GraphQLRequest:
         """Checks each parameter's type; a wrong one is BAD_USER_INPUT naming it."""

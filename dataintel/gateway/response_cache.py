@@ -77,10 +77,11 @@ UNCACHEABLE = CachePolicy(0)
 
 @dataclass(frozen=True, slots=True)
 class CachedResponse:
-    """A response's data as cached, and its age in seconds."""
+    """A response's data as cached, the same data as JSON, and its age in seconds."""
 
     data: dict[str, Any]
     age_seconds: float
+    encoded_data: bytes
 
 
 def operation_policy(
@@ -204,6 +205,10 @@ class ResponseCache:
         self.enabled = enabled
         self._memo_size = memo_size
         self._policies: OrderedDict[tuple[str, str | None], CachePolicy] = OrderedDict()
+        # Per key, the data object the cache gave last and its JSON: a hit on the same
+        # in-process entry is not serialized again. Checked by identity, so an entry
+        # replaced (stored again, or read anew from Redis) is encoded afresh.
+        self._encoded: OrderedDict[str, tuple[object, bytes]] = OrderedDict()
 
     def policy(self, prepared: PreparedDocument, operation: OperationDefinitionNode) -> CachePolicy:
         """The operation's policy, computed once per document and operation."""
@@ -257,7 +262,19 @@ class ResponseCache:
         data, age = found
         if not isinstance(data, dict):
             return None
-        return CachedResponse(data, age)
+        return CachedResponse(data, age, self._encoded_data(key, data))
+
+    def _encoded_data(self, key: str, data: dict[str, Any]) -> bytes:
+        kept = self._encoded.get(key)
+        if kept is not None and kept[0] is data:
+            self._encoded.move_to_end(key)
+            return kept[1]
+        encoded = orjson.dumps(data)
+        self._encoded[key] = (data, encoded)
+        self._encoded.move_to_end(key)
+        if len(self._encoded) > self._memo_size:
+            self._encoded.popitem(last=False)
+        return encoded
 
     async def store(
         self,

@@ -10,6 +10,7 @@ import orjson
 from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from dataintel.context import Viewer
 from dataintel.errors import BadUserInputError, GatewayError
@@ -31,6 +32,7 @@ from dataintel.http.media_types import (
     content_type_is_json,
     negotiate_response_type,
 )
+from dataintel.http.query_strings import QueryStringRequests, checked_request
 from dataintel.services.schema_usage import client_name
 from dataintel.settings import HttpSettings
 
@@ -56,6 +58,14 @@ class GraphQLEndpoint:
         self._http = http
         self._graphiql = graphiql
         self._csrf = CsrfPrevention.from_settings(http)
+        self._query_strings = QueryStringRequests()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The endpoint as an ASGI app: Starlette's function-endpoint wrapper (a second layer
+        of exception handlers per request) has nothing to catch here, ``handle`` returns
+        every answer as a response."""
+        response = await self.handle(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         """Answers one request to the GraphQL path."""
@@ -133,7 +143,7 @@ class GraphQLEndpoint:
                 status=_status(outcome.rejection, media_type),
                 headers=headers,
             )
-        return Response(orjson.dumps(outcome.body), media_type=media_type, headers=headers)
+        return Response(outcome.encoded(), media_type=media_type, headers=headers)
 
     async def _batch(self, request: Request, batch: Batch, media_type: str) -> Response:
         """Runs each item through the pipeline in turn; one array answers them in order.
@@ -163,7 +173,7 @@ class GraphQLEndpoint:
         self, request: Request
     ) -> tuple[GraphQLRequest | Batch, frozenset[OperationType]]:
         if request.method == "GET":
-            return _from_query_string(request.query_params), QUERIES_ONLY
+            return self._query_strings.read(request.scope["query_string"]), QUERIES_ONLY
         is_json = content_type_is_json(request.headers.get("content-type"))
         if is_json is None:
             raise RequestRejected(
@@ -188,8 +198,8 @@ class GraphQLEndpoint:
         if request.headers.get(OPERATION_TYPE_HEADER, "").strip().lower() == "query":
             # The load balancer retries requests marked as queries on another replica
             # (deploy/nginx): a mutation must not pass for one and be written twice.
-            return _checked(params), QUERIES_ONLY
-        return _checked(params), ANY_OPERATION
+            return checked_request(params), QUERIES_ONLY
+        return checked_request(params), ANY_OPERATION
 
     async def _body(self, request: Request) -> bytes:
         limit = self._http.max_body_bytes
@@ -290,31 +300,6 @@ def _note(request: Request, outcomes: Sequence[PipelineOutcome], *, batch: bool 
     request.state.operation_name = [outcome.operation_name for outcome in outcomes]
     request.state.operation_cost = [r.cost if r is not None else None for r in responses]
     request.state.response_cache = [r.response_cache if r is not None else None for r in responses]
-
-
-def _from_query_string(query_params: Mapping[str, str]) -> GraphQLRequest:
-    params: dict[str, Any] = {
-        "query": query_params.get("query"),
-        "operationName": query_params.get("operationName") or None,
-        "documentId": query_params.get("documentId") or None,
-    }
-    for name in ("variables", "extensions"):
-        raw = query_params.get(name)
-        if raw:
-            try:
-                params[name] = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise RequestRejected(
-                    [BadUserInputError(f"The '{name}' parameter is not valid JSON.")]
-                ) from None
-    return _checked(params)
-
-
-def _checked(params: Mapping[str, Any]) -> GraphQLRequest:
-    try:
-        return GraphQLRequest.from_params(params)
-    except GatewayError as error:
-        raise RequestRejected([error]) from None
 
 
 def _status(rejected: RequestRejected, media_type: str) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 SUPPORTED_RESPONSE_TYPES = (GRAPHQL_RESPONSE_JSON, JSON)
@@ -32,6 +34,8 @@ def _matches(media_range: str, media_type: str) -> bool:
     return subtype == "*" and media_type.startswith(kind + "/")
 
 
+# Clients send a handful of distinct Accept headers, on every request: each is read once.
+@lru_cache(maxsize=256)
 def negotiate_response_type(accept: str | None) -> str | None:
     """The response media type for this Accept header, or None when nothing fits (406)."""
     if not accept or not accept.strip():

@@ -10,7 +10,6 @@ metrics are never limited: an orchestrator must always reach them.
 from __future__ import annotations
 
 import orjson
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataintel.errors import RateLimitedError
@@ -73,9 +72,14 @@ class RequestRateLimitMiddleware:
             await self._refuse(scope, send, verdict, headers, address)
             return
 
+        added = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+        names = {name for name, _ in added}
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(headers)
+                # What MutableHeaders.update does, in one pass over the headers.
+                kept = [h for h in message.get("headers", ()) if h[0] not in names]
+                message["headers"] = kept + added
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

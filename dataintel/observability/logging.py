@@ -1,20 +1,35 @@
-"""Structured logging: JSON lines in production, readable console output on a terminal."""
+"""Structured logging: JSON lines in production, readable console output on a terminal.
+
+Every line but one goes through the standard library's logging (uvicorn's and the
+libraries' lines too), rendered by one ProcessorFormatter. The exception is the access
+log, one line per request: structlog's own BytesLogger renders and writes it, with the same
+processors and renderer, because the standard library's round trip (a LogRecord, the
+formatter's copy of it, the handler) cost more CPU than the rest of a response-cache hit.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Literal
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Literal
 
 import orjson
 import structlog
 from opentelemetry import trace
 
 LogFormat = Literal["auto", "json", "console"]
+ACCESS_LOGGER = "dataintel.access"
 
 
 def _json_renderer(_: Any, __: str, event_dict: structlog.types.EventDict) -> str:
     return orjson.dumps(event_dict, default=str).decode()
+
+
+def _json_bytes_renderer(_: Any, __: str, event_dict: structlog.types.EventDict) -> bytes:
+    return orjson.dumps(event_dict, default=str)
 
 
 def _add_trace_ids(_: Any, __: str, event_dict: structlog.types.EventDict) -> Any:
@@ -26,19 +41,94 @@ def _add_trace_ids(_: Any, __: str, event_dict: structlog.types.EventDict) -> An
     return event_dict
 
 
-def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> None:
-    """Route structlog and the standard library (uvicorn included) through one renderer."""
-    use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
-    shared: list[structlog.types.Processor] = [
+class _Timestamp:
+    """ISO 8601 UTC with microseconds, as structlog's TimeStamper(fmt="iso", utc=True) writes
+    it; the date and time of day are formatted once per second, not on every line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _: Any, __: str, event_dict: structlog.types.EventDict) -> Any:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
+
+
+def _shared_processors() -> list[structlog.types.Processor]:
+    return [
         structlog.contextvars.merge_contextvars,
         _add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _Timestamp(),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console else _json_renderer
+
+
+_JSON_ACCESS_PROCESSORS: list[structlog.types.Processor] = [
+    *_shared_processors(),
+    _json_bytes_renderer,
+]
+
+
+class AccessLog:
+    """Writes the access lines; off until configured, and off above the info level."""
+
+    def __init__(self) -> None:
+        self._logger: Any = None
+        self._diverted: list[Any] = []
+
+    def configure(self, processors: Sequence[structlog.types.Processor], level: int) -> None:
+        """Renders with ``processors`` (the last one returns bytes) into stderr."""
+        self._logger = None
+        if level <= logging.INFO:
+            self._logger = _bytes_logger(sys.stderr.buffer, processors)
+
+    def info(self, event: str, **fields: object) -> None:
+        """One access line; nothing when the log level is above info."""
+        logger = self._diverted[-1] if self._diverted else self._logger
+        if logger is None:
+            return
+        try:
+            logger.info(event, **fields)
+        except (OSError, ValueError):
+            # As the standard library's handlers do: a line that cannot be written (a
+            # closed or broken stderr) must not fail the request it describes.
+            return
+
+    @contextmanager
+    def diverted(self, file: BinaryIO) -> Iterator[None]:
+        """JSON lines into ``file`` instead, whatever the level and format: how tests read them."""
+        self._diverted.append(_bytes_logger(file, _JSON_ACCESS_PROCESSORS))
+        try:
+            yield
+        finally:
+            self._diverted.pop()
+
+
+def _bytes_logger(file: BinaryIO, processors: Sequence[structlog.types.Processor]) -> Any:
+    return structlog.wrap_logger(
+        structlog.BytesLogger(file, name=ACCESS_LOGGER),
+        processors=list(processors),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=True,
     )
+
+
+access_log = AccessLog()
+"""The process's access log (like the logging configuration, one per process)."""
+
+
+def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> None:
+    """Route structlog and the standard library (uvicorn included) through one renderer."""
+    use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
+    shared = _shared_processors()
+    console = structlog.dev.ConsoleRenderer()
+    renderer: structlog.types.Processor = console if use_console else _json_renderer
     tail: list[structlog.types.Processor] = (
         [] if use_console else [structlog.processors.format_exc_info]
     )
@@ -61,11 +151,22 @@ def configure_logging(log_format: LogFormat = "auto", level: str = "info") -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    access_renderer: structlog.types.Processor = (
+        _encoded(console) if use_console else _json_bytes_renderer
+    )
+    access_log.configure([*shared, access_renderer], logging.getLevelName(level.upper()))
     # The gateway writes its own access line with the request id; uvicorn's would double it.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def _encoded(renderer: structlog.dev.ConsoleRenderer) -> structlog.types.Processor:
+    def render(logger: Any, method: str, event_dict: structlog.types.EventDict) -> bytes:
+        return renderer(logger, method, event_dict).encode()
+
+    return render
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -17,6 +17,9 @@ from dataintel.observability.tracing import operation_span
 if TYPE_CHECKING:
     from dataintel.gateway.pipeline import PipelineOutcome, PipelineState
 
+_DESCRIBING_STAGES = frozenset({"check_operation", "cost", "response_cache"})
+"""The stages after which the operation's span learns something."""
+
 
 class TracingObserver:
     """One ``graphql.operation`` span per run, named and described as the stages learn."""
@@ -27,6 +30,8 @@ class TracingObserver:
 
     def stage_finished(self, stage: str, state: PipelineState) -> None:
         """Names the span once the operation is known; adds the cost once it is measured."""
+        if stage not in _DESCRIBING_STAGES:
+            return
         span = get_current_span()
         if not span.is_recording():
             return

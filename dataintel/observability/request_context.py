@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
+from random import getrandbits
 from typing import Any
 
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dataintel.observability.logging import get_logger
+from dataintel.observability.logging import access_log
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_access_log = get_logger("dataintel.access")
 
 
 def request_id_from(value: str | None) -> str:
     """The client's request id when it is safe to log and echo, a fresh one otherwise."""
     if value and _VALID_REQUEST_ID.match(value):
         return value
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, as uuid4().hex gave, without its os.urandom call:
+    # a correlation id need not be unguessable (it is echoed to the client that sent it).
+    return f"{getrandbits(128):032x}"
 
 
 class RequestContextMiddleware:
@@ -46,18 +47,23 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        echoed = (_REQUEST_ID_NAME, request_id.encode("latin-1"))
+
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                # What MutableHeaders' item assignment does, in one pass over the headers.
+                headers = [h for h in message.get("headers", ()) if h[0] != _REQUEST_ID_NAME]
+                headers.append(echoed)
+                message["headers"] = headers
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_request_id)
             finally:
-                _access_log.info(
+                access_log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 import strawberry
 from graphql import OperationDefinitionNode, parse
 
+from dataintel.cache import TwoLevelCache, trace_request
+from dataintel.cache.memory import MemoryCache
 from dataintel.context import ANONYMOUS, Viewer
 from dataintel.directives.cache_control import CacheControl, CacheControlScope
 from dataintel.gateway.documents import PreparedDocument, document_hash
@@ -140,3 +143,27 @@ def test_keys() -> None:
         )
         is None
     )
+
+
+async def test_a_hit_on_the_same_entry_keeps_its_json() -> None:
+    two_levels = TwoLevelCache(MemoryCache(100, 1_000_000), None)
+    cache = ResponseCache(SCHEMA, lambda: two_levels, enabled=True)
+    policy = CachePolicy(60)
+
+    async def store(data: dict[str, Any]) -> None:
+        with trace_request() as trace:
+            pass
+        await cache.store("key", data, trace, policy, two_levels.generation)
+
+    await store({"item": {"name": "a"}})
+    first = await cache.lookup("key")
+    second = await cache.lookup("key")
+    assert first is not None
+    assert second is not None
+    assert first.encoded_data == orjson.dumps({"item": {"name": "a"}})
+    assert second.encoded_data is first.encoded_data
+    # A new entry under the same key is encoded anew, never answered with the old JSON.
+    await store({"item": {"name": "b"}})
+    third = await cache.lookup("key")
+    assert third is not None
+    assert third.encoded_data == orjson.dumps({"item": {"name": "b"}})

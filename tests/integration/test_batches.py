@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from dataintel.app import create_app
 from dataintel.gateway.persisted_queries import UNCACHED
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.graphql import GraphQLClient
+from tests.plugins.logs import AccessLines
 
 STATUS = "query Version { status { version } }"
 LOGIN = "mutation SignIn($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"  # noqa: E501
@@ -31,16 +31,9 @@ async def batching(make_settings: SettingsFactory) -> AsyncIterator[GraphQLClien
         yield GraphQLClient(client)
 
 
-def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [
-        r.msg for r in caplog.records if r.name == "dataintel.access" and isinstance(r.msg, dict)
-    ]
-
-
 async def test_the_access_log_names_each_item_of_a_batch(
-    batching: GraphQLClient, caplog: pytest.LogCaptureFixture
+    batching: GraphQLClient, access_lines: AccessLines
 ) -> None:
-    caplog.set_level(logging.INFO)
     response = await batching.batch(
         [{"query": STATUS}, {"query": "query Two { status { version } }"}, {"query": "{ nope }"}]
     )
@@ -48,7 +41,7 @@ async def test_the_access_log_names_each_item_of_a_batch(
     first, second, third = response.json()
     assert first == second == {"data": {"status": {"version": __version__}}}
     assert third["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    [line] = access_lines(caplog)
+    [line] = access_lines.read()
     assert line["operation"] == ["Version", "Two", None]
     assert line["cost"] == [1, 1, None]
     assert line["status"] == 200

@@ -25,6 +25,7 @@ from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from tests.plugins.app import SettingsFactory
 from tests.plugins.graphql import pipeline_over
+from tests.plugins.logs import AccessLines
 
 # GET is a simple request for a browser: CSRF prevention wants a preflight-forcing header.
 PREFLIGHT = {"Apollo-Require-Preflight": "true"}
@@ -146,22 +147,21 @@ async def test_request_id_is_taken_when_valid(
 
 
 async def test_access_line_per_request(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, access_lines: AccessLines
 ) -> None:
-    caplog.set_level(logging.INFO)
     await client.post(
         "/graphql",
         json={"query": "query Version { status { version } }"},
         headers={"X-Request-ID": "access-1"},
     )
-    lines = [
-        r.msg for r in caplog.records if r.name == "dataintel.access" and isinstance(r.msg, dict)
-    ]
-    assert len(lines) == 1
-    line = lines[0]
+    [line] = access_lines.read()
+    assert line["event"] == "request"
     assert line["request_id"] == "access-1"
     assert line["method"] == "POST"
     assert line["path"] == "/graphql"
     assert line["operation"] == "Version"
     assert line["status"] == 200
     assert line["duration_ms"] >= 0
+    assert line["level"] == "info"
+    assert line["logger"] == "dataintel.access"
+    assert line["timestamp"].endswith("Z")
