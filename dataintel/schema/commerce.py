@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -13,7 +14,9 @@ from dataintel.directives.cache_control import CacheControl
 from dataintel.resolvers import commerce as resolvers
 from dataintel.resolvers import features as feature_resolvers
 from dataintel.resolvers.info import Info
+from dataintel.resolvers.keyed_loads import KeyedLoad
 from dataintel.schema.features import FeatureNamesArgument, FeatureValue
+from dataintel.schema.made_once import MadeOnce
 from dataintel.schema.node import Node, global_id
 from dataintel.schema.pagination import (
     AfterArgument,
@@ -226,6 +229,11 @@ class Customer(Node):
 
     @classmethod
     def from_record(cls, record: records.CustomerRecord) -> Customer:
+        """The object of a record: one per record object, shared (schema/made_once.py)."""
+        return _customer_objects(record)
+
+    @classmethod
+    def _make(cls, record: records.CustomerRecord) -> Customer:
         return cls(
             id=global_id("Customer", record.id),
             database_id=record.id,
@@ -254,6 +262,11 @@ class Product(Node):
 
     @classmethod
     def from_record(cls, record: records.ProductRecord) -> Product:
+        """The object of a record: one per record object, shared (schema/made_once.py)."""
+        return _product_objects(record)
+
+    @classmethod
+    def _make(cls, record: records.ProductRecord) -> Product:
         return cls(
             id=global_id("Product", record.id),
             database_id=record.id,
@@ -262,6 +275,17 @@ class Product(Node):
             category=record.category,
             price_cents=record.price_cents,
         )
+
+
+def _product_or_none(record: records.ProductRecord | None) -> Product | None:
+    return Product.from_record(record) if record else None
+
+
+def _product_id(item: OrderItem) -> int:
+    return item.product_id
+
+
+PRODUCT_OF_ITEM = KeyedLoad(resolvers.products_by_id, _product_id, _product_or_none)
 
 
 @strawberry.type(description="One line of an order.", directives=ENTITY)
@@ -275,13 +299,17 @@ class OrderItem(Node):
     def line_total_cents(self) -> int:
         return self.quantity * self.unit_price_cents
 
-    @strawberry.field(description="The product ordered.")
+    @strawberry.field(description="The product ordered.", metadata=PRODUCT_OF_ITEM.metadata)
     async def product(self, info: Info) -> Product | None:
-        record = await resolvers.product(info, self.product_id)
-        return Product.from_record(record) if record else None
+        return await PRODUCT_OF_ITEM.resolve(self, info)
 
     @classmethod
     def from_record(cls, record: records.OrderItemRecord) -> OrderItem:
+        """The object of a record: one per record object, shared (schema/made_once.py)."""
+        return _orderitem_objects(record)
+
+    @classmethod
+    def _make(cls, record: records.OrderItemRecord) -> OrderItem:
         return cls(
             id=global_id("OrderItem", record.id),
             database_id=record.id,
@@ -289,6 +317,26 @@ class OrderItem(Node):
             unit_price_cents=record.unit_price_cents,
             product_id=record.product_id,
         )
+
+
+def _customer_or_none(record: records.CustomerRecord | None) -> Customer | None:
+    return Customer.from_record(record) if record else None
+
+
+def _ordering_customer(order: Order) -> int:
+    return order.customer_id
+
+
+def _order_items(items: Sequence[records.OrderItemRecord]) -> list[OrderItem]:
+    return [OrderItem.from_record(item) for item in items]
+
+
+def _order_id(order: Order) -> int:
+    return order.database_id
+
+
+CUSTOMER_OF_ORDER = KeyedLoad(resolvers.customers_by_id, _ordering_customer, _customer_or_none)
+ITEMS_OF_ORDER = KeyedLoad(resolvers.items_by_order, _order_id, _order_items)
 
 
 @strawberry.type(description="A customer's order.", directives=ENTITY)
@@ -309,20 +357,24 @@ class Order(Node):
     def total(self) -> float:
         return self.total_cents / 100
 
-    @strawberry.field(description="Who placed it.")
+    @strawberry.field(description="Who placed it.", metadata=CUSTOMER_OF_ORDER.metadata)
     async def customer(self, info: Info) -> Customer | None:
-        record = await resolvers.customer(info, self.customer_id)
-        return Customer.from_record(record) if record else None
+        return await CUSTOMER_OF_ORDER.resolve(self, info)
 
-    @strawberry.field(description="Its lines; null when they cannot be loaded (see errors).")
+    @strawberry.field(
+        description="Its lines; null when they cannot be loaded (see errors).",
+        metadata=ITEMS_OF_ORDER.metadata,
+    )
     async def items(self, info: Info) -> list[OrderItem] | None:
-        return [
-            OrderItem.from_record(item)
-            for item in await resolvers.items_of_order(info, self.database_id)
-        ]
+        return await ITEMS_OF_ORDER.resolve(self, info)
 
     @classmethod
     def from_record(cls, record: records.OrderRecord) -> Order:
+        """The object of a record: one per record object, shared (schema/made_once.py)."""
+        return _order_objects(record)
+
+    @classmethod
+    def _make(cls, record: records.OrderRecord) -> Order:
         return cls(
             id=global_id("Order", record.id),
             database_id=record.id,
@@ -335,6 +387,13 @@ class Order(Node):
         )
 
 
+def _acting_customer(event: Event) -> int | None:
+    return event.customer_id
+
+
+CUSTOMER_OF_EVENT = KeyedLoad(resolvers.customers_by_id, _acting_customer, _customer_or_none)
+
+
 @strawberry.type(description="Something a visitor or customer did.", directives=ENTITY)
 class Event(Node):
     database_id: int = strawberry.field(description=DATABASE_ID)
@@ -344,15 +403,20 @@ class Event(Node):
     occurred_at: datetime = strawberry.field(description="When it happened (UTC).")
     customer_id: strawberry.Private[int | None]
 
-    @strawberry.field(description="Who did it; null for anonymous visitors.")
+    @strawberry.field(
+        description="Who did it; null for anonymous visitors.",
+        metadata=CUSTOMER_OF_EVENT.metadata,
+    )
     async def customer(self, info: Info) -> Customer | None:
-        if self.customer_id is None:
-            return None
-        record = await resolvers.customer(info, self.customer_id)
-        return Customer.from_record(record) if record else None
+        return await CUSTOMER_OF_EVENT.resolve(self, info)
 
     @classmethod
     def from_record(cls, record: records.EventRecord) -> Event:
+        """The object of a record: one per record object, shared (schema/made_once.py)."""
+        return _event_objects(record)
+
+    @classmethod
+    def _make(cls, record: records.EventRecord) -> Event:
         return cls(
             id=global_id("Event", record.id),
             database_id=record.id,
@@ -446,3 +510,10 @@ class CommerceQuery:
         where = filter.to_record() if filter else records.EventFilter()
         found, count = await resolvers.events(info, page, where)
         return Connection.from_page(found, Event.from_record, event_keyset, count)
+
+
+_customer_objects = MadeOnce(Customer._make)
+_product_objects = MadeOnce(Product._make)
+_orderitem_objects = MadeOnce(OrderItem._make)
+_order_objects = MadeOnce(Order._make)
+_event_objects = MadeOnce(Event._make)
