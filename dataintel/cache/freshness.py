@@ -58,6 +58,18 @@ class RequestTrace:
         self.consistent = True
         """False when one tag was read under two versions: an invalidation raced the request."""
 
+    def note(self, tags: tuple[str, ...], versions: tuple[str, ...] | None) -> None:
+        """Records tags read with their versions (None: unknown), in the same order."""
+        known = self.versions
+        if versions is None:
+            for tag in tags:
+                if known.setdefault(tag, None) is not None:
+                    self.consistent = False
+            return
+        for tag, version in zip(tags, versions, strict=True):
+            if known.setdefault(tag, version) != version:
+                self.consistent = False
+
 
 _observation: ContextVar[Observation | None] = ContextVar("dataintel_observation", default=None)
 _trace: ContextVar[RequestTrace | None] = ContextVar("dataintel_request_trace", default=None)
@@ -93,6 +105,11 @@ def report_stale(read: StaleRead, key: Hashable | None = None) -> None:
     trace = _trace.get()
     if trace is not None:
         trace.stale = True
+
+
+def current_trace() -> RequestTrace | None:
+    """The trace of the request being executed, if one is."""
+    return _trace.get()
 
 
 def note_tags(tags: Iterable[str], versions: Mapping[str, str] | None) -> None:

@@ -79,10 +79,16 @@ class FieldPlan:
     static_arguments: dict[str, Any] | None = None
     """Coerced arguments, kept when no argument refers to a variable."""
     arguments_are_static: bool = False
+    static_kwargs: dict[str, Any] | None = None
+    """Strawberry's conversion of static arguments, kept when every value is immutable."""
     sub_selections: tuple[SelectionSetNode, ...] = ()
     nullable: bool = True
     serialize: Callable[[Any], Any] | None = None
     """Set when ``read`` gives a scalar or enum: the whole field is two calls."""
+    object_type: GraphQLObjectType | None = None
+    """The field's type when it is an object type (not a list, interface or union)."""
+    accepted: set[type] = field(default_factory=set)
+    """The classes ``object_type.is_type_of`` accepted (the planner's, shared)."""
     subfields: dict[tuple[str, tuple[bool, ...]], Selection] = field(default_factory=dict)
 
 
@@ -261,9 +267,12 @@ class Planner:
             nullable=not _is_non_null(definition.type),
         )
         self._resolvers.classify(plan)
-        leaf = get_nullable_type(definition.type)
-        if plan.read is not None and isinstance(leaf, GraphQLLeafType):
-            plan.serialize = self.serializer(leaf)
+        nullable_type = get_nullable_type(definition.type)
+        if plan.read is not None and isinstance(nullable_type, GraphQLLeafType):
+            plan.serialize = self.serializer(nullable_type)
+        if isinstance(nullable_type, GraphQLObjectType):
+            plan.object_type = nullable_type
+            plan.accepted = self.accepted_classes(nullable_type)
         return plan
 
 

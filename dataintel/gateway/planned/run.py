@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Sequence
+from enum import Enum
 from typing import Any, cast
 
 from graphql import (
@@ -35,7 +36,7 @@ from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import Path, Undefined, inspect, is_awaitable, is_iterable
 from graphql.type.definition import GraphQLResolveInfoHelpers
 from strawberry.types.arguments import convert_arguments
-from strawberry.types.cast import get_strawberry_type_cast
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE, get_strawberry_type_cast
 
 from dataintel.context import FieldDenials
 from dataintel.gateway.planned.plan import (
@@ -109,6 +110,7 @@ def _track(_values: Sequence[Any]) -> None:
 
 _HELPERS = GraphQLResolveInfoHelpers(_gather, _track)
 _NONE_ACCEPTED: frozenset[type] = frozenset()
+_IMMUTABLE = frozenset({int, float, str, bool, type(None)})
 
 
 class PlanRun:
@@ -140,6 +142,7 @@ class PlanRun:
         self._queue: deque[_Object] = deque()
         self._pending: list[_Pending] = []
         self._keyed: dict[FieldPlan, list[_Keyed]] = {}
+        self._selections: dict[tuple[FieldPlan, GraphQLObjectType], Selection] = {}
 
     async def run(self) -> ExecutionResult:
         """Runs every wave until nothing is left to resolve."""
@@ -321,6 +324,8 @@ class PlanRun:
     ) -> None:
         """Completes each KeyedLoad field with its key's value, as its resolver would."""
         context = self._context
+        stale_read = loader.stale_read
+        queue = self._queue
         for index, (plan, key, target, slot, path) in enumerate(entries):
             if self._nulled and self._is_nulled(path):
                 continue
@@ -330,7 +335,7 @@ class PlanRun:
                 outcome = outcomes[index]
                 if isinstance(outcome, Exception):
                     raise outcome
-                read = loader.stale_read(key)
+                read = stale_read(key)
                 if read is not None:
                     mark_stale_at(context, path.as_list(), read)
                 declaration = plan.keyed
@@ -340,7 +345,29 @@ class PlanRun:
                 self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
                            target, plan.key, path, slot)  # fmt: skip
                 continue
+            object_type = plan.object_type
+            if (
+                object_type is not None
+                and type(value) in plan.accepted
+                and getattr(value, TYPE_CAST_ATTRIBUTE, None) is None
+            ):
+                # What _complete_object does for an object of a class already accepted.
+                selection = self._selection(plan, object_type)
+                child = dict.fromkeys(selection.keys)
+                target[plan.key] = child
+                child_slot = Slot(target, plan.key, plan.nullable, slot, path)
+                queue.append((object_type, value, child, child_slot, selection))
+                continue
             self._complete(plan.return_type, value, plan, target, plan.key, path, slot, None)
+
+    def _selection(self, plan: FieldPlan, object_type: GraphQLObjectType) -> Selection:
+        """The fields selected under ``plan`` on objects of ``object_type``, in this run."""
+        found = self._selections.get((plan, object_type))
+        if found is None:
+            found = self._selections[(plan, object_type)] = self._planner.subfields(
+                self._plan, plan, object_type, self._condition_key
+            )
+        return found
 
     def _info(self, plan: FieldPlan, object_type: GraphQLObjectType, path: Path) -> Info:
         return GraphQLResolveInfo(
@@ -375,7 +402,9 @@ class PlanRun:
     def _call(self, plan: FieldPlan, source: Any, info: Info, arguments: dict[str, Any]) -> Any:
         kinds = self._kinds
         strawberry_info = kinds.config.info_class(_raw_info=info, _field=plan.strawberry_field)  # type: ignore[union-attr]
-        if arguments:
+        if plan.static_kwargs is not None:
+            kwargs = dict(plan.static_kwargs)
+        elif arguments:
             kwargs = convert_arguments(
                 arguments,
                 plan.strawberry_field.arguments,
@@ -383,6 +412,12 @@ class PlanRun:
                 config=kinds.config,  # type: ignore[arg-type]
                 info=strawberry_info,
             )
+            if arguments is plan.static_arguments and all(
+                type(value) in _IMMUTABLE or isinstance(value, Enum) for value in kwargs.values()
+            ):
+                # Arguments written in the document convert to the same values every time;
+                # kept only when nothing a resolver is given could be changed by it.
+                plan.static_kwargs = dict(kwargs)
         else:
             kwargs = {}
         for name in plan.source_parameters:
@@ -470,14 +505,11 @@ class PlanRun:
         queue = self._queue
         for index, item in enumerate(value):
             item_path = Path(path, index, None)
-            if type(item) in accepted and get_strawberry_type_cast(item) is None:
+            if type(item) in accepted and getattr(item, TYPE_CAST_ATTRIBUTE, None) is None:
                 # An object of a class already seen to be of this type: what
                 # _complete_object does, without asking is_type_of again.
                 if selection is None:
-                    selection = self._planner.subfields(
-                        self._plan, plan, cast(GraphQLObjectType, object_type),
-                        self._condition_key,
-                    )  # fmt: skip
+                    selection = self._selection(plan, cast(GraphQLObjectType, object_type))
                 target = dict.fromkeys(selection.keys)
                 items.append(target)
                 queue.append((cast(GraphQLObjectType, object_type), item, target,
@@ -516,7 +548,7 @@ class PlanRun:
                 # Strawberry's is_type_of depends on the class alone, unless cast.
                 if get_strawberry_type_cast(value) is None:
                     accepted.add(type(value))
-        selection = self._planner.subfields(self._plan, plan, object_type, self._condition_key)
+        selection = self._selection(plan, object_type)
         target: dict[str, Any] = dict.fromkeys(selection.keys)
         container[key] = target
         self._queue.append((object_type, value, target, Slot(container, key, nullable, slot,
