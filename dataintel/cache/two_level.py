@@ -149,19 +149,19 @@ class TwoLevelCache:
     def _memory_hits(self, region: Region[K, V], keys: Sequence[K]) -> dict[K, V] | None:
         """Every key's value from a trusted in-process level, or None when one is missing."""
         now = self._clock()
-        found: dict[K, V] = {}
+        values: dict[K, object] = {}
         # The hot path of every warm read: what _full_key does, with the prefix made once.
         prefix = f"{region.name}:{region.codec.version}:"
         key_of = region.key
-        get = self.memory.get
-        trace = current_trace()
-        for key in keys:
-            entry = get(prefix + key_of(key))
+        entries = self.memory.get_many([prefix + key_of(key) for key in keys])
+        for key, entry in zip(keys, entries, strict=True):
             if entry is None or now >= entry.fresh_until:
                 return None
-            found[key] = cast(V, entry.value)
-            if trace is not None:
-                trace.note(entry.tags, entry.versions)
+            values[key] = entry.value
+        trace = current_trace()
+        if trace is not None:
+            trace.note_entries(cast("list[Entry]", entries))
+        found = cast("dict[K, V]", values)
         self.stats.memory_hits += len(found)
         if self.observer is not None:
             self.observer("entity", "memory", "hit", len(found))

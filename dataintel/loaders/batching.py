@@ -139,6 +139,10 @@ class MappingLoader(BatchLoader[K, V], Generic[K, V]):
         """How stale the value loaded for the key was, when it came from cache past its TTL."""
         return self._stale.get(key) if self._stale else None
 
+    def stale_reads(self) -> Mapping[K, StaleRead]:
+        """Every key whose value came from cache past its TTL, so far."""
+        return self._stale
+
     async def batch_load_fn(self, keys: list[K]) -> list[V]:
         failed: Mapping[K, Exception] = {}
         with loader_batch(self.name, len(keys)), observe() as seen:
@@ -171,6 +175,10 @@ class GroupedLoader(DataLoader[tuple[K, G], V], Generic[K, G, V]):
     def stale_read(self, key: tuple[K, G]) -> StaleRead | None:
         """How stale the value loaded for the key was, when it came from cache past its TTL."""
         return self._stale.get(key) if self._stale else None
+
+    def stale_reads(self) -> Mapping[tuple[K, G], StaleRead]:
+        """Every key whose value came from cache past its TTL, so far."""
+        return self._stale
 
     async def batch_load_fn(self, keys: list[tuple[K, G]]) -> list[V]:
         ids_by_group: defaultdict[G, list[K]] = defaultdict(list)

@@ -10,7 +10,7 @@ loader, with no coroutine or future per field.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -38,6 +38,8 @@ class KeyLoader(Protocol[K_contra, V_co]):
     def load_all(self, keys: Sequence[K_contra]) -> Awaitable[Sequence[V_co | Exception]]: ...
 
     def stale_read(self, key: K_contra) -> StaleRead | None: ...
+
+    def stale_reads(self) -> Mapping[Any, StaleRead]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,6 +190,21 @@ FilterDescription = strawberry.argument(description="Conditions that all must ho
 DATABASE_ID = "Its key in the store, the plain id of 0.1.0; prefer the global `id`."
 
 
+def _customer_of(record: records.CustomerRecord) -> Customer:
+    return Customer(
+        id=global_id("Customer", record.id),
+        database_id=record.id,
+        code=record.code,
+        email=record.email,
+        name=record.name,
+        region=Region(record.region),
+        country=record.country,
+        tier=CustomerTier(record.tier),
+        acquisition_channel=AcquisitionChannel(record.acquisition_channel),
+        signed_up_at=record.signed_up_at,
+    )
+
+
 @strawberry.type(description="A customer of the business.", directives=ENTITY)
 class Customer(Node):
     database_id: int = strawberry.field(description=DATABASE_ID)
@@ -227,25 +242,19 @@ class Customer(Node):
         values = await feature_resolvers.for_entity(info, "customer", str(self.database_id), names)
         return [FeatureValue.from_record(value) for value in values]
 
-    @classmethod
-    def from_record(cls, record: records.CustomerRecord) -> Customer:
-        """The object of a record: one per record object, shared (schema/made_once.py)."""
-        return _customer_objects(record)
+    from_record = MadeOnce(_customer_of)
+    """The Customer of a record: one per record object, shared (see schema/made_once.py)."""
 
-    @classmethod
-    def _make(cls, record: records.CustomerRecord) -> Customer:
-        return cls(
-            id=global_id("Customer", record.id),
-            database_id=record.id,
-            code=record.code,
-            email=record.email,
-            name=record.name,
-            region=Region(record.region),
-            country=record.country,
-            tier=CustomerTier(record.tier),
-            acquisition_channel=AcquisitionChannel(record.acquisition_channel),
-            signed_up_at=record.signed_up_at,
-        )
+
+def _product_of(record: records.ProductRecord) -> Product:
+    return Product(
+        id=global_id("Product", record.id),
+        database_id=record.id,
+        sku=record.sku,
+        name=record.name,
+        category=record.category,
+        price_cents=record.price_cents,
+    )
 
 
 @strawberry.type(description="Something the business sells.", directives=ENTITY)
@@ -260,32 +269,25 @@ class Product(Node):
     def price(self) -> float:
         return self.price_cents / 100
 
-    @classmethod
-    def from_record(cls, record: records.ProductRecord) -> Product:
-        """The object of a record: one per record object, shared (schema/made_once.py)."""
-        return _product_objects(record)
-
-    @classmethod
-    def _make(cls, record: records.ProductRecord) -> Product:
-        return cls(
-            id=global_id("Product", record.id),
-            database_id=record.id,
-            sku=record.sku,
-            name=record.name,
-            category=record.category,
-            price_cents=record.price_cents,
-        )
-
-
-def _product_or_none(record: records.ProductRecord | None) -> Product | None:
-    return Product.from_record(record) if record else None
+    from_record = MadeOnce(_product_of)
+    """The Product of a record: one per record object, shared (see schema/made_once.py)."""
 
 
 def _product_id(item: OrderItem) -> int:
     return item.product_id
 
 
-PRODUCT_OF_ITEM = KeyedLoad(resolvers.products_by_id, _product_id, _product_or_none)
+PRODUCT_OF_ITEM = KeyedLoad(resolvers.products_by_id, _product_id, Product.from_record.optional)
+
+
+def _order_item_of(record: records.OrderItemRecord) -> OrderItem:
+    return OrderItem(
+        id=global_id("OrderItem", record.id),
+        database_id=record.id,
+        quantity=record.quantity,
+        unit_price_cents=record.unit_price_cents,
+        product_id=record.product_id,
+    )
 
 
 @strawberry.type(description="One line of an order.", directives=ENTITY)
@@ -303,24 +305,8 @@ class OrderItem(Node):
     async def product(self, info: Info) -> Product | None:
         return await PRODUCT_OF_ITEM.resolve(self, info)
 
-    @classmethod
-    def from_record(cls, record: records.OrderItemRecord) -> OrderItem:
-        """The object of a record: one per record object, shared (schema/made_once.py)."""
-        return _orderitem_objects(record)
-
-    @classmethod
-    def _make(cls, record: records.OrderItemRecord) -> OrderItem:
-        return cls(
-            id=global_id("OrderItem", record.id),
-            database_id=record.id,
-            quantity=record.quantity,
-            unit_price_cents=record.unit_price_cents,
-            product_id=record.product_id,
-        )
-
-
-def _customer_or_none(record: records.CustomerRecord | None) -> Customer | None:
-    return Customer.from_record(record) if record else None
+    from_record = MadeOnce(_order_item_of)
+    """The OrderItem of a record: one per record object, shared (see schema/made_once.py)."""
 
 
 def _ordering_customer(order: Order) -> int:
@@ -335,8 +321,23 @@ def _order_id(order: Order) -> int:
     return order.database_id
 
 
-CUSTOMER_OF_ORDER = KeyedLoad(resolvers.customers_by_id, _ordering_customer, _customer_or_none)
+CUSTOMER_OF_ORDER = KeyedLoad(
+    resolvers.customers_by_id, _ordering_customer, Customer.from_record.optional
+)
 ITEMS_OF_ORDER = KeyedLoad(resolvers.items_by_order, _order_id, _order_items)
+
+
+def _order_of(record: records.OrderRecord) -> Order:
+    return Order(
+        id=global_id("Order", record.id),
+        database_id=record.id,
+        status=OrderStatus(record.status),
+        channel=SalesChannel(record.channel),
+        placed_at=record.placed_at,
+        total_cents=record.total_cents,
+        currency=record.currency,
+        customer_id=record.customer_id,
+    )
 
 
 @strawberry.type(description="A customer's order.", directives=ENTITY)
@@ -368,30 +369,29 @@ class Order(Node):
     async def items(self, info: Info) -> list[OrderItem] | None:
         return await ITEMS_OF_ORDER.resolve(self, info)
 
-    @classmethod
-    def from_record(cls, record: records.OrderRecord) -> Order:
-        """The object of a record: one per record object, shared (schema/made_once.py)."""
-        return _order_objects(record)
-
-    @classmethod
-    def _make(cls, record: records.OrderRecord) -> Order:
-        return cls(
-            id=global_id("Order", record.id),
-            database_id=record.id,
-            status=OrderStatus(record.status),
-            channel=SalesChannel(record.channel),
-            placed_at=record.placed_at,
-            total_cents=record.total_cents,
-            currency=record.currency,
-            customer_id=record.customer_id,
-        )
+    from_record = MadeOnce(_order_of)
+    """The Order of a record: one per record object, shared (see schema/made_once.py)."""
 
 
 def _acting_customer(event: Event) -> int | None:
     return event.customer_id
 
 
-CUSTOMER_OF_EVENT = KeyedLoad(resolvers.customers_by_id, _acting_customer, _customer_or_none)
+CUSTOMER_OF_EVENT = KeyedLoad(
+    resolvers.customers_by_id, _acting_customer, Customer.from_record.optional
+)
+
+
+def _event_of(record: records.EventRecord) -> Event:
+    return Event(
+        id=global_id("Event", record.id),
+        database_id=record.id,
+        type=EventType(record.type),
+        channel=record.channel,
+        session_id=record.session_id,
+        occurred_at=record.occurred_at,
+        customer_id=record.customer_id,
+    )
 
 
 @strawberry.type(description="Something a visitor or customer did.", directives=ENTITY)
@@ -410,22 +410,8 @@ class Event(Node):
     async def customer(self, info: Info) -> Customer | None:
         return await CUSTOMER_OF_EVENT.resolve(self, info)
 
-    @classmethod
-    def from_record(cls, record: records.EventRecord) -> Event:
-        """The object of a record: one per record object, shared (schema/made_once.py)."""
-        return _event_objects(record)
-
-    @classmethod
-    def _make(cls, record: records.EventRecord) -> Event:
-        return cls(
-            id=global_id("Event", record.id),
-            database_id=record.id,
-            type=EventType(record.type),
-            channel=record.channel,
-            session_id=record.session_id,
-            occurred_at=record.occurred_at,
-            customer_id=record.customer_id,
-        )
+    from_record = MadeOnce(_event_of)
+    """The Event of a record: one per record object, shared (see schema/made_once.py)."""
 
 
 @strawberry.type
@@ -510,10 +496,3 @@ class CommerceQuery:
         where = filter.to_record() if filter else records.EventFilter()
         found, count = await resolvers.events(info, page, where)
         return Connection.from_page(found, Event.from_record, event_keyset, count)
-
-
-_customer_objects = MadeOnce(Customer._make)
-_product_objects = MadeOnce(Product._make)
-_orderitem_objects = MadeOnce(OrderItem._make)
-_order_objects = MadeOnce(Order._make)
-_event_objects = MadeOnce(Event._make)

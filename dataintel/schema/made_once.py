@@ -44,3 +44,12 @@ class MadeOnce(Generic[R, T]):
             self._made.clear()
         self._made[id(record)] = (record, value)
         return value
+
+    def optional(self, record: R | None) -> T | None:
+        """``self(record)``, and None for None (written out: it runs once per loaded key)."""
+        if record is None:
+            return None
+        made = self._made.get(id(record))
+        if made is not None and made[0] is record:
+            return made[1]
+        return self(record)

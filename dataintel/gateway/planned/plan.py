@@ -98,6 +98,21 @@ class Selection:
 
     fields: list[FieldPlan]
     keys: tuple[str, ...]
+    leaves: tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any], FieldPlan], ...] = ()
+    """The fields that are a read and a serialization: (key, read, serialize, plan)."""
+    others: tuple[FieldPlan, ...] = ()
+    """Every other field, in document order."""
+
+    def __post_init__(self) -> None:
+        leaves = []
+        others = []
+        for plan in self.fields:
+            if plan.read is not None and plan.serialize is not None:
+                leaves.append((plan.key, plan.read, plan.serialize, plan))
+            else:
+                others.append(plan)
+        self.leaves = tuple(leaves)
+        self.others = tuple(others)
 
 
 @dataclass(slots=True, eq=False)

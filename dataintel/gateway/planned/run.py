@@ -58,24 +58,9 @@ from dataintel.resolvers.keyed_loads import KeyLoader
 Info = GraphQLResolveInfo[Any]
 
 
-class Slot:
-    """Where a list or an object sits in the result: what a non-null failure below nulls."""
-
-    __slots__ = ("container", "key", "nullable", "parent", "path")
-
-    def __init__(
-        self,
-        container: Any,
-        key: str | int,
-        nullable: bool,
-        parent: Slot | None,
-        path: Path | None,
-    ) -> None:
-        self.container = container
-        self.key = key
-        self.nullable = nullable
-        self.parent = parent
-        self.path = path
+Slot = tuple[Any, "str | int", bool, "Slot | None", "Path | None"]
+"""Where a list or an object sits in the result, what a non-null failure below nulls:
+(container, key, nullable, the enclosing slot, path). A tuple: one is made per object."""
 
 
 _Pending = tuple[
@@ -110,6 +95,7 @@ def _track(_values: Sequence[Any]) -> None:
 
 _HELPERS = GraphQLResolveInfoHelpers(_gather, _track)
 _NONE_ACCEPTED: frozenset[type] = frozenset()
+_UNREAD: Any = object()
 _IMMUTABLE = frozenset({int, float, str, bool, type(None)})
 
 
@@ -186,37 +172,46 @@ class PlanRun:
 
     def _drain(self) -> None:
         queue = self._queue
-        any_denied = self._any_denied
+        keyed = self._keyed
         while queue:
             object_type, source, target, slot, selection = queue.popleft()
-            if self._nulled and slot is not None and self._is_nulled(slot.path):
-                continue
-            parent_path = slot.path if slot is not None else None
-            for plan in selection.fields:
-                serialize = plan.serialize
-                if serialize is None or any_denied:
-                    self._resolve(object_type, source, target, slot, parent_path, plan)
+            parent_path = None
+            if slot is not None:
+                parent_path = slot[4]
+                if self._nulled and self._is_nulled(parent_path):
                     continue
-                # A scalar or enum from the object alone: no path, no info, unless it fails.
-                read = plan.read
-                assert read is not None
+            if self._any_denied:
+                for plan in selection.fields:
+                    self._resolve(object_type, source, target, slot, parent_path, plan)
+                continue
+            # Scalars and enums from the object alone: no path, no info, unless one fails.
+            for key, read, serialize, plan in selection.leaves:
+                value = _UNREAD
                 try:
                     value = read(source)
-                except Exception as error:
-                    path = Path(parent_path, plan.key, object_type.name)
-                    self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
-                               target, plan.key, path, slot)  # fmt: skip
-                    continue
-                if value is not None:
-                    try:
-                        target[plan.key] = serialize(value)
+                    if value is not None:
+                        target[key] = serialize(value)
                         continue
-                    except Exception:  # answered with its error by _resolved, just below
-                        pass
-                elif plan.nullable:
-                    continue
-                path = Path(parent_path, plan.key, object_type.name)
+                    if plan.nullable:
+                        continue
+                except Exception as error:
+                    if value is _UNREAD:
+                        path = Path(parent_path, key, object_type.name)
+                        self._fail(located_error(error, plan.nodes, path.as_list()),
+                                   plan.nullable, target, key, path, slot)  # fmt: skip
+                        continue
+                # Null where it may not be, or a value that does not serialize: its error.
+                path = Path(parent_path, key, object_type.name)
                 self._resolved(value, plan, target, slot, path, None)
+            for plan in selection.others:
+                if plan.kind == KEYED:
+                    entries = keyed.get(plan)
+                    if entries is None:
+                        entries = keyed[plan] = []
+                    path = Path(parent_path, plan.key, object_type.name)
+                    entries.append((source, target, slot, path))
+                    continue
+                self._resolve(object_type, source, target, slot, parent_path, plan)
 
     def _resolve(
         self,
@@ -324,7 +319,7 @@ class PlanRun:
     ) -> None:
         """Completes each KeyedLoad field with its key's value, as its resolver would."""
         context = self._context
-        stale_read = loader.stale_read
+        stale = loader.stale_reads()
         queue = self._queue
         for index, (plan, key, target, slot, path) in enumerate(entries):
             if self._nulled and self._is_nulled(path):
@@ -335,9 +330,10 @@ class PlanRun:
                 outcome = outcomes[index]
                 if isinstance(outcome, Exception):
                     raise outcome
-                read = stale_read(key)
-                if read is not None:
-                    mark_stale_at(context, path.as_list(), read)
+                if stale:
+                    read = stale.get(key)
+                    if read is not None:
+                        mark_stale_at(context, path.as_list(), read)
                 declaration = plan.keyed
                 assert declaration is not None
                 value = declaration.convert(outcome)
@@ -355,7 +351,7 @@ class PlanRun:
                 selection = self._selection(plan, object_type)
                 child = dict.fromkeys(selection.keys)
                 target[plan.key] = child
-                child_slot = Slot(target, plan.key, plan.nullable, slot, path)
+                child_slot = (target, plan.key, plan.nullable, slot, path)
                 queue.append((object_type, value, child, child_slot, selection))
                 continue
             self._complete(plan.return_type, value, plan, target, plan.key, path, slot, None)
@@ -492,7 +488,7 @@ class PlanRun:
             )
         items: list[Any] = []
         container[key] = items
-        list_slot = Slot(container, key, nullable, slot, path)
+        list_slot: Slot = (container, key, nullable, slot, path)
         item_type = list_type.of_type
         object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         accepted = (
@@ -501,6 +497,7 @@ class PlanRun:
             else _NONE_ACCEPTED
         )
         item_nullable = object_type is item_type
+        known_type = cast(GraphQLObjectType, object_type)
         selection: Selection | None = None
         queue = self._queue
         for index, item in enumerate(value):
@@ -509,11 +506,11 @@ class PlanRun:
                 # An object of a class already seen to be of this type: what
                 # _complete_object does, without asking is_type_of again.
                 if selection is None:
-                    selection = self._selection(plan, cast(GraphQLObjectType, object_type))
+                    selection = self._selection(plan, known_type)
                 target = dict.fromkeys(selection.keys)
                 items.append(target)
-                queue.append((cast(GraphQLObjectType, object_type), item, target,
-                              Slot(items, index, item_nullable, list_slot, item_path),
+                queue.append((known_type, item, target,
+                              (items, index, item_nullable, list_slot, item_path),
                               selection))  # fmt: skip
                 continue
             items.append(None)
@@ -551,8 +548,9 @@ class PlanRun:
         selection = self._selection(plan, object_type)
         target: dict[str, Any] = dict.fromkeys(selection.keys)
         container[key] = target
-        self._queue.append((object_type, value, target, Slot(container, key, nullable, slot,
-                                                             path), selection))  # fmt: skip
+        self._queue.append(
+            (object_type, value, target, (container, key, nullable, slot, path), selection)
+        )
 
     def _runtime_type(
         self,
@@ -614,8 +612,7 @@ class PlanRun:
             if slot is None:
                 path = None
                 break
-            container, key, nullable, path = slot.container, slot.key, slot.nullable, slot.path
-            slot = slot.parent
+            container, key, nullable, slot, path = slot
         else:
             container[key] = None
         if self._is_nulled(path):
