@@ -60,6 +60,19 @@ def test_records_of_other_kinds_do_not_mix() -> None:
     assert isinstance(Order.from_record(order_record()), Order)
 
 
+def test_an_object_goes_with_its_record() -> None:
+    made = MadeOnce(_order_id)
+    record = order_record()
+    made(record)
+    assert len(made) == 1
+    del record
+    assert len(made) == 0
+
+
+def _order_id(record: OrderRecord) -> int:
+    return record.id
+
+
 def test_at_most_size_records_are_remembered() -> None:
     made: list[int] = []
 
