@@ -73,4 +73,3 @@ class MadeOnce(Generic[R, T]):
 
     def __len__(self) -> int:
         return len(self._made)
-
