@@ -122,6 +122,9 @@ def main() -> None:
     parser.add_argument(
         "--only-persisted-get", action="store_true", help="only the GET row and its stages"
     )
+    parser.add_argument(
+        "--only-planned", action="store_true", help="only the planned-execution table"
+    )
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients")
     parser.add_argument(
@@ -140,6 +143,12 @@ def main() -> None:
         help="seed scale of the export scenarios (10,000 orders per unit); 0: skip",
     )
     arguments = parser.parse_args()
+    if arguments.only_planned:
+        with tempfile.TemporaryDirectory() as directory:
+            url = asyncio.run(prepare_store(Path(directory)))
+            print(planned_table(planned_rows(url, arguments.planned_seconds)))
+            print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        return
     persisted_get(arguments.connections, arguments.seconds)
     if arguments.only_persisted_get:
         return
