@@ -143,6 +143,9 @@ def main() -> None:
     parser.add_argument(
         "--only-persisted-get", action="store_true", help="only the GET row and its stages"
     )
+    parser.add_argument(
+        "--only-planned", action="store_true", help="only the planned-execution table"
+    )
     parser.add_argument("--requests", type=int, default=300, help="requests per scenario")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients")
     parser.add_argument(
@@ -180,6 +183,12 @@ def main() -> None:
             sqlite=not arguments.rollup_no_sqlite,
             reconcile=False,
         )
+        return
+    if arguments.only_planned:
+        with tempfile.TemporaryDirectory() as directory:
+            url = asyncio.run(prepare_store(Path(directory)))
+            print(planned_table(planned_rows(url, arguments.planned_seconds)))
+            print(f"load average {os.getloadavg()[0]:.1f} at the end")
         return
     persisted_get(arguments.connections, arguments.seconds)
     if arguments.only_persisted_get:

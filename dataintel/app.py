@@ -18,6 +18,7 @@ from dataintel.cache import TwoLevelCache
 from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.tag_poller import TagPoller
+from dataintel.collector import freeze_startup_objects
 from dataintel.context import RequestContexts
 from dataintel.gateway.analysis import DocumentAnalyzer
 from dataintel.gateway.coordinates import deprecated_coordinates
@@ -292,6 +293,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             except Exception as failure:
                 _log.warning("queued jobs not recovered", error=type(failure).__name__)
         _log.info("started", version=__version__, store=engine.dialect.name, redis=bool(redis))
+        freeze_startup_objects()
         try:
             yield
         finally:

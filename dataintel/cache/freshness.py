@@ -13,6 +13,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,16 @@ class Observation:
         return max(self.reads, key=lambda read: read.age_seconds, default=None)
 
 
+class Tagged(Protocol):
+    """A cache entry's tags, and their versions when it was stored (None: unknown)."""
+
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+
+    @property
+    def versions(self) -> tuple[str, ...] | None: ...
+
+
 class RequestTrace:
     """What one request read through the cache: its tags with their versions, any staleness."""
 
@@ -57,6 +68,20 @@ class RequestTrace:
         self.stale = False
         self.consistent = True
         """False when one tag was read under two versions: an invalidation raced the request."""
+
+    def note_entries(self, entries: Iterable[Tagged]) -> None:
+        """Records the tags of cache entries read, with the versions they were read under."""
+        known = self.versions
+        for entry in entries:
+            versions = entry.versions
+            if versions is None:
+                for tag in entry.tags:
+                    if known.setdefault(tag, None) is not None:
+                        self.consistent = False
+                continue
+            for tag, version in zip(entry.tags, versions, strict=True):
+                if known.setdefault(tag, version) != version:
+                    self.consistent = False
 
 
 _observation: ContextVar[Observation | None] = ContextVar("dataintel_observation", default=None)
@@ -93,6 +118,11 @@ def report_stale(read: StaleRead, key: Hashable | None = None) -> None:
     trace = _trace.get()
     if trace is not None:
         trace.stale = True
+
+
+def current_trace() -> RequestTrace | None:
+    """The trace of the request being executed, if one is."""
+    return _trace.get()
 
 
 def note_tags(tags: Iterable[str], versions: Mapping[str, str] | None) -> None:

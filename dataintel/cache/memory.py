@@ -67,6 +67,17 @@ class MemoryCache:
             self._entries.move_to_end(key)
         return entry
 
+    def get_many(self, keys: Iterable[str]) -> list[Entry | None]:
+        """Each key's entry (or None), fresh or not, each made the most recently used."""
+        entries = self._entries
+        found: list[Entry | None] = []
+        for key in keys:
+            entry = entries.get(key)
+            if entry is not None:
+                entries.move_to_end(key)
+            found.append(entry)
+        return found
+
     def put(self, key: str, entry: Entry) -> None:
         """Stores the entry, evicting the least recently used ones beyond either bound."""
         if entry.size > self.max_bytes or self.max_entries == 0:

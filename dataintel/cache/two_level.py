@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar, cast
 
 from dataintel.cache.codec import CodecError, ValueCodec
-from dataintel.cache.freshness import StaleRead, note_tags, report_stale
+from dataintel.cache.freshness import StaleRead, current_trace, note_tags, report_stale
 from dataintel.cache.memory import Entry, MemoryCache, entry_size
 from dataintel.cache.shared import SharedCache, SharedEntry, SharedRead
 from dataintel.cache.tags import EVERYTHING
@@ -154,18 +154,19 @@ class TwoLevelCache:
     def _memory_hits(self, region: Region[K, V], keys: Sequence[K]) -> dict[K, V] | None:
         """Every key's value from a trusted in-process level, or None when one is missing."""
         now = self._clock()
-        found: dict[K, V] = {}
-        for key in keys:
-            entry = self.memory.get(self._full_key(region, key))
+        values: dict[K, object] = {}
+        # The hot path of every warm read: what _full_key does, with the prefix made once.
+        prefix = f"{region.name}:{region.codec.version}:"
+        key_of = region.key
+        entries = self.memory.get_many([prefix + key_of(key) for key in keys])
+        for key, entry in zip(keys, entries, strict=True):
             if entry is None or now >= entry.fresh_until:
                 return None
-            found[key] = cast(V, entry.value)
-            note_tags(
-                entry.tags,
-                None
-                if entry.versions is None
-                else dict(zip(entry.tags, entry.versions, strict=True)),
-            )
+            values[key] = entry.value
+        trace = current_trace()
+        if trace is not None:
+            trace.note_entries(cast("list[Entry]", entries))
+        found = cast("dict[K, V]", values)
         self.stats.memory_hits += len(found)
         if self.observer is not None:
             self.observer("entity", "memory", "hit", len(found))

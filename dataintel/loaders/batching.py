@@ -1,11 +1,17 @@
-"""Typed aiodataloader subclasses that turn one batch of keys into one service call."""
+"""Typed aiodataloader subclasses that turn one batch of keys into one service call.
+
+Two ways in: ``load(key)``, a future per key that aiodataloader batches with every other
+``load`` of the same loop iteration (graphql-core's resolvers), and ``load_all(keys)``, one
+batch call for a whole list of keys with no future per key (the planned executor, which
+collects a level's keys itself). Both share one memo per request.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from aiodataloader import DataLoader
 
@@ -17,7 +23,97 @@ G = TypeVar("G", bound=Hashable)
 V = TypeVar("V")
 
 
-class MappingLoader(DataLoader[K, V], Generic[K, V]):
+_UNSETTLED: Any = object()
+
+
+class BatchLoader(DataLoader[K, V], Generic[K, V]):
+    """A DataLoader whose keys can also be loaded a whole list at a time (``load_all``)."""
+
+    def __init__(self, *, max_batch_size: int, batch: bool) -> None:
+        # aiodataloader's own __init__ checks that batch_load_fn is a coroutine function
+        # through inspect, which costs more than the rest of a small request's loading; it
+        # is one, by definition, in every subclass here.
+        self.loop = asyncio.get_running_loop()
+        self.batch = batch
+        self.max_batch_size = max_batch_size
+        self._chunk_size = max_batch_size if batch else 1
+        self.cache = True
+        self._cache = {}
+        self._queue = []
+        self._settled: dict[K, V | Exception] = {}
+        """Outcomes of load_all, by key (a value, or the error of that key alone)."""
+        self._settling: dict[K, asyncio.Future[dict[K, Exception]]] = {}
+
+    def get_cache_key(self, key: K) -> K:
+        return key
+
+    def load(self, key: K) -> asyncio.Future[V]:
+        settled = self._settled.get(key, _UNSETTLED)
+        if settled is not _UNSETTLED and key not in self._cache:
+            future = self._cache[key] = self.loop.create_future()
+            if isinstance(settled, Exception):
+                future.set_exception(settled)
+            else:
+                future.set_result(settled)
+            return future
+        return super().load(key)
+
+    async def load_all(self, keys: Sequence[K]) -> list[V | Exception]:
+        """Each key's value, or the error that key failed with, in the order of ``keys``.
+
+        Keys already loaded in this request come from the memo; the others are loaded in one
+        call of ``batch_load_fn`` per ``max_batch_size`` keys (one per key when batching is
+        off), as ``load`` would.
+        """
+        settled = self._settled
+        missing: list[K] = []
+        chunks_under_way: set[asyncio.Future[dict[K, Exception]]] = set()
+        for key in dict.fromkeys(keys):
+            if key in settled:
+                continue
+            under_way = self._settling.get(key)
+            if under_way is not None:
+                chunks_under_way.add(under_way)
+                continue
+            future = self._cache.get(key)
+            if future is None:
+                missing.append(key)
+                continue
+            # Loaded, or being loaded, through load(): its future has the outcome.
+            try:
+                settled[key] = await future
+            except Exception as error:
+                settled[key] = error
+        failed: dict[K, Exception] = {}
+        if missing:
+            size = self._chunk_size
+            for start in range(0, len(missing), size):
+                chunk = missing[start : start + size]
+                settling: asyncio.Future[dict[K, Exception]] = asyncio.ensure_future(
+                    self._settle(chunk)
+                )
+                chunks_under_way.add(settling)
+                for key in chunk:
+                    self._settling[key] = settling
+        for settling in chunks_under_way:
+            failed.update(await settling)
+        return [failed[key] if key in failed else settled[key] for key in keys]
+
+    async def _settle(self, keys: list[K]) -> dict[K, Exception]:
+        """Loads one chunk into the memo; a whole batch that fails is not remembered."""
+        try:
+            values = await self.batch_load_fn(keys)
+        except Exception as error:
+            return dict.fromkeys(keys, error)
+        else:
+            self._settled.update(zip(keys, values, strict=True))
+            return {}
+        finally:
+            for key in keys:
+                del self._settling[key]
+
+
+class MappingLoader(BatchLoader[K, V], Generic[K, V]):
     """Loads by key through a batch call answering a mapping; a key it lacks gets ``missing``.
 
     A batch that is partly served (PartialResult) fails only the keys that failed; a value
@@ -42,6 +138,10 @@ class MappingLoader(DataLoader[K, V], Generic[K, V]):
     def stale_read(self, key: K) -> StaleRead | None:
         """How stale the value loaded for the key was, when it came from cache past its TTL."""
         return self._stale.get(key) if self._stale else None
+
+    def stale_reads(self) -> Mapping[K, StaleRead]:
+        """Every key whose value came from cache past its TTL, so far."""
+        return self._stale
 
     async def batch_load_fn(self, keys: list[K]) -> list[V]:
         failed: Mapping[K, Exception] = {}
@@ -75,6 +175,10 @@ class GroupedLoader(DataLoader[tuple[K, G], V], Generic[K, G, V]):
     def stale_read(self, key: tuple[K, G]) -> StaleRead | None:
         """How stale the value loaded for the key was, when it came from cache past its TTL."""
         return self._stale.get(key) if self._stale else None
+
+    def stale_reads(self) -> Mapping[tuple[K, G], StaleRead]:
+        """Every key whose value came from cache past its TTL, so far."""
+        return self._stale
 
     async def batch_load_fn(self, keys: list[tuple[K, G]]) -> list[V]:
         ids_by_group: defaultdict[G, list[K]] = defaultdict(list)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from dataintel.errors import BadUserInputError
+from dataintel.loaders import Loaders
+from dataintel.loaders.batching import MappingLoader
 from dataintel.resolvers.freshness import load, report_from, watched
 from dataintel.resolvers.global_ids import object_key
 from dataintel.resolvers.info import Info
@@ -52,6 +54,21 @@ def entity_id(raw: str, type_name: str) -> int:
     return object_key(raw, type_name, type_name.lower())
 
 
+def customers_by_id(loaders: Loaders) -> MappingLoader[int, CustomerRecord | None]:
+    """The request's loader of customers by id (for KeyedLoad fields)."""
+    return loaders.commerce.customer
+
+
+def products_by_id(loaders: Loaders) -> MappingLoader[int, ProductRecord | None]:
+    """The request's loader of products by id."""
+    return loaders.commerce.product
+
+
+def items_by_order(loaders: Loaders) -> MappingLoader[int, Sequence[OrderItemRecord]]:
+    """The request's loader of an order's items, by order id."""
+    return loaders.commerce.items_of_order
+
+
 async def customer(info: Info, customer_id: int) -> CustomerRecord | None:
     """One customer by id, batched with every other customer read of the request."""
     return await load(info, info.context.loaders.commerce.customer, customer_id)
@@ -65,11 +82,6 @@ async def product(info: Info, product_id: int) -> ProductRecord | None:
 async def order(info: Info, order_id: int) -> OrderRecord | None:
     """One order by id, batched."""
     return await load(info, info.context.loaders.commerce.order, order_id)
-
-
-async def items_of_order(info: Info, order_id: int) -> Sequence[OrderItemRecord]:
-    """The items of one order, batched across orders."""
-    return await load(info, info.context.loaders.commerce.items_of_order, order_id)
 
 
 async def orders_of_customer(

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 from dataintel.cache import StaleRead, observe, report_stale
+from dataintel.context import RequestContext
 from dataintel.resolvers.info import Info
 
 K = TypeVar("K")
@@ -56,9 +57,14 @@ def mark_stale(info: Info, read: StaleRead | None, suffix: Sequence[str | int] =
     """Adds the field's path (and suffix) to ``extensions.cache.stale`` when read is stale."""
     if read is None:
         return
+    mark_stale_at(info.context, [*info.path.as_list(), *suffix], read)
+
+
+def mark_stale_at(context: RequestContext, path: list[str | int], read: StaleRead) -> None:
+    """Adds a path to ``extensions.cache.stale``: what ``mark_stale`` does, given the path."""
     report = cast(
         dict[str, Any],
-        info.context.response_extensions.setdefault("cache", {"stale": []}),
+        context.response_extensions.setdefault("cache", {"stale": []}),
     )
     stale: list[dict[str, Any]] = report.setdefault("stale", [])
     if len(stale) >= MAX_STALE_PATHS:
@@ -66,7 +72,7 @@ def mark_stale(info: Info, read: StaleRead | None, suffix: Sequence[str | int] =
         return
     stale.append(
         {
-            "path": [*info.path.as_list(), *suffix],
+            "path": path,
             "ageSeconds": read.age_seconds,
             "code": read.code,
             "dependency": read.dependency,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -13,7 +14,9 @@ from dataintel.directives.cache_control import CacheControl
 from dataintel.resolvers import commerce as resolvers
 from dataintel.resolvers import features as feature_resolvers
 from dataintel.resolvers.info import Info
+from dataintel.resolvers.keyed_loads import KeyedLoad
 from dataintel.schema.features import FeatureNamesArgument, FeatureValue
+from dataintel.schema.made_once import MadeOnce
 from dataintel.schema.node import Node, global_id
 from dataintel.schema.pagination import (
     AfterArgument,
@@ -187,6 +190,21 @@ FilterDescription = strawberry.argument(description="Conditions that all must ho
 DATABASE_ID = "Its key in the store, the plain id of 0.1.0; prefer the global `id`."
 
 
+def _customer_of(record: records.CustomerRecord) -> Customer:
+    return Customer(
+        id=global_id("Customer", record.id),
+        database_id=record.id,
+        code=record.code,
+        email=record.email,
+        name=record.name,
+        region=Region(record.region),
+        country=record.country,
+        tier=CustomerTier(record.tier),
+        acquisition_channel=AcquisitionChannel(record.acquisition_channel),
+        signed_up_at=record.signed_up_at,
+    )
+
+
 @strawberry.type(description="A customer of the business.", directives=ENTITY)
 class Customer(Node):
     database_id: int = strawberry.field(description=DATABASE_ID)
@@ -224,20 +242,19 @@ class Customer(Node):
         values = await feature_resolvers.for_entity(info, "customer", str(self.database_id), names)
         return [FeatureValue.from_record(value) for value in values]
 
-    @classmethod
-    def from_record(cls, record: records.CustomerRecord) -> Customer:
-        return cls(
-            id=global_id("Customer", record.id),
-            database_id=record.id,
-            code=record.code,
-            email=record.email,
-            name=record.name,
-            region=Region(record.region),
-            country=record.country,
-            tier=CustomerTier(record.tier),
-            acquisition_channel=AcquisitionChannel(record.acquisition_channel),
-            signed_up_at=record.signed_up_at,
-        )
+    from_record = MadeOnce(_customer_of)
+    """The Customer of a record: one per record object, shared (see schema/made_once.py)."""
+
+
+def _product_of(record: records.ProductRecord) -> Product:
+    return Product(
+        id=global_id("Product", record.id),
+        database_id=record.id,
+        sku=record.sku,
+        name=record.name,
+        category=record.category,
+        price_cents=record.price_cents,
+    )
 
 
 @strawberry.type(description="Something the business sells.", directives=ENTITY)
@@ -252,16 +269,25 @@ class Product(Node):
     def price(self) -> float:
         return self.price_cents / 100
 
-    @classmethod
-    def from_record(cls, record: records.ProductRecord) -> Product:
-        return cls(
-            id=global_id("Product", record.id),
-            database_id=record.id,
-            sku=record.sku,
-            name=record.name,
-            category=record.category,
-            price_cents=record.price_cents,
-        )
+    from_record = MadeOnce(_product_of)
+    """The Product of a record: one per record object, shared (see schema/made_once.py)."""
+
+
+def _product_id(item: OrderItem) -> int:
+    return item.product_id
+
+
+PRODUCT_OF_ITEM = KeyedLoad(resolvers.products_by_id, _product_id, Product.from_record.optional)
+
+
+def _order_item_of(record: records.OrderItemRecord) -> OrderItem:
+    return OrderItem(
+        id=global_id("OrderItem", record.id),
+        database_id=record.id,
+        quantity=record.quantity,
+        unit_price_cents=record.unit_price_cents,
+        product_id=record.product_id,
+    )
 
 
 @strawberry.type(description="One line of an order.", directives=ENTITY)
@@ -275,20 +301,43 @@ class OrderItem(Node):
     def line_total_cents(self) -> int:
         return self.quantity * self.unit_price_cents
 
-    @strawberry.field(description="The product ordered.")
+    @strawberry.field(description="The product ordered.", metadata=PRODUCT_OF_ITEM.metadata)
     async def product(self, info: Info) -> Product | None:
-        record = await resolvers.product(info, self.product_id)
-        return Product.from_record(record) if record else None
+        return await PRODUCT_OF_ITEM.resolve(self, info)
 
-    @classmethod
-    def from_record(cls, record: records.OrderItemRecord) -> OrderItem:
-        return cls(
-            id=global_id("OrderItem", record.id),
-            database_id=record.id,
-            quantity=record.quantity,
-            unit_price_cents=record.unit_price_cents,
-            product_id=record.product_id,
-        )
+    from_record = MadeOnce(_order_item_of)
+    """The OrderItem of a record: one per record object, shared (see schema/made_once.py)."""
+
+
+def _ordering_customer(order: Order) -> int:
+    return order.customer_id
+
+
+def _order_items(items: Sequence[records.OrderItemRecord]) -> list[OrderItem]:
+    return [OrderItem.from_record(item) for item in items]
+
+
+def _order_id(order: Order) -> int:
+    return order.database_id
+
+
+CUSTOMER_OF_ORDER = KeyedLoad(
+    resolvers.customers_by_id, _ordering_customer, Customer.from_record.optional
+)
+ITEMS_OF_ORDER = KeyedLoad(resolvers.items_by_order, _order_id, _order_items)
+
+
+def _order_of(record: records.OrderRecord) -> Order:
+    return Order(
+        id=global_id("Order", record.id),
+        database_id=record.id,
+        status=OrderStatus(record.status),
+        channel=SalesChannel(record.channel),
+        placed_at=record.placed_at,
+        total_cents=record.total_cents,
+        currency=record.currency,
+        customer_id=record.customer_id,
+    )
 
 
 @strawberry.type(description="A customer's order.", directives=ENTITY)
@@ -309,30 +358,40 @@ class Order(Node):
     def total(self) -> float:
         return self.total_cents / 100
 
-    @strawberry.field(description="Who placed it.")
+    @strawberry.field(description="Who placed it.", metadata=CUSTOMER_OF_ORDER.metadata)
     async def customer(self, info: Info) -> Customer | None:
-        record = await resolvers.customer(info, self.customer_id)
-        return Customer.from_record(record) if record else None
+        return await CUSTOMER_OF_ORDER.resolve(self, info)
 
-    @strawberry.field(description="Its lines; null when they cannot be loaded (see errors).")
+    @strawberry.field(
+        description="Its lines; null when they cannot be loaded (see errors).",
+        metadata=ITEMS_OF_ORDER.metadata,
+    )
     async def items(self, info: Info) -> list[OrderItem] | None:
-        return [
-            OrderItem.from_record(item)
-            for item in await resolvers.items_of_order(info, self.database_id)
-        ]
+        return await ITEMS_OF_ORDER.resolve(self, info)
 
-    @classmethod
-    def from_record(cls, record: records.OrderRecord) -> Order:
-        return cls(
-            id=global_id("Order", record.id),
-            database_id=record.id,
-            status=OrderStatus(record.status),
-            channel=SalesChannel(record.channel),
-            placed_at=record.placed_at,
-            total_cents=record.total_cents,
-            currency=record.currency,
-            customer_id=record.customer_id,
-        )
+    from_record = MadeOnce(_order_of)
+    """The Order of a record: one per record object, shared (see schema/made_once.py)."""
+
+
+def _acting_customer(event: Event) -> int | None:
+    return event.customer_id
+
+
+CUSTOMER_OF_EVENT = KeyedLoad(
+    resolvers.customers_by_id, _acting_customer, Customer.from_record.optional
+)
+
+
+def _event_of(record: records.EventRecord) -> Event:
+    return Event(
+        id=global_id("Event", record.id),
+        database_id=record.id,
+        type=EventType(record.type),
+        channel=record.channel,
+        session_id=record.session_id,
+        occurred_at=record.occurred_at,
+        customer_id=record.customer_id,
+    )
 
 
 @strawberry.type(description="Something a visitor or customer did.", directives=ENTITY)
@@ -344,24 +403,15 @@ class Event(Node):
     occurred_at: datetime = strawberry.field(description="When it happened (UTC).")
     customer_id: strawberry.Private[int | None]
 
-    @strawberry.field(description="Who did it; null for anonymous visitors.")
+    @strawberry.field(
+        description="Who did it; null for anonymous visitors.",
+        metadata=CUSTOMER_OF_EVENT.metadata,
+    )
     async def customer(self, info: Info) -> Customer | None:
-        if self.customer_id is None:
-            return None
-        record = await resolvers.customer(info, self.customer_id)
-        return Customer.from_record(record) if record else None
+        return await CUSTOMER_OF_EVENT.resolve(self, info)
 
-    @classmethod
-    def from_record(cls, record: records.EventRecord) -> Event:
-        return cls(
-            id=global_id("Event", record.id),
-            database_id=record.id,
-            type=EventType(record.type),
-            channel=record.channel,
-            session_id=record.session_id,
-            occurred_at=record.occurred_at,
-            customer_id=record.customer_id,
-        )
+    from_record = MadeOnce(_event_of)
+    """The Event of a record: one per record object, shared (see schema/made_once.py)."""
 
 
 @strawberry.type

@@ -8,8 +8,8 @@ page backwards (both pairs at once select the items between the cursors, then th
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
@@ -77,9 +77,28 @@ class Edge(Generic[Node]):
     description="A page of a list, with cursors to go on from.", directives=INHERITED_CACHE
 )
 class Connection(Generic[Node]):
-    edges: list[Edge[Node]] = strawberry.field(description="The items with their cursors.")
-    page_info: PageInfo = strawberry.field(description="Whether and where the list goes on.")
+    page: strawberry.Private[Page[Any]]
+    node: strawberry.Private[Callable[[Any], Node]]
+    keyset: strawberry.Private[Callable[[Any], Keyset]]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    # Edges, cursors and nodes are made when asked for: a query of `nodes` makes no cursor.
+    @strawberry.field(description="The items with their cursors.")
+    def edges(self) -> list[Edge[Node]]:
+        return [
+            Edge(cursor=encode_cursor(self.keyset(record)), node=self.node(record))
+            for record in self.page.items
+        ]
+
+    @strawberry.field(description="Whether and where the list goes on.")
+    def page_info(self) -> PageInfo:
+        items = self.page.items
+        return PageInfo(
+            has_next_page=self.page.has_next_page,
+            has_previous_page=self.page.has_previous_page,
+            start_cursor=encode_cursor(self.keyset(items[0])) if items else None,
+            end_cursor=encode_cursor(self.keyset(items[-1])) if items else None,
+        )
 
     @strawberry.field(
         description="Items in the whole filtered list (one count, when asked); null with"
@@ -90,7 +109,7 @@ class Connection(Generic[Node]):
 
     @strawberry.field(description="The items, without cursors.")
     def nodes(self) -> list[Node]:
-        return [edge.node for edge in self.edges]
+        return [self.node(record) for record in self.page.items]
 
     @classmethod
     def from_page(
@@ -101,16 +120,4 @@ class Connection(Generic[Node]):
         count: Callable[[], Awaitable[int]],
     ) -> Connection[Node]:
         """A connection over one page of service records."""
-        edges: Sequence[Edge[Node]] = [
-            Edge(cursor=encode_cursor(keyset(record)), node=node(record)) for record in page.items
-        ]
-        return cls(
-            edges=list(edges),
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=page.has_previous_page,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-            count=count,
-        )
+        return cls(page=page, node=node, keyset=keyset, count=count)

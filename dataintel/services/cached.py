@@ -96,6 +96,35 @@ class CacheLifetimes:
     stale_seconds: float
 
 
+class QueryDigests:
+    """The cache key of each query value (a filter, a page), computed once per distinct value.
+
+    A digest walks the whole value through the codec: on a warm read it cost more than the
+    read itself. Query values are frozen and hashable, so the digest is remembered by value;
+    two values that compare equal (as ``1 == 1.0``) share a key, which they may: they ask the
+    store for the same rows. At most ``size`` are remembered.
+    """
+
+    def __init__(self, codec: RecordCodec, size: int = 1024) -> None:
+        self._codec = codec
+        self._size = size
+        self._known: dict[object, str] = {}
+
+    def __call__(self, value: object) -> str:
+        try:
+            found = self._known.get(value)
+        except TypeError:  # unhashable: nothing to remember it by
+            return digest(self._codec, value)
+        if found is None:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            found = self._known[value] = digest(self._codec, value)
+        return found
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
 def _same(key: K) -> K:
     return key
 
@@ -120,8 +149,7 @@ class CachedCommerceService:
             ttl, stale = lifetimes.entities_seconds, lifetimes.stale_seconds
             return Region(f"commerce.{name}", codec, key, tags, ttl, stale)
 
-        def by_query(query: object) -> str:
-            return digest(codec, query)
+        by_query = QueryDigests(codec)
 
         def of(table: str) -> Callable[[object], tuple[str, ...]]:
             tags = (dataset_tag(table),)
@@ -280,10 +308,11 @@ class CachedFeatureService:
         self._inner = inner
         self._cache = cache
         codec = RecordCodec(FEATURE_TYPES)
+        names_digest = QueryDigests(codec)
 
         def key(entry: FeatureKey) -> str:
             entity_type, names, entity_id = entry
-            return f"{entity_type}:{digest(codec, names)}:{entity_id}"
+            return f"{entity_type}:{names_digest(names)}:{entity_id}"
 
         def tags(entry: FeatureKey) -> tuple[str, ...]:
             return (features_tag(entry[0]), entity_tag(entry[0], entry[2]))
@@ -343,11 +372,12 @@ class CachedAnalyticsService:
         self._inner = inner
         self._cache = cache
         codec = RecordCodec(ANALYTICS_TYPES)
+        query_digest = QueryDigests(codec)
         # Replicas with different catalog files must not share results.
         catalog = catalog_fingerprint(inner.catalog)
 
         def key(query: AnalyticsQuery) -> str:
-            return f"{catalog}:{digest(codec, query)}"
+            return f"{catalog}:{query_digest(query)}"
 
         self._results: Region[AnalyticsQuery, AnalyticsResult] = Region(
             "analytics.query",

@@ -25,7 +25,7 @@ from dataintel.store.rows import AnyRow, columns_of, record_from
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class CustomerRecord:
     id: int
     code: str
@@ -38,7 +38,7 @@ class CustomerRecord:
     signed_up_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class ProductRecord:
     id: int
     sku: str
@@ -47,7 +47,7 @@ class ProductRecord:
     price_cents: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class OrderRecord:
     id: int
     customer_id: int
@@ -58,7 +58,7 @@ class OrderRecord:
     currency: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class OrderItemRecord:
     id: int
     order_id: int
@@ -67,7 +67,7 @@ class OrderItemRecord:
     unit_price_cents: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class EventRecord:
     id: int
     customer_id: int | None

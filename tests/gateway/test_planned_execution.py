@@ -34,6 +34,7 @@ from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from dataintel.gateway.execution import OperationExecution
+from dataintel.gateway.planned.plan import ATTRIBUTE, DIRECT, KEYED, METHOD
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from dataintel.services.tokens import TokenCodec
 from tests.plugins.app import SettingsFactory, serving
@@ -204,6 +205,34 @@ async def test_a_broken_store_answers_the_same(
             await store.restore()
     assert engines.compared == len(queries_)
     assert not engines.mismatches, report(engines)
+
+
+async def test_fields_are_planned_by_how_they_resolve(engines: Engines) -> None:
+    # Attributes are read, plain methods of the object called, KeyedLoad fields loaded per
+    # level; only the root field goes through Strawberry's arguments and Info.
+    planned = engines.executor.planned
+    schema = engines.app.state.schema._schema
+    document = graphql.parse(
+        "{ orders(first: 50) { nodes { id total status customer { id name tier } } } }"
+    )
+    plan = planned.plan(document, None)
+    assert plan is not None
+    [orders] = planned.planner.root_fields(plan, schema.query_type, {}).fields
+    assert orders.kind == DIRECT
+    assert orders.object_type is not None
+    [nodes] = planned.planner.subfields(plan, orders, orders.object_type, ()).fields
+    assert nodes.kind == METHOD
+    order_fields = planned.planner.subfields(plan, nodes, schema.get_type("Order"), ()).fields
+    assert {field.key: field.kind for field in order_fields} == {
+        "id": ATTRIBUTE,
+        "total": METHOD,
+        "status": ATTRIBUTE,
+        "customer": KEYED,
+    }
+    customer = order_fields[-1]
+    assert customer.object_type is not None
+    customer_fields = planned.planner.subfields(plan, customer, customer.object_type, ()).fields
+    assert all(field.serialize is not None for field in customer_fields)
 
 
 async def test_what_the_plan_does_not_cover_runs_on_graphql_core(engines: Engines) -> None:

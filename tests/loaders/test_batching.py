@@ -1,10 +1,14 @@
-"""Loaders send at most max_batch_size keys per service call, however many are asked for."""
+"""Loaders send at most max_batch_size keys per service call, however many are asked for;
+``load_all`` loads a list of keys through the same memo with one call per chunk."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
 
+import pytest
+
+from dataintel.cache import PartialResult
 from dataintel.loaders.batching import GroupedLoader, MappingLoader
 
 
@@ -34,3 +38,84 @@ async def test_a_grouped_loader_chunks_before_it_groups() -> None:
     assert values == ["a1", "a2", "b3", "a4"]
     # Two batches of at most two keys; within the first, one call per label.
     assert calls == [([1, 2], "a"), ([3], "b"), ([4], "a")]
+
+
+class Squares:
+    """A batch function that records its calls; 4 is missing, 13 fails alone."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.down = False
+
+    async def __call__(self, keys: Sequence[int]) -> Mapping[int, int | None]:
+        self.batches.append(list(keys))
+        if self.down:
+            raise ConnectionError("store down")
+        found = {key: key * key for key in keys if key not in (4, 13)}
+        if 13 in keys:
+            raise PartialResult(found, {13: LookupError("13 failed")})
+        return found
+
+
+def squares_loader(
+    fetch: Squares, *, size: int = 100, batch: bool = True
+) -> MappingLoader[int, int | None]:
+    loader: MappingLoader[int, int | None] = MappingLoader(
+        fetch, lambda: None, max_batch_size=size, batch=batch
+    )
+    return loader
+
+
+async def test_load_all_answers_in_key_order_with_one_call_per_chunk() -> None:
+    fetch = Squares()
+    loader = squares_loader(fetch, size=3)
+    values = await loader.load_all([5, 1, 5, 2, 3, 4, 1])
+    assert values == [25, 1, 25, 4, 9, None, 1]
+    # Each distinct key once, at most three per call.
+    assert fetch.batches == [[5, 1, 2], [3, 4]]
+
+
+async def test_load_all_and_load_share_one_memo() -> None:
+    fetch = Squares()
+    loader = squares_loader(fetch)
+    assert await loader.load(2) == 4
+    assert await loader.load_all([2, 3]) == [4, 9]
+    assert await loader.load(3) == 9
+    assert await loader.load_all([3, 2]) == [9, 4]
+    assert fetch.batches == [[2], [3]]
+
+
+async def test_load_all_gives_a_failed_key_its_own_error() -> None:
+    loader = squares_loader(Squares())
+    first, failed, missing = await loader.load_all([1, 13, 4])
+    assert (first, missing) == (1, None)
+    assert isinstance(failed, LookupError)
+    # The key's error is remembered, as load() remembers a rejected future.
+    with pytest.raises(LookupError):
+        await loader.load(13)
+
+
+async def test_a_whole_batch_failing_is_not_remembered() -> None:
+    fetch = Squares()
+    loader = squares_loader(fetch)
+    fetch.down = True
+    outcomes = await loader.load_all([1, 2])
+    assert all(isinstance(outcome, ConnectionError) for outcome in outcomes)
+    fetch.down = False
+    assert await loader.load_all([1, 2]) == [1, 4]
+    assert fetch.batches == [[1, 2], [1, 2]]
+
+
+async def test_load_all_without_batching_loads_each_key_alone() -> None:
+    fetch = Squares()
+    loader = squares_loader(fetch, batch=False)
+    assert await loader.load_all([1, 2, 1]) == [1, 4, 1]
+    assert sorted(fetch.batches) == [[1], [2]]
+
+
+async def test_concurrent_load_alls_load_a_key_once() -> None:
+    fetch = Squares()
+    loader = squares_loader(fetch)
+    first, second = await asyncio.gather(loader.load_all([1, 2]), loader.load_all([2, 3]))
+    assert (first, second) == ([1, 4], [4, 9])
+    assert fetch.batches == [[1, 2], [3]]

@@ -37,6 +37,11 @@ class PlannedExecution:
         self._size = max(size, 1)
         self.outcomes: Counter[str] = Counter()
 
+    @property
+    def planner(self) -> Planner:
+        """What builds the plans' field lists (for tests and tools that inspect plans)."""
+        return self._planner
+
     def execute_coerced(
         self,
         executor: Executor[Any],

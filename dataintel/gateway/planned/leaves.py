@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from graphql import (
@@ -63,10 +64,19 @@ def serializer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
 
         return real
     if isinstance(leaf_type, GraphQLEnumType):
-        # An enum's coercion depends on the value only: remember it per value.
+        # An enum's coercion depends on the value only: remember it per value. Members of a
+        # Python enum are remembered by identity (their __hash__ is a Python function).
+        members: dict[int, tuple[Any, Any]] = {}
         known: dict[Any, Any] = {}
 
         def enum(value: Any) -> Any:
+            member = members.get(id(value))
+            if member is not None and member[0] is value:
+                return member[1]
+            if isinstance(value, Enum):
+                coerced = coerce_leaf(leaf_type, value)
+                members[id(value)] = (value, coerced)
+                return coerced
             try:
                 return known[value]
             except KeyError:

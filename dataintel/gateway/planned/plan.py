@@ -8,8 +8,10 @@ arguments) is cached under the values that decide it, so a plan serves every req
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
@@ -38,11 +40,16 @@ from graphql import (
 from graphql.type.introspection import TypeNameMetaFieldDef
 
 from dataintel.gateway.planned.leaves import serializer
+from dataintel.resolvers.keyed_loads import KEYED_LOAD, KeyedLoad
 
 TYPENAME = 0
 ATTRIBUTE = 1
 DIRECT = 2
 GENERIC = 3
+METHOD = 4
+"""A plain synchronous resolver of the object alone (no info, no arguments): one call."""
+KEYED = 5
+"""A KeyedLoad field: its keys are collected per level and loaded once per loader."""
 
 _INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 _INCREMENTAL_DIRECTIVES = frozenset({"defer", "stream"})
@@ -61,6 +68,9 @@ class FieldPlan:
     kind: int
     attribute: str = ""
     function: Callable[..., Any] | None = None
+    read: Callable[[Any], Any] | None = None
+    """The value from the parent object alone: an attribute read, or a METHOD's call."""
+    keyed: KeyedLoad[Any, Any, Any, Any] | None = None
     strawberry_field: Any = None
     passes_self: bool = False
     source_parameters: tuple[str, ...] = ()
@@ -69,11 +79,40 @@ class FieldPlan:
     static_arguments: dict[str, Any] | None = None
     """Coerced arguments, kept when no argument refers to a variable."""
     arguments_are_static: bool = False
+    static_kwargs: dict[str, Any] | None = None
+    """Strawberry's conversion of static arguments, kept when every value is immutable."""
     sub_selections: tuple[SelectionSetNode, ...] = ()
     nullable: bool = True
     serialize: Callable[[Any], Any] | None = None
-    """Set for an attribute read of a scalar or enum: the whole field is one call."""
-    subfields: dict[tuple[str, tuple[bool, ...]], list[FieldPlan]] = field(default_factory=dict)
+    """Set when ``read`` gives a scalar or enum: the whole field is two calls."""
+    object_type: GraphQLObjectType | None = None
+    """The field's type when it is an object type (not a list, interface or union)."""
+    accepted: set[type] = field(default_factory=set)
+    """The classes ``object_type.is_type_of`` accepted (the planner's, shared)."""
+    subfields: dict[tuple[str, tuple[bool, ...]], Selection] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class Selection:
+    """The fields selected on one object type, and their response keys in order."""
+
+    fields: list[FieldPlan]
+    keys: tuple[str, ...]
+    leaves: tuple[tuple[str, Callable[[Any], Any], Callable[[Any], Any], FieldPlan], ...] = ()
+    """The fields that are a read and a serialization: (key, read, serialize, plan)."""
+    others: tuple[FieldPlan, ...] = ()
+    """Every other field, in document order."""
+
+    def __post_init__(self) -> None:
+        leaves = []
+        others = []
+        for plan in self.fields:
+            if plan.read is not None and plan.serialize is not None:
+                leaves.append((plan.key, plan.read, plan.serialize, plan))
+            else:
+                others.append(plan)
+        self.leaves = tuple(leaves)
+        self.others = tuple(others)
 
 
 @dataclass(slots=True, eq=False)
@@ -87,7 +126,7 @@ class OperationPlan:
     """Why this operation runs on graphql-core instead; None when the plan covers it."""
     condition_variables: tuple[str, ...]
     """Variables that decide an @skip or @include: the plan's cache keys include their values."""
-    root_fields: dict[tuple[str, tuple[bool, ...]], list[FieldPlan]] = field(default_factory=dict)
+    root_fields: dict[tuple[str, tuple[bool, ...]], Selection] = field(default_factory=dict)
 
 
 class Planner:
@@ -97,6 +136,14 @@ class Planner:
         self._schema = schema
         self._resolvers = resolvers
         self._serializers: dict[str, Callable[[Any], Any]] = {}
+        self._accepted: dict[str, set[type]] = {}
+
+    def accepted_classes(self, object_type: GraphQLObjectType) -> set[type]:
+        """Classes whose objects ``object_type.is_type_of`` has accepted (uncast ones)."""
+        found = self._accepted.get(object_type.name)
+        if found is None:
+            found = self._accepted[object_type.name] = set()
+        return found
 
     def plan(self, document: DocumentNode, operation: OperationDefinitionNode) -> OperationPlan:
         """The plan of one operation of a validated document."""
@@ -120,7 +167,7 @@ class Planner:
 
     def root_fields(
         self, plan: OperationPlan, root: GraphQLObjectType, conditions: dict[str, Any]
-    ) -> list[FieldPlan]:
+    ) -> Selection:
         """The operation's root fields for the request's @skip/@include variable values."""
         key = (root.name, condition_key(plan, conditions))
         found = plan.root_fields.get(key)
@@ -135,7 +182,7 @@ class Planner:
         parent: FieldPlan,
         runtime: GraphQLObjectType,
         conditions: tuple[bool, ...],
-    ) -> list[FieldPlan]:
+    ) -> Selection:
         """The fields selected on an object of ``runtime`` type under ``parent``."""
         key = (runtime.name, conditions)
         found = parent.subfields.get(key)
@@ -158,12 +205,13 @@ class Planner:
         runtime: GraphQLObjectType,
         selection_sets: Iterable[SelectionSetNode],
         conditions: dict[str, Any],
-    ) -> list[FieldPlan]:
+    ) -> Selection:
         grouped: dict[str, list[FieldNode]] = {}
         visited: set[str] = set()
         for selection_set in selection_sets:
             self._collect_into(plan, runtime, selection_set, conditions, grouped, visited)
-        return [self._field(runtime, key, nodes) for key, nodes in grouped.items()]
+        fields = [self._field(runtime, key, nodes) for key, nodes in grouped.items()]
+        return Selection(fields, tuple(grouped))
 
     def _collect_into(
         self,
@@ -234,9 +282,12 @@ class Planner:
             nullable=not _is_non_null(definition.type),
         )
         self._resolvers.classify(plan)
-        leaf = get_nullable_type(definition.type)
-        if plan.kind == ATTRIBUTE and isinstance(leaf, GraphQLLeafType):
-            plan.serialize = self.serializer(leaf)
+        nullable_type = get_nullable_type(definition.type)
+        if plan.read is not None and isinstance(nullable_type, GraphQLLeafType):
+            plan.serialize = self.serializer(nullable_type)
+        if isinstance(nullable_type, GraphQLObjectType):
+            plan.object_type = nullable_type
+            plan.accepted = self.accepted_classes(nullable_type)
         return plan
 
 
@@ -267,6 +318,7 @@ class ResolverKinds:
             if definition.default_resolver is getattr:
                 plan.kind = ATTRIBUTE
                 plan.attribute = definition.python_name
+                plan.read = attrgetter(definition.python_name)
             return
         resolver = definition.base_resolver
         plan.kind = DIRECT
@@ -278,6 +330,20 @@ class ResolverKinds:
             if parameter is not None
         )
         plan.info_parameter = resolver.info_parameter.name if resolver.info_parameter else None
+        if plan.takes_arguments:
+            return
+        keyed = definition.metadata.get(KEYED_LOAD)
+        if isinstance(keyed, KeyedLoad):
+            plan.kind = KEYED
+            plan.keyed = keyed
+        elif (
+            plan.passes_self
+            and not plan.source_parameters
+            and plan.info_parameter is None
+            and not inspect.iscoroutinefunction(plan.function)
+        ):
+            plan.kind = METHOD
+            plan.read = plan.function
 
 
 def condition_key(plan: OperationPlan, conditions: dict[str, Any]) -> tuple[bool, ...]:

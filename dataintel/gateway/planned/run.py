@@ -3,9 +3,11 @@
 Every field whose value is at hand (an attribute, a synchronous resolver) is completed at
 once; every awaitable a resolver returns waits for the end of the wave, where all of them are
 gathered together. So all the loads of one level are queued before any loader dispatches,
-and each loader dispatches once per level. Results are built as dictionaries in place; a
-null in a non-null position nulls the nearest nullable parent, as graphql-core does, and
-errors under a position already nulled are dropped, as graphql-core drops them.
+and each loader dispatches once per level. A KeyedLoad field (resolvers/keyed_loads.py) is not
+called at all: its parents' keys are collected through the wave and loaded with one
+``load_all`` per loader at its end. Results are built as dictionaries in place; a null in a
+non-null position nulls the nearest nullable parent, as graphql-core does, and errors under a
+position already nulled are dropped, as graphql-core drops them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from enum import Enum
+from typing import Any, cast
 
 from graphql import (
     ExecutionResult,
@@ -33,40 +36,31 @@ from graphql.execution.values import VariableValues, get_argument_values
 from graphql.pyutils import Path, Undefined, inspect, is_awaitable, is_iterable
 from graphql.type.definition import GraphQLResolveInfoHelpers
 from strawberry.types.arguments import convert_arguments
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE, get_strawberry_type_cast
 
 from dataintel.context import FieldDenials
 from dataintel.gateway.planned.plan import (
     ATTRIBUTE,
     DIRECT,
+    KEYED,
+    METHOD,
     TYPENAME,
     FieldPlan,
     OperationPlan,
     Planner,
     ResolverKinds,
+    Selection,
     condition_key,
 )
+from dataintel.resolvers.freshness import mark_stale_at
+from dataintel.resolvers.keyed_loads import KeyLoader
 
 Info = GraphQLResolveInfo[Any]
 
 
-class Slot:
-    """Where a list or an object sits in the result: what a non-null failure below nulls."""
-
-    __slots__ = ("container", "key", "nullable", "parent", "path")
-
-    def __init__(
-        self,
-        container: Any,
-        key: str | int,
-        nullable: bool,
-        parent: Slot | None,
-        path: Path | None,
-    ) -> None:
-        self.container = container
-        self.key = key
-        self.nullable = nullable
-        self.parent = parent
-        self.path = path
+Slot = tuple[Any, "str | int", bool, "Slot | None", "Path | None"]
+"""Where a list or an object sits in the result, what a non-null failure below nulls:
+(container, key, nullable, the enclosing slot, path). A tuple: one is made per object."""
 
 
 _Pending = tuple[
@@ -81,6 +75,15 @@ _Pending = tuple[
 ]
 """An awaitable a resolver returned, and where its completed value goes."""
 
+_Object = tuple[GraphQLObjectType, Any, dict[str, Any], "Slot | None", Selection]
+"""An object to resolve the selection of: its type, its value, its result and its slot."""
+
+_Keyed = tuple[Any, dict[str, Any], "Slot | None", Path]
+"""A KeyedLoad field met in a wave: its parent object, and where its value goes."""
+
+_KeyedEntry = tuple[FieldPlan, Any, dict[str, Any], "Slot | None", Path]
+"""A KeyedLoad field whose key is being loaded: the key, and where its value goes."""
+
 
 async def _gather(awaitables: Sequence[Awaitable[Any]]) -> list[Any]:
     return list(await asyncio.gather(*awaitables))
@@ -91,6 +94,9 @@ def _track(_values: Sequence[Any]) -> None:
 
 
 _HELPERS = GraphQLResolveInfoHelpers(_gather, _track)
+_NONE_ACCEPTED: frozenset[type] = frozenset()
+_UNREAD: Any = object()
+_IMMUTABLE = frozenset({int, float, str, bool, type(None)})
 
 
 class PlanRun:
@@ -116,59 +122,95 @@ class PlanRun:
         self._condition_key: tuple[bool, ...] = ()
         self._hide_suggestions = hide_suggestions
         self._denied: FieldDenials = getattr(context, "denied_fields", None) or FieldDenials()
+        self._any_denied = bool(self._denied)
         self._errors: list[GraphQLError] = []
         self._nulled: set[Path | None] = set()
-        self._queue: deque[tuple[GraphQLObjectType, Any, dict[str, Any], Slot | None,
-                                 list[FieldPlan]]] = deque()  # fmt: skip
+        self._queue: deque[_Object] = deque()
         self._pending: list[_Pending] = []
+        self._keyed: dict[FieldPlan, list[_Keyed]] = {}
+        self._selections: dict[tuple[FieldPlan, GraphQLObjectType], Selection] = {}
 
     async def run(self) -> ExecutionResult:
         """Runs every wave until nothing is left to resolve."""
         root_type = self._schema.query_type
         assert root_type is not None
-        fields = self._planner.root_fields(self._plan, root_type, self._conditions)
+        selection = self._planner.root_fields(self._plan, root_type, self._conditions)
         self._condition_key = condition_key(self._plan, self._conditions)
-        data: dict[str, Any] = dict.fromkeys(f.key for f in fields)
-        self._queue.append((root_type, None, data, None, fields))
+        data: dict[str, Any] = dict.fromkeys(selection.keys)
+        self._queue.append((root_type, None, data, None, selection))
         while True:
             self._drain()
-            if not self._pending:
+            if not self._pending and not self._keyed:
                 break
             pending, self._pending = self._pending, []
-            results = await asyncio.gather(*(p[0] for p in pending), return_exceptions=True)
+            keyed, self._keyed = self._keyed, {}
+            loads = self._keyed_loads(keyed)
+            awaitables = [p[0] for p in pending]
+            awaitables.extend(load[1] for load in loads)
+            if len(awaitables) == 1:
+                try:
+                    results: list[Any] = [await awaitables[0]]
+                except Exception as error:
+                    results = [error]
+            else:
+                results = await asyncio.gather(*awaitables, return_exceptions=True)
             for (_, type_, plan, target, key, slot, path, info), result in zip(
-                pending, results, strict=True
+                pending, results, strict=False
             ):
                 if isinstance(result, BaseException) and not isinstance(result, Exception):
                     raise result
                 if self._nulled and self._is_nulled(path):
                     continue
                 self._complete(type_, result, plan, target, key, path, slot, info)
+            for (loader, _, entries), result in zip(loads, results[len(pending) :], strict=True):
+                if isinstance(result, BaseException) and not isinstance(result, Exception):
+                    raise result
+                self._complete_keyed(loader, entries, result)
         if None in self._nulled:
             return ExecutionResult(None, self._errors or None)
         return ExecutionResult(data, self._errors or None)
 
     def _drain(self) -> None:
         queue = self._queue
+        keyed = self._keyed
         while queue:
-            object_type, source, target, slot, fields = queue.popleft()
-            if self._nulled and slot is not None and self._is_nulled(slot.path):
+            object_type, source, target, slot, selection = queue.popleft()
+            parent_path = None
+            if slot is not None:
+                parent_path = slot[4]
+                if self._nulled and self._is_nulled(parent_path):
+                    continue
+            if self._any_denied:
+                for plan in selection.fields:
+                    self._resolve(object_type, source, target, slot, parent_path, plan)
                 continue
-            parent_path = slot.path if slot is not None else None
-            denied = self._denied
-            for plan in fields:
-                serialize = plan.serialize
-                if serialize is not None and not denied:
-                    # An attribute with a scalar or enum: no path, no info, unless it fails.
-                    try:
-                        value = getattr(source, plan.attribute)
-                        if value is not None:
-                            target[plan.key] = serialize(value)
-                            continue
-                        if plan.nullable:
-                            continue
-                    except Exception:  # answered with its error by _resolve, just below
-                        pass
+            # Scalars and enums from the object alone: no path, no info, unless one fails.
+            for key, read, serialize, plan in selection.leaves:
+                value = _UNREAD
+                try:
+                    value = read(source)
+                    if value is not None:
+                        target[key] = serialize(value)
+                        continue
+                    if plan.nullable:
+                        continue
+                except Exception as error:
+                    if value is _UNREAD:
+                        path = Path(parent_path, key, object_type.name)
+                        self._fail(located_error(error, plan.nodes, path.as_list()),
+                                   plan.nullable, target, key, path, slot)  # fmt: skip
+                        continue
+                # Null where it may not be, or a value that does not serialize: its error.
+                path = Path(parent_path, key, object_type.name)
+                self._resolved(value, plan, target, slot, path, None)
+            for plan in selection.others:
+                if plan.kind == KEYED:
+                    entries = keyed.get(plan)
+                    if entries is None:
+                        entries = keyed[plan] = []
+                    path = Path(parent_path, plan.key, object_type.name)
+                    entries.append((source, target, slot, path))
+                    continue
                 self._resolve(object_type, source, target, slot, parent_path, plan)
 
     def _resolve(
@@ -185,12 +227,20 @@ class PlanRun:
         path = Path(parent_path, key, object_type.name)
         info: Info | None = None
         try:
-            if self._denied:
+            if self._any_denied:
                 denial = self._denied.for_node(plan.nodes[0])
                 if denial is not None:
                     raise denial
-            if kind == ATTRIBUTE:
-                value = getattr(source, plan.attribute)
+            if kind in (ATTRIBUTE, METHOD):
+                read = plan.read
+                assert read is not None
+                value = read(source)
+            elif kind == KEYED:
+                entries = self._keyed.get(plan)
+                if entries is None:
+                    entries = self._keyed[plan] = []
+                entries.append((source, target, slot, path))
+                return
             elif kind == TYPENAME:
                 value = object_type.name
             else:
@@ -202,16 +252,118 @@ class PlanRun:
                     resolve = plan.definition.resolve
                     assert resolve is not None
                     value = resolve(source, info, **arguments)
-                if is_awaitable(value):
-                    self._pending.append(
-                        (value, plan.return_type, plan, target, key, slot, path, info)
-                    )
-                    return
         except Exception as error:
             self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
                        target, key, path, slot)  # fmt: skip
             return
-        self._complete(plan.return_type, value, plan, target, key, path, slot, info)
+        self._resolved(value, plan, target, slot, path, info)
+
+    def _resolved(
+        self,
+        value: Any,
+        plan: FieldPlan,
+        target: dict[str, Any],
+        slot: Slot | None,
+        path: Path,
+        info: Info | None,
+    ) -> None:
+        """A resolver's answer: completed now, or at the end of the wave when awaitable."""
+        if is_awaitable(value):
+            pending = (value, plan.return_type, plan, target, plan.key, slot, path, info)
+            self._pending.append(pending)
+            return
+        self._complete(plan.return_type, value, plan, target, plan.key, path, slot, info)
+
+    def _keyed_loads(
+        self, keyed: dict[FieldPlan, list[_Keyed]]
+    ) -> list[tuple[KeyLoader[Any, Any], Awaitable[Sequence[Any]], list[_KeyedEntry]]]:
+        """One load_all per loader for every KeyedLoad field met in the wave."""
+        by_loader: dict[int, tuple[KeyLoader[Any, Any], list[Any], list[_KeyedEntry]]] = {}
+        loaders = self._context.loaders
+        for plan, entries in keyed.items():
+            declaration = plan.keyed
+            assert declaration is not None
+            try:
+                loader = declaration.loader(loaders)
+            except Exception as error:
+                for _, target, slot, path in entries:
+                    self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
+                               target, plan.key, path, slot)  # fmt: skip
+                continue
+            group = by_loader.get(id(loader))
+            if group is None:
+                group = by_loader[id(loader)] = (loader, [], [])
+            _, keys, chosen = group
+            key_of = declaration.key
+            for source, target, slot, path in entries:
+                try:
+                    key = key_of(source)
+                except Exception as error:
+                    self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
+                               target, plan.key, path, slot)  # fmt: skip
+                    continue
+                if key is None:
+                    self._complete(plan.return_type, None, plan, target, plan.key, path, slot,
+                                   None)  # fmt: skip
+                    continue
+                keys.append(key)
+                chosen.append((plan, key, target, slot, path))
+        return [
+            (loader, loader.load_all(keys), chosen)
+            for loader, keys, chosen in by_loader.values()
+            if keys
+        ]
+
+    def _complete_keyed(
+        self, loader: KeyLoader[Any, Any], entries: list[_KeyedEntry], outcomes: Any
+    ) -> None:
+        """Completes each KeyedLoad field with its key's value, as its resolver would."""
+        context = self._context
+        stale = loader.stale_reads()
+        queue = self._queue
+        for index, (plan, key, target, slot, path) in enumerate(entries):
+            if self._nulled and self._is_nulled(path):
+                continue
+            try:
+                if isinstance(outcomes, Exception):
+                    raise outcomes
+                outcome = outcomes[index]
+                if isinstance(outcome, Exception):
+                    raise outcome
+                if stale:
+                    read = stale.get(key)
+                    if read is not None:
+                        mark_stale_at(context, path.as_list(), read)
+                declaration = plan.keyed
+                assert declaration is not None
+                value = declaration.convert(outcome)
+            except Exception as error:
+                self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
+                           target, plan.key, path, slot)  # fmt: skip
+                continue
+            object_type = plan.object_type
+            if (
+                object_type is not None
+                and type(value) in plan.accepted
+                and getattr(value, TYPE_CAST_ATTRIBUTE, None) is None
+            ):
+                # What _complete_object does for an object of a class already accepted.
+                selection = self._selection(plan, object_type)
+                child = dict.fromkeys(selection.keys)
+                target[plan.key] = child
+                child_slot = (target, plan.key, plan.nullable, slot, path)
+                queue.append((object_type, value, child, child_slot, selection))
+                continue
+            self._complete(plan.return_type, value, plan, target, plan.key, path, slot, None)
+
+    def _selection(self, plan: FieldPlan, object_type: GraphQLObjectType) -> Selection:
+        """The fields selected under ``plan`` on objects of ``object_type``, in this run."""
+        found = self._selections.get((plan, object_type))
+        if found is None:
+            found = self._selections[(plan, object_type)] = self._planner.subfields(
+                self._plan, plan, object_type, self._condition_key
+            )
+        return found
 
     def _info(self, plan: FieldPlan, object_type: GraphQLObjectType, path: Path) -> Info:
         return GraphQLResolveInfo(
@@ -246,7 +398,9 @@ class PlanRun:
     def _call(self, plan: FieldPlan, source: Any, info: Info, arguments: dict[str, Any]) -> Any:
         kinds = self._kinds
         strawberry_info = kinds.config.info_class(_raw_info=info, _field=plan.strawberry_field)  # type: ignore[union-attr]
-        if arguments:
+        if plan.static_kwargs is not None:
+            kwargs = dict(plan.static_kwargs)
+        elif arguments:
             kwargs = convert_arguments(
                 arguments,
                 plan.strawberry_field.arguments,
@@ -254,6 +408,12 @@ class PlanRun:
                 config=kinds.config,  # type: ignore[arg-type]
                 info=strawberry_info,
             )
+            if arguments is plan.static_arguments and all(
+                type(value) in _IMMUTABLE or isinstance(value, Enum) for value in kwargs.values()
+            ):
+                # Arguments written in the document convert to the same values every time;
+                # kept only when nothing a resolver is given could be changed by it.
+                plan.static_kwargs = dict(kwargs)
         else:
             kwargs = {}
         for name in plan.source_parameters:
@@ -328,18 +488,38 @@ class PlanRun:
             )
         items: list[Any] = []
         container[key] = items
-        list_slot = Slot(container, key, nullable, slot, path)
+        list_slot: Slot = (container, key, nullable, slot, path)
         item_type = list_type.of_type
-        complete = self._complete
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        accepted = (
+            self._planner.accepted_classes(object_type)
+            if isinstance(object_type, GraphQLObjectType)
+            else _NONE_ACCEPTED
+        )
+        item_nullable = object_type is item_type
+        known_type = cast(GraphQLObjectType, object_type)
+        selection: Selection | None = None
+        queue = self._queue
         for index, item in enumerate(value):
-            items.append(None)
             item_path = Path(path, index, None)
+            if type(item) in accepted and getattr(item, TYPE_CAST_ATTRIBUTE, None) is None:
+                # An object of a class already seen to be of this type: what
+                # _complete_object does, without asking is_type_of again.
+                if selection is None:
+                    selection = self._selection(plan, known_type)
+                target = dict.fromkeys(selection.keys)
+                items.append(target)
+                queue.append((known_type, item, target,
+                              (items, index, item_nullable, list_slot, item_path),
+                              selection))  # fmt: skip
+                continue
+            items.append(None)
             if is_awaitable(item):
                 self._pending.append(
                     (item, item_type, plan, items, index, list_slot, item_path, info)
                 )
                 continue
-            complete(item_type, item, plan, items, index, item_path, list_slot, info)
+            self._complete(item_type, item, plan, items, index, item_path, list_slot, info)
 
     def _complete_object(
         self,
@@ -354,16 +534,23 @@ class PlanRun:
         info: Info | None,
     ) -> None:
         is_type_of = object_type.is_type_of
-        if is_type_of is not None and not is_type_of(value, info):  # type: ignore[arg-type]
-            raise GraphQLError(
-                f"Expected value of type '{object_type}' but got: {inspect(value)}.",
-                plan.nodes,
-            )
-        fields = self._planner.subfields(self._plan, plan, object_type, self._condition_key)
-        target: dict[str, Any] = dict.fromkeys(f.key for f in fields)
+        if is_type_of is not None:
+            accepted = self._planner.accepted_classes(object_type)
+            if type(value) not in accepted or get_strawberry_type_cast(value) is not None:
+                if not is_type_of(value, info):  # type: ignore[arg-type]
+                    raise GraphQLError(
+                        f"Expected value of type '{object_type}' but got: {inspect(value)}.",
+                        plan.nodes,
+                    )
+                # Strawberry's is_type_of depends on the class alone, unless cast.
+                if get_strawberry_type_cast(value) is None:
+                    accepted.add(type(value))
+        selection = self._selection(plan, object_type)
+        target: dict[str, Any] = dict.fromkeys(selection.keys)
         container[key] = target
-        self._queue.append((object_type, value, target, Slot(container, key, nullable, slot,
-                                                             path), fields))  # fmt: skip
+        self._queue.append(
+            (object_type, value, target, (container, key, nullable, slot, path), selection)
+        )
 
     def _runtime_type(
         self,
@@ -425,8 +612,7 @@ class PlanRun:
             if slot is None:
                 path = None
                 break
-            container, key, nullable, path = slot.container, slot.key, slot.nullable, slot.path
-            slot = slot.parent
+            container, key, nullable, slot, path = slot
         else:
             container[key] = None
         if self._is_nulled(path):

@@ -1,0 +1,75 @@
+"""Schema objects made from service records once per record object, not once per request.
+
+While an entry lives in the in-process cache, every request gets the very same record
+objects, so a page of 50 orders asked for a thousand times a second would otherwise become
+the same 50 Strawberry objects fifty thousand times a second (global ids, enums and all).
+Making one from a frozen record is a pure function of the record, so the result is kept for
+as long as the record object lives, by the record's identity, through a weak reference: a
+record read afresh for one request (cache off) takes its object with it when it goes, and
+nothing outlives the cache entries it was made from. At most ``size`` are kept per kind.
+
+Objects made from records are shared by every request that reads those records: nothing
+may change them after they are made (no resolver does; they are answers, not state).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+DEFAULT_SIZE = 8192
+
+
+class _Held(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a record that knows the key its object is kept under."""
+
+    __slots__ = ("key",)
+    key: int
+
+
+class MadeOnce(Generic[R, T]):
+    """``make(record)``, remembered while the record object lives (it must be weakly
+    referenceable: the records are ``weakref_slot`` dataclasses)."""
+
+    __slots__ = ("__weakref__", "_forget", "_made", "_make", "_size")
+
+    def __init__(self, make: Callable[[R], T], size: int = DEFAULT_SIZE) -> None:
+        self._make = make
+        self._size = size
+        self._made: dict[int, tuple[_Held, T]] = {}
+        made = self._made
+
+        def forget(held: _Held) -> None:
+            made.pop(held.key, None)
+
+        self._forget = forget
+
+    def __call__(self, record: R) -> T:
+        made = self._made.get(id(record))
+        if made is not None and made[0]() is record:
+            return made[1]
+        value = self._make(record)
+        if len(self._made) >= self._size:
+            # Cheaper than least-recently-used bookkeeping on every hit; a cache that holds
+            # more than `size` live records of one kind pays one rebuild per record.
+            self._made.clear()
+        held = _Held(record, self._forget)
+        held.key = id(record)
+        self._made[held.key] = (held, value)
+        return value
+
+    def optional(self, record: R | None) -> T | None:
+        """``self(record)``, and None for None (written out: it runs once per loaded key)."""
+        if record is None:
+            return None
+        made = self._made.get(id(record))
+        if made is not None and made[0]() is record:
+            return made[1]
+        return self(record)
+
+    def __len__(self) -> int:
+        return len(self._made)

@@ -1,0 +1,90 @@
+"""Entity objects are made once per record object: the cache's records are converted once."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from dataintel.schema.commerce import Customer, CustomerTier, Order, OrderStatus
+from dataintel.schema.made_once import MadeOnce
+from dataintel.services.commerce import CustomerRecord, OrderRecord
+
+PLACED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def order_record(order_id: int = 7) -> OrderRecord:
+    return OrderRecord(
+        id=order_id,
+        customer_id=3,
+        status="paid",
+        channel="web",
+        placed_at=PLACED,
+        total_cents=1999,
+        currency="EUR",
+    )
+
+
+def fields_of(order: Order) -> tuple[object, ...]:
+    names = [field.name for field in dataclasses.fields(OrderRecord)[1:]]
+    return (order.id, order.database_id, *(getattr(order, name) for name in names))
+
+
+def test_the_same_record_gives_the_same_object() -> None:
+    record = order_record()
+    order = Order.from_record(record)
+    assert Order.from_record(record) is order
+    assert (order.database_id, order.status, order.total_cents) == (7, OrderStatus.PAID, 1999)
+
+
+def test_an_equal_record_read_afresh_gives_a_new_object_with_the_same_fields() -> None:
+    first, again = Order.from_record(order_record()), Order.from_record(order_record())
+    assert again is not first
+    assert fields_of(again) == fields_of(first)
+
+
+def test_records_of_other_kinds_do_not_mix() -> None:
+    customer = CustomerRecord(
+        id=7,
+        code="C000007",
+        email="c7@example.com",
+        name="Seven",
+        region="europe",
+        country="DE",
+        tier="gold",
+        acquisition_channel="organic",
+        signed_up_at=PLACED,
+    )
+    made = Customer.from_record(customer)
+    assert isinstance(made, Customer)
+    assert made.tier is CustomerTier.GOLD
+    assert isinstance(Order.from_record(order_record()), Order)
+
+
+def test_an_object_goes_with_its_record() -> None:
+    made = MadeOnce(_order_id)
+    record = order_record()
+    made(record)
+    assert len(made) == 1
+    del record
+    assert len(made) == 0
+
+
+def _order_id(record: OrderRecord) -> int:
+    return record.id
+
+
+def test_at_most_size_records_are_remembered() -> None:
+    made: list[int] = []
+
+    def make(record: OrderRecord) -> int:
+        made.append(record.id)
+        return record.id
+
+    remember = MadeOnce(make, size=2)
+    records = [order_record(n) for n in range(3)]
+    for record in records:
+        remember(record)
+    # The third record cleared the memo: the first is made again, the third is still known.
+    remember(records[0])
+    remember(records[2])
+    assert made == [0, 1, 2, 0]
