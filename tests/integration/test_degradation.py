@@ -372,3 +372,28 @@ async def test_bulk_work_has_its_own_budget_while_requests_keep_theirs(
         answer = await post(client, '{ customer(id: "1") { name } }')
         assert answer["data"]["customer"] is None
         assert answer["errors"][0]["extensions"]["code"] == "TIMEOUT"
+
+
+async def test_a_request_past_its_timeout_answers_504(make_settings: SettingsFactory) -> None:
+    # The store's own budget is longer than the request's: only the request timeout ends it.
+    settings = make_settings(
+        request_timeout_seconds=0.5, store_call_timeout_seconds=60, cache_ttl_seconds=0
+    )
+    app = create_app(settings)
+    async with serving(app) as client:
+        store = slow_down_store(app)
+        store.hold()
+        response = await client.post(
+            "/graphql", json={"query": '{ customer(id: "1") { name } }', "operationName": None}
+        )
+        # The store was asked, and still hangs: the request's own deadline answered.
+        assert store.opened >= 1
+        assert store.held
+        store.release()
+    assert response.status_code == 504
+    body = response.json()
+    assert "data" not in body
+    [error] = body["errors"]
+    assert error["message"] == "The request did not finish within 0.5 seconds."
+    assert error["extensions"]["code"] == "TIMEOUT"
+    assert error["extensions"]["retryable"] is True
