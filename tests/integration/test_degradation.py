@@ -276,7 +276,11 @@ async def test_redis_stopped_and_started_again(
     make_settings: SettingsFactory, redis_url: str, redis_server: RedisServer
 ) -> None:
     settings = make_settings(
-        redis_url=redis_url, redis_breaker_failures=1, redis_breaker_reset_seconds=0.2
+        redis_url=redis_url,
+        # Far above a refused connection's few milliseconds, even on a busy machine.
+        redis_call_timeout_seconds=5,
+        redis_breaker_failures=1,
+        redis_breaker_reset_seconds=0.2,
     )
     app = create_app(settings)
     async with serving(app) as client:
