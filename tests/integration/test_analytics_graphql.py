@@ -21,6 +21,9 @@ from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.graphql import post
 from tests.plugins.statements import counting_statements
 
+# The HTTP path on both stores (docs/development.md).
+pytestmark = pytest.mark.both_stores
+
 ANALYTICS = """
 query Analytics($query: AnalyticsQueryInput!) {
   analytics(query: $query) {

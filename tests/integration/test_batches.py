@@ -15,6 +15,9 @@ from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.graphql import GraphQLClient
 from tests.plugins.logs import AccessLines
 
+# The HTTP path on both stores (docs/development.md).
+pytestmark = pytest.mark.both_stores
+
 STATUS = "query Version { status { version } }"
 LOGIN = "mutation SignIn($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"  # noqa: E501
 

@@ -13,6 +13,9 @@ from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.graphql import post
 from tests.plugins.statements import counting_statements
 
+# The HTTP path on both stores (docs/development.md).
+pytestmark = pytest.mark.both_stores
+
 ORDERS_WITH_EVERYTHING = """
 query Orders($first: Int!) {
   orders(first: $first) {
@@ -164,3 +167,23 @@ async def test_events_of_a_customer(client: httpx.AsyncClient) -> None:
     for event in events["nodes"]:
         assert event["type"] == "PURCHASE"
         assert event["customer"]["databaseId"] == 3
+
+
+async def test_loader_batches_are_cut_at_the_batch_size(make_settings: SettingsFactory) -> None:
+    query = "{ orders(first: 20) { nodes { customer { databaseId } } } }"
+
+    async def customer_lookups(batch_size: int) -> tuple[int, dict[str, Any]]:
+        app = create_app(make_settings(loader_max_batch_size=batch_size))
+        async with serving(app) as client:
+            with counting_statements(app.state.runtime.engine) as log:
+                body = await post(client, query)
+        assert "errors" not in body, body["errors"]
+        return sum("from customers" in text.lower() for text in log.statements), body
+
+    whole, body = await customer_lookups(500)
+    cut, same = await customer_lookups(3)
+    customers = {node["customer"]["databaseId"] for node in body["data"]["orders"]["nodes"]}
+    assert len(customers) > 3
+    assert same == body
+    assert whole == 1
+    assert cut == -(-len(customers) // 3)

@@ -15,6 +15,9 @@ from dataintel.app import create_app
 from dataintel.store import tables
 from tests.plugins.app import SettingsFactory, serving
 
+# The HTTP path on both stores (docs/development.md).
+pytestmark = pytest.mark.both_stores
+
 ORDERS = """
 query Orders($first: Int, $after: String, $last: Int, $before: String) {
   orders(first: $first, after: $after, last: $last, before: $before) {

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dataintel import __version__
 from dataintel.app import create_app
 from dataintel.context import ANONYMOUS, Viewer
 from dataintel.gateway.introspection import IntrospectionPolicy
@@ -25,6 +26,28 @@ STATUS = "{ status { version } }"
 SCHEMA = "{ __schema { queryType { name } } }"
 JWT_SECRET = "persisted-and-introspection-tests-secret-0123456789"
 HEADERS = ("x-apollo-operation-name", "apollo-require-preflight", "x-requested-with")
+
+
+def ran(response: httpx.Response) -> None:
+    """The status query was run: 200 with its data."""
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": {"status": {"version": __version__}}}
+
+
+def refused_as_forgery(response: httpx.Response) -> None:
+    """Refused before running: 400 naming cross-site request forgery, and no data."""
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert "data" not in body
+    [error] = body["errors"]
+    assert "cross-site request forgery" in error["message"]
+
+
+def refused_introspection(response: httpx.Response) -> None:
+    """403 FORBIDDEN, and no schema in the answer."""
+    assert response.status_code == 403, response.text
+    assert codes(response.json()) == ["FORBIDDEN"]
+    assert "data" not in response.json() or response.json()["data"] is None
 
 
 def codes(body: dict[str, Any]) -> list[str]:
@@ -79,51 +102,53 @@ async def test_get_without_a_preflight_header_is_400(client: httpx.AsyncClient) 
     ["X-Apollo-Operation-Name", "Apollo-Require-Preflight", "X-Requested-With"],
 )
 async def test_get_with_a_preflight_header_runs(client: httpx.AsyncClient, header: str) -> None:
-    response = await client.get("/graphql", params={"query": STATUS}, headers={header: "1"})
-    assert response.status_code == 200
+    ran(await client.get("/graphql", params={"query": STATUS}, headers={header: "1"}))
 
 
 async def test_an_empty_preflight_header_does_not_count(client: httpx.AsyncClient) -> None:
     headers = {"Apollo-Require-Preflight": " "}
-    response = await client.get("/graphql", params={"query": STATUS}, headers=headers)
-    assert response.status_code == 400
+    refused_as_forgery(await client.get("/graphql", params={"query": STATUS}, headers=headers))
 
 
 async def test_get_with_a_non_simple_content_type_runs(client: httpx.AsyncClient) -> None:
     headers = {"Content-Type": "application/json"}
-    response = await client.get("/graphql", params={"query": STATUS}, headers=headers)
-    assert response.status_code == 200
+    ran(await client.get("/graphql", params={"query": STATUS}, headers=headers))
 
 
 async def test_a_persisted_get_needs_the_header_too(client: httpx.AsyncClient) -> None:
     digest = hashlib.sha256(STATUS.encode()).hexdigest()
     extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
-    await client.post("/graphql", json={"query": STATUS, "extensions": extensions})
+    ran(await client.post("/graphql", json={"query": STATUS, "extensions": extensions}))
     params = {"extensions": json.dumps(extensions)}
-    assert (await client.get("/graphql", params=params)).status_code == 400
+    refused_as_forgery(await client.get("/graphql", params=params))
     headers = {"X-Apollo-Operation-Name": "Version"}
-    assert (await client.get("/graphql", params=params, headers=headers)).status_code == 200
+    ran(await client.get("/graphql", params=params, headers=headers))
 
 
 async def test_post_json_and_graphiql_need_no_header(client: httpx.AsyncClient) -> None:
-    assert (await client.post("/graphql", json={"query": STATUS})).status_code == 200
+    ran(await client.post("/graphql", json={"query": STATUS}))
     page = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    assert "<html" in page.text.lower()
 
 
 async def test_csrf_prevention_can_be_turned_off(make_settings: SettingsFactory) -> None:
     async with serving(create_app(make_settings(csrf_prevention=False))) as client:
-        response = await client.get("/graphql", params={"query": STATUS})
-        assert response.status_code == 200
+        ran(await client.get("/graphql", params={"query": STATUS}))
 
 
 async def test_the_required_headers_are_configurable(make_settings: SettingsFactory) -> None:
     settings = make_settings(csrf_required_headers=["X-Dataintel-Client"])
     async with serving(create_app(settings)) as client:
         apollo = {"Apollo-Require-Preflight": "true"}
-        assert (await client.get("/graphql", params={"query": STATUS}, headers=apollo)).is_error
+        refused = await client.get("/graphql", params={"query": STATUS}, headers=apollo)
+        refused_as_forgery(refused)
+        assert refused.json()["errors"][0]["extensions"]["requiredHeaders"] == [
+            "x-dataintel-client"
+        ]
         own = {"X-Dataintel-Client": "dashboard"}
-        assert (await client.get("/graphql", params={"query": STATUS}, headers=own)).is_success
+        ran(await client.get("/graphql", params={"query": STATUS}, headers=own))
 
 
 # --- introspection: the rule --------------------------------------------------------------
@@ -198,10 +223,10 @@ async def test_anonymous_introspection_off_in_development(make_settings: Setting
     settings = make_settings(introspection_anonymous=False, jwt_secret=JWT_SECRET)
     viewer = await token_for(settings, "dev@example.test", "viewer")
     async with serving(create_app(settings)) as client:
-        anonymous = await client.post("/graphql", json={"query": SCHEMA})
-        assert anonymous.status_code == 403
+        refused_introspection(await client.post("/graphql", json={"query": SCHEMA}))
         signed_in = await client.post("/graphql", json={"query": SCHEMA}, headers=bearer(viewer))
         assert signed_in.status_code == 200
+        assert signed_in.json() == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
 
 
 async def test_a_persisted_introspection_query_is_checked_too(
@@ -213,9 +238,10 @@ async def test_a_persisted_introspection_query_is_checked_too(
     extensions = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
     async with serving(create_app(settings)) as client:
         registering = {"query": SCHEMA, "extensions": extensions}
-        assert (await client.post("/graphql", json=registering, headers=bearer(admin))).is_success
-        anonymous = await client.post("/graphql", json={"extensions": extensions})
-        assert anonymous.status_code == 403
+        registered = await client.post("/graphql", json=registering, headers=bearer(admin))
+        assert registered.status_code == 200
+        assert registered.json() == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+        refused_introspection(await client.post("/graphql", json={"extensions": extensions}))
 
 
 async def test_introspection_off_is_still_a_validation_error(

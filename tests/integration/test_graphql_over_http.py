@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dataintel import __version__
 from dataintel.app import create_app
 from tests.plugins.app import SettingsFactory, serving
 
@@ -185,6 +186,9 @@ async def test_json_in_another_charset_is_415(client: httpx.AsyncClient) -> None
         headers={"Content-Type": "application/json; charset=utf-16"},
     )
     assert response.status_code == 415
+    [error] = response.json()["errors"]
+    assert error["message"] == "Request bodies must be encoded in UTF-8."
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def test_json_with_utf8_charset_is_accepted(client: httpx.AsyncClient) -> None:
@@ -194,6 +198,7 @@ async def test_json_with_utf8_charset_is_accepted(client: httpx.AsyncClient) -> 
         headers={"Content-Type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 200
+    assert response.json() == {"data": {"status": {"version": __version__}}}
 
 
 async def test_unacceptable_accept_is_406(client: httpx.AsyncClient) -> None:
@@ -215,8 +220,12 @@ async def test_body_over_the_limit_is_413(make_settings: SettingsFactory) -> Non
         padding = " " * 4096
         response = await client.post("/graphql", json={"query": STATUS_QUERY + padding})
         assert response.status_code == 413
+        [error] = response.json()["errors"]
+        assert error["message"] == "The body is larger than 2048 bytes."
+        assert error["extensions"]["code"] == "BAD_USER_INPUT"
         small = await client.post("/graphql", json={"query": STATUS_QUERY})
         assert small.status_code == 200
+        assert small.json() == {"data": {"status": {"version": __version__}}}
 
 
 async def test_query_over_the_length_limit_is_too_complex(make_settings: SettingsFactory) -> None:
@@ -253,6 +262,10 @@ async def test_graphiql_off_in_production(make_settings: SettingsFactory) -> Non
     async with serving(create_app(make_settings(environment="production"))) as client:
         response = await client.get("/graphql", headers={"Accept": "text/html"})
         assert response.status_code == 406
+        # No page: a JSON error that names what may be asked for.
+        assert response.headers["content-type"] == "application/json"
+        [error] = response.json()["errors"]
+        assert "send application/json" in error["message"]
 
 
 async def test_introspection_works(client: httpx.AsyncClient) -> None:

@@ -26,6 +26,9 @@ from dataintel.services.tokens import TokenCodec
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.statements import counting_statements
 
+# The HTTP path on both stores (docs/development.md).
+pytestmark = pytest.mark.both_stores
+
 
 def global_id(type_name: str, key: int) -> str:
     return base64.b64encode(f"{type_name}:{key}".encode()).decode()

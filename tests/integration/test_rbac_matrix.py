@@ -21,6 +21,9 @@ from dataintel.services.tokens import TokenCodec
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import eventually
 
+# The HTTP path on both stores (docs/development.md).
+pytestmark = pytest.mark.both_stores
+
 ANONYMOUS = "anonymous"
 EVERY_ROLE = frozenset(ROLES)
 ANALYSTS = frozenset({"analyst", "data_engineer", "admin"})

@@ -113,10 +113,12 @@ async def test_without_redis_logout_holds_in_the_process(make_settings: Settings
     async with AsyncExitStack() as stack:
         instances = await two_instances(stack, make_settings)
         token = await instances.signed_in("ada@example.test", "viewer")
-        assert (await graphql(instances.first, LOGOUT, token)).json()["data"]["logout"]
+        me = (await graphql(instances.second, ME, token)).json()
+        assert me == {"data": {"me": {"id": me["data"]["me"]["id"]}}}
+        assert (await graphql(instances.first, LOGOUT, token)).json() == {"data": {"logout": True}}
         await refused_as_revoked(instances.first, token)
         # Documented: without Redis another process does not learn of it.
-        assert (await graphql(instances.second, ME, token)).json()["data"]["me"]["id"]
+        assert (await graphql(instances.second, ME, token)).json() == me
 
 
 async def test_logout_needs_a_bearer_token(make_settings: SettingsFactory) -> None:

@@ -188,4 +188,6 @@ async def test_metrics_bearer_token_and_no_rate_limit(make_settings: SettingsFac
 
 async def test_metrics_can_be_turned_off(make_settings: SettingsFactory) -> None:
     async with serving(create_app(make_settings(metrics_enabled=False))) as client:
-        assert (await client.get("/metrics")).status_code == 404
+        response = await client.get("/metrics")
+        assert response.status_code == 404
+        assert "dataintel_" not in response.text

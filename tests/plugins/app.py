@@ -1,4 +1,8 @@
-"""The real app over a seeded SQLite copy, driven in-process through httpx."""
+"""The real app over a copy of the seeded store, driven in-process through httpx.
+
+The store is SQLite; a test or module marked ``both_stores`` runs twice, on SQLite and on
+PostgreSQL (a copy of the session's seeded database), so the HTTP path is checked on both.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,36 @@ from dataintel.settings import Settings
 SettingsFactory = Callable[..., Settings]
 
 
+BOTH_STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Runs the tests marked ``both_stores`` that use the app's store on each dialect."""
+    if (
+        metafunc.definition.get_closest_marker("both_stores") is not None
+        and "app_store_url" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("app_store_url", BOTH_STORES, indirect=True)
+
+
 @pytest.fixture
-def make_settings(seeded_sqlite_url: str) -> SettingsFactory:
+def app_store_url(request: pytest.FixtureRequest) -> str:
+    """This test's own copy of the seeded store: SQLite, or the parameter's dialect."""
+    dialect = getattr(request, "param", "sqlite")
+    # Asked for lazily, so that the SQLite case runs without a PostgreSQL server.
+    url: str = request.getfixturevalue(
+        "seeded_postgres_url" if dialect == "postgres" else "seeded_sqlite_url"
+    )
+    return url
+
+
+@pytest.fixture
+def make_settings(app_store_url: str) -> SettingsFactory:
     """Settings on a fresh copy of the seeded store, with any option overridden."""
 
     def make(**overrides: Any) -> Settings:
         options: dict[str, Any] = {
-            "database_url": seeded_sqlite_url,
+            "database_url": app_store_url,
             "log_format": "json",
             "auto_migrate": False,
             "auto_seed": False,

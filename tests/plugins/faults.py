@@ -24,16 +24,38 @@ T = TypeVar("T")
 
 
 class DelayedEngine:
-    """The real engine, with a delay before every connection block (test only)."""
+    """The real engine, with a delay or a hold before every connection block (test only).
+
+    It counts the blocks asked for (``opened``) and those given up while they waited
+    (``abandoned``, cut off by a time budget), so that a test can tell from counters, not
+    from a clock, whether the gateway waited for the store or called it at all.
+    """
 
     def __init__(self, engine: StoreEngine, delay_seconds: float) -> None:
         self._engine = engine
         self.delay_seconds = delay_seconds
+        self.opened = 0
+        self.abandoned = 0
+        self._released = asyncio.Event()
+        self._released.set()
 
     @property
     def dialect(self) -> Dialect:
         """The real engine's dialect."""
         return self._engine.dialect
+
+    @property
+    def held(self) -> bool:
+        """True between `hold` and `release`."""
+        return not self._released.is_set()
+
+    def hold(self) -> None:
+        """From now on, every connection block waits until `release` (a store that hangs)."""
+        self._released.clear()
+
+    def release(self) -> None:
+        """Lets the held blocks and every later one through."""
+        self._released.set()
 
     def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A real connection, after the delay."""
@@ -47,8 +69,14 @@ class DelayedEngine:
     async def _delayed(
         self, open_block: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
     ) -> AsyncIterator[AsyncConnection]:
-        if self.delay_seconds:
-            await asyncio.sleep(self.delay_seconds)
+        self.opened += 1
+        try:
+            await self._released.wait()
+            if self.delay_seconds:
+                await asyncio.sleep(self.delay_seconds)
+        except asyncio.CancelledError:
+            self.abandoned += 1
+            raise
         async with open_block() as connection:
             yield connection
 
@@ -59,8 +87,11 @@ def runtime_of(app: Starlette) -> Runtime:
     return runtime
 
 
-def slow_down_store(app: Starlette, delay_seconds: float) -> DelayedEngine:
-    """Rebuilds the running app's services over a delayed store; set its delay to 0 to recover."""
+def slow_down_store(app: Starlette, delay_seconds: float = 0) -> DelayedEngine:
+    """Rebuilds the running app's services over a delayed store; set its delay to 0 to recover.
+
+    With no delay it only counts the store calls; `hold` it to make the store hang.
+    """
     runtime = runtime_of(app)
     delayed = DelayedEngine(runtime.engine, delay_seconds)
     store = GuardedEngine(

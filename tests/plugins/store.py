@@ -83,10 +83,15 @@ class PostgresServer:
         """Raises if the server does not answer."""
         await self._admin("SELECT 1")
 
-    async def create_database(self) -> str:
-        """Creates an empty database with a fresh name and returns the name."""
+    async def create_database(self, template: str | None = None) -> str:
+        """Creates a database with a fresh name, empty or a copy of ``template``; its name.
+
+        The name is random, so that concurrent sessions (pytest-xdist's workers, another
+        checkout's suite) on the same server never meet.
+        """
         name = f"dataintel_test_{secrets.token_hex(6)}"
-        await self._admin(f'CREATE DATABASE "{name}"')
+        copied = f' TEMPLATE "{template}"' if template else ""
+        await self._admin(f'CREATE DATABASE "{name}"{copied}')
         return name
 
     async def drop_database(self, name: str) -> None:
@@ -175,11 +180,27 @@ async def _migrate_and_seed(url: str, scale: int) -> SeedSummary:
         await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def seeded_postgres_template(postgres_server: PostgresServer) -> Iterator[str]:
+    """The name of the session's PostgreSQL database seeded at scale 1; never connect to it.
+
+    Seeding takes seconds; copying a database with CREATE DATABASE ... TEMPLATE takes a
+    fraction of one, and needs that nothing is connected to the template meanwhile.
+    """
+    name = _run(postgres_server.create_database())
+    _run(_migrate_and_seed(postgres_server.url(name), scale=1))
+    yield name
+    _run(postgres_server.drop_database(name))
+
+
 @pytest.fixture
-def seeded_postgres_url(fresh_postgres_url: str) -> str:
-    """This test's own PostgreSQL database, migrated and seeded at scale 1."""
-    _run(_migrate_and_seed(fresh_postgres_url, scale=1))
-    return fresh_postgres_url
+def seeded_postgres_url(
+    postgres_server: PostgresServer, seeded_postgres_template: str
+) -> Iterator[str]:
+    """This test's own PostgreSQL database, migrated and seeded at scale 1 (free to change)."""
+    name = _run(postgres_server.create_database(template=seeded_postgres_template))
+    yield postgres_server.url(name)
+    _run(postgres_server.drop_database(name))
 
 
 @pytest.fixture(scope="session")

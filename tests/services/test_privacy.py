@@ -481,7 +481,9 @@ async def test_only_privacy_officers_and_admins_handle_requests(gdpr: Gdpr) -> N
     with pytest.raises(ForbiddenError):
         await gdpr.requests.create(ANALYST, NewSubjectRequest("ACCESS", 1, None, "r"))
     admin = Actor("1", frozenset({"admin"}), scopes_for(["admin"]))
-    assert (await gdpr.requests.create(admin, NewSubjectRequest("ERASURE", 1, None, "r"))).id
+    created = await gdpr.requests.create(admin, NewSubjectRequest("ERASURE", 1, None, "r"))
+    assert (created.type, created.customer_id, created.reason) == ("ERASURE", 1, "r")
+    assert created.requested_by == "user:1"
 
 
 def test_months_are_calendar_months() -> None:
