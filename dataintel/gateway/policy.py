@@ -282,14 +282,14 @@ class FieldGate:
             key = f"viewer:{viewer.user_id}"
         else:
             key = f"ip:{address}"
-        verdict = await limiter.hit(rule.item, "field", rule.coordinate, key)
-        if verdict.allowed:
+        admission = await limiter.hit(rule.item, "field", rule.coordinate, key)
+        if admission.allowed:
             return None
-        if verdict.unavailable:
+        if admission.unavailable:
             return DependencyUnavailableError(
                 f"{rule.coordinate} is rate limited and the limits cannot be counted right now.",
                 domain="rate_limit",
-                retry_after=float(verdict.reset_seconds),
+                retry_after=float(admission.retry_after_seconds),
                 details={"field": rule.coordinate},
             )
         if self._audit is not None:
@@ -305,7 +305,7 @@ class FieldGate:
             f"Too many requests for {rule.coordinate}: at most {rule.limit} every"
             f" {rule.window_seconds} seconds per {rule.per.value}.",
             domain="rate_limit",
-            retry_after=float(verdict.reset_seconds),
+            retry_after=float(admission.retry_after_seconds),
             details={"field": rule.coordinate, "limit": rule.limit, "window": rule.window_seconds},
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -27,7 +28,6 @@ from redis.exceptions import RedisError
 
 from dataintel.errors import GatewayError
 from dataintel.gateway.client_request_limiter import ClientRequestLimiter
-from dataintel.gateway.rate_verdict import Verdict
 from dataintel.observability.logging import get_logger
 from dataintel.resilience import Dependency
 from dataintel.settings import RateLimitSettings, RedisSettings
@@ -108,6 +108,20 @@ class CountStore:
         await self._memory.reset()
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Whether one hit of a field's limit fits, and when to retry when it does not."""
+
+    allowed: bool
+    retry_after_seconds: int = 0
+    """Whole seconds until a hit would fit again (at least 1 when refused)."""
+    unavailable: bool = False
+    """Refused because Redis is down and the limiter fails closed."""
+
+
+ADMITTED = Admission(True)
+
+
 class Limiter:
     """One algorithm over a CountStore: hits counted in Redis, or in process while it is down."""
 
@@ -126,15 +140,16 @@ class Limiter:
         self._local = local
         self._fail_open = fail_open
 
-    async def hit(self, item: RateLimitItem, *identifiers: str) -> Verdict:
-        """Counts one hit against ``item`` for these identifiers and says whether it fits."""
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> Admission:
+        """Counts one hit against ``item`` for these identifiers and says whether it fits:
+        one Redis call when it does, a second for the retry-after when it does not."""
         if self._shared is not None:
             try:
                 verdict = await self._hit_shared(self._shared, item, identifiers)
             except (GatewayError, RedisError, OSError, TimeoutError) as error:
                 self._store.redis_failed(error, fail_open=self._fail_open)
                 if not self._fail_open:
-                    return Verdict(False, item.amount, 0, 1, unavailable=True)
+                    return Admission(False, 1, unavailable=True)
             else:
                 self._store.redis_answered()
                 return verdict
@@ -142,21 +157,22 @@ class Limiter:
 
     async def _hit_shared(
         self, limiter: RateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
-    ) -> Verdict:
+    ) -> Admission:
         if self._guard is None:
             return await _hit(limiter, item, identifiers)
         async with self._guard.section():
             return await _hit(limiter, item, identifiers)
 
 
-async def _hit(limiter: RateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]) -> Verdict:
-    allowed = await limiter.hit(item, *identifiers)
+async def _hit(
+    limiter: RateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
+) -> Admission:
+    if await limiter.hit(item, *identifiers):
+        # Admitted: nothing more to say, so no second round trip for the window's stats.
+        return ADMITTED
     stats = await limiter.get_window_stats(item, *identifiers)
-    reset = max(0, math.ceil(stats.reset_time - time.time()))
-    if not allowed:
-        # A client told to retry in 0 seconds would retry in a tight loop.
-        reset = max(1, reset)
-    return Verdict(allowed, item.amount, stats.remaining, reset)
+    # A client told to retry in 0 seconds would retry in a tight loop.
+    return Admission(False, max(1, math.ceil(stats.reset_time - time.time())))
 
 
 class RateLimits:
