@@ -8,6 +8,11 @@ called at all: its parents' keys are collected through the wave and loaded with 
 ``load_all`` per loader at its end. Results are built as dictionaries in place; a null in a
 non-null position nulls the nearest nullable parent, as graphql-core does, and errors under a
 position already nulled are dropped, as graphql-core drops them.
+
+It is one module, over the 500 lines the others keep to, because it is one object: the wave
+loop, completion, keyed loads and null propagation all work on the same run state (the
+wave's queue, the result slots, the nulled paths); split apart, each part would reach into
+the others' state.
 """
 
 from __future__ import annotations
