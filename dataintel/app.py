@@ -358,7 +358,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         analyzer=DocumentAnalyzer(graphql_schema, gate.table),
         gate=gate,
         responses=ResponseCache(
-            graphql_schema, cache, enabled=settings.cache.response_cache_enabled
+            graphql_schema,
+            cache,
+            enabled=settings.cache.response_cache_enabled,
+            # Hits' JSON kept beside the in-process cache, within a quarter of its bound.
+            kept_json_bytes=settings.cache.memory_bytes // 4,
         ),
         usage=schema_usage,
         observers=observers,

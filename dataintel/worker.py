@@ -7,6 +7,8 @@ attempt is not counted and another worker (or this one, restarted) runs them aga
 
 from __future__ import annotations
 
+import asyncio
+
 from saq import Worker
 from saq.types import PartialTimersDict
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -82,6 +84,12 @@ async def run_worker(settings: Settings, engine: AsyncEngine, concurrency: int) 
         await maintenance.aclose()
         await dispatcher.aclose()
         await services.jobs.dispatcher.aclose()
+        # Entries of the jobs just stopped (exports, privacy transitions) are written before
+        # the caller disposes of the engine; bounded, so a dead store cannot hold the exit.
+        try:
+            await asyncio.wait_for(services.audit.flush(), settings.server.shutdown_timeout_seconds)
+        except TimeoutError:
+            _log.warning("audit entries not written before the worker stopped")
         if redis is not None:
             await redis.aclose()
         _log.info("worker stopped")

@@ -199,11 +199,14 @@ class ResponseCache:
         *,
         enabled: bool,
         memo_size: int = 1000,
+        kept_json_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._schema = schema
         self._cache = cache
         self.enabled = enabled
         self._memo_size = memo_size
+        self._kept_json_bytes = kept_json_bytes
+        self._kept_bytes = 0
         self._policies: OrderedDict[tuple[str, str | None], CachePolicy] = OrderedDict()
         # Per key, the data object the cache gave last and its JSON: a hit on the same
         # in-process entry is not serialized again. Checked by identity, so an entry
@@ -270,10 +273,19 @@ class ResponseCache:
             self._encoded.move_to_end(key)
             return kept[1]
         encoded = orjson.dumps(data)
+        if kept is not None:
+            self._kept_bytes -= _kept_size(kept[1])
+            del self._encoded[key]
+        size = _kept_size(encoded)
+        # Bounded by bytes as well as entries: the data held beside its JSON is not counted
+        # by the in-process cache's own bound. One response over a quarter is not kept.
+        if size > self._kept_json_bytes // 4:
+            return encoded
         self._encoded[key] = (data, encoded)
-        self._encoded.move_to_end(key)
-        if len(self._encoded) > self._memo_size:
-            self._encoded.popitem(last=False)
+        self._kept_bytes += size
+        while len(self._encoded) > self._memo_size or self._kept_bytes > self._kept_json_bytes:
+            _, (_, dropped) = self._encoded.popitem(last=False)
+            self._kept_bytes -= _kept_size(dropped)
         return encoded
 
     async def store(
@@ -289,3 +301,8 @@ class ResponseCache:
         if cache is None or generation is None or trace.stale or not trace.consistent:
             return
         await cache.put(_RESPONSES, key, data, trace.versions, policy.max_age, generation)
+
+
+def _kept_size(encoded: bytes) -> int:
+    # The JSON and, held beside it, the data it encodes: about as large again.
+    return 2 * len(encoded)

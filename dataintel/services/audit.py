@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -244,12 +245,12 @@ class SqlAuditService:
 
     async def append(self, event: AuditEvent) -> AuditRecord:
         """Writes one entry, batched with concurrent ones; returns once it has committed."""
-        _check_event(event)
+        event = _checked(event)
         return await self.writer.append(event)
 
     def submit(self, event: AuditEvent) -> bool:
         """Queues an entry nobody waits for; False (counted as a drop) when the queue is full."""
-        _check_event(event)
+        event = _checked(event)
         return self.writer.submit(event)
 
     async def flush(self) -> None:
@@ -258,7 +259,7 @@ class SqlAuditService:
 
     async def append_in(self, connection: AsyncConnection, event: AuditEvent) -> AuditRecord:
         """Writes one entry inside a transaction opened by ``transaction()``."""
-        _check_event(event)
+        event = _checked(event)
         return await _insert(connection, event, await _tail(connection))
 
     async def _write_batch(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
@@ -342,11 +343,30 @@ class SqlAuditService:
             ]
 
 
-def _check_event(event: AuditEvent) -> None:
-    # Checked in the caller, so that one bad entry fails its caller, not a whole batch.
+def _checked(event: AuditEvent) -> AuditEvent:
+    # Checked in the caller, so that one bad entry fails its caller, not a whole batch. Text
+    # longer than its column (PostgreSQL enforces the lengths) is cut, marked, not refused:
+    # an entry about a long token id still records what happened.
     if not event.actor or not event.action:
         raise ValueError("an audit entry needs an actor and an action")
     canonical_details(event.details)
+    fitted: dict[str, Any] = {
+        name: _fitted(value, length)
+        for name, length in _LENGTHS.items()
+        if (value := getattr(event, name)) is not None and len(value) > length
+    }
+    return dataclasses.replace(event, **fitted) if fitted else event
+
+
+def _fitted(text: str, length: int) -> str:
+    return text[: length - 1] + "…"
+
+
+_LENGTHS: dict[str, int] = {
+    name: length
+    for name in ("actor", "action", "target", "outcome", "request_id")
+    if (length := getattr(tables.audit_log.c[name].type, "length", None)) is not None
+}
 
 
 async def _tail(connection: AsyncConnection) -> str | None:

@@ -21,6 +21,7 @@ been answered yet, and submitted ones.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -99,7 +100,11 @@ class AuditWriter:
 
     def _start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain(), name="audit-writer")
+            # A context of its own: the writer's log lines and spans belong to no request (a
+            # copy of the first caller's would carry that request's id and trace).
+            self._task = asyncio.get_running_loop().create_task(
+                self._drain(), name="audit-writer", context=contextvars.Context()
+            )
 
     async def _drain(self) -> None:
         try:
@@ -122,22 +127,31 @@ class AuditWriter:
                     queued.written.cancel()
             raise
         except Exception as error:
-            unawaited = 0
-            for queued in batch:
-                if queued.written is None:
-                    unawaited += 1
-                elif not queued.written.done():
-                    queued.written.set_exception(error)
-            if unawaited:
-                self._drops.count(AUDIT_WRITE_FAILED, unawaited)
-            _log.warning(
-                "audit batch not written",
-                entries=len(batch),
-                dropped=unawaited,
-                error=type(error).__name__,
-            )
+            if len(batch) > 1:
+                # One bad entry must not fail the others written with it: each on its own.
+                _log.warning(
+                    "audit batch not written; writing its entries one by one",
+                    entries=len(batch),
+                    error=type(error).__name__,
+                )
+                for queued in batch:
+                    await self._write([queued])
+                return
+            self._failed(batch[0], error)
             return
         self.batches += 1
         for queued, record in zip(batch, records, strict=True):
             if queued.written is not None and not queued.written.done():
                 queued.written.set_result(record)
+
+    def _failed(self, queued: _Queued, error: Exception) -> None:
+        if queued.written is None:
+            self._drops.count(AUDIT_WRITE_FAILED, 1)
+        elif not queued.written.done():
+            queued.written.set_exception(error)
+        _log.warning(
+            "audit entry not written",
+            action=queued.event.action,
+            awaited=queued.written is not None,
+            error=type(error).__name__,
+        )

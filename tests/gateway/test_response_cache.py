@@ -167,3 +167,37 @@ async def test_a_hit_on_the_same_entry_keeps_its_json() -> None:
     third = await cache.lookup("key")
     assert third is not None
     assert third.encoded_data == orjson.dumps({"item": {"name": "b"}})
+
+
+async def test_kept_json_stays_within_its_byte_bound() -> None:
+    two_levels = TwoLevelCache(MemoryCache(100, 10_000_000), None)
+    # Each small entry's kept size is about 2 x 1,000 bytes; the bound holds four of them.
+    cache = ResponseCache(SCHEMA, lambda: two_levels, enabled=True, kept_json_bytes=8_500)
+    policy = CachePolicy(60)
+
+    async def looked_up_twice(key: str, size: int) -> tuple[bytes, bytes]:
+        with trace_request() as trace:
+            pass
+        await cache.store(key, {"item": {"name": "x" * size}}, trace, policy, 0)
+        first, second = await cache.lookup(key), await cache.lookup(key)
+        assert first is not None
+        assert second is not None
+        return first.encoded_data, second.encoded_data
+
+    kept = []
+    for number in range(6):
+        first, second = await looked_up_twice(f"small-{number}", 980)
+        assert second is first
+        kept.append(first)
+    # Only the newest four are kept; the oldest is encoded anew on its next hit.
+    newest = await cache.lookup("small-5")
+    oldest = await cache.lookup("small-0")
+    assert newest is not None
+    assert oldest is not None
+    assert newest.encoded_data is kept[5]
+    assert oldest.encoded_data is not kept[0]
+    assert oldest.encoded_data == kept[0]
+    # A response over a quarter of the bound is answered, never kept.
+    first, second = await looked_up_twice("large", 2_000)
+    assert first == second
+    assert second is not first

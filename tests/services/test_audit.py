@@ -224,6 +224,38 @@ async def test_a_failed_batch_fails_its_waiters_and_counts_the_rest(tmp_path: Pa
         await engine.dispose()
 
 
+async def test_text_longer_than_its_column_is_cut_and_marked(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    long, usual = await asyncio.gather(
+        audit.append(event(1, target="token:" + "x" * 2_000)), audit.append(event(2))
+    )
+    assert len(long.target) == tables.audit_log.c.target.type.length  # type: ignore[attr-defined]
+    assert long.target.startswith("token:xxx")
+    assert long.target.endswith("…")
+    assert usual.target == "user:2"
+    assert (await audit.verify()).intact
+
+
+async def test_one_entry_the_store_refuses_fails_alone(store_engine: AsyncEngine) -> None:
+    audit = SqlAuditService(store_engine)
+    # PostgreSQL refuses a NUL character in text; SQLite keeps it. Queued together, the three
+    # entries meet in one batch.
+    results = await asyncio.gather(
+        audit.append(event(1)),
+        audit.append(event(2, target="user:\x00")),
+        audit.append(event(3)),
+        return_exceptions=True,
+    )
+    first, refused, third = results
+    assert not isinstance(first, BaseException)
+    assert not isinstance(third, BaseException)
+    if store_engine.dialect.name == "postgresql":
+        assert isinstance(refused, sa.exc.DBAPIError)
+    report = await audit.verify()
+    assert report.intact
+    assert report.entries_checked == (2 if store_engine.dialect.name == "postgresql" else 3)
+
+
 async def _true(value: bool) -> bool:
     return value
 

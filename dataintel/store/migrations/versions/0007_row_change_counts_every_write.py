@@ -85,7 +85,7 @@ def _postgres_trigger(table: str, operation: str) -> list[str]:
     counted = " ".join(
         f"INSERT INTO row_change_counts AS counts (table_name, period, changes)"
         f" SELECT '{table}', {_postgres_period(table, 'changed')}, count(*)"
-        f" FROM {rows} AS changed GROUP BY 2"
+        f" FROM {rows} AS changed GROUP BY 2 ORDER BY 2"
         " ON CONFLICT (table_name, period)"
         " DO UPDATE SET changes = counts.changes + excluded.changes;"
         for rows in _OPERATIONS[operation][1]
