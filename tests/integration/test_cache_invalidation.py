@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
-from starlette.applications import Starlette
 
-from dataintel.app import create_app
 from dataintel.cache import entity_tag
-from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.store import tables
-from tests.plugins.app import SettingsFactory, serving
+from tests.plugins.app import SettingsFactory
 from tests.plugins.faults import runtime_of
+from tests.plugins.replicas import Replica as ServingReplica
+from tests.plugins.replicas import two_replicas
 from tests.plugins.statements import counting_statements
 
 pytestmark = pytest.mark.redis
@@ -25,12 +21,8 @@ pytestmark = pytest.mark.redis
 CUSTOMER = '{ customer(id: "1") { name features(names: ["order_count"]) { status } } }'
 
 
-class Replica:
+class Replica(ServingReplica):
     """One app instance and its client."""
-
-    def __init__(self, app: Starlette, client: httpx.AsyncClient) -> None:
-        self.app = app
-        self.client = client
 
     async def post(self, query: str) -> tuple[dict[str, Any], int]:
         """The response's data and the store statements it cost."""
@@ -41,17 +33,6 @@ class Replica:
         await runtime_of(self.app).platform.cache.settle_loads()
         return body["data"], len(log)
 
-    @property
-    def feed(self) -> InvalidationFeed:
-        """The app's invalidation feed: bumps made anywhere reach its memory through it."""
-        feed: InvalidationFeed = self.app.state.invalidation_feed
-        return feed
-
-    async def hears(self, received: int) -> None:
-        """Waits until the feed has applied ``received`` messages: the bound of staleness."""
-        async with asyncio.timeout(10):
-            await self.feed.wait_for(received=received)
-
 
 @pytest.fixture
 async def replicas(
@@ -59,14 +40,8 @@ async def replicas(
 ) -> AsyncIterator[tuple[Replica, Replica]]:
     # Response caching off: this is about the data cache each response is built from.
     settings = make_settings(redis_url=redis_url, response_cache_enabled=False)
-    async with AsyncExitStack() as stack:
-        made = []
-        for _ in range(2):
-            app = create_app(settings)
-            made.append(Replica(app, await stack.enter_async_context(serving(app))))
-            async with asyncio.timeout(10):
-                await made[-1].feed.wait_for(subscriptions=1)
-        yield made[0], made[1]
+    async with two_replicas(settings, Replica) as made:
+        yield made
 
 
 async def rename_customer(replica: Replica, name: str) -> None:

@@ -7,20 +7,18 @@ TTL, the other instance answers a bearer request without reading the store.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from dataintel.app import create_app
-from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.services.auth import OPERATOR, NewUser
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import runtime_of
+from tests.plugins.replicas import Replica as ServingReplica
+from tests.plugins.replicas import two_replicas
 from tests.plugins.statements import counting_statements
 
 pytestmark = pytest.mark.redis
@@ -39,12 +37,8 @@ STANDING_READ = "SELECT users.is_active, user_roles.role_name"
 """The statement authentication reads a bearer token's user with."""
 
 
-class Replica:
+class Replica(ServingReplica):
     """One app instance and its client."""
-
-    def __init__(self, app: Starlette, client: httpx.AsyncClient) -> None:
-        self.app = app
-        self.client = client
 
     async def graphql(
         self, query: str, bearer: str, **variables: Any
@@ -58,17 +52,6 @@ class Replica:
             )
         return response, sum(STANDING_READ in statement for statement in log.statements)
 
-    @property
-    def feed(self) -> InvalidationFeed:
-        """The instance's invalidation feed."""
-        feed: InvalidationFeed = self.app.state.invalidation_feed
-        return feed
-
-    async def hears(self, received: int) -> None:
-        """Waits until the feed has applied ``received`` messages."""
-        async with asyncio.timeout(10):
-            await self.feed.wait_for(received=received)
-
 
 @pytest.fixture
 async def replicas(
@@ -78,14 +61,8 @@ async def replicas(
     settings = make_settings(
         redis_url=redis_url, response_cache_enabled=False, auth_identity_cache_seconds=300
     )
-    async with AsyncExitStack() as stack:
-        made = []
-        for _ in range(2):
-            app = create_app(settings)
-            made.append(Replica(app, await stack.enter_async_context(serving(app))))
-            async with asyncio.timeout(10):
-                await made[-1].feed.wait_for(subscriptions=1)
-        yield made[0], made[1]
+    async with two_replicas(settings, Replica) as made:
+        yield made
 
 
 async def signed_in(replica: Replica, email: str, *roles: str) -> tuple[str, str]:
