@@ -168,12 +168,17 @@ def _span_of(keys: Sequence[str]) -> Span:
     return min(start for start, _ in bounds), max(end for _, end in bounds)
 
 
-def _partition_key(moment: sa.ColumnElement[Any], unit: str, dialect: str) -> sa.ColumnElement[str]:
-    python, postgres = _KEY_FORMATS[unit]
+def _partition_of_bucket(
+    bucket: sa.ColumnElement[Any], unit: str, dialect: str
+) -> sa.ColumnElement[str]:
+    """The partition key of a stored grain start (``_grain_start``)."""
     if dialect == "postgresql":
-        local = sa.func.timezone(sa.literal_column("'UTC'"), moment)
+        local = sa.func.timezone(sa.literal_column("'UTC'"), bucket)
+        postgres = _KEY_FORMATS[unit][1]
         return sa.func.to_char(local, sa.literal_column(f"'{postgres}'"), type_=sa.String)
-    return sa.func.strftime(python, moment, type_=sa.String)
+    # SQLite stores it as text 'YYYY-MM-DD HH:MM:SS.ffffff': the key is its first characters.
+    length = len(datetime(2000, 1, 1, tzinfo=UTC).strftime(_KEY_FORMATS[unit][0]))
+    return sa.func.substr(bucket, 1, length, type_=sa.String)
 
 
 def _grain_start(moment: sa.ColumnElement[Any], grain: str, dialect: str) -> sa.ColumnElement[Any]:
@@ -240,14 +245,13 @@ def partition_changes(
     aligned, others = _read_tables(catalog, rollup)
     shared = 0
     by_partition: dict[str, int] = {}
-    for row in counters:
-        if row.table_name in others or (
-            row.table_name in aligned and row.period == tables.ALL_PERIODS
-        ):
-            shared += int(row.changes)
-        elif row.table_name in aligned:
-            key = _partition_of_period(rollup, row.period)
-            by_partition[key] = by_partition.get(key, 0) + int(row.changes)
+    # Hundreds of rows per table with days, read at every routed query: kept to plain tuples.
+    for table_name, period, changes in counters:
+        if table_name in others or (table_name in aligned and period == tables.ALL_PERIODS):
+            shared += int(changes)
+        elif table_name in aligned:
+            key = _partition_of_period(rollup, period)
+            by_partition[key] = by_partition.get(key, 0) + int(changes)
     return {partition: changes + shared for partition, changes in by_partition.items()}
 
 
@@ -307,9 +311,6 @@ def _build_statement(
     moment = column(catalog.dimensions[source.time_dimension].column)
     start, end = span
     hour = _grain_start(moment, rollup.grain, dialect)
-    # Each row's partition, from its grain's start (a grain lies in one partition), so that
-    # several partitions are built by one statement.
-    partition = _partition_key(hour, rollup.partition, dialect)
     dimensions = [column(catalog.dimensions[name].column) for name in rollup.dimensions]
     values = []
     for raw in rollup_raws(catalog, rollup):
@@ -322,13 +323,21 @@ def _build_statement(
     for join in source.joins:
         condition = column(join.key) == column(join.references)
         joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
-    select = (
-        sa.select(partition, hour, *dimensions, *values)
+    grouped = (
+        sa.select(
+            hour.label("bucket"),
+            *(dimension.label(f"d{index}") for index, dimension in enumerate(dimensions)),
+            *(value.label(f"v{index}") for index, value in enumerate(values)),
+        )
         .select_from(joined)
         .where(moment >= start, moment < end)
-        .group_by(partition, hour, *dimensions)
+        .group_by(hour, *dimensions)
+        .subquery()
     )
-    return sa.insert(table).from_select(list(table.c.keys()), select)
+    # Each aggregate's partition, from its grain's start (a grain lies in one partition), so
+    # that one statement builds several partitions; computed on the aggregates, not per row.
+    partition = _partition_of_bucket(grouped.c.bucket, rollup.partition, dialect)
+    return sa.insert(table).from_select(list(table.c.keys()), sa.select(partition, *grouped.c))
 
 
 async def _prepare(
