@@ -292,11 +292,10 @@ def state_statement(rollups: Sequence[str], span: Span | None = None) -> sa.Sele
 
 def states_of(rows: Sequence[Any]) -> dict[tuple[str, str], PartitionState]:
     """Partition states by (rollup, partition) from the rows of state_statement."""
+    # A routed query reads a state row per day of its range: plain tuples, not attributes.
     return {
-        (row.rollup, row.partition): PartitionState(
-            row.definition, int(row.rows), int(row.changes), row.built_at
-        )
-        for row in rows
+        (rollup, partition): PartitionState(definition, int(count), int(changes), built_at)
+        for rollup, partition, definition, count, changes, built_at in rows
     }
 
 
