@@ -1,24 +1,46 @@
 """Analytics queries from rollups versus raw rows on a large store, and the build costs.
 
 Uses a store seeded at ``scale`` (kept between runs: ``bench.seeded_stores``), on SQLite and,
-given a server, on PostgreSQL. Per store: a full build of every rollup, a rebuild of one
-partition (what a day of new rows in the current month costs), a refresh with nothing
-changed; then each query through the app with caches off, rollups off (raw rows) and on,
-one request at a time, so p50 and p95 are latencies rather than queueing.
+given a server, on PostgreSQL. Per store: a full build of every rollup, the refresh after new
+rows land in one UTC day, then in every day of one month, a refresh with nothing changed (the
+rows added are deleted again afterwards, so the store stays as seeded), and the freshness
+check a routed query makes; then each query through the app with caches off, rollups off
+(raw rows) and on, one request at a time, so p50 and p95 are latencies rather than queueing.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.harness import Measurement, measure, running
 from bench.reconciliation_scenarios import ReconciliationTiming, time_reconciliation
 from bench.seeded_stores import seeded_store_url
-from dataintel.services.analytics import load_catalog, refresh_rollups
+from dataintel.services.analytics import (
+    AnalyticsCatalog,
+    AnalyticsQuery,
+    RefreshSummary,
+    load_catalog,
+    plan_query,
+    refresh_rollups,
+)
+from dataintel.services.analytics.rollups import (
+    current_changes,
+    partition_bounds,
+    state_statement,
+    states_of,
+    touched_span,
+)
+from dataintel.services.analytics.routing import candidates, decide, range_of
 from dataintel.settings import Settings
+from dataintel.store import tables
 from dataintel.store.engine import create_engine
 
 _RESULT = """
@@ -76,6 +98,97 @@ class StoreRun:
     queries: list[RoutedQuery]
 
 
+# Of the rows in a range, those copied as new rows: a few per day at scale 1, more above.
+_COPIED_EVERY = 7
+# The query whose freshness check is timed (the dashboard's: six UTC months of days).
+_CHECKED = AnalyticsQuery(
+    measures=("revenue", "order_count", "average_order_value"),
+    dimensions=("region",),
+    granularity="week",
+    start=datetime(2026, 1, 1),
+    end=datetime(2026, 7, 1),
+)
+_CHECKS = 30
+
+
+async def _add_rows(engine: AsyncEngine, start: datetime, end: datetime) -> int:
+    """Copies some orders and events of [start, end) as new rows; the first new id's floor."""
+    async with engine.begin() as connection:
+        first = int(
+            (await connection.execute(sa.select(sa.func.max(tables.orders.c.id)))).scalar_one()
+        )
+        for table, moment in (
+            (tables.orders, tables.orders.c.placed_at),
+            (tables.events, tables.events.c.occurred_at),
+        ):
+            copied = [column for column in table.c if column.name != "id"]
+            await connection.execute(
+                sa.insert(table).from_select(
+                    [column.name for column in copied],
+                    sa.select(*copied).where(
+                        moment >= start, moment < end, table.c.id % _COPIED_EVERY == 0
+                    ),
+                )
+            )
+    return first
+
+
+async def _remove_rows(engine: AsyncEngine, after_order: int, after_event: int) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(sa.delete(tables.orders).where(tables.orders.c.id > after_order))
+        await connection.execute(sa.delete(tables.events).where(tables.events.c.id > after_event))
+
+
+async def _timed_refresh(
+    engine: AsyncEngine, catalog: AnalyticsCatalog, start: datetime, end: datetime
+) -> tuple[float, list[RefreshSummary]]:
+    """Seconds of the build after new rows in [start, end); the rows are removed after."""
+    async with engine.connect() as connection:
+        last_event = int(
+            (await connection.execute(sa.select(sa.func.max(tables.events.c.id)))).scalar_one()
+        )
+    last_order = await _add_rows(engine, start, end)
+    started = time.perf_counter()
+    summaries = await refresh_rollups(engine, catalog)
+    seconds = time.perf_counter() - started
+    await _remove_rows(engine, last_order, last_event)
+    await refresh_rollups(engine, catalog)
+    return seconds, summaries
+
+
+async def _freshness_check_ms(
+    engine: AsyncEngine, catalog: AnalyticsCatalog
+) -> tuple[float, float]:
+    """The median milliseconds of a routed query's check (state rows and counters read), wall
+    clock and this process's CPU (the CPU time hardly moves with the machine's load)."""
+    plan = plan_query(catalog, _CHECKED)
+    found = candidates(plan)
+    rollups = [candidate.rollup for candidate in found]
+    span = range_of(plan)
+    assert span is not None
+    spent: list[float] = []
+    cpu: list[float] = []
+    async with engine.connect() as connection:
+        for _ in range(_CHECKS):
+            started = time.perf_counter()
+            started_cpu = time.process_time()
+            names = [rollup.name for rollup in rollups]
+            recorded = states_of((await connection.execute(state_statement(names, span))).all())
+            current = await current_changes(
+                connection, catalog, rollups, touched_span(rollups, span)
+            )
+            decision = decide(found, span, current, recorded)
+            spent.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - started_cpu) * 1000)
+            assert decision.rollups, "the checked query is routed"
+    return statistics.median(spent), statistics.median(cpu)
+
+
+def _rebuilt(summaries: list[RefreshSummary]) -> str:
+    counts = sorted({len(summary.rebuilt) + len(summary.removed) for summary in summaries})
+    return "/".join(str(count) for count in counts)
+
+
 async def _build_timings(url: str, scale: int, seeded: float) -> list[tuple[str, float]]:
     timings = [(f"seed at scale {scale}" if seeded else "seed (reused store)", seeded)]
     engine = create_engine(Settings(database_url=url, database_timeout_seconds=3600).store)
@@ -90,15 +203,34 @@ async def _build_timings(url: str, scale: int, seeded: float) -> list[tuple[str,
                 time.perf_counter() - started,
             )
         )
-        partition = summaries[0].rebuilt[-1]
-        started = time.perf_counter()
-        await refresh_rollups(engine, catalog, partitions=[partition])
+        # The last month that holds orders, and a day in its middle.
+        month_start = partition_bounds(summaries[0].rebuilt[-1][:7])[0]
+        month_end = partition_bounds(summaries[0].rebuilt[-1][:7])[1]
+        day = month_start + timedelta(days=14)
+        seconds, changed = await _timed_refresh(engine, catalog, day, day + timedelta(days=1))
         timings.append(
-            (f"one partition ({partition}) of every rollup", time.perf_counter() - started)
+            (
+                f"new rows in one day ({day:%Y-%m-%d}), then build:"
+                f" {_rebuilt(changed)} partitions per rollup",
+                seconds,
+            )
+        )
+        seconds, changed = await _timed_refresh(engine, catalog, month_start, month_end)
+        timings.append(
+            (
+                f"new rows in every day of {month_start:%Y-%m}, then build:"
+                f" {_rebuilt(changed)} partitions per rollup",
+                seconds,
+            )
         )
         started = time.perf_counter()
         await refresh_rollups(engine, catalog)
         timings.append(("refresh with nothing changed", time.perf_counter() - started))
+        wall, cpu = await _freshness_check_ms(engine, catalog)
+        timings.append(
+            (f"freshness check of a routed query (6 months), ms, median of {_CHECKS}", wall)
+        )
+        timings.append(("the same check's CPU time in this process, ms", cpu))
     finally:
         await engine.dispose()
     return timings
@@ -191,7 +323,19 @@ def rollup_table(runs: list[StoreRun], scale: int) -> str:
                 f" | {routed.rolled.p95_ms:,.1f}"
                 f" | {routed.raw.p50_ms / routed.rolled.p50_ms:,.1f}x |"
             )
-    lines += ["", "| store | rollup build | seconds |", "| --- | --- | ---: |"]
+    lines += [
+        "",
+        "| store | rollup build | seconds | / full build |",
+        "| --- | --- | ---: | ---: |",
+    ]
     for run in runs:
-        lines.extend(f"| {run.store} | {label} | {seconds:.2f} |" for label, seconds in run.timings)
+        full = next((seconds for label, seconds in run.timings if label.startswith("full")), 0.0)
+        for label, seconds in run.timings:
+            ratio = (
+                ""
+                if label.startswith(("seed", "freshness", "the same")) or not full
+                else seconds / full
+            )
+            shown = f"{ratio:.3f}" if isinstance(ratio, float) else ratio
+            lines.append(f"| {run.store} | {label} | {seconds:.2f} | {shown} |")
     return "\n".join(lines)

@@ -103,15 +103,16 @@ def rollups() -> None:
     "--partition",
     "partitions",
     multiple=True,
-    metavar="YYYY-MM",
-    help="Rebuild this UTC month whatever changed; repeat for several.",
+    metavar="YYYY-MM[-DD]",
+    help="Rebuild this UTC day, or the days of this UTC month, whatever changed; repeat.",
 )
 @click.option("--full", is_flag=True, help="Rebuild every partition, changed or not.")
 def rollups_build(names: tuple[str, ...], partitions: tuple[str, ...], full: bool) -> None:
     """Build the rollups: the partitions whose source rows changed (or those named).
 
     Creates the rollup tables when they are missing or their definition changed (rollups
-    are derived data: no migration). Each partition is swapped in one transaction.
+    are derived data: no migration). Partitions are swapped atomically, adjacent ones up to a
+    month per transaction.
     """
     import re
 
@@ -135,9 +136,17 @@ def rollups_build(names: tuple[str, ...], partitions: tuple[str, ...], full: boo
             param_hint="--rollup",
         )
     for partition in partitions:
-        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", partition):
+        try:
+            # A month is checked as its first day; strptime alone accepts '2025-3'.
+            valid = bool(re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", partition)) and bool(
+                datetime.strptime(f"{partition}-01"[:10], "%Y-%m-%d")
+            )
+        except ValueError:
+            valid = False
+        if not valid:
             raise click.BadParameter(
-                f"'{partition}' is not a UTC month YYYY-MM", param_hint="--partition"
+                f"'{partition}' is not a UTC day YYYY-MM-DD or month YYYY-MM",
+                param_hint="--partition",
             )
     if full and partitions:
         raise click.UsageError("--full and --partition exclude each other.")

@@ -580,7 +580,7 @@ def _generate(scale: int) -> _DemoRows:
 
 
 def _written_counts(rows: _DemoRows) -> Counter[tuple[str, str]]:
-    """Rows per table and UTC month of their time, as row_change_counts' triggers count them."""
+    """Rows per table and UTC day of their time, as row_change_counts' triggers count them."""
     counts: Counter[tuple[str, str]] = Counter()
     placed = {order["id"]: order["placed_at"] for order in rows.orders}
     timed = (
@@ -591,8 +591,7 @@ def _written_counts(rows: _DemoRows) -> Counter[tuple[str, str]]:
     )
     for table_name, table_rows, time_of in timed:
         counts.update(
-            (table_name, "*" if moment is None else moment.astimezone(UTC).strftime("%Y-%m"))
-            for moment in map(time_of, table_rows)
+            (table_name, tables.counter_period(moment)) for moment in map(time_of, table_rows)
         )
     counts[("customers", "*")] += len(rows.customers)
     counts[("products", "*")] += len(rows.products)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
 from dataintel.store.types import UTCDateTime
@@ -293,23 +295,24 @@ quality_results = sa.Table(
 row_change_counts = sa.Table(
     "row_change_counts",
     metadata,
-    # Kept by triggers (migrations 0006, 0007): rows of a table inserted, deleted or updated
-    # (old and new), per UTC month of the row's time ('*': a table without one). Only ever
-    # grows; a rollup partition is current while its counters are those it was built at.
+    # Kept by triggers (migrations 0006 to 0008): rows of a table inserted, deleted or updated
+    # (old and new), per UTC day of the row's time ('YYYY-MM-DD'; '*': a table without one).
+    # Only ever grows; a rollup partition is current while its counters are those it was
+    # built at.
     sa.Column("table_name", sa.String(64), primary_key=True),
-    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
     sa.Column("changes", sa.BigInteger, nullable=False),
 )
 
 analytics_rollup_state = sa.Table(
     "analytics_rollup_state",
     metadata,
-    # Per rollup and UTC month partition: the definition it was built from, the rows it
+    # Per rollup and partition (a UTC day or month): the definition it was built from, the rows it
     # holds, the write counters of the tables it reads then (row_change_counts) and when.
     # The rollup tables themselves are derived data that `dataintel analytics rollups build`
     # creates.
     sa.Column("rollup", sa.String(64), primary_key=True),
-    sa.Column("partition", sa.String(7), primary_key=True),
+    sa.Column("partition", sa.String(10), primary_key=True),
     sa.Column("definition", sa.String(64), nullable=False),
     sa.Column("rows", sa.BigInteger, nullable=False),
     sa.Column("changes", sa.BigInteger, nullable=False),
@@ -322,8 +325,19 @@ ROW_CHANGE_TIMES = {
     "order_items": "orders.placed_at",
     "ledger_entries": "ledger_entries.booked_at",
 }
-"""The time whose UTC month row_change_counts files a table's written rows under (as migration
-0007 counts them); the other demo tables count under '*'."""
+"""The time whose UTC day row_change_counts files a table's written rows under (as migration
+0008 counts them); the other demo tables count under '*'."""
+
+ALL_PERIODS = "*"
+"""The counter period of a row without a time, and of every row of a table without one."""
+
+
+def counter_period(moment: datetime | None) -> str:
+    """The row_change_counts period of a row's time, as the triggers key it: its UTC day."""
+    if moment is None:
+        return ALL_PERIODS
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
 
 subject_requests = sa.Table(
     "subject_requests",

@@ -389,13 +389,23 @@ async def test_a_late_row_sends_its_partition_raw_until_refreshed(
     assert stale.source == "raw"
     assert canonical(stale) == canonical(await raw.query(query))
     assert canonical(stale) != canonical(before)
-    # A range that does not touch March still comes from the rollup.
+    # A range that does not touch that UTC day still comes from the rollup: the same month
+    # before it, and after it.
     elsewhere = routed_query(start=datetime(2025, 5, 1), end=datetime(2025, 6, 1))
     assert (await routed.query(elsewhere)).source == "rollup"
+    same_month = [
+        routed_query(start=datetime(2025, 3, 2), end=datetime(2025, 3, 20, 1)),
+        routed_query(start=datetime(2025, 3, 21, 1), end=datetime(2025, 4, 1)),
+    ]
+    for query_around in same_month:
+        assert (await routed.query(query_around)).source == "rollup"
+    # Berlin's March 21 starts at 23:00 UTC on the 20th: it touches the day, so raw.
+    touching = routed_query(start=datetime(2025, 3, 21), end=datetime(2025, 4, 1))
+    assert (await routed.query(touching)).source == "raw"
 
     summaries = await refresh_rollups(fresh_sqlite, catalog, ["orders_hourly"])
-    assert summaries[0].rebuilt == ("2025-03",), "only the changed partition is rebuilt"
-    assert summaries[0].unchanged > 0
+    assert summaries[0].rebuilt == ("2025-03-20",), "only the changed day is rebuilt"
+    assert summaries[0].unchanged > 500
     after = await routed.query(query)
     assert after.source == "rollup"
     assert canonical(after) == canonical(stale)
@@ -469,7 +479,8 @@ async def test_an_update_in_place_sends_its_partition_raw_until_refreshed(
     assert (await routed.query(elsewhere)).source == "rollup"
 
     summaries = await refresh_rollups(changing_store, catalog, ["orders_hourly"])
-    assert summaries[0].rebuilt == ("2025-03",), "only the updated partition is rebuilt"
+    assert len(summaries[0].rebuilt) == 1, "only the updated day is rebuilt"
+    assert summaries[0].rebuilt[0].startswith("2025-03-1")
     after = await routed.query(query)
     assert after.source == "rollup"
     assert canonical(after) == canonical(await raw.query(query))
@@ -498,36 +509,125 @@ async def test_an_update_in_place_sends_its_partition_raw_until_refreshed(
         assert canonical(answer) == canonical(await raw.query(checked))
 
 
+async def test_a_retimed_row_rebuilds_the_day_it_left_and_the_day_it_reached(
+    changing_store: AsyncEngine,
+) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(changing_store, catalog)
+    routed = SqlAnalyticsService(changing_store, catalog, rollups=True)
+    orders = tables.orders
+    async with changing_store.begin() as connection:
+        order_id = (
+            await connection.execute(
+                sa.select(sa.func.min(orders.c.id)).where(
+                    orders.c.placed_at >= datetime(2025, 6, 5, tzinfo=UTC),
+                    orders.c.placed_at < datetime(2025, 6, 6, tzinfo=UTC),
+                )
+            )
+        ).scalar_one()
+        assert order_id is not None
+        await connection.execute(
+            sa.update(orders)
+            .where(orders.c.id == order_id)
+            .values(placed_at=datetime(2025, 6, 12, 8, tzinfo=UTC))
+        )
+    query = routed_query(timezone="UTC", start=datetime(2025, 6, 1), end=datetime(2025, 7, 1))
+    assert (await routed.query(query)).source == "raw"
+    between = routed_query(timezone="UTC", start=datetime(2025, 6, 6), end=datetime(2025, 6, 12))
+    assert (await routed.query(between)).source == "rollup"
+
+    summaries = await refresh_rollups(changing_store, catalog)
+    for summary in summaries:
+        touched = {*summary.rebuilt, *summary.removed}
+        if summary.rollup.startswith("orders_"):
+            assert touched == {"2025-06-05", "2025-06-12"}, summary
+        elif summary.rollup == "order_items_hourly":
+            # Its rows are filed by their order's time: the order moved, so both days.
+            assert touched == {"2025-06-05", "2025-06-12"}, summary
+        else:
+            assert touched == set(), summary
+    answer = await routed.query(query)
+    assert answer.source == "rollup"
+    assert canonical(answer) == canonical(await raw.query(query))
+
+
+async def test_month_partitions_rebuild_their_month(
+    fresh_sqlite: AsyncEngine, tmp_path: Path
+) -> None:
+    extra = tmp_path / "catalog.yaml"
+    extra.write_text(
+        """
+rollups:
+  - name: orders_hourly
+    description: Revenue by hour and country, in UTC month partitions.
+    source: orders
+    measures: [revenue, order_count]
+    dimensions: [country]
+    partition: month
+""",
+        "utf-8",
+    )
+    catalog = load_catalog(extra)
+    built = await refresh_rollups(fresh_sqlite, catalog, ["orders_hourly"])
+    assert built[0].recreated
+    assert len(built[0].rebuilt) == 18
+    raw = SqlAnalyticsService(fresh_sqlite, catalog)
+    routed = SqlAnalyticsService(fresh_sqlite, catalog, rollups=True)
+    # Only this rollup has countries.
+    query = routed_query(measures=("revenue", "order_count"), dimensions=("country",))
+    around = routed_query(
+        measures=("revenue",),
+        dimensions=("country",),
+        start=datetime(2025, 3, 2),
+        end=datetime(2025, 3, 10),
+    )
+    assert (await routed.query(around)).source == "rollup"
+    await insert_late_order(fresh_sqlite, datetime(2025, 3, 20, 10, 15, tzinfo=UTC))
+    assert (await routed.query(query)).source == "raw"
+    # Any day of the month is the month.
+    assert (await routed.query(around)).source == "raw"
+    summaries = await refresh_rollups(fresh_sqlite, catalog, ["orders_hourly"])
+    assert summaries[0].rebuilt == ("2025-03",)
+    answer = await routed.query(query)
+    assert answer.source == "rollup"
+    assert canonical(answer) == canonical(await raw.query(query))
+    # A day named rebuilds the month holding it.
+    one = await refresh_rollups(fresh_sqlite, catalog, ["orders_hourly"], partitions=["2025-04-09"])
+    assert one[0].rebuilt == ("2025-04",)
+
+
 async def test_a_partition_is_swapped_in_one_transaction(fresh_sqlite: AsyncEngine) -> None:
     catalog = load_catalog()
     table = "analytics_rollup_orders_hourly"
+    april = "partition BETWEEN '2025-04-01' AND '2025-04-30'"
     async with fresh_sqlite.connect() as connection:
         before = (
-            await connection.execute(
-                sa.text(f"SELECT count(*) FROM {table} WHERE partition = '2025-04'")
-            )
+            await connection.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {april}"))
         ).scalar()
     summaries = await refresh_rollups(
         fresh_sqlite, catalog, ["orders_hourly"], partitions=["2025-04"]
     )
-    assert summaries[0].rebuilt == ("2025-04",)
+    # A month named is its days (those holding rows), swapped together.
+    assert summaries[0].rebuilt
+    assert all(day.startswith("2025-04-") for day in summaries[0].rebuilt)
     async with fresh_sqlite.connect() as connection:
         after = (
-            await connection.execute(
-                sa.text(f"SELECT count(*) FROM {table} WHERE partition = '2025-04'")
-            )
+            await connection.execute(sa.text(f"SELECT count(*) FROM {table} WHERE {april}"))
         ).scalar()
-        state = (
+        states = (
             await connection.execute(
-                sa.select(rollup_state.c.rows).where(
+                sa.select(rollup_state.c.partition, rollup_state.c.rows).where(
                     rollup_state.c.rollup == "orders_hourly",
-                    rollup_state.c.partition == "2025-04",
+                    rollup_state.c.partition.startswith("2025-04"),
                 )
             )
-        ).scalar()
-    assert before == after == summaries[0].rows
-    assert state is not None
-    assert state > 0
+        ).all()
+    assert before == after == summaries[0].rows == sum(rows for _, rows in states)
+    assert {day for day, _ in states} == {*summaries[0].rebuilt, *summaries[0].removed}
+    one_day = await refresh_rollups(
+        fresh_sqlite, catalog, ["orders_hourly"], partitions=["2025-04-10"]
+    )
+    assert one_day[0].rebuilt == ("2025-04-10",)
 
 
 async def test_a_changed_definition_recreates_the_table(

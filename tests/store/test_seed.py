@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import astuple, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -352,31 +352,31 @@ async def written_counts(engine: AsyncEngine) -> dict[tuple[str, str], int]:
 
 async def test_seeding_counts_its_writes_like_the_triggers(store_engine: AsyncEngine) -> None:
     # On SQLite the seed sets the row triggers aside and writes their counts itself; on
-    # PostgreSQL the triggers count the COPY. Either way: the rows per table and UTC month.
+    # PostgreSQL the triggers count the COPY. Either way: the rows per table and UTC day.
     await seed(store_engine)
     orders, items = tables.orders, tables.order_items
-    month: sa.ColumnElement[str] = sa.func.strftime("%Y-%m", orders.c.placed_at, type_=sa.String)
+    day: sa.ColumnElement[str] = sa.func.strftime("%Y-%m-%d", orders.c.placed_at, type_=sa.String)
     if store_engine.dialect.name == "postgresql":
-        month = sa.func.to_char(
-            sa.func.timezone("UTC", orders.c.placed_at), "YYYY-MM", type_=sa.String
+        day = sa.func.to_char(
+            sa.func.timezone("UTC", orders.c.placed_at), "YYYY-MM-DD", type_=sa.String
         )
     async with store_engine.connect() as connection:
-        by_month: dict[str, int] = dict(
-            (await connection.execute(sa.select(month, sa.func.count()).group_by(month))).all()
+        by_day: dict[str, int] = dict(
+            (await connection.execute(sa.select(day, sa.func.count()).group_by(day))).all()
         )
-        items_by_month: dict[str, int] = dict(
+        items_by_day: dict[str, int] = dict(
             (
                 await connection.execute(
-                    sa.select(month, sa.func.count())
+                    sa.select(day, sa.func.count())
                     .select_from(items.join(orders, items.c.order_id == orders.c.id))
-                    .group_by(month)
+                    .group_by(day)
                 )
             ).all()
         )
         customers = (await connection.execute(count(tables.customers))).scalar_one()
     counted = await written_counts(store_engine)
-    assert {p: n for (t, p), n in counted.items() if t == "orders"} == by_month
-    assert {p: n for (t, p), n in counted.items() if t == "order_items"} == items_by_month
+    assert {p: n for (t, p), n in counted.items() if t == "orders"} == by_day
+    assert {p: n for (t, p), n in counted.items() if t == "order_items"} == items_by_day
     assert counted[("customers", "*")] == customers
 
     # Seeding again deletes every row: every counter moves, and the triggers count again.
@@ -388,3 +388,57 @@ async def test_seeding_counts_its_writes_like_the_triggers(store_engine: AsyncEn
             sa.update(orders).where(orders.c.id == 1).values(total_cents=orders.c.total_cents + 1)
         )
     assert sum((await written_counts(store_engine)).values()) == sum(again.values()) + 2
+
+
+async def test_the_triggers_count_under_the_day_the_seed_counts_under(
+    store_engine: AsyncEngine,
+) -> None:
+    # The seed keys its own counts with tables.counter_period; the triggers must key theirs
+    # alike, to the UTC day, on both sides of a UTC midnight given in another zone's time.
+    await seed(store_engine)
+    orders, items = tables.orders, tables.order_items
+    berlin = timezone(timedelta(hours=1))
+    before_midnight = datetime(2025, 3, 10, 0, 59, 59, 999_999, tzinfo=berlin)
+    after_midnight = datetime(2025, 3, 10, 1, 0, tzinfo=berlin)
+    later = datetime(2025, 3, 14, 12, tzinfo=UTC)
+    counted = await written_counts(store_engine)
+    async with store_engine.begin() as connection:
+        order_ids = [
+            (
+                await connection.execute(
+                    sa.insert(orders)
+                    .values(
+                        customer_id=1,
+                        status="paid",
+                        channel="web",
+                        placed_at=moment,
+                        total_cents=1_000,
+                        currency="USD",
+                    )
+                    .returning(orders.c.id)
+                )
+            ).scalar_one()
+            for moment in (before_midnight, after_midnight)
+        ]
+        await connection.execute(
+            sa.insert(items).values(
+                order_id=order_ids[0], product_id=1, quantity=1, unit_price_cents=1_000
+            )
+        )
+    now = await written_counts(store_engine)
+    first, second = tables.counter_period(before_midnight), tables.counter_period(after_midnight)
+    assert (first, second) == ("2025-03-09", "2025-03-10")
+    assert now[("orders", first)] == counted.get(("orders", first), 0) + 1
+    assert now[("orders", second)] == counted.get(("orders", second), 0) + 1
+    assert now[("order_items", first)] == counted.get(("order_items", first), 0) + 1
+
+    # A re-timed row counts in the day it leaves and the day it lands in.
+    async with store_engine.begin() as connection:
+        await connection.execute(
+            sa.update(orders).where(orders.c.id == order_ids[0]).values(placed_at=later)
+        )
+    moved = await written_counts(store_engine)
+    assert moved[("orders", first)] == now[("orders", first)] + 1
+    assert moved[("orders", "2025-03-14")] == now.get(("orders", "2025-03-14"), 0) + 1
+    changed = {key for key in moved if moved[key] != now.get(key)}
+    assert changed == {("orders", first), ("orders", "2025-03-14")}

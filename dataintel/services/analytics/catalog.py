@@ -26,7 +26,7 @@ from dataintel.store.types import UTCDateTime
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "ratio"]
 DimensionType = Literal["string", "time"]
 RollupGrain = Literal["hour", "day"]
-RollupPartition = Literal["month"]
+RollupPartition = Literal["day", "month"]
 RollupRefresh = Literal["changed_partitions", "all_partitions"]
 
 BUILT_IN_CATALOG = "analytics_catalog.yaml"
@@ -105,10 +105,10 @@ class MeasureDefinition:
 class RollupDefinition:
     """Pre-aggregated sums and counts of a source by UTC hour (or day) and some dimensions.
 
-    Built into a table of the store, one partition (a UTC month) at a time; queries it
-    covers are answered from it while it is current (see ``routing``). A day grain holds the
-    days of ``zone`` (UTC only, so that a day never straddles a partition): it answers only
-    queries in that zone bucketed by day or coarser over whole days.
+    Built into a table of the store, one partition (a UTC day, or a UTC month) at a time;
+    queries it covers are answered from it while it is current (see ``routing``). A day grain
+    holds the days of ``zone`` (UTC only, so that a day never straddles a partition): it
+    answers only queries in that zone bucketed by day or coarser over whole days.
     """
 
     name: str
@@ -220,10 +220,11 @@ class _RollupSpec(BaseModel):
     measures: list[str] = Field(min_length=1)
     dimensions: list[str] = Field(default_factory=list)
     grain: RollupGrain = "hour"
-    # Days of this zone for a day grain; UTC is the only one (a UTC month partition holds
-    # whole UTC days, not whole days of a zone with an offset).
+    # Days of this zone for a day grain; UTC is the only one (a UTC day or month partition
+    # holds whole UTC days, not whole days of a zone with an offset).
     zone: Literal["UTC"] = "UTC"
-    partition: RollupPartition = "month"
+    # UTC days: a day of new rows rebuilds that day. UTC months: fewer, larger partitions.
+    partition: RollupPartition = "day"
     refresh: RollupRefresh = "changed_partitions"
 
 

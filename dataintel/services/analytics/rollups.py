@@ -1,21 +1,28 @@
-"""Rollup tables: a source's sums and counts by UTC hour (or day), built one UTC month at a time.
+"""Rollup tables: a source's sums and counts by UTC hour (or day), partitioned by UTC day.
 
 Rollups are derived data, so the build creates their tables itself (no migration): a table
-per rollup (``analytics_rollup_<name>``). The state table (migration 0007) records, per
+per rollup (``analytics_rollup_<name>``). The state table (migration 0008) records, per
 partition, the definition it was built from, its row count and the write counters of the
 tables it reads at that moment. A rollup whose definition changed is dropped and rebuilt whole.
 
-The store counts every row written (inserted, deleted, or updated: old and new) per table and
-UTC month of the row's time in ``row_change_counts`` (triggers, migration 0007; ``*`` for
-tables without a time, such as customers). The counters only grow, so a partition is current
-while the counters it was built at are the counters now: its own month's (and ``*``'s) of the
-tables filed by the rollup's time, plus every counter of the other tables it joins. Late rows
-count in their month, deletes in theirs, a re-timed row in both, a customer moved to another
-region in every partition of the rollups that join customers. Checking that costs a read of a
-few dozen counter rows, whatever the size of the source.
+A partition is a UTC day ('YYYY-MM-DD', the default) or a UTC month ('YYYY-MM'); every
+question about one goes through its UTC bounds (``partition_bounds``), so that a partition
+of another shape needs only that and ``partitions_over``.
 
-A partition is swapped in one transaction (delete, insert, record), reading the counters in
-the same snapshot as the rows, so a reader sees either the old partition or the new one.
+The store counts every row written (inserted, deleted, or updated: old and new) per table and
+UTC day of the row's time in ``row_change_counts`` (triggers, migration 0008; ``*`` for
+tables without a time, such as customers). The counters only grow, so a partition is current
+while the counters it was built at are the counters now: those of its days (and ``*``) of the
+tables filed by the rollup's time, plus every counter of the other tables it joins. Late rows
+count in their day, deletes in theirs, a re-timed row in both, a customer moved to another
+region in every partition of the rollups that join customers. Checking a range reads the
+counters of its days (a range scan of the counters' primary key), whatever the size of the
+source.
+
+Partitions are swapped in one transaction (delete, insert, record), reading the counters in
+the same snapshot as the rows, so a reader sees either the old partitions or the new ones. A
+transaction swaps a run of adjacent partitions at once (at most ``SWAP_SPAN`` of time): a full
+build of day partitions then costs about as many statements as one of month partitions did.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,7 +50,15 @@ STATE_TABLE = "analytics_rollup_state"
 TABLE_PREFIX = "analytics_rollup_"
 
 rollup_state = tables.analytics_rollup_state
-"""Per rollup and partition: what it was built from, and when (migration 0006)."""
+"""Per rollup and partition: what it was built from, and when (migration 0008)."""
+
+SWAP_SPAN = timedelta(days=31)
+"""The most time one swap transaction rebuilds: adjacent partitions are swapped together up to
+it, so that a full build of days is not one transaction per day (measured in docs/analytics.md:
+about as fast as month partitions were), while a refresh of scattered days stays per day."""
+
+Span = tuple[datetime, datetime]
+"""A UTC time range, start included, end excluded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +120,7 @@ def rollup_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Tabl
     return sa.Table(
         f"{TABLE_PREFIX}{rollup.name}",
         metadata,
-        sa.Column("partition", sa.String(7), nullable=False, index=True),
+        sa.Column("partition", sa.String(10), nullable=False, index=True),
         sa.Column("bucket", UTCDateTime, nullable=False, index=True),
         *(sa.Column(f"dimension_{name}", sa.String(200)) for name in rollup.dimensions),
         *(
@@ -121,24 +136,49 @@ def column(reference: str) -> sa.Column[Any]:
     return TABLES[table].c[name]
 
 
-def partition_bounds(partition: str) -> tuple[datetime, datetime]:
-    """The UTC month of a partition key 'YYYY-MM', start included, end excluded."""
-    year, month = (int(part) for part in partition.split("-"))
+# Per partitioning: the key's Python format and PostgreSQL's.
+_KEY_FORMATS = {"day": ("%Y-%m-%d", "YYYY-MM-DD"), "month": ("%Y-%m", "YYYY-MM")}
+
+
+def partition_bounds(partition: str) -> Span:
+    """The UTC span of a partition key: a day 'YYYY-MM-DD' or a month 'YYYY-MM'."""
+    parts = [int(part) for part in partition.split("-")]
+    if len(parts) == 3:
+        start = datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
+        return start, start + timedelta(days=1)
+    year, month = parts
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     return start, end
 
 
-def partition_of(moment: datetime) -> str:
-    """The partition key of a moment: its UTC month."""
-    return moment.astimezone(UTC).strftime("%Y-%m")
+def partition_of(moment: datetime, unit: str) -> str:
+    """The key of the partition (of a rollup partitioned by ``unit``) holding a moment."""
+    return moment.astimezone(UTC).strftime(_KEY_FORMATS[unit][0])
 
 
-def _partition_key(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
+def partitions_over(unit: str, span: Span) -> tuple[str, str]:
+    """The first and last partition keys whose bounds overlap a span (keys sort by time)."""
+    start, end = span
+    return partition_of(start, unit), partition_of(end - timedelta(microseconds=1), unit)
+
+
+def _span_of(keys: Sequence[str]) -> Span:
+    bounds = [partition_bounds(key) for key in keys]
+    return min(start for start, _ in bounds), max(end for _, end in bounds)
+
+
+def _partition_of_bucket(
+    bucket: sa.ColumnElement[Any], unit: str, dialect: str
+) -> sa.ColumnElement[str]:
+    """The partition key of a stored grain start (``_grain_start``)."""
     if dialect == "postgresql":
-        local = sa.func.timezone(sa.literal_column("'UTC'"), moment)
-        return sa.func.to_char(local, sa.literal_column("'YYYY-MM'"), type_=sa.String)
-    return sa.func.strftime("%Y-%m", moment, type_=sa.String)
+        local = sa.func.timezone(sa.literal_column("'UTC'"), bucket)
+        postgres = _KEY_FORMATS[unit][1]
+        return sa.func.to_char(local, sa.literal_column(f"'{postgres}'"), type_=sa.String)
+    # SQLite stores it as text 'YYYY-MM-DD HH:MM:SS.ffffff': the key is its first characters.
+    length = len(datetime(2000, 1, 1, tzinfo=UTC).strftime(_KEY_FORMATS[unit][0]))
+    return sa.func.substr(bucket, 1, length, type_=sa.String)
 
 
 def _grain_start(moment: sa.ColumnElement[Any], grain: str, dialect: str) -> sa.ColumnElement[Any]:
@@ -164,17 +204,34 @@ def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[s
 
 
 def counters_statement(
-    catalog: AnalyticsCatalog, rollups: Sequence[RollupDefinition]
+    catalog: AnalyticsCatalog, rollups: Sequence[RollupDefinition], span: Span | None = None
 ) -> sa.Select[Any]:
-    """The write counters of every table the rollups read (a few rows per table and month)."""
-    read: set[str] = set()
+    """The write counters that apply to the rollups' partitions (overlapping ``span``, if given).
+
+    The counters of a table filed by a rollup's time are read over the span's UTC days (a
+    range of the primary key) and ``*``; those of the other tables joined are read whole.
+    """
+    aligned: set[str] = set()
+    others: set[str] = set()
     for rollup in rollups:
-        aligned, others = _read_tables(catalog, rollup)
-        read |= aligned | others
+        filed, joined = _read_tables(catalog, rollup)
+        aligned |= filed
+        others |= joined
     counts = tables.row_change_counts
-    return sa.select(counts.c.table_name, counts.c.period, counts.c.changes).where(
-        counts.c.table_name.in_(sorted(read))
-    )
+    statement = sa.select(counts.c.table_name, counts.c.period, counts.c.changes)
+    if span is None:
+        return statement.where(counts.c.table_name.in_(sorted(aligned | others)))
+    first, last = partitions_over("day", span)
+    in_span = sa.or_(counts.c.period == tables.ALL_PERIODS, counts.c.period.between(first, last))
+    filed_in_span = sa.and_(counts.c.table_name.in_(sorted(aligned - others)), in_span)
+    if not others:
+        return statement.where(filed_in_span)
+    return statement.where(sa.or_(filed_in_span, counts.c.table_name.in_(sorted(others))))
+
+
+def _partition_of_period(rollup: RollupDefinition, period: str) -> str:
+    # A counter's period is a UTC day, which lies in exactly one UTC day or month partition.
+    return period if rollup.partition == "day" else period[:7]
 
 
 def partition_changes(
@@ -182,45 +239,63 @@ def partition_changes(
 ) -> dict[str, int]:
     """Per partition holding rows (or having held some), the sum of the counters that apply.
 
-    Its own month's and ``*``'s of the tables filed by the rollup's time, and every counter of
+    Those of its days and ``*`` of the tables filed by the rollup's time, and every counter of
     the other tables it joins (their rows have no time of their own, or another one).
     """
     aligned, others = _read_tables(catalog, rollup)
     shared = 0
-    by_period: dict[str, int] = {}
-    for row in counters:
-        if row.table_name in others or (row.table_name in aligned and row.period == "*"):
-            shared += int(row.changes)
-        elif row.table_name in aligned:
-            by_period[row.period] = by_period.get(row.period, 0) + int(row.changes)
-    return {period: changes + shared for period, changes in by_period.items()}
+    by_partition: dict[str, int] = {}
+    # Hundreds of rows per table with days, read at every routed query: kept to plain tuples.
+    for table_name, period, changes in counters:
+        if table_name in others or (table_name in aligned and period == tables.ALL_PERIODS):
+            shared += int(changes)
+        elif table_name in aligned:
+            key = _partition_of_period(rollup, period)
+            by_partition[key] = by_partition.get(key, 0) + int(changes)
+    return {partition: changes + shared for partition, changes in by_partition.items()}
 
 
 async def current_changes(
-    connection: AsyncConnection, catalog: AnalyticsCatalog, rollups: Sequence[RollupDefinition]
+    connection: AsyncConnection,
+    catalog: AnalyticsCatalog,
+    rollups: Sequence[RollupDefinition],
+    span: Span | None = None,
 ) -> dict[str, dict[str, int]]:
-    """The counters that apply now, by rollup name and partition."""
-    counters = (await connection.execute(counters_statement(catalog, rollups))).all()
+    """The counters that apply now, by rollup name and partition (those overlapping ``span``).
+
+    With a span, partitions that reach beyond it may come out with partial sums: ask for
+    the union of the bounds of the partitions wanted (``touched_span``).
+    """
+    counters = (await connection.execute(counters_statement(catalog, rollups, span))).all()
     return {rollup.name: partition_changes(catalog, rollup, counters) for rollup in rollups}
 
 
-def state_statement(
-    rollups: Sequence[str], partitions: Sequence[str] | None = None
-) -> sa.Select[Any]:
-    """The recorded state of the rollups' partitions (all, or those named)."""
+def touched_span(rollups: Sequence[RollupDefinition], span: Span) -> Span:
+    """The union of the bounds of the rollups' partitions that overlap a span."""
+    keys = [key for rollup in rollups for key in partitions_over(rollup.partition, span)]
+    return _span_of(keys)
+
+
+def state_statement(rollups: Sequence[str], span: Span | None = None) -> sa.Select[Any]:
+    """The recorded state of the rollups' partitions (all, or at least those overlapping span).
+
+    Keys sort by time, a month's key just before its first day's, so one key range covers
+    the day and month partitions over the span (a range scan of the primary key).
+    """
     statement = sa.select(rollup_state).where(rollup_state.c.rollup.in_(rollups))
-    if partitions is not None:
-        statement = statement.where(rollup_state.c.partition.in_(partitions))
+    if span is not None:
+        first = partitions_over("month", span)[0]
+        last = partitions_over("day", span)[1]
+        statement = statement.where(rollup_state.c.partition.between(first, last))
     return statement
 
 
 def states_of(rows: Sequence[Any]) -> dict[tuple[str, str], PartitionState]:
     """Partition states by (rollup, partition) from the rows of state_statement."""
+    # A routed query reads a state row per day of its range: plain tuples, not attributes.
     return {
-        (row.rollup, row.partition): PartitionState(
-            row.definition, int(row.rows), int(row.changes), row.built_at
-        )
-        for row in rows
+        (rollup, partition): PartitionState(definition, int(count), int(changes), built_at)
+        for rollup, partition, definition, count, changes, built_at in rows
     }
 
 
@@ -228,12 +303,12 @@ def _build_statement(
     catalog: AnalyticsCatalog,
     rollup: RollupDefinition,
     table: sa.Table,
-    partition: str,
+    span: Span,
     dialect: str,
 ) -> sa.Insert:
     source = catalog.sources[rollup.source]
     moment = column(catalog.dimensions[source.time_dimension].column)
-    start, end = partition_bounds(partition)
+    start, end = span
     hour = _grain_start(moment, rollup.grain, dialect)
     dimensions = [column(catalog.dimensions[name].column) for name in rollup.dimensions]
     values = []
@@ -247,13 +322,21 @@ def _build_statement(
     for join in source.joins:
         condition = column(join.key) == column(join.references)
         joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
-    select = (
-        sa.select(sa.literal(partition, sa.String()), hour, *dimensions, *values)
+    grouped = (
+        sa.select(
+            hour.label("bucket"),
+            *(dimension.label(f"d{index}") for index, dimension in enumerate(dimensions)),
+            *(value.label(f"v{index}") for index, value in enumerate(values)),
+        )
         .select_from(joined)
         .where(moment >= start, moment < end)
         .group_by(hour, *dimensions)
+        .subquery()
     )
-    return sa.insert(table).from_select(list(table.c.keys()), select)
+    # Each aggregate's partition, from its grain's start (a grain lies in one partition), so
+    # that one statement builds several partitions; computed on the aggregates, not per row.
+    partition = _partition_of_bucket(grouped.c.bucket, rollup.partition, dialect)
+    return sa.insert(table).from_select(list(table.c.keys()), sa.select(partition, *grouped.c))
 
 
 async def _prepare(
@@ -281,6 +364,38 @@ async def _prepare(
     return True
 
 
+def named_partitions(unit: str, named: Sequence[str], known: set[str]) -> list[str]:
+    """A rollup's partitions that named keys (days or months) cover.
+
+    A key of the rollup's own shape is itself; a wider one (a month of a rollup by day) is
+    those of its partitions that hold rows or were built; a narrower one (a day of a rollup
+    by month) is the partition holding it.
+    """
+    chosen: set[str] = set()
+    for key in named:
+        first, last = partitions_over(unit, partition_bounds(key))
+        if first == last:
+            chosen.add(first)
+        else:
+            chosen.update(partition for partition in known if first <= partition <= last)
+    return sorted(chosen)
+
+
+def swap_runs(partitions: Sequence[str]) -> list[list[str]]:
+    """Sorted partitions in runs of adjacent ones, each spanning at most SWAP_SPAN."""
+    runs: list[list[str]] = []
+    run_start = run_end = None
+    for partition in sorted(partitions):
+        start, end = partition_bounds(partition)
+        if runs and run_start is not None and start == run_end and end - run_start <= SWAP_SPAN:
+            runs[-1].append(partition)
+        else:
+            runs.append([partition])
+            run_start = start
+        run_end = end
+    return runs
+
+
 async def refresh_rollup(
     engine: AsyncEngine,
     catalog: AnalyticsCatalog,
@@ -289,21 +404,23 @@ async def refresh_rollup(
     partitions: Sequence[str] | None = None,
     full: bool = False,
 ) -> RefreshSummary:
-    """Rebuilds the partitions that need it: those named, all, or those whose source changed."""
+    """Rebuilds the partitions that need it: those named (days or months), all, or those
+    whose counters moved."""
     async with engine.begin() as connection:
         recreated = await _prepare(connection, catalog, rollup)
         current = (await current_changes(connection, catalog, [rollup]))[rollup.name]
         recorded = states_of((await connection.execute(state_statement([rollup.name]))).all())
     digest = definition_digest(catalog, rollup)
     built = {partition: state for (_, partition), state in recorded.items()}
+    known = set(current) | set(built)
     if partitions is not None:
-        chosen = sorted(set(partitions))
+        chosen = named_partitions(rollup.partition, partitions, known)
     elif full or rollup.refresh == "all_partitions":
-        chosen = sorted(set(current) | set(built))
+        chosen = sorted(known)
     else:
         chosen = sorted(
             partition
-            for partition in set(current) | set(built)
+            for partition in known
             if partition not in built
             or partition not in current
             or built[partition].definition != digest
@@ -313,56 +430,71 @@ async def refresh_rollup(
     rebuilt: list[str] = []
     removed: list[str] = []
     rows = 0
-    for partition in chosen:
-        inserted = await _swap_partition(engine, catalog, rollup, table, partition, digest)
-        if inserted == 0:
-            removed.append(partition)
-        else:
-            rebuilt.append(partition)
-            rows += inserted
-    unchanged = len(set(current) | set(built)) - len(set(chosen) & (set(current) | set(built)))
+    for run in swap_runs(chosen):
+        inserted = await _swap_partitions(engine, catalog, rollup, table, run, digest)
+        for partition in run:
+            if inserted.get(partition, 0) == 0:
+                removed.append(partition)
+            else:
+                rebuilt.append(partition)
+                rows += inserted[partition]
+    unchanged = len(known) - len(set(chosen) & known)
     return RefreshSummary(rollup.name, tuple(rebuilt), tuple(removed), unchanged, rows, recreated)
 
 
-async def _swap_partition(
+async def _swap_partitions(
     engine: AsyncEngine,
     catalog: AnalyticsCatalog,
     rollup: RollupDefinition,
     table: sa.Table,
-    partition: str,
+    partitions: Sequence[str],
     digest: str,
-) -> int:
-    """Replaces one partition in one transaction; the number of rows it now holds."""
+) -> dict[str, int]:
+    """Replaces adjacent partitions in one transaction; the rows each now holds."""
     dialect = engine.dialect.name
+    span = _span_of(partitions)
+    first, last = partitions[0], partitions[-1]
     async with engine.connect() as connection:
         if dialect == "postgresql":
             # One snapshot for the rows aggregated and the counters recorded with them.
             connection = await connection.execution_options(isolation_level="REPEATABLE READ")
         async with connection.begin():
             # On SQLite the first write takes the store's write lock: no write lands between
-            # the aggregation and the counters read below.
-            await connection.execute(sa.delete(table).where(table.c.partition == partition))
+            # the aggregation and the counters read below. The partitions are adjacent, so
+            # their keys are exactly those of the key range.
+            await connection.execute(sa.delete(table).where(table.c.partition.between(first, last)))
             await connection.execute(
                 sa.delete(rollup_state).where(
-                    rollup_state.c.rollup == rollup.name, rollup_state.c.partition == partition
+                    rollup_state.c.rollup == rollup.name,
+                    rollup_state.c.partition.between(first, last),
                 )
             )
-            result = await connection.execute(
-                _build_statement(catalog, rollup, table, partition, dialect)
-            )
-            changes = (await current_changes(connection, catalog, [rollup]))[rollup.name]
-            inserted = int(result.rowcount or 0)
+            await connection.execute(_build_statement(catalog, rollup, table, span, dialect))
+            inserted: dict[str, int] = {
+                partition: int(count)
+                for partition, count in await connection.execute(
+                    sa.select(table.c.partition, sa.func.count())
+                    .where(table.c.partition.between(first, last))
+                    .group_by(table.c.partition)
+                )
+            }
+            changes = (await current_changes(connection, catalog, [rollup], span))[rollup.name]
+            built_at = datetime.now(UTC)
             # Recorded even when empty (every row deleted): the partition is then current
             # with no rows, and routing knows it holds nothing rather than nothing known.
             await connection.execute(
-                sa.insert(rollup_state).values(
-                    rollup=rollup.name,
-                    partition=partition,
-                    definition=digest,
-                    rows=inserted,
-                    changes=changes.get(partition, 0),
-                    built_at=datetime.now(UTC),
-                )
+                sa.insert(rollup_state),
+                [
+                    {
+                        "rollup": rollup.name,
+                        "partition": partition,
+                        "definition": digest,
+                        "rows": inserted.get(partition, 0),
+                        "changes": changes.get(partition, 0),
+                        "built_at": built_at,
+                    }
+                    for partition in partitions
+                ],
             )
             return inserted
 

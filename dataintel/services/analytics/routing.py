@@ -26,9 +26,9 @@ from dataintel.services.analytics.catalog import RollupDefinition
 from dataintel.services.analytics.planner import Plan
 from dataintel.services.analytics.rollups import (
     PartitionState,
+    Span,
     definition_digest,
-    partition_bounds,
-    partition_of,
+    partitions_over,
     rollup_raws,
 )
 
@@ -104,17 +104,11 @@ def candidates(plan: Plan) -> list[Candidate]:
     return found
 
 
-def partitions_touched(plan: Plan) -> list[str] | None:
-    """The partition keys the range covers; None for an open range (every partition)."""
+def range_of(plan: Plan) -> Span | None:
+    """The UTC range the query reads; None for an open range (every partition)."""
     if plan.start is None or plan.end is None:
         return None
-    keys: list[str] = []
-    moment = plan.start
-    while moment < plan.end:
-        key = partition_of(moment)
-        keys.append(key)
-        moment = partition_bounds(key)[1]
-    return keys
+    return plan.start.astimezone(UTC), plan.end.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +121,7 @@ class Decision:
 
 def decide(
     candidates_found: Sequence[Candidate],
-    touched: Sequence[str] | None,
+    span: Span | None,
     current: Mapping[str, Mapping[str, int]],
     recorded: Mapping[tuple[str, str], PartitionState],
 ) -> Decision:
@@ -139,11 +133,13 @@ def decide(
         states = {
             partition: state for (rollup, partition), state in recorded.items() if rollup == name
         }
-        # The partitions the range touches that hold rows now or did when built.
+        # The partitions the range touches that hold rows now or did when built (keys sort
+        # by time: those between the first and the last partition overlapping the range).
+        first, last = (
+            ("", "~") if span is None else partitions_over(candidate.rollup.partition, span)
+        )
         needed = {
-            partition
-            for partition in set(changes) | set(states)
-            if touched is None or partition in touched
+            partition for partition in set(changes) | set(states) if first <= partition <= last
         }
         if not needed:
             # Nothing built in the range proves the rollup current there: read raw rows.

@@ -11,13 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dataintel.services.analytics.catalog import AnalyticsCatalog
 from dataintel.services.analytics.planner import AnalyticsQuery, Plan, plan_query
 from dataintel.services.analytics.results import AnalyticsResult, shape_result
-from dataintel.services.analytics.rollups import current_changes, state_statement, states_of
-from dataintel.services.analytics.routing import (
-    Decision,
-    candidates,
-    decide,
-    partitions_touched,
+from dataintel.services.analytics.rollups import (
+    current_changes,
+    state_statement,
+    states_of,
+    touched_span,
 )
+from dataintel.services.analytics.routing import Decision, candidates, decide, range_of
 from dataintel.services.analytics.sql import rows_statement, totals_statement
 from dataintel.store.guarded import StoreEngine, read
 
@@ -74,13 +74,14 @@ class SqlAnalyticsService:
         found = candidates(plan)
         if not found:
             return None
-        touched = partitions_touched(plan)
+        span = range_of(plan)
         names = [candidate.rollup.name for candidate in found]
-        recorded = states_of((await connection.execute(state_statement(names, touched))).all())
+        recorded = states_of((await connection.execute(state_statement(names, span))).all())
         if not recorded:
             # Never built (`dataintel analytics rollups build`), or not in this range.
             return None
-        current = await current_changes(
-            connection, plan.catalog, [candidate.rollup for candidate in found]
-        )
-        return decide(found, touched, current, recorded)
+        rollups = [candidate.rollup for candidate in found]
+        # Only the counters of the days the range's partitions cover: a range scan.
+        counted = None if span is None else touched_span(rollups, span)
+        current = await current_changes(connection, plan.catalog, rollups, counted)
+        return decide(found, span, current, recorded)
