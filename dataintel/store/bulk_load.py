@@ -64,6 +64,10 @@ async def insert_rows(
 
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
+    if dialect.name == "postgresql" and not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter opens its transaction with the first statement it
+        # runs; a COPY straight to the driver before that would commit on its own.
+        await connection.exec_driver_sql("SELECT 1")
     statement = (
         f"INSERT INTO {table.name} ({', '.join(columns)})"
         f" VALUES ({', '.join('?' for _ in columns)})"
