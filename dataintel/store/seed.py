@@ -64,8 +64,6 @@ ROLE_DESCRIPTIONS: Mapping[str, str] = {
     "admin": "Everything, including users, roles and API keys.",
 }
 
-T = TypeVar("T")
-
 _SEED = "dataintel-demo-v1"
 SEED_DATA_VERSION = 1
 """Bumped whenever the rows of a scale change: stores seeded earlier (bench caches) are stale."""
@@ -199,6 +197,9 @@ def _random(part: str, scale: int) -> random.Random:
 # randint takes getrandbits of the range's bit length until it falls below the range.
 
 
+T = TypeVar("T")
+
+
 def _weighted(
     chance: random.Random, population: Sequence[T], weights: Sequence[float]
 ) -> Callable[[], T]:
@@ -234,9 +235,14 @@ _EVENT_COLUMNS = ("id", "customer_id", "session_id", "type", "channel", "occurre
 _LEDGER_COLUMNS = (
     "id", "entry_ref", "order_id", "amount_cents", "currency", "booked_at", "status",
 )  # fmt: skip
+_PRICE_COLUMN = _PRODUCT_COLUMNS.index("price_cents")
 _COUNTRY_COLUMN = _CUSTOMER_COLUMNS.index("country")
 _EMAIL_COLUMN = _CUSTOMER_COLUMNS.index("email")
+_STATUS_COLUMN = _ORDER_COLUMNS.index("status")
+_PLACED_COLUMN = _ORDER_COLUMNS.index("placed_at")
 _TOTAL_COLUMN = _ORDER_COLUMNS.index("total_cents")
+_ITEM_ORDER_COLUMN = _ORDER_ITEM_COLUMNS.index("order_id")
+_BOOKED_COLUMN = _LEDGER_COLUMNS.index("booked_at")
 
 Row = tuple[Any, ...]
 
@@ -406,6 +412,7 @@ def _orders_and_items(
 
 EventDraft = tuple[int, int, int | None, str, str, str]
 """An event as drawn: when, the draw's number (ties keep draw order), then its columns."""
+_DRAFT_CHANNEL = 5
 
 
 def _events(scale: int, customers: _Customers, orders: Sequence[Row]) -> list[EventDraft]:
@@ -470,7 +477,7 @@ class _Ledger:
 def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
     chance = _random("ledger", scale)
     getrandbits = chance.getrandbits
-    eligible = [order for order in orders if order[2] != "cancelled"]
+    eligible = [order for order in orders if order[_STATUS_COLUMN] != "cancelled"]
     missing_count, amount_count, booked_count, orphan_count = (
         25 * scale,
         20 * scale,
@@ -541,7 +548,9 @@ def _customer_defects(scale: int, customers: list[Row]) -> tuple[int, int]:
 def _order_defects(scale: int, orders: list[Row]) -> int:
     # Only cancelled orders: revenue, the ledger and the features never count them.
     chance = _random("order-defects", scale)
-    cancelled = [index for index, order in enumerate(orders) if order[2] == "cancelled"]
+    cancelled = [
+        index for index, order in enumerate(orders) if order[_STATUS_COLUMN] == "cancelled"
+    ]
     picked = chance.sample(cancelled, 5 * scale)
     for index in picked:
         row = orders[index]
@@ -555,10 +564,11 @@ def _stop_channel_early(drafts: list[EventDraft]) -> tuple[int, int | None]:
     # Drafts are in time order: only the tail after the cutoff can lose any.
     tail_start = bisect_right(drafts, cutoff, key=itemgetter(0))
     tail = drafts[tail_start:]
-    kept = [draft for draft in tail if draft[5] != STOPPED_EVENTS_CHANNEL]
+    kept = [draft for draft in tail if draft[_DRAFT_CHANNEL] != STOPPED_EVENTS_CHANNEL]
     drafts[tail_start:] = kept
     last = next(
-        (draft[0] for draft in reversed(drafts) if draft[5] == STOPPED_EVENTS_CHANNEL), None
+        (draft[0] for draft in reversed(drafts) if draft[_DRAFT_CHANNEL] == STOPPED_EVENTS_CHANNEL),
+        None,
     )
     return len(tail) - len(kept), last
 
@@ -657,26 +667,28 @@ async def seed(engine: AsyncEngine, scale: int = 1) -> SeedSummary:
             without_country, shared_emails = _customer_defects(scale, customers.rows)
             await _insert(connection, tables.customers, _CUSTOMER_COLUMNS, customers.rows)
             orders, items = _orders_and_items(
-                10_000 * scale, scale, customers, [product[4] for product in products]
+                10_000 * scale, scale, customers, [product[_PRICE_COLUMN] for product in products]
             )
             out_of_range = _order_defects(scale, orders)
             await _insert(connection, tables.orders, _ORDER_COLUMNS, orders)
             await _insert(connection, tables.order_items, _ORDER_ITEM_COLUMNS, items)
             days = {
-                "orders": _days(order[4] for order in orders),
-                "order_items": _days(orders[item[1] - 1][4] for item in items),
+                "orders": _days(map(itemgetter(_PLACED_COLUMN), orders)),
+                "order_items": _days(
+                    orders[item[_ITEM_ORDER_COLUMN] - 1][_PLACED_COLUMN] for item in items
+                ),
             }
             item_count = len(items)
             del items
             events = _events(scale, customers, orders)
             events_missing, last_stopped = _stop_channel_early(events)
             await _insert(connection, tables.events, _EVENT_COLUMNS, _numbered_events(events))
-            days["events"] = _days(event[0] for event in events)
+            days["events"] = _days(map(itemgetter(0), events))
             event_count = len(events)
             del events
             ledger = _ledger(scale, orders)
             await _insert(connection, tables.ledger_entries, _LEDGER_COLUMNS, ledger.entries)
-            days["ledger_entries"] = _days(entry[5] for entry in ledger.entries)
+            days["ledger_entries"] = _days(map(itemgetter(_BOOKED_COLUMN), ledger.entries))
             if suspended:
                 # What the triggers would have counted for the rows written.
                 untimed = {"customers": len(customers.rows), "products": len(products)}
