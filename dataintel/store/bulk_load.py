@@ -43,7 +43,7 @@ async def insert_rows(
     """Inserts rows (tuples of ``columns``' values) in the connection's transaction.
 
     A ``UTCDateTime`` column's values are whole seconds since ``moments_since``. ``rows`` may
-    be a generator: it is read a chunk at a time, the next chunk while the last is written.
+    be a generator: it is read a chunk at a time, and never held whole.
     """
     dialect = connection.dialect
     binders = [
@@ -80,8 +80,9 @@ async def insert_rows(
         else:
             await driver.executemany(statement, chunk)
 
-    # The driver writes a chunk outside this thread (aiosqlite's thread, the server for COPY)
-    # while this one draws and converts the next.
+    # aiosqlite writes a chunk in a thread of its own (sqlite3 lets go of the GIL while
+    # SQLite works) while this one draws and converts the next; asyncpg's COPY goes on only
+    # while this thread waits.
     rows_left = iter(rows)
     writing: asyncio.Task[None] | None = None
     try:
