@@ -20,11 +20,12 @@ import math
 import random
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
-from typing import Any
+from operator import itemgetter
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -32,8 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from dataintel.store import tables
 from dataintel.store.bulk_load import (
     add_written_counts,
+    indexes_suspended,
     insert_rows,
     mark_all_written,
+    page_cache_enlarged,
     row_triggers_suspended,
 )
 
@@ -146,8 +149,6 @@ _ADJECTIVES = (
     "Pro", "Smart", "Ultra", "Vintage", "Lightweight", "Everyday",
 )  # fmt: skip
 
-Row = dict[str, Any]
-
 
 @dataclass(frozen=True, slots=True)
 class SeedSummary:
@@ -183,39 +184,67 @@ class SeedSummary:
     """The stopped channel's latest event."""
 
 
-@dataclass(frozen=True, slots=True)
-class _QualityDefects:
-    customers_without_country: int
-    duplicated_customer_emails: int
-    orders_total_out_of_range: int
-    stopped_channel_events_missing: int
-    stopped_channel_last_event_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class _DemoRows:
-    customers: list[Row]
-    products: list[Row]
-    orders: list[Row]
-    order_items: list[Row]
-    events: list[Row]
-    ledger_entries: list[Row]
-    orders_missing_from_ledger: int
-    ledger_amount_mismatches: int
-    ledger_large_amount_mismatches: int
-    ledger_booked_at_outliers: int
-    ledger_entries_without_order: int
-    defects: _QualityDefects
-
-
 def _random(part: str, scale: int) -> random.Random:
     # One generator per table: changing how events are drawn leaves the orders as they are.
     # A str seed is hashed with SHA-512, the same in every process (unlike hash()).
     return random.Random(f"{_SEED}:{part}:{scale}")
 
 
+# Random's own choices(), choice() and randint() set up each call anew (running totals of the
+# weights, range checks), which was most of the time of a large seed. These draw the very
+# same numbers from the generator as those do (CPython's algorithms, which the frozen digest
+# test pins): a weighted choice bisects one random() into the running totals, a choice or a
+# randint takes getrandbits of the range's bit length until it falls below the range.
+
+
+T = TypeVar("T")
+
+
+def _weighted(
+    chance: random.Random, population: Sequence[T], weights: Sequence[float]
+) -> Callable[[], T]:
+    """What ``chance.choices(population, weights)[0]`` draws, one call at a time."""
+    totals = list(accumulate(weights))
+    total, last, draw = totals[-1] + 0.0, len(population) - 1, chance.random
+    return lambda: population[bisect_right(totals, draw() * total, 0, last)]
+
+
+def _below(getrandbits: Callable[[int], int], n: int) -> int:
+    """What ``chance.randrange(n)`` draws, with ``getrandbits`` the generator's own."""
+    bits = n.bit_length()
+    drawn = getrandbits(bits)
+    while drawn >= n:
+        drawn = getrandbits(bits)
+    return drawn
+
+
 def _moment(seconds: int) -> datetime:
     return WINDOW_START + timedelta(seconds=seconds)
+
+
+# Rows are tuples in these columns' order, moments as whole seconds since WINDOW_START
+# (cheap to draw and compare); insert_rows turns them into what the store keeps.
+_PRODUCT_COLUMNS = ("id", "sku", "name", "category", "price_cents")
+_CUSTOMER_COLUMNS = (
+    "id", "code", "email", "name", "region", "country", "tier", "acquisition_channel",
+    "signed_up_at",
+)  # fmt: skip
+_ORDER_COLUMNS = ("id", "customer_id", "status", "channel", "placed_at", "total_cents", "currency")
+_ORDER_ITEM_COLUMNS = ("id", "order_id", "product_id", "quantity", "unit_price_cents")
+_EVENT_COLUMNS = ("id", "customer_id", "session_id", "type", "channel", "occurred_at")
+_LEDGER_COLUMNS = (
+    "id", "entry_ref", "order_id", "amount_cents", "currency", "booked_at", "status",
+)  # fmt: skip
+_PRICE_COLUMN = _PRODUCT_COLUMNS.index("price_cents")
+_COUNTRY_COLUMN = _CUSTOMER_COLUMNS.index("country")
+_EMAIL_COLUMN = _CUSTOMER_COLUMNS.index("email")
+_STATUS_COLUMN = _ORDER_COLUMNS.index("status")
+_PLACED_COLUMN = _ORDER_COLUMNS.index("placed_at")
+_TOTAL_COLUMN = _ORDER_COLUMNS.index("total_cents")
+_ITEM_ORDER_COLUMN = _ORDER_ITEM_COLUMNS.index("order_id")
+_BOOKED_COLUMN = _LEDGER_COLUMNS.index("booked_at")
+
+Row = tuple[Any, ...]
 
 
 def _products(count: int) -> list[Row]:
@@ -234,13 +263,13 @@ def _products(count: int) -> list[Row]:
         low, high = _CATEGORY_PRICE_DOLLARS[category]
         dollars = int(math.exp(chance.uniform(math.log(low), math.log(high))))
         rows.append(
-            {
-                "id": product_id,
-                "sku": f"{category[:3].upper()}-{product_id:05d}",
-                "name": name,
-                "category": category,
-                "price_cents": dollars * 100 + 99,
-            }
+            (
+                product_id,
+                f"{category[:3].upper()}-{product_id:05d}",
+                name,
+                category,
+                dollars * 100 + 99,
+            )
         )
     return rows
 
@@ -250,48 +279,69 @@ def _growing_share(chance: random.Random) -> float:
     return chance.random() if chance.random() < 0.4 else chance.random() ** 0.5
 
 
-def _customers(count: int, scale: int) -> list[Row]:
+@dataclass(frozen=True, slots=True)
+class _Customers:
+    rows: list[Row]
+    signed_up: list[int]
+    tiers: list[str]
+
+
+def _customers(count: int, scale: int) -> _Customers:
     chance = _random("customers", scale)
+    getrandbits = chance.getrandbits
     latest_sign_up = _SPAN_SECONDS - 14 * _DAY
     sign_ups = sorted(
         _HOUR + int((latest_sign_up - _HOUR) * _growing_share(chance)) for _ in range(count)
     )
+    region_of = _weighted(chance, tables.REGIONS, _REGION_WEIGHTS)
+    country_of = {
+        region: _weighted(chance, countries, weights)
+        for region, (countries, weights) in _COUNTRIES.items()
+    }
+    tier_of = _weighted(chance, tables.TIERS, _TIER_WEIGHTS)
+    acquisition_of = _weighted(chance, tables.ACQUISITION_CHANNELS, _ACQUISITION_WEIGHTS)
+    firsts, lasts = len(_FIRST_NAMES), len(_LAST_NAMES)
     rows: list[Row] = []
+    tiers: list[str] = []
     for customer_id, signed_up in enumerate(sign_ups, start=1):
-        region = chance.choices(tables.REGIONS, _REGION_WEIGHTS)[0]
-        countries, country_weights = _COUNTRIES[region]
-        first, last = chance.choice(_FIRST_NAMES), chance.choice(_LAST_NAMES)
+        region = region_of()
+        first = _FIRST_NAMES[_below(getrandbits, firsts)]
+        last = _LAST_NAMES[_below(getrandbits, lasts)]
+        country = country_of[region]()
+        tier = tier_of()
+        tiers.append(tier)
         rows.append(
-            {
-                "id": customer_id,
-                "code": f"C{customer_id:06d}",
-                "email": f"{first}.{last}.{customer_id}@example.com".lower(),
-                "name": f"{first} {last}",
-                "region": region,
-                "country": chance.choices(countries, country_weights)[0],
-                "tier": chance.choices(tables.TIERS, _TIER_WEIGHTS)[0],
-                "acquisition_channel": chance.choices(
-                    tables.ACQUISITION_CHANNELS, _ACQUISITION_WEIGHTS
-                )[0],
-                "signed_up_at": signed_up,
-            }
+            (
+                customer_id,
+                f"C{customer_id:06d}",
+                f"{first}.{last}.{customer_id}@example.com".lower(),
+                f"{first} {last}",
+                region,
+                country,
+                tier,
+                acquisition_of(),
+                signed_up,
+            )
         )
-    return rows
+    return _Customers(rows, sign_ups, tiers)
 
 
-def _season(seconds: int) -> float:
+def _day_seasons() -> list[float]:
     # Holiday months and weekends sell more, so analytics by month and weekday have a shape.
-    moment = _moment(seconds)
-    month = {11: 1.4, 12: 1.6}.get(moment.month, 1.0)
-    weekend = 1.15 if moment.weekday() >= 5 else 1.0
-    return month * weekend
+    # Per day of the window (it starts at midnight UTC): a draw looks up its day's factor.
+    seasons: list[float] = []
+    for day in range(_SPAN_SECONDS // _DAY + 1):
+        moment = _moment(day * _DAY)
+        month = {11: 1.4, 12: 1.6}.get(moment.month, 1.0)
+        weekend = 1.15 if moment.weekday() >= 5 else 1.0
+        seasons.append(month * weekend)
+    return seasons
 
 
 _MOST_SEASONAL = 1.6 * 1.15
 
 
-def _status(chance: random.Random, age_seconds: int) -> str:
-    roll = chance.random()
+def _status(roll: float, age_seconds: int) -> str:
     if roll < 0.05:
         return "cancelled"
     if age_seconds < _DAY:
@@ -304,133 +354,114 @@ def _status(chance: random.Random, age_seconds: int) -> str:
 
 
 def _orders_and_items(
-    count: int, scale: int, customers: Sequence[Row], products: Sequence[Row]
+    count: int, scale: int, customers: _Customers, prices: Sequence[int]
 ) -> tuple[list[Row], list[Row]]:
     chance = _random("orders", scale)
+    draw, getrandbits = chance.random, chance.getrandbits
     # Some customers never buy; the others buy by tier and by how long they have been around.
     weights = [
         0.0
-        if chance.random() < 0.15
-        else _TIER_ORDER_RATE[customer["tier"]]
-        * (_SPAN_SECONDS - customer["signed_up_at"])
-        / _SPAN_SECONDS
-        for customer in customers
+        if draw() < 0.15
+        else _TIER_ORDER_RATE[tier] * (_SPAN_SECONDS - signed_up) / _SPAN_SECONDS
+        for tier, signed_up in zip(customers.tiers, customers.signed_up, strict=True)
     ]
-    buyers = chance.choices(range(len(customers)), cum_weights=list(accumulate(weights)), k=count)
+    buyers = chance.choices(
+        range(len(customers.rows)), cum_weights=list(accumulate(weights)), k=count
+    )
+    seasons = _day_seasons()
     drafts: list[tuple[int, int, int]] = []
-    for draw, buyer in enumerate(buyers):
-        earliest = customers[buyer]["signed_up_at"] + 30 * _MINUTE
+    for draw_number, buyer in enumerate(buyers):
+        earliest = customers.signed_up[buyer] + 30 * _MINUTE
+        width = _SPAN_SECONDS - earliest + 1
         while True:
-            placed = chance.randint(earliest, _SPAN_SECONDS)
-            if chance.random() * _MOST_SEASONAL < _season(placed):
+            placed = earliest + _below(getrandbits, width)
+            if draw() * _MOST_SEASONAL < seasons[placed // _DAY]:
                 break
-        drafts.append((placed, draw, buyer))
+        drafts.append((placed, draw_number, buyer))
     drafts.sort()
 
-    ranks = list(range(1, len(products) + 1))
+    ranks = list(range(1, len(prices) + 1))
     chance.shuffle(ranks)
     popularity = list(accumulate(1.0 / rank**0.8 for rank in ranks))
+    most_popular = popularity[-1]
+    wanted_of = _weighted(chance, (1, 2, 3, 4, 5), (30, 28, 20, 13, 9))
+    quantity_of = _weighted(chance, (1, 2, 3), (75, 18, 7))
+    channel_of = _weighted(chance, tables.SALES_CHANNELS, _ORDER_CHANNEL_WEIGHTS)
+    discounts = (10, 15, 20, 25)
     orders: list[Row] = []
     items: list[Row] = []
     for order_id, (placed, _draw, buyer) in enumerate(drafts, start=1):
-        wanted = chance.choices((1, 2, 3, 4, 5), (30, 28, 20, 13, 9))[0]
+        wanted = wanted_of()
         chosen: list[int] = []
         while len(chosen) < wanted:
-            index = bisect_right(popularity, chance.random() * popularity[-1])
+            index = bisect_right(popularity, draw() * most_popular)
             if index not in chosen:
                 chosen.append(index)
         total = 0
         for index in chosen:
-            quantity = chance.choices((1, 2, 3), (75, 18, 7))[0]
-            price = products[index]["price_cents"]
-            if chance.random() < 0.12:
-                price = price * (100 - chance.choice((10, 15, 20, 25))) // 100
+            quantity = quantity_of()
+            price = prices[index]
+            if draw() < 0.12:
+                price = price * (100 - discounts[_below(getrandbits, 4)]) // 100
             total += quantity * price
-            items.append(
-                {
-                    "id": len(items) + 1,
-                    "order_id": order_id,
-                    "product_id": products[index]["id"],
-                    "quantity": quantity,
-                    "unit_price_cents": price,
-                }
-            )
-        orders.append(
-            {
-                "id": order_id,
-                "customer_id": customers[buyer]["id"],
-                "status": _status(chance, _SPAN_SECONDS - placed),
-                "channel": chance.choices(tables.SALES_CHANNELS, _ORDER_CHANNEL_WEIGHTS)[0],
-                "placed_at": placed,
-                "total_cents": total,
-                "currency": "USD",
-            }
-        )
+            items.append((len(items) + 1, order_id, index + 1, quantity, price))
+        status = _status(draw(), _SPAN_SECONDS - placed)
+        orders.append((order_id, buyer + 1, status, channel_of(), placed, total, "USD"))
     return orders, items
 
 
-def _events(scale: int, customers: Sequence[Row], orders: Sequence[Row]) -> list[Row]:
+EventDraft = tuple[int, int, int | None, str, str, str]
+"""An event as drawn: when, the draw's number (ties keep draw order), then its columns."""
+_DRAFT_CHANNEL = 5
+
+
+def _events(scale: int, customers: _Customers, orders: Sequence[Row]) -> list[EventDraft]:
+    """Every event drawn, in time order."""
     chance = _random("events", scale)
-    drafts: list[tuple[int, int, int | None, str, str, str]] = []
-
-    def session() -> str:
-        return f"{chance.getrandbits(64):016x}"
-
-    def add(at: int, customer_id: int | None, session_id: str, kind: str, channel: str) -> None:
-        drafts.append((at, len(drafts), customer_id, session_id, kind, channel))
+    draw, getrandbits = chance.random, chance.getrandbits
+    browse_channel_of = _weighted(chance, _BROWSE_CHANNELS, _BROWSE_CHANNEL_WEIGHTS)
+    page_views_of = _weighted(chance, (1, 2, 3), (55, 30, 15))
+    pages_of = _weighted(chance, (1, 2, 3, 4), (50, 25, 15, 10))
+    drafts: list[EventDraft] = []
+    add = drafts.append
 
     # A visitor views a page, then signs up.
-    for customer in customers:
-        session_id, channel = (
-            session(),
-            chance.choices(_BROWSE_CHANNELS, _BROWSE_CHANNEL_WEIGHTS)[0],
-        )
-        signed_up = customer["signed_up_at"]
-        add(signed_up - chance.randint(1, 15) * _MINUTE, None, session_id, "page_view", channel)
-        add(signed_up, customer["id"], session_id, "sign_up", channel)
+    for signer, signed_up in enumerate(customers.signed_up, start=1):
+        session_id, channel = f"{getrandbits(64):016x}", browse_channel_of()
+        viewed = signed_up - (1 + _below(getrandbits, 15)) * _MINUTE
+        add((viewed, len(drafts), None, session_id, "page_view", channel))
+        add((signed_up, len(drafts), signer, session_id, "sign_up", channel))
 
     # Every order closes a session: page views, a cart, the purchase at placed_at.
-    for order in orders:
-        session_id, channel, placed = session(), order["channel"], order["placed_at"]
-        buyer = order["customer_id"]
-        page_views = chance.choices((1, 2, 3), (55, 30, 15))[0]
-        for minutes in sorted((chance.randint(5, 25) for _ in range(page_views)), reverse=True):
-            add(placed - minutes * _MINUTE, buyer, session_id, "page_view", channel)
-        add(placed - chance.randint(1, 4) * _MINUTE, buyer, session_id, "add_to_cart", channel)
-        add(placed, buyer, session_id, "purchase", channel)
+    for _id, buyer, _status, channel, placed, _total, _currency in orders:
+        session_id = f"{getrandbits(64):016x}"
+        page_views = page_views_of()
+        for minutes in sorted(
+            (5 + _below(getrandbits, 21) for _ in range(page_views)), reverse=True
+        ):
+            add((placed - minutes * _MINUTE, len(drafts), buyer, session_id, "page_view", channel))
+        carted = placed - (1 + _below(getrandbits, 4)) * _MINUTE
+        add((carted, len(drafts), buyer, session_id, "add_to_cart", channel))
+        add((placed, len(drafts), buyer, session_id, "purchase", channel))
 
     # Sessions that do not convert: anonymous visitors, and customers who only look.
+    customer_count = len(customers.signed_up)
     for _ in range(6000 * scale):
-        session_id, channel = (
-            session(),
-            chance.choices(_BROWSE_CHANNELS, _BROWSE_CHANNEL_WEIGHTS)[0],
-        )
+        session_id, channel = f"{getrandbits(64):016x}", browse_channel_of()
         customer_id: int | None = None
         earliest = 0
-        if chance.random() < 0.45:
-            customer = chance.choice(customers)
-            customer_id, earliest = customer["id"], customer["signed_up_at"] + _HOUR
-        at = chance.randint(earliest, _SPAN_SECONDS - _HOUR)
-        for _page in range(chance.choices((1, 2, 3, 4), (50, 25, 15, 10))[0]):
-            add(at, customer_id, session_id, "page_view", channel)
-            at += chance.randint(20, 180)
-        if chance.random() < 0.3:
-            add(at, customer_id, session_id, "add_to_cart", channel)
+        if draw() < 0.45:
+            index = _below(getrandbits, customer_count)
+            customer_id, earliest = index + 1, customers.signed_up[index] + _HOUR
+        at = earliest + _below(getrandbits, _SPAN_SECONDS - _HOUR - earliest + 1)
+        for _page in range(pages_of()):
+            add((at, len(drafts), customer_id, session_id, "page_view", channel))
+            at += 20 + _below(getrandbits, 161)
+        if draw() < 0.3:
+            add((at, len(drafts), customer_id, session_id, "add_to_cart", channel))
 
     drafts.sort()
-    return [
-        {
-            "id": event_id,
-            "customer_id": customer_id,
-            "session_id": session_id,
-            "type": kind,
-            "channel": channel,
-            "occurred_at": at,
-        }
-        for event_id, (at, _draw, customer_id, session_id, kind, channel) in enumerate(
-            drafts, start=1
-        )
-    ]
+    return drafts
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +476,8 @@ class _Ledger:
 
 def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
     chance = _random("ledger", scale)
-    eligible = [order for order in orders if order["status"] != "cancelled"]
+    getrandbits = chance.getrandbits
+    eligible = [order for order in orders if order[_STATUS_COLUMN] != "cancelled"]
     missing_count, amount_count, booked_count, orphan_count = (
         25 * scale,
         20 * scale,
@@ -459,11 +491,13 @@ def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
 
     drafts: list[tuple[int, int, int, str]] = []
     mismatches = large = 0
-    for index, order in enumerate(eligible):
+    booking_delays = 2 * _HOUR - 2 * _MINUTE + 1
+    for index, (order_id, _buyer, status, _channel, placed, amount, _currency) in enumerate(
+        eligible
+    ):
         if index in missing:
             continue
-        placed, amount = order["placed_at"], order["total_cents"]
-        booked = placed + chance.randint(2 * _MINUTE, 2 * _HOUR)
+        booked = placed + 2 * _MINUTE + _below(getrandbits, booking_delays)
         if index in booked_off:
             shift = chance.randint(3 * _DAY, 30 * _DAY)
             # Late when the window has room, else early: far off either way.
@@ -477,8 +511,7 @@ def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
                 delta = chance.randint(1, LEDGER_SMALL_AMOUNT_DIFFERENCE_CENTS)
             mismatches += 1
             amount = amount - delta if amount - delta > 0 else amount + delta
-        status = "reversed" if order["status"] == "refunded" else "booked"
-        drafts.append((booked, order["id"], amount, status))
+        drafts.append((booked, order_id, amount, "reversed" if status == "refunded" else "booked"))
     for number in range(1, orphan_count + 1):
         booked = chance.randint(0, _SPAN_SECONDS)
         drafts.append(
@@ -487,15 +520,7 @@ def _ledger(scale: int, orders: Sequence[Row]) -> _Ledger:
 
     drafts.sort()
     entries = [
-        {
-            "id": entry_id,
-            "entry_ref": f"LE-{entry_id:08d}",
-            "order_id": order_id,
-            "amount_cents": amount,
-            "currency": "USD",
-            "booked_at": booked,
-            "status": status,
-        }
+        (entry_id, f"LE-{entry_id:08d}", order_id, amount, "USD", booked, status)
         for entry_id, (booked, order_id, amount, status) in enumerate(drafts, start=1)
     ]
     return _Ledger(entries, missing_count, amount_count, large, booked_count, orphan_count)
@@ -506,95 +531,71 @@ def _customer_defects(scale: int, customers: list[Row]) -> tuple[int, int]:
     chance = _random("customer-defects", scale)
     blank_count, shared_count = 3 * scale, 4 * scale
     picked = chance.sample(range(len(customers)), blank_count + 2 * shared_count)
+
+    def edited(index: int, column: int, value: str) -> None:
+        row = customers[index]
+        customers[index] = (*row[:column], value, *row[column + 1 :])
+
     for index in picked[:blank_count]:
-        customers[index]["country"] = ""
+        edited(index, _COUNTRY_COLUMN, "")
     pairs = picked[blank_count:]
     for owner, sharer in zip(pairs[::2], pairs[1::2], strict=True):
         # The store's unique index compares exactly; the same mailbox capitalized slips past it.
-        customers[sharer]["email"] = customers[owner]["email"].capitalize()
+        edited(sharer, _EMAIL_COLUMN, customers[owner][_EMAIL_COLUMN].capitalize())
     return blank_count, shared_count
 
 
 def _order_defects(scale: int, orders: list[Row]) -> int:
     # Only cancelled orders: revenue, the ledger and the features never count them.
     chance = _random("order-defects", scale)
-    cancelled = [order for order in orders if order["status"] == "cancelled"]
+    cancelled = [
+        index for index, order in enumerate(orders) if order[_STATUS_COLUMN] == "cancelled"
+    ]
     picked = chance.sample(cancelled, 5 * scale)
-    for order in picked:
-        order["total_cents"] = -order["total_cents"]
+    for index in picked:
+        row = orders[index]
+        orders[index] = (*row[:_TOTAL_COLUMN], -row[_TOTAL_COLUMN], *row[_TOTAL_COLUMN + 1 :])
     return len(picked)
 
 
-def _stop_channel_early(events: list[Row]) -> tuple[list[Row], int, int | None]:
+def _stop_channel_early(drafts: list[EventDraft]) -> tuple[int, int | None]:
+    """Leaves out the stopped channel's last events (in place); how many, and its last one."""
     cutoff = _SPAN_SECONDS - int(STOPPED_EVENTS_GAP.total_seconds())
-    kept = [
-        event
-        for event in events
-        if event["channel"] != STOPPED_EVENTS_CHANNEL or event["occurred_at"] <= cutoff
-    ]
-    for event_id, event in enumerate(kept, start=1):
-        event["id"] = event_id
-    last = max(
-        (event["occurred_at"] for event in kept if event["channel"] == STOPPED_EVENTS_CHANNEL),
-        default=None,
+    # Drafts are in time order: only the tail after the cutoff can lose any.
+    tail_start = bisect_right(drafts, cutoff, key=itemgetter(0))
+    tail = drafts[tail_start:]
+    kept = [draft for draft in tail if draft[_DRAFT_CHANNEL] != STOPPED_EVENTS_CHANNEL]
+    drafts[tail_start:] = kept
+    last = next(
+        (draft[0] for draft in reversed(drafts) if draft[_DRAFT_CHANNEL] == STOPPED_EVENTS_CHANNEL),
+        None,
     )
-    return kept, len(events) - len(kept), last
+    return len(tail) - len(kept), last
 
 
-def _with_moments(rows: list[Row], *columns: str) -> list[Row]:
-    # Rows are drawn with seconds since WINDOW_START (cheap to compare); the store gets moments.
-    for row in rows:
-        for column in columns:
-            row[column] = _moment(row[column])
-    return rows
+def _numbered_events(drafts: Sequence[EventDraft]) -> Iterator[Row]:
+    for event_id, (at, _draw, customer_id, session_id, kind, channel) in enumerate(drafts, start=1):
+        yield event_id, customer_id, session_id, kind, channel, at
 
 
-def _generate(scale: int) -> _DemoRows:
-    products = _products(round(200 * math.sqrt(scale)))
-    customers = _customers(1000 * scale, scale)
-    orders, items = _orders_and_items(10_000 * scale, scale, customers, products)
-    events, events_missing, last_stopped = _stop_channel_early(_events(scale, customers, orders))
-    without_country, shared_emails = _customer_defects(scale, customers)
-    out_of_range = _order_defects(scale, orders)
-    ledger = _ledger(scale, orders)
-    return _DemoRows(
-        customers=_with_moments(customers, "signed_up_at"),
-        products=products,
-        orders=_with_moments(orders, "placed_at"),
-        order_items=items,
-        events=_with_moments(events, "occurred_at"),
-        ledger_entries=_with_moments(ledger.entries, "booked_at"),
-        orders_missing_from_ledger=ledger.missing,
-        ledger_amount_mismatches=ledger.amount_mismatches,
-        ledger_large_amount_mismatches=ledger.large_amount_mismatches,
-        ledger_booked_at_outliers=ledger.booked_at_outliers,
-        ledger_entries_without_order=ledger.without_order,
-        defects=_QualityDefects(
-            customers_without_country=without_country,
-            duplicated_customer_emails=shared_emails,
-            orders_total_out_of_range=out_of_range,
-            stopped_channel_events_missing=events_missing,
-            stopped_channel_last_event_at=None if last_stopped is None else _moment(last_stopped),
-        ),
-    )
+def _days(moments: Iterable[int]) -> Counter[int]:
+    """How many of the moments (seconds since WINDOW_START) fall on each day of the window."""
+    return Counter(seconds // _DAY for seconds in moments)
 
 
-def _written_counts(rows: _DemoRows) -> Counter[tuple[str, str]]:
-    """Rows per table and UTC day of their time, as row_change_counts' triggers count them."""
+def _written_counts(
+    days: Mapping[str, Counter[int]], untimed: Mapping[str, int]
+) -> Counter[tuple[str, str]]:
+    """Rows per table and UTC day of their time, as row_change_counts' triggers count them.
+
+    ``days`` holds the timed tables' rows per day of the window (see ``_days``).
+    """
     counts: Counter[tuple[str, str]] = Counter()
-    placed = {order["id"]: order["placed_at"] for order in rows.orders}
-    timed = (
-        ("orders", rows.orders, lambda row: row["placed_at"]),
-        ("events", rows.events, lambda row: row["occurred_at"]),
-        ("order_items", rows.order_items, lambda row: placed.get(row["order_id"])),
-        ("ledger_entries", rows.ledger_entries, lambda row: row["booked_at"]),
-    )
-    for table_name, table_rows, time_of in timed:
-        counts.update(
-            (table_name, tables.counter_period(moment)) for moment in map(time_of, table_rows)
-        )
-    counts[("customers", "*")] += len(rows.customers)
-    counts[("products", "*")] += len(rows.products)
+    for table_name, written_per_day in days.items():
+        for day, written in written_per_day.items():
+            counts[(table_name, tables.counter_period(_moment(day * _DAY)))] += written
+    for table_name, written in untimed.items():
+        counts[(table_name, "*")] += written
     return counts
 
 
@@ -629,53 +630,90 @@ async def _seed_roles(connection: AsyncConnection) -> None:
             )
 
 
+_LOAD_CACHE_MEBIBYTES = 128
+"""SQLite's page cache while seeding: most of the indexes' sorting at ``--scale 100``."""
+
+
+async def _insert(
+    connection: AsyncConnection, table: sa.Table, columns: Sequence[str], rows: Iterable[Row]
+) -> None:
+    await insert_rows(connection, table, columns, rows, moments_since=WINDOW_START)
+
+
 async def seed(engine: AsyncEngine, scale: int = 1) -> SeedSummary:
-    """Replaces the demo data with the rows of ``scale`` (same scale, same rows) and adds roles."""
+    """Replaces the demo data with the rows of ``scale`` (same scale, same rows) and adds roles.
+
+    The rows are drawn table by table inside the one transaction, each table written and
+    let go as soon as nothing later needs it: ``--scale 100`` never holds all of them at once.
+    """
     if scale < 1:
         raise ValueError(f"scale must be at least 1, got {scale}")
-    rows = _generate(scale)
     names = [table.name for table in tables.DEMO_TABLES]
     async with engine.begin() as connection:
         # Every row is deleted: every period that held rows (each has a counter) changes.
         # Also the first write, which opens SQLite's transaction before triggers are dropped.
         await mark_all_written(connection, names)
-        async with row_triggers_suspended(connection, names) as suspended:
+        async with (
+            row_triggers_suspended(connection, names) as suspended,
+            indexes_suspended(connection, names),
+            page_cache_enlarged(connection, _LOAD_CACHE_MEBIBYTES),
+        ):
             for table in reversed(tables.DEMO_TABLES):
                 await connection.execute(sa.delete(table))
-            for table, table_rows in (
-                (tables.products, rows.products),
-                (tables.customers, rows.customers),
-                (tables.orders, rows.orders),
-                (tables.order_items, rows.order_items),
-                (tables.events, rows.events),
-                (tables.ledger_entries, rows.ledger_entries),
-            ):
-                await insert_rows(connection, table, table_rows)
+            products = _products(round(200 * math.sqrt(scale)))
+            await _insert(connection, tables.products, _PRODUCT_COLUMNS, products)
+            customers = _customers(1000 * scale, scale)
+            without_country, shared_emails = _customer_defects(scale, customers.rows)
+            await _insert(connection, tables.customers, _CUSTOMER_COLUMNS, customers.rows)
+            orders, items = _orders_and_items(
+                10_000 * scale, scale, customers, [product[_PRICE_COLUMN] for product in products]
+            )
+            out_of_range = _order_defects(scale, orders)
+            await _insert(connection, tables.orders, _ORDER_COLUMNS, orders)
+            await _insert(connection, tables.order_items, _ORDER_ITEM_COLUMNS, items)
+            days = {
+                "orders": _days(map(itemgetter(_PLACED_COLUMN), orders)),
+                "order_items": _days(
+                    orders[item[_ITEM_ORDER_COLUMN] - 1][_PLACED_COLUMN] for item in items
+                ),
+            }
+            item_count = len(items)
+            del items
+            events = _events(scale, customers, orders)
+            events_missing, last_stopped = _stop_channel_early(events)
+            await _insert(connection, tables.events, _EVENT_COLUMNS, _numbered_events(events))
+            days["events"] = _days(map(itemgetter(0), events))
+            event_count = len(events)
+            del events
+            ledger = _ledger(scale, orders)
+            await _insert(connection, tables.ledger_entries, _LEDGER_COLUMNS, ledger.entries)
+            days["ledger_entries"] = _days(map(itemgetter(_BOOKED_COLUMN), ledger.entries))
             if suspended:
                 # What the triggers would have counted for the rows written.
-                await add_written_counts(connection, _written_counts(rows))
+                untimed = {"customers": len(customers.rows), "products": len(products)}
+                await add_written_counts(connection, _written_counts(days, untimed))
         if connection.dialect.name == "postgresql":
             await _restart_sequences(connection)
         await _seed_roles(connection)
     return SeedSummary(
         scale=scale,
-        customers=len(rows.customers),
-        products=len(rows.products),
-        orders=len(rows.orders),
-        order_items=len(rows.order_items),
-        events=len(rows.events),
-        ledger_entries=len(rows.ledger_entries),
+        customers=len(customers.rows),
+        products=len(products),
+        orders=len(orders),
+        order_items=item_count,
+        events=event_count,
+        ledger_entries=len(ledger.entries),
         roles=len(ROLE_DESCRIPTIONS),
-        orders_missing_from_ledger=rows.orders_missing_from_ledger,
-        ledger_amount_mismatches=rows.ledger_amount_mismatches,
-        ledger_large_amount_mismatches=rows.ledger_large_amount_mismatches,
-        ledger_booked_at_outliers=rows.ledger_booked_at_outliers,
-        ledger_entries_without_order=rows.ledger_entries_without_order,
-        customers_without_country=rows.defects.customers_without_country,
-        duplicated_customer_emails=rows.defects.duplicated_customer_emails,
-        orders_total_out_of_range=rows.defects.orders_total_out_of_range,
-        stopped_channel_events_missing=rows.defects.stopped_channel_events_missing,
-        stopped_channel_last_event_at=rows.defects.stopped_channel_last_event_at,
+        orders_missing_from_ledger=ledger.missing,
+        ledger_amount_mismatches=ledger.amount_mismatches,
+        ledger_large_amount_mismatches=ledger.large_amount_mismatches,
+        ledger_booked_at_outliers=ledger.booked_at_outliers,
+        ledger_entries_without_order=ledger.without_order,
+        customers_without_country=without_country,
+        duplicated_customer_emails=shared_emails,
+        orders_total_out_of_range=out_of_range,
+        stopped_channel_events_missing=events_missing,
+        stopped_channel_last_event_at=None if last_stopped is None else _moment(last_stopped),
     )
 
 

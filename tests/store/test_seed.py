@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import astuple, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +27,7 @@ from dataintel.store.migrate import upgrade
 from dataintel.store.seed import (
     LEDGER_BOOKING_TOLERANCE,
     ROLE_DESCRIPTIONS,
+    SEED_DATA_VERSION,
     STOPPED_EVENTS_CHANNEL,
     STOPPED_EVENTS_GAP,
     WINDOW_END,
@@ -148,6 +151,49 @@ async def test_postgresql_holds_the_same_rows_as_sqlite(
     assert postgresql_digests == sqlite_digests
     assert summary == seeded_sqlite.summary
     assert found == Discrepancies.of(summary)
+
+
+def stored_digests(path: Path) -> dict[str, tuple[int, str]]:
+    """Per demo table, its row count and a hash of its rows as SQLite keeps them, in key order.
+
+    The stored values themselves (a moment's text, not the datetime read back from it): a
+    seed that wrote other text for the same moment would change what SQL compares.
+    """
+    digests: dict[str, tuple[int, str]] = {}
+    with closing(sqlite3.connect(path)) as database:
+        for table in tables.DEMO_TABLES:
+            key = ", ".join(column.name for column in table.primary_key.columns)
+            digest, rows = hashlib.sha256(), 0
+            for row in database.execute(f"SELECT * FROM {table.name} ORDER BY {key}"):
+                digest.update(repr(row).encode())
+                rows += 1
+            digests[table.name] = (rows, digest.hexdigest())
+    return digests
+
+
+FROZEN_SCALE_ONE_DIGESTS = {
+    1: {
+        "customers": (1000, "d9f691a17039a2d03f73bd1fdb863f513c9ba60fbcfac6724190ac3d713fa45c"),
+        "products": (200, "0cb3ac712f103114a8352fc0f9369931c185e9c763062762a6378fa906224e61"),
+        "orders": (10000, "7e91f72e9eba2a178f8cffd3605c3818625715e0a7145c0122720b7e9d1fff22"),
+        "order_items": (24255, "949eef9a9824b57b4f3ec7b07ebb9306c3764f627debad5f13fb9dd59942c2df"),
+        "events": (50777, "e50d4796d5974c06b8b654c4f707420d6e38e9a290bf4121e81b1530e0351748"),
+        "ledger_entries": (
+            9476,
+            "f2b5711fe3fe814a35c0e5b6f60b193c2521e4f2583f64f924ae98527820f27f",
+        ),
+        "feature_values": (0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+    },
+}
+"""The stored rows of scale 1, per SEED_DATA_VERSION: rows that change need a new version."""
+
+
+def test_scale_one_holds_the_rows_of_its_data_version(seeded_sqlite: SeededTemplate) -> None:
+    # Bench stores are kept by data version (bench/seeded_stores.py): a change to the rows
+    # that kept the version would let benches measure stale stores. A faster seed must draw
+    # the very same rows; a change meant to alter them bumps SEED_DATA_VERSION and adds its
+    # digests here.
+    assert stored_digests(seeded_sqlite.path) == FROZEN_SCALE_ONE_DIGESTS[SEED_DATA_VERSION]
 
 
 CHILD_SCRIPT = """
