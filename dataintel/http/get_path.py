@@ -95,22 +95,25 @@ class GraphQLGetPath:
                 message["headers"] = headers
             await send(message)
 
+        # Bound for every log line of the request, as bound_contextvars does, without its
+        # generator-based context manager.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id):
-                try:
-                    if self._limit is not None:
-                        added = await self._limit.admit(scope, send_out)
-                        if added is None:
-                            return
-                    # First of repeated headers, as Starlette's Headers.get reads them.
-                    headers = {
-                        name.decode("latin-1"): value.decode("latin-1")
-                        for name, value in reversed(raw_headers)
-                    }
-                    response = await self._endpoint.handle_get(scope, headers)
-                    await response(scope, receive, send_out)
-                finally:
-                    log_access(scope, state, status, started)
+            try:
+                if self._limit is not None:
+                    added = await self._limit.admit(scope, send_out)
+                    if added is None:
+                        return
+                # First of repeated headers, as Starlette's Headers.get reads them.
+                headers = {
+                    name.decode("latin-1"): value.decode("latin-1")
+                    for name, value in reversed(raw_headers)
+                }
+                response = await self._endpoint.handle_get(scope, headers)
+                await response(scope, receive, send_out)
+            finally:
+                log_access(scope, state, status, started)
+                structlog.contextvars.reset_contextvars(**bound)
         finally:
             if metrics is not None:
                 assert token is not None
