@@ -46,7 +46,7 @@ from dataintel.gateway.introspection import IntrospectionPolicy
 from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
-from dataintel.gateway.response_cache import CachePolicy, ResponseCache
+from dataintel.gateway.response_cache import Audience, CachePolicy, ResponseCache
 from dataintel.gateway.trusted_documents import SHA256_PREFIX
 from dataintel.settings import GraphQLSettings, LimitsSettings
 
@@ -138,6 +138,12 @@ class PreparedRequest:
     operation: OperationDefinitionNode
     analysis: OperationAnalysis
     cost: int
+    cache_keys: dict[Audience, str] = field(default_factory=dict, compare=False)
+    """The response cache's key per audience met so far (at most ``KEPT_AUDIENCES``)."""
+
+
+KEPT_AUDIENCES = 16
+"""Cache keys kept per raw request: a PRIVATE response has one audience per viewer."""
 
 
 @dataclass(slots=True)
@@ -159,6 +165,8 @@ class PipelineState:
     cache_generation: int | None = None
     result: ExecutedOperation | None = None
     response: GraphQLResponse | None = None
+    kept: PreparedRequest | None = None
+    """What the request-only stages found for the same raw request before, if kept."""
 
     @property
     def operation_name(self) -> str | None:
@@ -288,6 +296,7 @@ class RequestPipeline:
             kept = self._prepared_requests.get(memo_key)
             if kept is not None:
                 self._prepared_requests.move_to_end(memo_key)
+                state.kept = kept
         with ExitStack() as stack:
             for observer in self.observers:
                 stack.enter_context(observer.around())
@@ -470,13 +479,18 @@ class RequestPipeline:
             return
         context = _context(state)
         state.cache_policy = _analysis(state).cache_policy
-        state.cache_key = self._responses.key(
-            _prepared(state),
-            state.operation_name,
-            state.request.variables,
-            context.viewer,
-            state.cache_policy,
-        )
+        audience = self._responses.audience(context.viewer, state.cache_policy)
+        if audience is not None:
+            # Hashed once per raw request and audience: the key depends on nothing else.
+            kept = state.kept
+            key = kept.cache_keys.get(audience) if kept is not None else None
+            if key is None:
+                key = self._responses.audience_key(
+                    _prepared(state), state.operation_name, state.request.variables, audience
+                )
+                if kept is not None and len(kept.cache_keys) < KEPT_AUDIENCES:
+                    kept.cache_keys[audience] = key
+            state.cache_key = key
         # A denied or rate-limited field must not be answered from another request's response.
         if state.cache_key is None or context.denied_fields:
             return

@@ -123,6 +123,17 @@ def assert_same(through_layer: httpx.Response, through_stack: httpx.Response) ->
     assert headers(through_layer) == headers(through_stack)
 
 
+async def signed_in(both: Paths, email: str, role: str) -> dict[str, str]:
+    """The GET headers of a new user with this role, signed in with a bearer token."""
+    auth: SqlAuthService = both.app.state.runtime.services.auth
+    await auth.create_user(OPERATOR, NewUser(email, None, PASSWORD, (role,)))
+    login = await both.layer.post(
+        "/graphql", json={"query": LOGIN, "variables": {"email": email, "password": PASSWORD}}
+    )
+    token = login.json()["data"]["login"]["token"]
+    return {**PREFLIGHT, "Authorization": f"Bearer {token}"}
+
+
 def request_id(name: str) -> dict[str, str]:
     """A fixed request id: error bodies and the echoed header are then the same bytes."""
     return {"X-Request-ID": "get-path-" + name.replace(" ", "-")}
@@ -213,24 +224,17 @@ async def test_a_revoked_token_is_refused_on_a_hit_it_was_served_before(
 ) -> None:
     app = create_app(make_settings())
     async with paths(app) as both:
-        auth: SqlAuthService = app.state.runtime.services.auth
-        await auth.create_user(OPERATOR, NewUser("ada@example.test", None, PASSWORD, ("viewer",)))
-        login = await both.layer.post(
-            "/graphql",
-            json={"query": LOGIN, "variables": {"email": "ada@example.test", "password": PASSWORD}},
-        )
-        token = login.json()["data"]["login"]["token"]
-        signed_in = {**PREFLIGHT, "Authorization": f"Bearer {token}", **request_id("revoked")}
+        headers = {**await signed_in(both, "ada@example.test", "viewer"), **request_id("revoked")}
         params = {"query": CUSTOMER}
-        await both.layer.get("/graphql", params=params, headers=signed_in)
-        served, _ = await both.both(params, signed_in)
+        await both.layer.get("/graphql", params=params, headers=headers)
+        served, _ = await both.both(params, headers)
         assert "age" in served.headers
         assert served.headers["cache-control"] == "private, max-age=60"
         logout = await both.layer.post(
-            "/graphql", json={"query": "mutation { logout }"}, headers=signed_in
+            "/graphql", json={"query": "mutation { logout }"}, headers=headers
         )
         assert logout.json() == {"data": {"logout": True}}
-        through_layer, through_stack = await both.both(params, signed_in)
+        through_layer, through_stack = await both.both(params, headers)
         assert through_layer.status_code == 401
         assert through_layer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
         assert_same(through_layer, through_stack)
@@ -301,15 +305,8 @@ async def test_kept_requests_are_bounded_and_still_checked_per_viewer(
             assert answer.status_code == 200
         assert pipeline.kept_requests == 2
         introspection = {"query": "{ __schema { queryType { name } } }"}
-        auth: SqlAuthService = app.state.runtime.services.auth
-        await auth.create_user(OPERATOR, NewUser("eve@example.test", None, PASSWORD, ("analyst",)))
-        login = await both.layer.post(
-            "/graphql",
-            json={"query": LOGIN, "variables": {"email": "eve@example.test", "password": PASSWORD}},
-        )
-        token = login.json()["data"]["login"]["token"]
-        signed_in = {**PREFLIGHT, "Authorization": f"Bearer {token}"}
-        allowed = await both.layer.get("/graphql", params=introspection, headers=signed_in)
+        analyst = await signed_in(both, "eve@example.test", "analyst")
+        allowed = await both.layer.get("/graphql", params=introspection, headers=analyst)
         assert allowed.json()["data"] == {"__schema": {"queryType": {"name": "Query"}}}
         # Kept for the analyst, the same query string is still refused to an anonymous viewer.
         refused = await both.layer.get("/graphql", params=introspection, headers=PREFLIGHT)
@@ -329,3 +326,30 @@ async def test_a_hit_needs_no_kept_request(make_settings: SettingsFactory, size:
         assert "age" in answers[1].headers
         assert answers[0].json() == answers[1].json()
         assert pipeline.kept_requests == size
+
+
+async def test_a_kept_request_keys_its_responses_per_audience(
+    make_settings: SettingsFactory,
+) -> None:
+    app = create_app(make_settings())
+    async with paths(app) as both:
+        audiences = {
+            "anonymous": PREFLIGHT,
+            "viewer": await signed_in(both, "ada@example.test", "viewer"),
+            "analyst": await signed_in(both, "eve@example.test", "analyst"),
+            "another viewer": await signed_in(both, "bob@example.test", "viewer"),
+        }
+        params = {"query": CUSTOMER}
+        ages: dict[str, list[bool]] = {}
+        for name, headers in audiences.items():
+            answers = [
+                await both.layer.get("/graphql", params=params, headers=headers) for _ in range(2)
+            ]
+            ages[name] = ["age" in answer.headers for answer in answers]
+        # Each set of roles gets its own entry; viewers with the same roles share one.
+        assert ages == {
+            "anonymous": [False, True],
+            "viewer": [False, True],
+            "analyst": [False, True],
+            "another viewer": [True, True],
+        }
