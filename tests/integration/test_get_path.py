@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,6 +25,7 @@ from dataintel.app import create_app
 from dataintel.cache import entity_tag
 from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.gateway.pipeline import RequestPipeline
+from dataintel.gateway.trusted_documents import TrustedDocumentRegistry
 from dataintel.http.get_path import GraphQLGetPath
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from tests.integration.test_response_cache import rename
@@ -353,3 +355,31 @@ async def test_a_kept_request_keys_its_responses_per_audience(
             "analyst": [False, True],
             "another viewer": [True, True],
         }
+
+
+@pytest.mark.redis
+async def test_only_texts_named_by_their_content_are_kept(
+    make_settings: SettingsFactory, redis_url: str
+) -> None:
+    status = "query Version { status { version } }"
+    digest = hashlib.sha256(status.encode()).hexdigest()
+    client = Redis.from_url(redis_url)
+    try:
+        await TrustedDocumentRegistry(client).register({"status-v1": status, digest: status})
+    finally:
+        await client.aclose()
+    app = create_app(make_settings(redis_url=redis_url))
+    pipeline: RequestPipeline = app.state.pipeline
+    async with paths(app) as both:
+        # A name may be registered again with another text: resolved on every request.
+        for _ in range(2):
+            named = await both.layer.get(
+                "/graphql", params={"documentId": "status-v1"}, headers=PREFLIGHT
+            )
+            assert named.json()["data"]["status"]["version"]
+        assert pipeline.kept_requests == 0
+        by_content = await both.layer.get(
+            "/graphql", params={"documentId": f"sha256:{digest}"}, headers=PREFLIGHT
+        )
+        assert by_content.json() == named.json()
+        assert pipeline.kept_requests == 1
