@@ -26,6 +26,7 @@ from dataintel.cache import entity_tag
 from dataintel.cache.invalidation_feed import InvalidationFeed
 from dataintel.gateway.pipeline import RequestPipeline
 from dataintel.gateway.trusted_documents import TrustedDocumentRegistry
+from dataintel.http.drain import DRAIN_STATE_KEY, Drain
 from dataintel.http.get_path import GraphQLGetPath
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from tests.integration.test_response_cache import rename
@@ -383,3 +384,37 @@ async def test_only_texts_named_by_their_content_are_kept(
         )
         assert by_content.json() == named.json()
         assert pipeline.kept_requests == 1
+
+
+async def test_a_draining_replica_closes_connections_as_the_stack_does(
+    make_settings: SettingsFactory,
+) -> None:
+    app = create_app(make_settings())
+    drain = Drain()
+    drain.start()
+
+    def draining(target: ASGIApp) -> ASGIApp:
+        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+            # What the server hands every request from its lifespan state while draining.
+            scope["state"] = {DRAIN_STATE_KEY: drain}
+            await target(scope, receive, send)
+
+        return serve
+
+    async with paths(app) as both:
+        # Both answers then come from the response cache.
+        await both.layer.get("/graphql", params={"query": CUSTOMER}, headers=PREFLIGHT)
+        answers = []
+        for target in (both.app, both.stack_app):
+            transport = httpx.ASGITransport(app=draining(target))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                answers.append(
+                    await client.get(
+                        "/graphql",
+                        params={"query": CUSTOMER},
+                        headers={**PREFLIGHT, **request_id("draining")},
+                    )
+                )
+        through_layer, through_stack = answers
+        assert through_layer.headers["connection"] == "close"
+        assert_same(through_layer, through_stack)
