@@ -13,12 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-_BODY = Path(os.environ.get("BENCH_BODY_FILE", "/dev/null")).read_bytes()
+
+def bare_app(body: bytes) -> Starlette:
+    """A Starlette app answering GET /graphql with ``body``, as JSON."""
+
+    async def ready_bytes(_: Request) -> Response:
+        """The same bytes, as JSON."""
+        return Response(body, media_type="application/json")
+
+    return Starlette(routes=[Route("/graphql", ready_bytes, methods=["GET"])])
 
 
-async def ready_bytes(_: Request) -> Response:
-    """The same bytes, as JSON."""
-    return Response(_BODY, media_type="application/json")
-
-
-app = Starlette(routes=[Route("/graphql", ready_bytes, methods=["GET"])])
+app = bare_app(Path(os.environ.get("BENCH_BODY_FILE", "/dev/null")).read_bytes())

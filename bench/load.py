@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
 
@@ -106,7 +106,8 @@ def main() -> None:
     """``python -m bench.load URL CONNECTIONS SECONDS``: one run, as JSON on stdout."""
     url, connections, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     load = asyncio.run(_python_load(url, connections, seconds))
-    print(json.dumps(load.__dict__))
+    # A slotted dataclass has no __dict__.
+    print(json.dumps(asdict(load)))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bench.bare_app import bare_app
 from bench.load import HEADERS, Load, run_load
 from dataintel.app import create_app
 from dataintel.gateway.pipeline import QUERIES_ONLY, PipelineInput, RequestPipeline
@@ -44,6 +45,8 @@ ORDERS = (
     "query Orders { orders(first: 50) {"
     " nodes { id totalCents status customer { id name tier } } } }"
 )
+WHOLE = "whole request (in-process ASGI)"
+BARE = "bare Starlette, same bytes (in-process ASGI)"
 ROW = "persisted query over GET, response-cache hit, Redis"
 BASELINE = "bare Starlette, same bytes"
 HASH = hashlib.sha256(ORDERS.encode()).hexdigest()
@@ -306,7 +309,11 @@ async def _stages(app: Any, settings: Settings, iterations: int) -> list[tuple[s
         pipeline.observers.remove(clock)
     per_run = 1e6 / clock.runs
     costs[2:2] = [(f"pipeline: {stage}", s * per_run) for stage, s in clock.seconds.items()]
-    costs.append(("whole request (in-process ASGI)", await _time(_asgi_call(app), iterations)))
+    costs.append((WHOLE, await _time(_asgi_call(app), iterations)))
+    # The same bytes from a bare Starlette app, called the same way in this process: the
+    # floor the whole request is compared with (uvicorn's own cost is added to both).
+    bare = bare_app(response.encoded())
+    costs.append((BARE, await _time(_asgi_call(bare), iterations)))
     return costs
 
 
@@ -366,12 +373,16 @@ async def _time(stage: Callable[[], Any], iterations: int) -> float:
 
 
 def stages_table(costs: list[tuple[str, float]]) -> str:
-    """Each stage's cost and the sum, beside the whole request measured in the same way."""
+    """Each stage's cost and the sum, beside the whole request measured in the same way, the
+    bare app's request, and the ratio of the two (the bare app's cost over the gateway's)."""
     lines = ["| stage of a response-cache hit | CPU µs per request |", "| --- | ---: |"]
-    stages = costs[:-1]
+    measured = dict(costs)
+    stages = [(name, micros) for name, micros in costs if name not in (WHOLE, BARE)]
     for name, micros in stages:
         lines.append(f"| {name} | {micros:.1f} |")
     lines.append(f"| **sum of the stages** | **{sum(m for _, m in stages):.1f}** |")
-    name, micros = costs[-1]
-    lines.append(f"| {name} | {micros:.1f} |")
+    whole, bare = measured[WHOLE], measured[BARE]
+    lines.append(f"| {WHOLE} | {whole:.1f} |")
+    lines.append(f"| {BARE} | {bare:.1f} |")
+    lines.append(f"| **bare / whole (in process)** | **{bare / whole:.2f}x** |")
     return "\n".join(lines)

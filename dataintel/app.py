@@ -34,11 +34,12 @@ from dataintel.http.api_docs import api_docs, api_docs_static_mount
 from dataintel.http.authentication import Authenticator
 from dataintel.http.downloads import download_endpoint
 from dataintel.http.drain import DrainingConnectionMiddleware
+from dataintel.http.get_path import GraphQLGetPath
 from dataintel.http.graphiql import graphiql_page, graphiql_static_mount
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.openapi_endpoint import openapi_endpoint
 from dataintel.http.probes import liveness, readiness_endpoint
-from dataintel.http.rate_limit import RequestRateLimitMiddleware
+from dataintel.http.rate_limit import ClientRequestLimit, RequestRateLimitMiddleware
 from dataintel.http.rest_endpoint import RestEndpoint
 from dataintel.job_system import build_job_system, download_signer
 from dataintel.observability.drops import Drops
@@ -366,6 +367,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         usage=schema_usage,
         observers=observers,
+        prepared_requests=settings.graphql.prepared_request_cache_size,
     )
     endpoint = GraphQLEndpoint(
         pipeline,
@@ -398,9 +400,27 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 methods=["GET"],
             )
         )
+    # GET /graphql skips the stack below: one layer does the stack's work for it. With
+    # tracing on, the stack's server span is wanted, so every request goes through the stack.
+    get_path = [
+        Middleware(
+            GraphQLGetPath,
+            graphql_path=settings.http.graphql_path,
+            endpoint=endpoint,
+            limit=ClientRequestLimit(
+                rate_limit=settings.rate_limit,
+                graphql_path=settings.http.graphql_path,
+                rate_limits=rate_limits,
+                audit=security_audit,
+                metrics=metrics,
+            ),
+            metrics=metrics,
+        )
+    ]
     app = Starlette(
         routes=routes,
         middleware=[
+            *(get_path if not tracing.enabled else []),
             Middleware(DrainingConnectionMiddleware),
             *tracing.middleware(),
             *([Middleware(MetricsMiddleware, metrics=metrics)] if metrics is not None else []),

@@ -26,6 +26,7 @@ stage finish and the outcome, and are never called from the stages themselves.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ from dataintel.gateway.introspection import IntrospectionPolicy
 from dataintel.gateway.persisted_queries import PersistedQueries
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
-from dataintel.gateway.response_cache import CachePolicy, ResponseCache
+from dataintel.gateway.response_cache import Audience, CachePolicy, ResponseCache
+from dataintel.gateway.trusted_documents import SHA256_PREFIX
 from dataintel.settings import GraphQLSettings, LimitsSettings
 
 JSON = "application/json"
@@ -64,6 +66,8 @@ STAGES = (
     "format",
 )
 """The stages of ``RequestPipeline.run``, in the order they run."""
+_KEPT_STAGES = frozenset({"resolve_persisted", "prepare_document", "check_operation", "cost"})
+"""The stages whose findings depend on the request alone (``PreparedRequest``)."""
 
 
 class Authenticates(Protocol):
@@ -115,6 +119,31 @@ class PipelineInput:
     operator_document: bool = False
     """The document comes from the operator's own configuration (a published REST operation),
     not from the client: it is trusted as registered and there is nothing to resolve."""
+    raw_request: bytes | None = None
+    """The request as the transport read it (a GET's query string), when equal raw requests
+    are the same request: what the stages that depend on nothing else found is kept by it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """What the stages that depend on the request alone found for one raw request.
+
+    ``resolve_persisted``, ``prepare_document`` (less the viewer's introspection check),
+    ``check_operation`` and ``cost`` give the same answer for the same raw request and
+    allowed operation types, as long as the document's text is named by its content.
+    """
+
+    request: GraphQLRequest
+    prepared: PreparedDocument
+    operation: OperationDefinitionNode
+    analysis: OperationAnalysis
+    cost: int
+    cache_keys: dict[Audience, str] = field(default_factory=dict, compare=False)
+    """The response cache's key per audience met so far (at most ``KEPT_AUDIENCES``)."""
+
+
+KEPT_AUDIENCES = 16
+"""Cache keys kept per raw request: a PRIVATE response has one audience per viewer."""
 
 
 @dataclass(slots=True)
@@ -136,6 +165,8 @@ class PipelineState:
     cache_generation: int | None = None
     result: ExecutedOperation | None = None
     response: GraphQLResponse | None = None
+    kept: PreparedRequest | None = None
+    """What the request-only stages found for the same raw request before, if kept."""
 
     @property
     def operation_name(self) -> str | None:
@@ -222,6 +253,7 @@ class RequestPipeline:
         responses: ResponseCache | None,
         usage: RecordsUsage | None,
         observers: Sequence[PipelineObserver] = (),
+        prepared_requests: int = 1024,
     ) -> None:
         self.schema = schema
         self.graphql = graphql
@@ -239,6 +271,10 @@ class RequestPipeline:
         self.execution = OperationExecution(schema, graphql, max_errors=limits.max_errors)
         self._max_errors = limits.max_errors
         self.observers = list(observers)
+        self._prepared_requests_size = prepared_requests
+        self._prepared_requests: OrderedDict[
+            tuple[bytes, frozenset[OperationType]], PreparedRequest
+        ] = OrderedDict()
         self._stages: tuple[tuple[str, Stage], ...] = (
             ("authenticate", self._authenticate),
             ("resolve_persisted", self._resolve_persisted),
@@ -254,14 +290,26 @@ class RequestPipeline:
     async def run(self, pipeline_input: PipelineInput) -> PipelineOutcome:
         """Runs every stage; a refusal ends the run with the rejection in the outcome."""
         state = PipelineState(pipeline_input, pipeline_input.request, time.perf_counter())
+        memo_key = self._memo_key(pipeline_input)
+        kept = None
+        if memo_key is not None:
+            kept = self._prepared_requests.get(memo_key)
+            if kept is not None:
+                self._prepared_requests.move_to_end(memo_key)
+                state.kept = kept
         with ExitStack() as stack:
             for observer in self.observers:
                 stack.enter_context(observer.around())
             try:
                 for name, stage in self._stages:
-                    await stage(state)
+                    if kept is not None and name in _KEPT_STAGES:
+                        self._kept_stage(name, state, kept)
+                    else:
+                        await stage(state)
                     for observer in self.observers:
                         observer.stage_finished(name, state)
+                    if name == "cost" and kept is None and memo_key is not None:
+                        self._keep(memo_key, state)
                 assert state.response is not None
                 outcome = self._outcome(state, state.response, None, state.response.errors)
             except RequestRejected as rejected:
@@ -272,6 +320,59 @@ class RequestPipeline:
             for observer in self.observers:
                 observer.finished(outcome)
         return outcome
+
+    @property
+    def kept_requests(self) -> int:
+        """How many raw requests' ``PreparedRequest`` are kept now."""
+        return len(self._prepared_requests)
+
+    def _memo_key(
+        self, pipeline_input: PipelineInput
+    ) -> tuple[bytes, frozenset[OperationType]] | None:
+        raw = pipeline_input.raw_request
+        if raw is None or not self._prepared_requests_size or pipeline_input.operator_document:
+            return None
+        return raw, pipeline_input.allowed
+
+    def _keep(self, memo_key: tuple[bytes, frozenset[OperationType]], state: PipelineState) -> None:
+        """Keeps what the request-only stages found, when the text is named by its content.
+
+        A document id that is a name may be registered again with another text, and a
+        safelist may drop a document: those are resolved on every request.
+        """
+        document_id = state.input.request.document_id
+        if self.graphql.trusted_documents_only or (
+            document_id is not None and not document_id.startswith(SHA256_PREFIX)
+        ):
+            return
+        prepared, operation, analysis, cost = (
+            _prepared(state),
+            _operation(state),
+            _analysis(state),
+            state.cost,
+        )
+        assert cost is not None, "the cost stage comes first"
+        self._prepared_requests[memo_key] = PreparedRequest(
+            state.request, prepared, operation, analysis, cost
+        )
+        if len(self._prepared_requests) > self._prepared_requests_size:
+            self._prepared_requests.popitem(last=False)
+
+    def _kept_stage(self, name: str, state: PipelineState, kept: PreparedRequest) -> None:
+        """A request-only stage answered from what it found before for the same raw request;
+        the viewer's part of ``prepare_document`` (introspection) still runs."""
+        if name == "resolve_persisted":
+            state.request = kept.request
+        elif name == "prepare_document":
+            viewer = _viewer(state)
+            state.hide_suggestions = self._introspection.hides_suggestions(viewer)
+            state.prepared = kept.prepared
+            self._introspection.check(kept.prepared.uses_introspection, viewer)
+        elif name == "check_operation":
+            state.operation = kept.operation
+            state.analysis = kept.analysis
+        else:
+            state.cost = kept.cost
 
     def rejected(self, pipeline_input: PipelineInput, rejected: RequestRejected) -> PipelineOutcome:
         """The outcome of a request its transport refused before ``run`` (a bad body, CSRF),
@@ -378,13 +479,18 @@ class RequestPipeline:
             return
         context = _context(state)
         state.cache_policy = _analysis(state).cache_policy
-        state.cache_key = self._responses.key(
-            _prepared(state),
-            state.operation_name,
-            state.request.variables,
-            context.viewer,
-            state.cache_policy,
-        )
+        audience = self._responses.audience(context.viewer, state.cache_policy)
+        if audience is not None:
+            # Hashed once per raw request and audience: the key depends on nothing else.
+            kept = state.kept
+            key = kept.cache_keys.get(audience) if kept is not None else None
+            if key is None:
+                key = self._responses.audience_key(
+                    _prepared(state), state.operation_name, state.request.variables, audience
+                )
+                if kept is not None and len(kept.cache_keys) < KEPT_AUDIENCES:
+                    kept.cache_keys[audience] = key
+            state.cache_key = key
         # A denied or rate-limited field must not be answered from another request's response.
         if state.cache_key is None or context.denied_fields:
             return

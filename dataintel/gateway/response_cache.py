@@ -73,6 +73,8 @@ class CachePolicy:
 
 
 UNCACHEABLE = CachePolicy(0)
+Audience = tuple[str, str] | tuple[str, tuple[str, ...], tuple[str, ...]]
+"""Who shares a response: one viewer (PRIVATE), or every viewer with these roles and scopes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,16 +235,31 @@ class ResponseCache:
         policy: CachePolicy,
     ) -> str | None:
         """The response's cache key; None when it must not be cached for this viewer."""
+        audience = self.audience(viewer, policy)
+        if audience is None:
+            return None
+        return self.audience_key(prepared, operation_name, variables, audience)
+
+    def audience(self, viewer: Viewer, policy: CachePolicy) -> Audience | None:
+        """Who may share a response under this policy; None when none may be cached."""
         if not self.enabled or not policy.cacheable:
             return None
         if policy.private:
             if viewer.user_id is None:
                 return None
-            audience: list[object] = ["viewer", viewer.user_id]
-        else:
-            # PUBLIC responses are shared by viewers with the same roles and scopes: field
-            # permissions depend on those alone.
-            audience = ["roles", sorted(viewer.roles), sorted(viewer.scopes)]
+            return ("viewer", viewer.user_id)
+        # PUBLIC responses are shared by viewers with the same roles and scopes: field
+        # permissions depend on those alone.
+        return ("roles", tuple(sorted(viewer.roles)), tuple(sorted(viewer.scopes)))
+
+    @staticmethod
+    def audience_key(
+        prepared: PreparedDocument,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+        audience: Audience,
+    ) -> str:
+        """The cache key of a response for one audience (``audience``)."""
         material = orjson.dumps(
             [prepared.document_hash, operation_name, variables or {}, audience],
             option=orjson.OPT_SORT_KEYS,

@@ -4,6 +4,7 @@ takes it out before it stops listening."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
@@ -50,17 +51,19 @@ class DrainingConnectionMiddleware:
         drain = scope.get("state", {}).get(DRAIN_STATE_KEY)
 
         async def send_closing(message: Message) -> None:
-            if (
-                message["type"] == "http.response.start"
-                and isinstance(drain, Drain)
-                and drain.draining
-            ):
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() != b"connection"
-                ]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            if message["type"] == "http.response.start" and is_draining(drain):
+                message = {**message, "headers": closing(message.get("headers", []))}
             await send(message)
 
         await self.app(scope, receive, send_closing)
+
+
+def is_draining(drain: object) -> bool:
+    """Whether the ``Drain`` found in the lifespan state (if any) says the process drains."""
+    return isinstance(drain, Drain) and drain.draining
+
+
+def closing(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's headers saying ``Connection: close`` (and no other Connection)."""
+    kept = [(name, value) for name, value in headers if name.lower() != b"connection"]
+    return [*kept, (b"connection", b"close")]

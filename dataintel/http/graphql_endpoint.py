@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 from graphql import OperationType
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -69,73 +70,90 @@ class GraphQLEndpoint:
 
     async def handle(self, request: Request) -> Response:
         """Answers one request to the GraphQL path."""
+        if request.method == "GET":
+            return await self.handle_get(request.scope, request.headers)
         accept = request.headers.get("accept")
-        if (
-            request.method == "GET"
-            and self._graphiql is not None
-            and accepts_html(accept)
-            and "query" not in request.query_params
-            and "extensions" not in request.query_params
-            and "documentId" not in request.query_params
-        ):
-            return self._graphiql()
         media_type = negotiate_response_type(accept)
-        request_id: str = request.state.request_id
+        exchange = _Exchange.of(request.scope, request.headers)
         if media_type is None:
-            return _error_response(
-                [
-                    format_error(
-                        BadUserInputError("Accept names no supported type; send application/json."),
-                        request_id,
-                    )
-                ],
-                JSON,
-                status=406,
-            )
+            return _not_acceptable(exchange.request_id)
         try:
             graphql_request, allowed = await self._read(request)
             self._csrf.check(request.method, request.headers)
         except RequestRejected as rejected:
-            unread = GraphQLRequest(None, None, None, None)
-            outcome = self._pipeline.rejected(self._input(request, unread, media_type), rejected)
-            return self._answer(request, outcome, media_type)
+            return self._refused(exchange, rejected, media_type)
         if isinstance(graphql_request, Batch):
-            return await self._batch(request, graphql_request, media_type)
-        request.state.operation_name = graphql_request.operation_name
+            return await self._batch(exchange, graphql_request, media_type)
+        exchange.state["operation_name"] = graphql_request.operation_name
         outcome = await self._pipeline.run(
-            self._input(request, graphql_request, media_type, allowed=allowed)
+            self._input(exchange, graphql_request, media_type, allowed=allowed)
         )
         if outcome.rejection is not None:
             marked = _marked_as_query(outcome.rejection, request)
             if marked is not outcome.rejection:
-                entries = [format_error(e, request.state.request_id) for e in marked.errors]
+                entries = [format_error(e, exchange.request_id) for e in marked.errors]
                 outcome = replace(outcome, rejection=marked, errors=entries)
-        return self._answer(request, outcome, media_type)
+        return self._answer(exchange, outcome, media_type)
+
+    async def handle_get(self, scope: Scope, headers: Mapping[str, str]) -> Response:
+        """Answers one GET to the GraphQL path, from its ASGI scope and its headers (a
+        mapping by lower-case name, the first of repeated ones): the middleware stack's
+        route and the GET path (http/get_path.py) both come here."""
+        accept = headers.get("accept")
+        if self._graphiql is not None and accepts_html(accept):
+            params = QueryParams(scope["query_string"])
+            if "query" not in params and "extensions" not in params and "documentId" not in params:
+                return self._graphiql()
+        media_type = negotiate_response_type(accept)
+        exchange = _Exchange.of(scope, headers)
+        if media_type is None:
+            return _not_acceptable(exchange.request_id)
+        query_string: bytes = scope["query_string"]
+        try:
+            graphql_request = self._query_strings.read(query_string)
+            self._csrf.check("GET", headers)
+        except RequestRejected as rejected:
+            return self._refused(exchange, rejected, media_type)
+        exchange.state["operation_name"] = graphql_request.operation_name
+        outcome = await self._pipeline.run(
+            self._input(
+                exchange, graphql_request, media_type, allowed=QUERIES_ONLY, raw=query_string
+            )
+        )
+        return self._answer(exchange, outcome, media_type)
+
+    def _refused(self, exchange: _Exchange, rejected: RequestRejected, media_type: str) -> Response:
+        """A request refused before the pipeline (unreadable, CSRF), answered as its outcome."""
+        unread = GraphQLRequest(None, None, None, None)
+        outcome = self._pipeline.rejected(self._input(exchange, unread, media_type), rejected)
+        return self._answer(exchange, outcome, media_type)
 
     def _input(
         self,
-        request: Request,
+        exchange: _Exchange,
         graphql_request: GraphQLRequest,
         media_type: str,
         *,
         allowed: frozenset[OperationType] = ANY_OPERATION,
         viewer: Viewer | None = None,
+        raw: bytes | None = None,
     ) -> PipelineInput:
         return PipelineInput(
             request=graphql_request,
-            request_id=request.state.request_id,
-            headers=request.headers,
+            request_id=exchange.request_id,
+            headers=exchange.headers,
             viewer=viewer,
-            client_address=request.client.host if request.client else None,
-            client_name=client_name(request.headers),
+            client_address=exchange.client_address,
+            client_name=client_name(exchange.headers),
             allowed=allowed,
             media_type=media_type,
+            raw_request=raw,
         )
 
-    def _answer(self, request: Request, outcome: PipelineOutcome, media_type: str) -> Response:
+    def _answer(self, exchange: _Exchange, outcome: PipelineOutcome, media_type: str) -> Response:
         """One request's outcome as its HTTP response, noted for the access log."""
-        _note(request, [outcome])
-        headers = response_headers(request.method, outcome)
+        _note(exchange.state, [outcome])
+        headers = response_headers(exchange.method, outcome)
         if outcome.rejection is not None:
             return _error_response(
                 outcome.errors,
@@ -145,35 +163,33 @@ class GraphQLEndpoint:
             )
         return Response(outcome.encoded(), media_type=media_type, headers=headers)
 
-    async def _batch(self, request: Request, batch: Batch, media_type: str) -> Response:
+    async def _batch(self, exchange: _Exchange, batch: Batch, media_type: str) -> Response:
         """Runs each item through the pipeline in turn; one array answers them in order.
 
         The credential is read once for the whole batch: a bad one refuses all of it.
         """
         empty = GraphQLRequest(None, None, None, None)
         try:
-            viewer = await self._pipeline.authenticate(request.headers)
+            viewer = await self._pipeline.authenticate(exchange.headers)
         except RequestRejected as rejected:
-            outcome = self._pipeline.rejected(self._input(request, empty, media_type), rejected)
-            return self._answer(request, outcome, media_type)
+            outcome = self._pipeline.rejected(self._input(exchange, empty, media_type), rejected)
+            return self._answer(exchange, outcome, media_type)
         outcomes: list[PipelineOutcome] = []
         for item in batch.requests:
             if isinstance(item, GatewayError):
-                unreadable = self._input(request, empty, media_type, viewer=viewer)
+                unreadable = self._input(exchange, empty, media_type, viewer=viewer)
                 outcomes.append(self._pipeline.rejected(unreadable, RequestRejected([item])))
                 continue
-            item_input = self._input(request, item, media_type, viewer=viewer)
+            item_input = self._input(exchange, item, media_type, viewer=viewer)
             outcomes.append(await self._pipeline.run(item_input))
-        _note(request, outcomes, batch=True)
-        headers = batch_headers([response_headers(request.method, o) for o in outcomes])
+        _note(exchange.state, outcomes, batch=True)
+        headers = batch_headers([response_headers(exchange.method, o) for o in outcomes])
         body = orjson.dumps([outcome.body for outcome in outcomes])
         return Response(body, media_type=media_type, headers=headers)
 
     async def _read(
         self, request: Request
     ) -> tuple[GraphQLRequest | Batch, frozenset[OperationType]]:
-        if request.method == "GET":
-            return self._query_strings.read(request.scope["query_string"]), QUERIES_ONLY
         is_json = content_type_is_json(request.headers.get("content-type"))
         if is_json is None:
             raise RequestRejected(
@@ -287,19 +303,55 @@ def batch_headers(items: Sequence[Mapping[str, str]]) -> dict[str, str]:
     return common
 
 
-def _note(request: Request, outcomes: Sequence[PipelineOutcome], *, batch: bool = False) -> None:
+def _note(
+    state: dict[str, Any], outcomes: Sequence[PipelineOutcome], *, batch: bool = False
+) -> None:
     """What the access log prints; for a batch, its operations, costs and cache as lists."""
     if not batch:
         outcome = outcomes[0]
-        request.state.operation_name = outcome.operation_name
+        state["operation_name"] = outcome.operation_name
         if outcome.response is not None:
-            request.state.operation_cost = outcome.response.cost
-            request.state.response_cache = outcome.response.response_cache
+            state["operation_cost"] = outcome.response.cost
+            state["response_cache"] = outcome.response.response_cache
         return
     responses = [outcome.response for outcome in outcomes]
-    request.state.operation_name = [outcome.operation_name for outcome in outcomes]
-    request.state.operation_cost = [r.cost if r is not None else None for r in responses]
-    request.state.response_cache = [r.response_cache if r is not None else None for r in responses]
+    state["operation_name"] = [outcome.operation_name for outcome in outcomes]
+    state["operation_cost"] = [r.cost if r is not None else None for r in responses]
+    state["response_cache"] = [r.response_cache if r is not None else None for r in responses]
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """What the endpoint reads of one HTTP request besides its body."""
+
+    method: str
+    headers: Mapping[str, str]
+    client_address: str | None
+    state: dict[str, Any]
+    """The scope's state: the middleware's request id in, what the access log prints out."""
+
+    @property
+    def request_id(self) -> str:
+        request_id: str = self.state["request_id"]
+        return request_id
+
+    @classmethod
+    def of(cls, scope: Scope, headers: Mapping[str, str]) -> _Exchange:
+        client = scope.get("client")
+        return cls(scope["method"], headers, client[0] if client else None, scope["state"])
+
+
+def _not_acceptable(request_id: str) -> Response:
+    return _error_response(
+        [
+            format_error(
+                BadUserInputError("Accept names no supported type; send application/json."),
+                request_id,
+            )
+        ],
+        JSON,
+        status=406,
+    )
 
 
 def _status(rejected: RequestRejected, media_type: str) -> int:

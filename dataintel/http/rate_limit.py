@@ -39,12 +39,24 @@ def rate_limit_headers(verdict: Verdict, window_seconds: int) -> dict[str, str]:
     return headers
 
 
-class RequestRateLimitMiddleware:
-    """Counts each request against its client address; beyond the limit, 429 RATE_LIMITED."""
+Headers = list[tuple[bytes, bytes]]
+
+
+def with_rate_limit_headers(headers: Headers | tuple[()], added: Headers) -> Headers:
+    """A response's headers with the limit's (what MutableHeaders.update does, in one pass)."""
+    names = {name for name, _ in added}
+    return [h for h in headers if h[0] not in names] + added
+
+
+class ClientRequestLimit:
+    """Counts each request against its client address; beyond the limit, 429 RATE_LIMITED.
+
+    Shared by the middleware and the GET path of /graphql (http/get_path.py), so both count
+    and refuse the same way.
+    """
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         rate_limit: RateLimitSettings,
         graphql_path: str,
@@ -52,37 +64,28 @@ class RequestRateLimitMiddleware:
         audit: SecurityAudit | None,
         metrics: GatewayMetrics | None,
     ) -> None:
-        self.app = app
         self._metrics = metrics
         self._rate_limits = rate_limits
         self._audit = audit
         self._window = rate_limit.window_seconds
         self._graphql_path = graphql_path
-        self._enabled = rate_limit.limits_clients
+        self.enabled = rate_limit.limits_clients
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._enabled or scope["path"] in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
+    def applies(self, path: str) -> bool:
+        """Whether requests to this path are counted (the probes and metrics never are)."""
+        return self.enabled and path not in EXEMPT_PATHS
+
+    async def admit(self, scope: Scope, send: Send) -> Headers | None:
+        """Counts the request; the headers its response carries, or None when it was
+        refused and the 429 already sent through ``send``."""
         client = scope.get("client")
         address = client[0] if client else "unknown"
         verdict = await self._rate_limits.clients.hit(address)
         headers = rate_limit_headers(verdict, self._window)
         if not verdict.allowed:
             await self._refuse(scope, send, verdict, headers, address)
-            return
-
-        added = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-        names = {name for name, _ in added}
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # What MutableHeaders.update does, in one pass over the headers.
-                kept = [h for h in message.get("headers", ()) if h[0] not in names]
-                message["headers"] = kept + added
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+            return None
+        return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
 
     async def _refuse(
         self,
@@ -125,3 +128,41 @@ class RequestRateLimitMiddleware:
         ]
         await send({"type": "http.response.start", "status": 429, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class RequestRateLimitMiddleware:
+    """The per-client request limit (``ClientRequestLimit``) in front of every route."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        rate_limit: RateLimitSettings,
+        graphql_path: str,
+        rate_limits: RateLimits,
+        audit: SecurityAudit | None,
+        metrics: GatewayMetrics | None,
+    ) -> None:
+        self.app = app
+        self.limit = ClientRequestLimit(
+            rate_limit=rate_limit,
+            graphql_path=graphql_path,
+            rate_limits=rate_limits,
+            audit=audit,
+            metrics=metrics,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.limit.applies(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        added = await self.limit.admit(scope, send)
+        if added is None:
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = with_rate_limit_headers(message.get("headers", ()), added)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -235,6 +235,21 @@ class GatewayMetrics:
         if failed:
             self.operations_failed.labels(operation, operation_type).inc()
 
+    def record_http(self, path: str, method: str, status: int, started: float) -> None:
+        """One HTTP request answered with ``status``, begun at ``started`` (perf_counter)."""
+        route = self.route(path)
+        self.child(self.http_requests, route, method, str(status)).inc()
+        self.child(self.http_duration, route).observe(time.perf_counter() - started)
+
+    def activate(self) -> Token[GatewayMetrics | None]:
+        """Makes these the current request's metrics (``current_metrics``) until ``reset``."""
+        return _active_metrics.set(self)
+
+    @staticmethod
+    def reset(token: Token[GatewayMetrics | None]) -> None:
+        """Ends what ``activate`` began."""
+        _active_metrics.reset(token)
+
     def watch_dependency(self, dependency: Dependency) -> None:
         """Counts the dependency's calls, failures and breaker transitions."""
         self._set_breaker(dependency.name, dependency.state)
@@ -368,7 +383,4 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             _active_metrics.reset(token)
-            route = self.metrics.route(scope["path"])
-            metrics = self.metrics
-            metrics.child(metrics.http_requests, route, scope["method"], str(status)).inc()
-            metrics.child(metrics.http_duration, route).observe(time.perf_counter() - started)
+            self.metrics.record_http(scope["path"], scope["method"], status, started)

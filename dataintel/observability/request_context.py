@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Mapping
 from random import getrandbits
 from typing import Any
 
@@ -26,6 +27,40 @@ def request_id_from(value: str | None) -> str:
     return f"{getrandbits(128):032x}"
 
 
+Headers = list[tuple[bytes, bytes]]
+
+
+def incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The first X-Request-ID of a request's raw headers, as sent."""
+    for name, value in headers:
+        if name == _REQUEST_ID_NAME:
+            return value.decode("latin-1")
+    return None
+
+
+def with_request_id(headers: Iterable[tuple[bytes, bytes]], request_id: bytes) -> Headers:
+    """A response's headers echoing the request id (what MutableHeaders' item assignment
+    does, in one pass over the headers)."""
+    echoed = [h for h in headers if h[0] != _REQUEST_ID_NAME]
+    echoed.append((_REQUEST_ID_NAME, request_id))
+    return echoed
+
+
+def log_access(scope: Scope, state: Mapping[str, Any], status: int, started: float) -> None:
+    """The request's access line: what the endpoint noted in the scope's state, the status,
+    the duration since ``started`` (``time.perf_counter``)."""
+    access_log.info(
+        "request",
+        method=scope["method"],
+        path=scope["path"],
+        operation=state.get("operation_name"),
+        cost=state.get("operation_cost"),
+        cache=state.get("response_cache"),
+        status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
 class RequestContextMiddleware:
     """Takes or makes X-Request-ID, binds it to every log line, echoes it, logs one access line."""
 
@@ -36,40 +71,22 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        request_id = request_id_from(incoming)
+        request_id = request_id_from(incoming_request_id(scope["headers"]))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
         started = time.perf_counter()
-
-        echoed = (_REQUEST_ID_NAME, request_id.encode("latin-1"))
+        echoed = request_id.encode("latin-1")
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                # What MutableHeaders' item assignment does, in one pass over the headers.
-                headers = [h for h in message.get("headers", ()) if h[0] != _REQUEST_ID_NAME]
-                headers.append(echoed)
-                message["headers"] = headers
+                message["headers"] = with_request_id(message.get("headers", ()), echoed)
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_request_id)
             finally:
-                access_log.info(
-                    "request",
-                    method=scope["method"],
-                    path=scope["path"],
-                    operation=state.get("operation_name"),
-                    cost=state.get("operation_cost"),
-                    cache=state.get("response_cache"),
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
+                log_access(scope, state, status, started)

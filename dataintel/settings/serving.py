@@ -100,6 +100,12 @@ class GraphQLSettings(SettingsGroup):
     document_cache_size: int = Field(
         1000, ge=0, description="Parsed and validated documents kept, by hash."
     )
+    prepared_request_cache_size: int = Field(
+        1024,
+        ge=0,
+        description="GET requests kept by their raw query string: read, persisted document"
+        " resolved, operation picked and analysed, cost counted (0 keeps none).",
+    )
     request_timeout_seconds: float = Field(
         30.0, gt=0, description="Time one GraphQL request may take before it answers TIMEOUT."
     )

@@ -1,0 +1,121 @@
+"""GET /graphql in one ASGI layer: the middleware stack's work for it, without the stack.
+
+A persisted query over GET answered from the response cache is the gateway's cheapest and
+most frequent request, and most of its cost was around the pipeline: four middleware layers
+each wrapping ``send``, Starlette's router, ``Request`` and ``Headers`` objects. This layer
+answers every GET to the GraphQL path itself, doing what each layer of the stack does for
+it, in the same order and with the same functions:
+
+- ``Connection: close`` while draining (http/drain.py);
+- the HTTP metrics and the current request's metrics (observability/metrics.py);
+- the request id, bound to every log line and echoed, and the access line
+  (observability/request_context.py);
+- the per-client request limit, counted once, with its headers or its 429
+  (http/rate_limit.py);
+- then the endpoint's own GET handling (``GraphQLEndpoint.handle_get``: GraphiQL, media
+  types, the query string, CSRF, the pipeline, the response's headers).
+
+Anything else (other paths and methods, a mounted app's ``root_path``, websockets) goes to
+the stack unchanged. The app installs this layer only when tracing is off: the tracing
+middleware's server span would be missing here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dataintel.http.drain import DRAIN_STATE_KEY, closing, is_draining
+from dataintel.http.graphql_endpoint import GraphQLEndpoint
+from dataintel.http.rate_limit import ClientRequestLimit, Headers, with_rate_limit_headers
+from dataintel.observability.metrics import GatewayMetrics
+from dataintel.observability.request_context import (
+    incoming_request_id,
+    log_access,
+    request_id_from,
+    with_request_id,
+)
+
+
+class GraphQLGetPath:
+    """Answers GET requests to the GraphQL path; passes every other request to ``app``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        graphql_path: str,
+        endpoint: GraphQLEndpoint,
+        limit: ClientRequestLimit,
+        metrics: GatewayMetrics | None,
+    ) -> None:
+        self.app = app
+        self._path = graphql_path
+        self._endpoint = endpoint
+        self._limit = limit if limit.applies(graphql_path) else None
+        self._metrics = metrics
+        self.answered = 0
+        """GET requests answered here (the tests see the path taken)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != self._path
+            or scope["method"] != "GET"
+            or scope.get("root_path")
+        ):
+            await self.app(scope, receive, send)
+            return
+        self.answered += 1
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        started = time.perf_counter()
+        metrics = self._metrics
+        token = metrics.activate() if metrics is not None else None
+        request_id = request_id_from(incoming_request_id(raw_headers))
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        echoed = request_id.encode("latin-1")
+        drain = state.get(DRAIN_STATE_KEY)
+        status = 500
+        added: Headers | None = None
+
+        async def send_out(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message.get("headers", ())
+                if added is not None:
+                    headers = with_rate_limit_headers(headers, added)
+                headers = with_request_id(headers, echoed)
+                if is_draining(drain):
+                    headers = closing(headers)
+                message["headers"] = headers
+            await send(message)
+
+        # Bound for every log line of the request, as bound_contextvars does, without its
+        # generator-based context manager.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            try:
+                if self._limit is not None:
+                    added = await self._limit.admit(scope, send_out)
+                    if added is None:
+                        return
+                # First of repeated headers, as Starlette's Headers.get reads them.
+                headers = {
+                    name.decode("latin-1"): value.decode("latin-1")
+                    for name, value in reversed(raw_headers)
+                }
+                response = await self._endpoint.handle_get(scope, headers)
+                await response(scope, receive, send_out)
+            finally:
+                log_access(scope, state, status, started)
+                structlog.contextvars.reset_contextvars(**bound)
+        finally:
+            if metrics is not None:
+                assert token is not None
+                metrics.reset(token)
+                metrics.record_http(scope["path"], "GET", status, started)
