@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from graphql import (
     GraphQLBoolean,
@@ -21,8 +22,11 @@ _MAX_INT = 2**31 - 1
 _MIN_INT = -(2**31)
 _INF = float("inf")
 
-ENUM_MEMBERS: dict[Callable[[Any], Any], dict[int, tuple[Any, Any]]] = {}
-"""Each enum serializer's memo of Python enum members by identity (for generated code)."""
+ENUM_MEMBERS: WeakKeyDictionary[Callable[[Any], Any], dict[int, tuple[Any, Any]]] = (
+    WeakKeyDictionary()
+)
+"""Each enum serializer's memo of Python enum members by identity (for generated code);
+weak, so that the serializers of a schema no longer used (tests make many) are not kept."""
 
 
 def coerce_leaf(leaf_type: GraphQLLeafType, value: Any) -> Any:
