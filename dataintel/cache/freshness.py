@@ -9,11 +9,13 @@ is invalidated with the data it was built from.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Hashable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,26 +90,37 @@ _observation: ContextVar[Observation | None] = ContextVar("dataintel_observation
 _trace: ContextVar[RequestTrace | None] = ContextVar("dataintel_request_trace", default=None)
 
 
-@contextmanager
-def observe() -> Iterator[Observation]:
+class _Scope(Generic[T]):
+    """Sets a context variable to a value for the span of a ``with`` block.
+
+    Written as a class: the generator that ``contextlib.contextmanager`` drives costs several
+    times as much, and these scopes open a few times per request.
+    """
+
+    __slots__ = ("_token", "_value", "_variable")
+
+    def __init__(self, variable: ContextVar[T | None], value: T) -> None:
+        self._variable = variable
+        self._value = value
+        self._token: Token[T | None] | None = None
+
+    def __enter__(self) -> T:
+        self._token = self._variable.set(self._value)
+        return self._value
+
+    def __exit__(self, *_: object) -> None:
+        assert self._token is not None
+        self._variable.reset(self._token)
+
+
+def observe() -> AbstractContextManager[Observation]:
     """A scope that collects the stale reads of the reads awaited inside it."""
-    observation = Observation()
-    token = _observation.set(observation)
-    try:
-        yield observation
-    finally:
-        _observation.reset(token)
+    return _Scope(_observation, Observation())
 
 
-@contextmanager
-def trace_request() -> Iterator[RequestTrace]:
+def trace_request() -> AbstractContextManager[RequestTrace]:
     """A scope spanning one request's execution."""
-    trace = RequestTrace()
-    token = _trace.set(trace)
-    try:
-        yield trace
-    finally:
-        _trace.reset(token)
+    return _Scope(_trace, RequestTrace())
 
 
 def report_stale(read: StaleRead, key: Hashable | None = None) -> None:

@@ -85,7 +85,20 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             except Exception as error:
                 settled[key] = error
         failed: dict[K, Exception] = {}
-        if missing:
+        if missing and len(missing) <= self._chunk_size:
+            # One chunk: loaded here, without a task and the loop iteration it waits for;
+            # a concurrent load_all of the same keys waits on the future as on a task.
+            own: asyncio.Future[dict[K, Exception]] = self.loop.create_future()
+            for key in missing:
+                self._settling[key] = own
+            try:
+                outcome = await self._settle(missing)
+            except BaseException:
+                own.cancel()
+                raise
+            own.set_result(outcome)
+            failed.update(outcome)
+        elif missing:
             size = self._chunk_size
             for start in range(0, len(missing), size):
                 chunk = missing[start : start + size]

@@ -119,3 +119,24 @@ async def test_concurrent_load_alls_load_a_key_once() -> None:
     first, second = await asyncio.gather(loader.load_all([1, 2]), loader.load_all([2, 3]))
     assert (first, second) == ([1, 4], [4, 9])
     assert fetch.batches == [[1, 2], [3]]
+
+
+async def test_a_cancelled_load_all_leaves_no_load_waiting_on_its_keys() -> None:
+    started = asyncio.Event()
+
+    async def slow(keys: Sequence[int]) -> Mapping[int, int]:
+        started.set()
+        await asyncio.sleep(3600)
+        return {key: key for key in keys}
+
+    loader: MappingLoader[int, int | None] = MappingLoader(slow, lambda: None, max_batch_size=10)
+    first = asyncio.ensure_future(loader.load_all([1, 2]))
+    await started.wait()
+    second = asyncio.ensure_future(loader.load_all([2]))
+    await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # The one waiting on the cancelled chunk is told, as it was when chunks were tasks.
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(second, 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from graphql import (
     GraphQLBoolean,
@@ -20,6 +21,12 @@ from graphql.pyutils import Undefined, inspect
 _MAX_INT = 2**31 - 1
 _MIN_INT = -(2**31)
 _INF = float("inf")
+
+ENUM_MEMBERS: WeakKeyDictionary[Callable[[Any], Any], dict[int, tuple[Any, Any]]] = (
+    WeakKeyDictionary()
+)
+"""Each enum serializer's memo of Python enum members by identity (for generated code);
+weak, so that the serializers of a schema no longer used (tests make many) are not kept."""
 
 
 def coerce_leaf(leaf_type: GraphQLLeafType, value: Any) -> Any:
@@ -85,9 +92,28 @@ def serializer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
             except TypeError:  # unhashable
                 return coerce_leaf(leaf_type, value)
 
+        ENUM_MEMBERS[enum] = members
         return enum
 
     def other(value: Any) -> Any:
         return coerce_leaf(leaf_type, value)
 
     return other
+
+
+def accepts_as_is(leaf_type: GraphQLLeafType) -> str | None:
+    """A Python condition on ``v`` under which the serializer gives ``v`` back unchanged.
+
+    What the serializers above check first, written out for code generated per selection
+    (gateway/planned/fill.py); None when no value is taken as it is.
+    """
+    if leaf_type is GraphQLString or leaf_type is GraphQLID:
+        return "type(v) is str"
+    if leaf_type is GraphQLInt:
+        return f"type(v) is int and {_MIN_INT} <= v <= {_MAX_INT}"
+    if leaf_type is GraphQLBoolean:
+        return "type(v) is bool"
+    if leaf_type is GraphQLFloat:
+        # NaN fails both comparisons, infinities one: what ``real`` refuses.
+        return "type(v) is float and -_INF < v < _INF"
+    return None

@@ -39,6 +39,7 @@ from graphql import (
 )
 from graphql.type.introspection import TypeNameMetaFieldDef
 
+from dataintel.gateway.planned.fill import Fill, make_fill
 from dataintel.gateway.planned.leaves import serializer
 from dataintel.resolvers.keyed_loads import KEYED_LOAD, KeyedLoad
 
@@ -102,6 +103,11 @@ class Selection:
     """The fields that are a read and a serialization: (key, read, serialize, plan)."""
     others: tuple[FieldPlan, ...] = ()
     """Every other field, in document order."""
+    fill: Fill | None = None
+    """The leaves read and serialized by one generated function (gateway/planned/fill.py)."""
+    template: dict[str, Any] = field(default_factory=dict)
+    """Every response key, None: an object's result starts as a copy (cheaper than
+    ``dict.fromkeys``, and in the same order)."""
 
     def __post_init__(self) -> None:
         leaves = []
@@ -113,6 +119,10 @@ class Selection:
                 others.append(plan)
         self.leaves = tuple(leaves)
         self.others = tuple(others)
+        self.template = dict.fromkeys(self.keys)
+        if leaves:
+            attributes = [plan.attribute if plan.kind == ATTRIBUTE else None for *_, plan in leaves]
+            self.fill = make_fill(self.leaves, attributes)
 
 
 @dataclass(slots=True, eq=False)

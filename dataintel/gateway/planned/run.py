@@ -44,6 +44,7 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.cast import TYPE_CAST_ATTRIBUTE, get_strawberry_type_cast
 
 from dataintel.context import FieldDenials
+from dataintel.gateway.planned.fill import UNREAD, Stop
 from dataintel.gateway.planned.plan import (
     ATTRIBUTE,
     DIRECT,
@@ -100,7 +101,8 @@ def _track(_values: Sequence[Any]) -> None:
 
 _HELPERS = GraphQLResolveInfoHelpers(_gather, _track)
 _NONE_ACCEPTED: frozenset[type] = frozenset()
-_UNREAD: Any = object()
+_path = tuple.__new__
+"""Makes a Path (a NamedTuple) without the Python ``__new__`` its class call runs."""
 _IMMUTABLE = frozenset({int, float, str, bool, type(None)})
 
 
@@ -141,7 +143,7 @@ class PlanRun:
         assert root_type is not None
         selection = self._planner.root_fields(self._plan, root_type, self._conditions)
         self._condition_key = condition_key(self._plan, self._conditions)
-        data: dict[str, Any] = dict.fromkeys(selection.keys)
+        data: dict[str, Any] = selection.template.copy()
         self._queue.append((root_type, None, data, None, selection))
         while True:
             self._drain()
@@ -178,45 +180,74 @@ class PlanRun:
     def _drain(self) -> None:
         queue = self._queue
         keyed = self._keyed
+        nulled = self._nulled
+        any_denied = self._any_denied
         while queue:
             object_type, source, target, slot, selection = queue.popleft()
             parent_path = None
             if slot is not None:
                 parent_path = slot[4]
-                if self._nulled and self._is_nulled(parent_path):
+                if nulled and self._is_nulled(parent_path):
                     continue
-            if self._any_denied:
+            if any_denied:
                 for plan in selection.fields:
                     self._resolve(object_type, source, target, slot, parent_path, plan)
                 continue
             # Scalars and enums from the object alone: no path, no info, unless one fails.
-            for key, read, serialize, plan in selection.leaves:
-                value = _UNREAD
-                try:
-                    value = read(source)
-                    if value is not None:
-                        target[key] = serialize(value)
-                        continue
-                    if plan.nullable:
-                        continue
-                except Exception as error:
-                    if value is _UNREAD:
-                        path = Path(parent_path, key, object_type.name)
-                        self._fail(located_error(error, plan.nodes, path.as_list()),
-                                   plan.nullable, target, key, path, slot)  # fmt: skip
-                        continue
-                # Null where it may not be, or a value that does not serialize: its error.
-                path = Path(parent_path, key, object_type.name)
-                self._resolved(value, plan, target, slot, path, None)
+            fill = selection.fill
+            if fill is not None:
+                stop = fill(source, target)
+                if stop is not None:
+                    self._leaves_from(stop, object_type, source, target, slot, parent_path,
+                                      selection)  # fmt: skip
             for plan in selection.others:
                 if plan.kind == KEYED:
                     entries = keyed.get(plan)
                     if entries is None:
                         entries = keyed[plan] = []
-                    path = Path(parent_path, plan.key, object_type.name)
+                    path = _path(Path, (parent_path, plan.key, object_type.name))
                     entries.append((source, target, slot, path))
                     continue
                 self._resolve(object_type, source, target, slot, parent_path, plan)
+
+    def _leaves_from(
+        self,
+        stop: Stop,
+        object_type: GraphQLObjectType,
+        source: Any,
+        target: dict[str, Any],
+        slot: Slot | None,
+        parent_path: Path | None,
+        selection: Selection,
+    ) -> None:
+        """Completes the leaf a selection's fill stopped at, then reads the rest one by one."""
+        index, value, error = stop
+        leaves = selection.leaves
+        key, _, _, plan = leaves[index]
+        path = Path(parent_path, key, object_type.name)
+        if error is not None:
+            self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable, target,
+                       key, path, slot)  # fmt: skip
+        else:
+            # Null where it may not be, or a value that does not serialize: its error.
+            self._resolved(value, plan, target, slot, path, None)
+        for key, read, serialize, plan in leaves[index + 1 :]:
+            value = UNREAD
+            try:
+                value = read(source)
+                if value is not None:
+                    target[key] = serialize(value)
+                    continue
+                if plan.nullable:
+                    continue
+            except Exception as error:
+                if value is UNREAD:
+                    path = Path(parent_path, key, object_type.name)
+                    self._fail(located_error(error, plan.nodes, path.as_list()),
+                               plan.nullable, target, key, path, slot)  # fmt: skip
+                    continue
+            path = Path(parent_path, key, object_type.name)
+            self._resolved(value, plan, target, slot, path, None)
 
     def _resolve(
         self,
@@ -229,7 +260,7 @@ class PlanRun:
     ) -> None:
         key = plan.key
         kind = plan.kind
-        path = Path(parent_path, key, object_type.name)
+        path = _path(Path, (parent_path, key, object_type.name))
         info: Info | None = None
         try:
             if self._any_denied:
@@ -326,12 +357,15 @@ class PlanRun:
         context = self._context
         stale = loader.stale_reads()
         queue = self._queue
+        failed = outcomes if isinstance(outcomes, Exception) else None
+        chosen_for: FieldPlan | None = None
+        chosen: Selection | None = None
         for index, (plan, key, target, slot, path) in enumerate(entries):
             if self._nulled and self._is_nulled(path):
                 continue
             try:
-                if isinstance(outcomes, Exception):
-                    raise outcomes
+                if failed is not None:
+                    raise failed
                 outcome = outcomes[index]
                 if isinstance(outcome, Exception):
                     raise outcome
@@ -353,11 +387,12 @@ class PlanRun:
                 and getattr(value, TYPE_CAST_ATTRIBUTE, None) is None
             ):
                 # What _complete_object does for an object of a class already accepted.
-                selection = self._selection(plan, object_type)
-                child = dict.fromkeys(selection.keys)
+                if plan is not chosen_for or chosen is None:
+                    chosen_for, chosen = plan, self._selection(plan, object_type)
+                child = chosen.template.copy()
                 target[plan.key] = child
                 child_slot = (target, plan.key, plan.nullable, slot, path)
-                queue.append((object_type, value, child, child_slot, selection))
+                queue.append((object_type, value, child, child_slot, chosen))
                 continue
             self._complete(plan.return_type, value, plan, target, plan.key, path, slot, None)
 
@@ -506,13 +541,13 @@ class PlanRun:
         selection: Selection | None = None
         queue = self._queue
         for index, item in enumerate(value):
-            item_path = Path(path, index, None)
+            item_path = _path(Path, (path, index, None))
             if type(item) in accepted and getattr(item, TYPE_CAST_ATTRIBUTE, None) is None:
                 # An object of a class already seen to be of this type: what
                 # _complete_object does, without asking is_type_of again.
                 if selection is None:
                     selection = self._selection(plan, known_type)
-                target = dict.fromkeys(selection.keys)
+                target = selection.template.copy()
                 items.append(target)
                 queue.append((known_type, item, target,
                               (items, index, item_nullable, list_slot, item_path),
@@ -551,7 +586,7 @@ class PlanRun:
                 if get_strawberry_type_cast(value) is None:
                     accepted.add(type(value))
         selection = self._selection(plan, object_type)
-        target: dict[str, Any] = dict.fromkeys(selection.keys)
+        target: dict[str, Any] = selection.template.copy()
         container[key] = target
         self._queue.append(
             (object_type, value, target, (container, key, nullable, slot, path), selection)
