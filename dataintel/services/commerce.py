@@ -13,9 +13,13 @@ import sqlalchemy as sa
 from dataintel.services.pagination import (
     Keyset,
     Page,
+    PageRead,
     PageRequest,
+    keyset_bound_conditions,
     keyset_conditions,
     keyset_order,
+    keyset_order_of,
+    keyset_parameters,
     page_from_rows,
 )
 from dataintel.store import tables
@@ -176,20 +180,92 @@ class CommerceService(Protocol):
     async def count_events(self, where: EventFilter) -> int: ...
 
 
-def _in(column: sa.ColumnElement[Any], values: tuple[Any, ...] | None) -> list[Any]:
-    return [] if values is None else [column.in_(values)]
+# A condition of a filter: a column, a comparison, and the value it is compared with. The
+# statement of a page is built once per set of (column, comparison), its values bound at
+# each read (see _page_statement); other statements make clauses of them directly.
+Condition = tuple[sa.Column[Any], str, Any]
 
 
-def _range(column: sa.ColumnElement[Any], low: Any, high: Any, *, inclusive: bool) -> list[Any]:
-    conditions = []
+def _in(column: sa.Column[Any], values: tuple[Any, ...] | None) -> list[Condition]:
+    return [] if values is None else [(column, "in", values)]
+
+
+def _range(column: sa.Column[Any], low: Any, high: Any, *, inclusive: bool) -> list[Condition]:
+    conditions: list[Condition] = []
     if low is not None:
-        conditions.append(column >= low)
+        conditions.append((column, ">=", low))
     if high is not None:
-        conditions.append(column <= high if inclusive else column < high)
+        conditions.append((column, "<=" if inclusive else "<", high))
     return conditions
 
 
-def _order_conditions(where: OrderFilter) -> list[Any]:
+def _clause(column: sa.Column[Any], comparison: str, value: Any) -> sa.ColumnElement[bool]:
+    clause: sa.ColumnElement[bool]
+    if comparison == "in":
+        clause = column.in_(value)
+    elif comparison == ">=":
+        clause = column >= value
+    else:
+        clause = column <= value if comparison == "<=" else column < value
+    return clause
+
+
+def _clauses(conditions: list[Condition]) -> list[sa.ColumnElement[bool]]:
+    return [_clause(column, comparison, value) for column, comparison, value in conditions]
+
+
+_PageShape = tuple[
+    sa.Table, type[Any], tuple[tuple[sa.Column[Any], str], ...], tuple[str, ...], bool, PageRead
+]
+_PAGES: dict[_PageShape, sa.Select[Any]] = {}
+_PAGE_SHAPES_KEPT = 512
+
+
+def _page_statement(
+    table: sa.Table,
+    record_type: type[Any],
+    shape: tuple[tuple[sa.Column[Any], str], ...],
+    sort: tuple[str, ...],
+    descending: bool,
+    read: PageRead,
+) -> sa.Select[Any]:
+    # Building a select and computing its cache key cost more than SQLite's read of a page:
+    # a page's statement is built once per shape, its values are bind parameters.
+    key = (table, record_type, shape, sort, descending, read)
+    statement = _PAGES.get(key)
+    if statement is None:
+        if len(_PAGES) >= _PAGE_SHAPES_KEPT:
+            _PAGES.clear()
+        statement = _PAGES[key] = _build_page_statement(*key)
+    return statement
+
+
+def _build_page_statement(
+    table: sa.Table,
+    record_type: type[Any],
+    shape: tuple[tuple[sa.Column[Any], str], ...],
+    sort: tuple[str, ...],
+    descending: bool,
+    read: PageRead,
+) -> sa.Select[Any]:
+    keys = _keys(table, sort)
+    conditions = [
+        _clause(
+            column,
+            comparison,
+            sa.bindparam(f"c{index}", type_=column.type, expanding=comparison == "in"),
+        )
+        for index, (column, comparison) in enumerate(shape)
+    ]
+    return (
+        sa.select(*columns_of(table, record_type))
+        .where(*conditions, *keyset_bound_conditions(keys, descending, read))
+        .order_by(*keyset_order_of(keys, descending, read))
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+
+
+def _order_conditions(where: OrderFilter) -> list[Condition]:
     orders = tables.orders.c
     return [
         *_in(orders.status, where.statuses),
@@ -200,7 +276,7 @@ def _order_conditions(where: OrderFilter) -> list[Any]:
     ]
 
 
-def _customer_conditions(where: CustomerFilter) -> list[Any]:
+def _customer_conditions(where: CustomerFilter) -> list[Condition]:
     customers = tables.customers.c
     return [
         *_in(customers.region, where.regions),
@@ -212,7 +288,7 @@ def _customer_conditions(where: CustomerFilter) -> list[Any]:
     ]
 
 
-def _product_conditions(where: ProductFilter) -> list[Any]:
+def _product_conditions(where: ProductFilter) -> list[Condition]:
     products = tables.products.c
     return [
         *_in(products.category, where.categories),
@@ -220,7 +296,7 @@ def _product_conditions(where: ProductFilter) -> list[Any]:
     ]
 
 
-def _event_conditions(where: EventFilter) -> list[Any]:
+def _event_conditions(where: EventFilter) -> list[Condition]:
     events = tables.events.c
     return [
         *_in(events.type, where.types),
@@ -233,20 +309,43 @@ def _keys(table: sa.Table, sort: tuple[str, ...]) -> list[sa.ColumnElement[Any]]
     return [table.c[name] for name in sort]
 
 
+_BY_ID: dict[tuple[sa.Table, type[Any]], sa.Select[Any]] = {}
+
+
+def _by_id_statement(table: sa.Table, record_type: type[Any]) -> sa.Select[Any]:
+    # Built once, its ids a bind parameter: building the statement and computing its cache
+    # key cost more than SQLite's read of the rows.
+    statement = _BY_ID.get((table, record_type))
+    if statement is None:
+        ids: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+        statement = sa.select(*columns_of(table, record_type)).where(table.c.id.in_(ids))
+        _BY_ID[table, record_type] = statement
+    return statement
+
+
+_ITEMS_BY_ORDER = (
+    sa.select(*columns_of(tables.order_items, OrderItemRecord))
+    .where(tables.order_items.c.order_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(tables.order_items.c.order_id, tables.order_items.c.id)
+)
+
+
 class SqlCommerceService:
     """CommerceService over the SQL store; every method is one statement."""
 
     def __init__(self, engine: StoreEngine) -> None:
         self._engine = engine
 
-    async def _rows(self, statement: sa.Executable) -> Sequence[AnyRow]:
-        return await fetch_all(self._engine, statement)
+    async def _rows(
+        self, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[AnyRow]:
+        return await fetch_all(self._engine, statement, parameters)
 
     async def _by_id(
         self, table: sa.Table, record_type: type[R], ids: Sequence[int]
     ) -> Mapping[int, R]:
-        statement = sa.select(*columns_of(table, record_type)).where(table.c.id.in_(set(ids)))
-        return {row.id: record_from(record_type, row) for row in await self._rows(statement)}
+        rows = await self._rows(_by_id_statement(table, record_type), {"ids": sorted(set(ids))})
+        return {row.id: record_from(record_type, row) for row in rows}
 
     async def customers_by_id(self, ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
         return await self._by_id(tables.customers, CustomerRecord, ids)
@@ -266,14 +365,8 @@ class SqlCommerceService:
     async def items_by_order(
         self, order_ids: Sequence[int]
     ) -> Mapping[int, Sequence[OrderItemRecord]]:
-        items = tables.order_items
-        statement = (
-            sa.select(*columns_of(items, OrderItemRecord))
-            .where(items.c.order_id.in_(set(order_ids)))
-            .order_by(items.c.order_id, items.c.id)
-        )
         grouped: defaultdict[int, list[OrderItemRecord]] = defaultdict(list)
-        for row in await self._rows(statement):
+        for row in await self._rows(_ITEMS_BY_ORDER, {"ids": sorted(set(order_ids))}):
             grouped[row.order_id].append(record_from(OrderItemRecord, row))
         return grouped
 
@@ -281,23 +374,21 @@ class SqlCommerceService:
         self,
         table: sa.Table,
         record_type: type[R],
-        conditions: list[Any],
+        conditions: list[Condition],
         sort: tuple[str, ...],
         descending: bool,
         page: PageRequest,
     ) -> Page[R]:
-        keys = _keys(table, sort)
-        statement = (
-            sa.select(*columns_of(table, record_type))
-            .where(*conditions, *keyset_conditions(keys, descending, page))
-            .order_by(*keyset_order(keys, descending, page))
-            .limit(page.limit)
-        )
-        rows = await self._rows(statement)
+        shape = tuple((column, comparison) for column, comparison, _ in conditions)
+        statement = _page_statement(table, record_type, shape, sort, descending, PageRead.of(page))
+        parameters = keyset_parameters(len(sort), page)
+        for index, (_, comparison, value) in enumerate(conditions):
+            parameters[f"c{index}"] = list(value) if comparison == "in" else value
+        rows = await self._rows(statement, parameters)
         return page_from_rows([record_from(record_type, row) for row in rows], page)
 
-    async def _count(self, table: sa.Table, conditions: list[Any]) -> int:
-        statement = sa.select(sa.func.count()).select_from(table).where(*conditions)
+    async def _count(self, table: sa.Table, conditions: list[Condition]) -> int:
+        statement = sa.select(sa.func.count()).select_from(table).where(*_clauses(conditions))
         return int(await fetch_scalar(self._engine, statement))
 
     async def orders(self, where: OrderFilter, page: PageRequest) -> Page[OrderRecord]:
@@ -320,7 +411,7 @@ class SqlCommerceService:
             sa.select(*columns_of(orders, OrderRecord), position)
             .where(
                 orders.c.customer_id.in_(set(customer_ids)),
-                *_order_conditions(where),
+                *_clauses(_order_conditions(where)),
                 *keyset_conditions(keys, True, page),
             )
             .subquery()
@@ -346,7 +437,7 @@ class SqlCommerceService:
         orders = tables.orders
         statement = (
             sa.select(orders.c.customer_id, sa.func.count())
-            .where(orders.c.customer_id.in_(set(customer_ids)), *_order_conditions(where))
+            .where(orders.c.customer_id.in_(set(customer_ids)), *_clauses(_order_conditions(where)))
             .group_by(orders.c.customer_id)
         )
         counts = {row[0]: int(row[1]) for row in await self._rows(statement)}

@@ -104,8 +104,76 @@ def keyset_order(
     columns: Sequence[sa.ColumnElement[Any]], descending: bool, request: PageRequest
 ) -> list[sa.ColumnElement[Any]]:
     """ORDER BY for the fetch: the sort order, reversed when the page is read from the end."""
-    reverse = descending != request.backwards
+    return keyset_order_of(columns, descending, PageRead.of(request))
+
+
+@dataclass(frozen=True, slots=True)
+class PageRead:
+    """How a page is read, without its values: which cursors bound it, from which end.
+
+    Pages read the same way share one statement whose cursors and limit are bind parameters
+    (``keyset_bound_conditions``, ``keyset_order_of``, ``keyset_parameters``).
+    """
+
+    after: bool
+    before: bool
+    backwards: bool
+
+    @staticmethod
+    def of(request: PageRequest) -> PageRead:
+        """How ``request`` is read."""
+        return _READS[request.after is not None, request.before is not None, request.backwards]
+
+
+_READS = {
+    (after, before, backwards): PageRead(after, before, backwards)
+    for after in (False, True)
+    for before in (False, True)
+    for backwards in (False, True)
+}
+
+
+def keyset_order_of(
+    columns: Sequence[sa.ColumnElement[Any]], descending: bool, read: PageRead
+) -> list[sa.ColumnElement[Any]]:
+    """ORDER BY for a page read this way (see keyset_order)."""
+    reverse = descending != read.backwards
     return [column.desc() if reverse else column.asc() for column in columns]
+
+
+def keyset_bound_conditions(
+    columns: Sequence[sa.ColumnElement[Any]], descending: bool, read: PageRead
+) -> list[sa.ColumnElement[bool]]:
+    """``keyset_conditions`` with the cursors' values as bind parameters ``after0``...,
+    ``before0``... (filled by ``keyset_parameters``)."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    for name, present, beyond in (("after", read.after, True), ("before", read.before, False)):
+        if not present:
+            continue
+        key = sa.tuple_(*columns)
+        position = sa.tuple_(
+            *(
+                sa.bindparam(f"{name}{index}", type_=column.type)
+                for index, column in enumerate(columns)
+            )
+        )
+        # "Beyond" the after cursor is later in the sort order: smaller when descending.
+        conditions.append(key < position if beyond == descending else key > position)
+    return conditions
+
+
+def keyset_parameters(width: int, request: PageRequest) -> dict[str, Any]:
+    """The bind parameters of a page's cursors and limit (see keyset_bound_conditions);
+    a cursor of another list (not ``width`` values) is BAD_USER_INPUT."""
+    parameters: dict[str, Any] = {"limit": request.limit}
+    for name, cursor in (("after", request.after), ("before", request.before)):
+        if cursor is None:
+            continue
+        if len(cursor) != width:
+            raise BadUserInputError("The cursor does not point into this list.")
+        for index, value in enumerate(cursor):
+            parameters[f"{name}{index}"] = value
+    return parameters
 
 
 _CURSOR_VERSION = "v1"

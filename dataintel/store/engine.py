@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dataintel.settings import StoreSettings
+from dataintel.store.sqlite_driver import one_call_aiosqlite
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _SUPPORTED_DRIVERS = frozenset(_ASYNC_DRIVERS.values())
@@ -57,6 +58,8 @@ def _is_sqlite_memory(url: URL) -> bool:
 
 def _sqlite_engine(url: URL, settings: StoreSettings) -> AsyncEngine:
     options: dict[str, Any] = {
+        # One hand-off to the connection's thread per statement (see sqlite_driver.py).
+        "module": one_call_aiosqlite(),
         # sqlite3's timeout is the busy timeout: how long a writer waits for the lock.
         "connect_args": {"timeout": settings.database_timeout_seconds},
     }

@@ -10,7 +10,7 @@ dies, so the caller decides.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -135,11 +135,17 @@ async def _read_twice(engine: StoreEngine, work: Callable[[AsyncConnection], Awa
         return await work(connection)
 
 
-async def fetch_all(engine: StoreEngine, statement: sa.Executable) -> Sequence[sa.Row[Any]]:
-    """Every row of one read statement (retried once on a dead connection)."""
+async def fetch_all(
+    engine: StoreEngine, statement: sa.Executable, parameters: Mapping[str, Any] | None = None
+) -> Sequence[sa.Row[Any]]:
+    """Every row of one read statement (retried once on a dead connection).
+
+    ``parameters`` fills the statement's named bind parameters: a statement built once and
+    run with new values skips building it and computing its cache key on every read.
+    """
 
     async def rows(connection: AsyncConnection) -> Sequence[sa.Row[Any]]:
-        return (await connection.execute(statement)).all()
+        return (await connection.execute(statement, parameters)).all()
 
     return await read(engine, rows)
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dataintel.settings import Settings
 from dataintel.store import tables
+from dataintel.store.engine import create_engine
+from dataintel.store.migrate import upgrade
+from tests.plugins.store import sqlite_url
 
 PARIS_SUMMER = timezone(timedelta(hours=2))
 NEW_YORK_WINTER = timezone(timedelta(hours=-5))
@@ -84,3 +89,35 @@ async def test_null_stays_null(store_engine: AsyncEngine) -> None:
         )
         expires = await connection.execute(sa.select(tables.api_keys.c.expires_at))
         assert expires.scalar_one() is None
+
+
+@pytest.mark.parametrize(
+    ("stored", "read"),
+    [
+        ("2025-06-01 12:30:15.123456", datetime(2025, 6, 1, 12, 30, 15, 123456, tzinfo=UTC)),
+        ("2025-06-01 12:30:15", datetime(2025, 6, 1, 12, 30, 15, tzinfo=UTC)),
+        ("2025-06-01T12:30:15", datetime(2025, 6, 1, 12, 30, 15, tzinfo=UTC)),
+        ("2025-06-01 14:30:15+02:00", datetime(2025, 6, 1, 12, 30, 15, tzinfo=UTC)),
+        ("2025-06-01", datetime(2025, 6, 1, tzinfo=UTC)),
+    ],
+)
+async def test_sqlite_text_of_any_iso_shape_reads_as_aware_utc(
+    tmp_path: Path, stored: str, read: datetime
+) -> None:
+    # The common shape (UTC wall clock, no zone) is parsed in one step; every other shape
+    # must still read as it did through the general way (parse, then set or convert the zone).
+    engine = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")).store)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.execute(
+                sa.insert(tables.users), [user(1, datetime(2025, 1, 1, tzinfo=UTC))]
+            )
+            await connection.exec_driver_sql(
+                "UPDATE users SET created_at = ? WHERE id = 1", (stored,)
+            )
+            found = (await connection.execute(sa.select(tables.users.c.created_at))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert found == read
+    assert found.tzinfo is UTC
