@@ -9,12 +9,14 @@ are the analytics tests' own plus a few hundred generated from a fixed seed, on 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -142,7 +144,13 @@ def random_query(chance: random.Random) -> AnalyticsQuery:
     if chance.random() < 0.2:
         filters.append(AnalyticsFilter(measures[0], chance.choice(("gte", "lt")), (10.0,)))
     start = end = None
-    if chance.random() < 0.8:
+    if chance.random() < 0.15:
+        # Whole months of the query's zone: what a month grain of a zone answers.
+        first_month = chance.randint(0, 16)
+        start = datetime(2025 + first_month // 12, first_month % 12 + 1, 1)
+        last_month = first_month + chance.choice((1, 3, 6))
+        end = datetime(2025 + last_month // 12, last_month % 12 + 1, 1)
+    elif chance.random() < 0.8:
         first = datetime(2025, 1, 1) + timedelta(days=chance.randint(0, 520))
         if chance.random() < 0.3:
             first += timedelta(hours=chance.randint(0, 23))
@@ -320,7 +328,72 @@ async def test_what_is_never_routed(fresh_sqlite: AsyncEngine) -> None:
         assert (await service.query(query)).rollups == ("orders_by_region_hourly",), query
 
 
-ORDER_ROLLUPS = {"orders_hourly", "orders_by_region_hourly", "orders_by_region_daily"}
+ORDER_ROLLUPS = {
+    "orders_hourly",
+    "orders_by_region_hourly",
+    "orders_by_region_daily",
+    "orders_by_region_berlin_monthly",
+}
+BERLIN = ZoneInfo("Europe/Berlin")
+README_QUERY = AnalyticsQuery(
+    measures=("revenue", "order_count", "conversion_rate"),
+    dimensions=("region",),
+    granularity="month",
+    timezone="Europe/Berlin",
+    start=datetime(2025, 1, 1),
+    end=datetime(2025, 7, 1),
+    order_by=(AnalyticsOrder("time"), AnalyticsOrder("revenue", descending=True)),
+)
+
+
+async def test_a_month_grain_of_a_zone_answers_that_zones_months(
+    fresh_sqlite: AsyncEngine,
+) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(fresh_sqlite, catalog)
+    routed = SqlAnalyticsService(fresh_sqlite, catalog, rollups=True)
+    months = dataclasses.replace(README_QUERY, measures=("revenue", "order_count"))
+    result = await routed.query(months)
+    assert result.rollups == ("orders_by_region_berlin_monthly",)
+    assert canonical(result) == canonical(await raw.query(months))
+    for query in (
+        dataclasses.replace(months, granularity="quarter"),
+        dataclasses.replace(  # the whole range in UTC: Berlin's months still hold it
+            months,
+            granularity=None,
+            timezone="UTC",
+            start=datetime(2025, 1, 1, tzinfo=BERLIN),
+            end=datetime(2025, 7, 1, tzinfo=BERLIN),
+            order_by=(),
+        ),
+        dataclasses.replace(months, filters=(AnalyticsFilter("sales_channel", "in", ("web",)),)),
+    ):
+        answer = await routed.query(query)
+        assert answer.rollups == ("orders_by_region_berlin_monthly",), query
+        assert canonical(answer) == canonical(await raw.query(query)), query
+    for query in (
+        dataclasses.replace(months, granularity="week"),  # weeks cut across months
+        dataclasses.replace(months, timezone="UTC"),  # UTC's months
+        dataclasses.replace(months, start=datetime(2025, 1, 1, tzinfo=UTC)),  # 01:00 in Berlin
+        dataclasses.replace(months, start=datetime(2025, 1, 2)),  # not a whole month
+    ):
+        answer = await routed.query(query)
+        assert "orders_by_region_berlin_monthly" not in answer.rollups, query
+        assert canonical(answer) == canonical(await raw.query(query)), query
+
+    # 22:30 UTC on 31 March is April in Berlin: the UTC month's counter moves, and both
+    # Berlin months it overlaps are stale until rebuilt; May and June are not.
+    await insert_late_order(fresh_sqlite, datetime(2025, 3, 31, 22, 30, tzinfo=UTC))
+    stale = await routed.query(months)
+    assert "orders_by_region_berlin_monthly" not in stale.rollups
+    assert canonical(stale) == canonical(await raw.query(months))
+    later = dataclasses.replace(months, start=datetime(2025, 5, 1))
+    assert (await routed.query(later)).rollups == ("orders_by_region_berlin_monthly",)
+    summaries = await refresh_rollups(fresh_sqlite, catalog, ["orders_by_region_berlin_monthly"])
+    assert summaries[0].rebuilt == ("2025-03", "2025-04")
+    after = await routed.query(months)
+    assert after.rollups == ("orders_by_region_berlin_monthly",)
+    assert canonical(after) == canonical(stale)
 
 
 async def test_the_smallest_current_rollup_answers(fresh_sqlite: AsyncEngine) -> None:
@@ -570,6 +643,14 @@ ROLLUP_ERRORS = {
     "other source": (
         "source: orders\n    measures: [units_sold]",
         "not only the rollup's source 'orders'",
+    ),
+    "hour grain of a zone": (
+        "source: orders\n    measures: [revenue]\n    zone: Europe/Berlin",
+        "an hour grain is UTC's hours",
+    ),
+    "unknown zone": (
+        "source: orders\n    measures: [revenue]\n    grain: day\n    zone: Europe/Berlinn",
+        "zone 'Europe/Berlinn' is not an IANA time zone",
     ),
     "unreachable dimension": (
         "source: orders\n    measures: [revenue]\n    dimensions: [event_type]",

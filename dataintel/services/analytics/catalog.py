@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +26,7 @@ from dataintel.store.types import UTCDateTime
 
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "ratio"]
 DimensionType = Literal["string", "time"]
-RollupGrain = Literal["hour", "day"]
+RollupGrain = Literal["hour", "day", "month"]
 RollupPartition = Literal["month"]
 RollupRefresh = Literal["changed_partitions", "all_partitions"]
 
@@ -103,12 +104,13 @@ class MeasureDefinition:
 
 @dataclass(frozen=True, slots=True)
 class RollupDefinition:
-    """Pre-aggregated sums and counts of a source by UTC hour (or day) and some dimensions.
+    """Pre-aggregated sums and counts of a source by UTC hour (or day, or month) and dimensions.
 
-    Built into a table of the store, one partition (a UTC month) at a time; queries it
-    covers are answered from it while it is current (see ``routing``). A day grain holds the
-    days of ``zone`` (UTC only, so that a day never straddles a partition): it answers only
-    queries in that zone bucketed by day or coarser over whole days.
+    Built into a table of the store, one partition (a month of ``zone``) at a time; queries
+    it covers are answered from it while it is current (see ``routing``). A day or month
+    grain holds the days (months) of ``zone``, whose months are the partitions, so that a
+    bucket never straddles two: it answers only queries in that zone bucketed by the grain
+    or coarser over whole buckets. An hour grain is UTC's (whole hours serve most zones).
     """
 
     name: str
@@ -220,9 +222,8 @@ class _RollupSpec(BaseModel):
     measures: list[str] = Field(min_length=1)
     dimensions: list[str] = Field(default_factory=list)
     grain: RollupGrain = "hour"
-    # Days of this zone for a day grain; UTC is the only one (a UTC month partition holds
-    # whole UTC days, not whole days of a zone with an offset).
-    zone: Literal["UTC"] = "UTC"
+    # Whose days (months) a day (month) grain holds; its months are the partitions.
+    zone: str = "UTC"
     partition: RollupPartition = "month"
     refresh: RollupRefresh = "changed_partitions"
 
@@ -439,6 +440,7 @@ def _rollup(
         reason = _rollable(measure, measures)
         if reason is not None:
             raise AnalyticsCatalogError(f"{where}: measure '{name}' cannot be rolled up: {reason}.")
+    _check_zone(spec, where)
     for name in spec.dimensions:
         dimension = dimensions.get(name)
         if dimension is None or dimension.type != "string":
@@ -462,6 +464,23 @@ def _rollup(
         spec.refresh,
         spec.zone,
     )
+
+
+def _check_zone(spec: _RollupSpec, where: str) -> None:
+    try:
+        known = bool(spec.zone) and ZoneInfo(spec.zone).key == spec.zone
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        known = False
+    if not known:
+        raise AnalyticsCatalogError(
+            f"{where}: zone '{spec.zone}' is not an IANA time zone name (e.g. Europe/Berlin)."
+        )
+    if spec.grain == "hour" and spec.zone != "UTC":
+        # An hour is the same in every zone with whole-hour offsets: routing decides which.
+        raise AnalyticsCatalogError(
+            f"{where}: an hour grain is UTC's hours (zone: UTC); zone '{spec.zone}' needs a"
+            " day or month grain."
+        )
 
 
 def _sources_of(

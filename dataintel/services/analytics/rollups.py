@@ -1,4 +1,4 @@
-"""Rollup tables: a source's sums and counts by UTC hour (or day), built one UTC month at a time.
+"""Rollup tables: a source's sums and counts by UTC hour (or a zone's day or month), by month.
 
 Rollups are derived data, so the build creates their tables itself (no migration): a table
 per rollup (``analytics_rollup_<name>``). The state table (migration 0007) records, per
@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,7 +36,8 @@ from dataintel.services.analytics.catalog import (
     AnalyticsCatalog,
     RollupDefinition,
 )
-from dataintel.services.analytics.planner import Raw, raws_of, value_of
+from dataintel.services.analytics.planner import OPEN_RANGE_YEARS, Raw, raws_of, value_of
+from dataintel.services.time_buckets import ZoneClock, bucket_key
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
@@ -121,17 +123,43 @@ def column(reference: str) -> sa.Column[Any]:
     return TABLES[table].c[name]
 
 
-def partition_bounds(partition: str) -> tuple[datetime, datetime]:
-    """The UTC month of a partition key 'YYYY-MM', start included, end excluded."""
+@functools.lru_cache(maxsize=64)
+def zone_clock(zone: str) -> ZoneClock:
+    """The offsets of a rollup's zone over every year a store may hold."""
+    return ZoneClock(ZoneInfo(zone), *OPEN_RANGE_YEARS)
+
+
+def _month_start(local: datetime, zone: str) -> datetime:
+    return zone_clock(zone).first_instant(local).astimezone(UTC)
+
+
+def partition_bounds(partition: str, zone: str = "UTC") -> tuple[datetime, datetime]:
+    """The UTC bounds of a partition key 'YYYY-MM': that month of the zone, end excluded."""
     year, month = (int(part) for part in partition.split("-"))
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    start = _month_start(datetime(year, month, 1), zone)
+    end = _month_start(datetime(year + month // 12, month % 12 + 1, 1), zone)
     return start, end
 
 
-def partition_of(moment: datetime) -> str:
-    """The partition key of a moment: its UTC month."""
-    return moment.astimezone(UTC).strftime("%Y-%m")
+def partition_of(moment: datetime, zone: str = "UTC") -> str:
+    """The partition key of a moment: its month in the zone."""
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
+
+
+def partitions_between(start: datetime, end: datetime, zone: str = "UTC") -> list[str]:
+    """The keys of the zone's month partitions that overlap [start, end)."""
+    keys: list[str] = []
+    moment = start
+    while moment < end:
+        key = partition_of(moment, zone)
+        keys.append(key)
+        moment = partition_bounds(key, zone)[1]
+    return keys
+
+
+def counter_bounds(period: str) -> tuple[datetime, datetime]:
+    """The UTC span of a row_change_counts period (a UTC month 'YYYY-MM')."""
+    return partition_bounds(period)
 
 
 def _partition_key(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
@@ -152,6 +180,26 @@ def _grain_start(moment: sa.ColumnElement[Any], grain: str, dialect: str) -> sa.
         return sa.func.timezone(utc, truncated, type_=UTCDateTime)
     shape = "%Y-%m-%d %H:00:00.000000" if grain == "hour" else "%Y-%m-%d 00:00:00.000000"
     return sa.func.strftime(shape, moment, type_=UTCDateTime)
+
+
+def _cell(
+    moment: sa.ColumnElement[Any],
+    rollup: RollupDefinition,
+    dialect: str,
+    span: tuple[datetime | None, datetime | None],
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    """What a rollup groups a moment by (its grain's bucket), and the moment it stores for it.
+
+    An hour stores its start. A day or month of a zone stores its earliest moment in the
+    cell: any moment of a day falls in that day's buckets at every coarser granularity of the
+    zone, and this one needs no zone arithmetic back from wall-clock time to UTC.
+    """
+    if rollup.grain == "hour":
+        start = _grain_start(moment, "hour", dialect)
+        return start, start
+    periods = zone_clock(rollup.zone).periods_between(*span)
+    key = bucket_key(moment, rollup.grain, periods, dialect)
+    return key, sa.func.min(moment, type_=UTCDateTime)
 
 
 def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[set[str], set[str]]:
@@ -182,18 +230,21 @@ def partition_changes(
 ) -> dict[str, int]:
     """Per partition holding rows (or having held some), the sum of the counters that apply.
 
-    Its own month's and ``*``'s of the tables filed by the rollup's time, and every counter of
-    the other tables it joins (their rows have no time of their own, or another one).
+    Those of the UTC months it overlaps (one for UTC's months, two for another zone's) and
+    ``*``'s of the tables filed by the rollup's time, and every counter of the other tables
+    it joins (their rows have no time of their own, or another one).
     """
     aligned, others = _read_tables(catalog, rollup)
     shared = 0
-    by_period: dict[str, int] = {}
+    by_partition: dict[str, int] = {}
     for row in counters:
         if row.table_name in others or (row.table_name in aligned and row.period == "*"):
             shared += int(row.changes)
         elif row.table_name in aligned:
-            by_period[row.period] = by_period.get(row.period, 0) + int(row.changes)
-    return {period: changes + shared for period, changes in by_period.items()}
+            # A partition of a zone's month overlaps two UTC months: both counters apply.
+            for partition in partitions_between(*counter_bounds(row.period), rollup.zone):
+                by_partition[partition] = by_partition.get(partition, 0) + int(row.changes)
+    return {partition: changes + shared for partition, changes in by_partition.items()}
 
 
 async def current_changes(
@@ -233,8 +284,8 @@ def _build_statement(
 ) -> sa.Insert:
     source = catalog.sources[rollup.source]
     moment = column(catalog.dimensions[source.time_dimension].column)
-    start, end = partition_bounds(partition)
-    hour = _grain_start(moment, rollup.grain, dialect)
+    start, end = partition_bounds(partition, rollup.zone)
+    cell, bucket = _cell(moment, rollup, dialect, (start, end))
     dimensions = [column(catalog.dimensions[name].column) for name in rollup.dimensions]
     values = []
     for raw in rollup_raws(catalog, rollup):
@@ -248,10 +299,10 @@ def _build_statement(
         condition = column(join.key) == column(join.references)
         joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
     select = (
-        sa.select(sa.literal(partition, sa.String()), hour, *dimensions, *values)
+        sa.select(sa.literal(partition, sa.String()), bucket, *dimensions, *values)
         .select_from(joined)
         .where(moment >= start, moment < end)
-        .group_by(hour, *dimensions)
+        .group_by(cell, *dimensions)
     )
     return sa.insert(table).from_select(list(table.c.keys()), select)
 

@@ -5,10 +5,10 @@ source (sums and counts only: distinct counts never add up across hours), every 
 grouped or filtered by, the query uses the source's own time dimension without filters on
 time values, and every bucket of the query is a union of whole grains: for an hour grain,
 the range's ends are whole UTC hours and the zone's offsets over the range are whole hours
-that change on whole UTC hours; for a day grain (of UTC), the query is in UTC, buckets by
-day or coarser (or not at all) and its range's ends are whole UTC days. Buckets are then
-computed from each grain's start with the very expression that raw rows use, so routing
-never moves a bucket's boundary.
+that change on whole UTC hours; for a day (month) grain of a zone, the query is in that
+zone, buckets by the grain or coarser (or not at all) and its range's ends start days
+(months) of that zone. Buckets are then computed from each stored cell's moment with the
+very expression that raw rows use, so routing never moves a bucket's boundary.
 
 Of the rollups that cover a source, the one holding the fewest rows in the range answers
 (the declared order breaks ties), if it is current: each partition the range touches was
@@ -21,15 +21,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from dataintel.services.analytics.catalog import RollupDefinition
 from dataintel.services.analytics.planner import Plan
 from dataintel.services.analytics.rollups import (
     PartitionState,
     definition_digest,
-    partition_bounds,
-    partition_of,
+    partitions_between,
     rollup_raws,
+    zone_clock,
 )
 
 _HOUR_SECONDS = 3600
@@ -44,6 +45,8 @@ class Candidate:
     source: str
     rollup: RollupDefinition
     digest: str
+    touched: tuple[str, ...] | None
+    """The partitions the plan's range covers; None for an open range (every one)."""
 
 
 def _whole_hour(moment: datetime | None) -> bool:
@@ -65,17 +68,29 @@ def hour_aligned(plan: Plan) -> bool:
     return True
 
 
-def _whole_day(moment: datetime | None) -> bool:
-    return moment is None or (_whole_hour(moment) and moment.astimezone(UTC).hour == 0)
+# Granularities whose buckets are unions of whole grains of the query's zone, per grain.
+_COARSER = {"day": _DAY_OR_COARSER, "month": ("month", "quarter", "year")}
 
 
-def day_aligned(plan: Plan) -> bool:
-    """True when every bucket (and the range) of the plan is a union of whole UTC days."""
-    if not (_whole_day(plan.start) and _whole_day(plan.end)):
+def _starts_grain(moment: datetime | None, grain: str, zone: str) -> bool:
+    if moment is None:
+        return True
+    local = moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    first = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if grain == "month":
+        first = first.replace(day=1)
+    return zone_clock(zone).first_instant(first) == moment
+
+
+def grain_aligned(plan: Plan, rollup: RollupDefinition) -> bool:
+    """True when every bucket (and the range) of the plan is a union of the rollup's cells."""
+    if rollup.grain == "hour":
+        return hour_aligned(plan)
+    if not all(_starts_grain(end, rollup.grain, rollup.zone) for end in (plan.start, plan.end)):
         return False
     if plan.granularity is None:
         return True
-    return plan.timezone == "UTC" and plan.granularity in _DAY_OR_COARSER
+    return plan.timezone == rollup.zone and plan.granularity in _COARSER[rollup.grain]
 
 
 def candidates(plan: Plan) -> list[Candidate]:
@@ -85,7 +100,6 @@ def candidates(plan: Plan) -> list[Candidate]:
         return []
     if any(dimension.type != "string" for dimension, _ in plan.dimension_filters):
         return []
-    aligned = {"hour": hour_aligned(plan), "day": day_aligned(plan)}
     wanted = {dimension.name for dimension in plan.dimensions}
     wanted.update(dimension.name for dimension, _ in plan.dimension_filters)
     found: list[Candidate] = []
@@ -95,26 +109,32 @@ def candidates(plan: Plan) -> list[Candidate]:
             continue
         needed = {raw for raw in plan.raws if raw.source == source}
         for rollup in catalog.rollups.values():
-            if rollup.source != source or not aligned[rollup.grain]:
+            if rollup.source != source or not grain_aligned(plan, rollup):
                 continue
             if not wanted <= set(rollup.dimensions):
                 continue
             if needed <= set(rollup_raws(catalog, rollup)):
-                found.append(Candidate(source, rollup, definition_digest(catalog, rollup)))
+                touched = partitions_touched(plan, rollup.zone)
+                digest = definition_digest(catalog, rollup)
+                found.append(Candidate(source, rollup, digest, touched))
     return found
 
 
-def partitions_touched(plan: Plan) -> list[str] | None:
-    """The partition keys the range covers; None for an open range (every partition)."""
+def partitions_touched(plan: Plan, zone: str = "UTC") -> tuple[str, ...] | None:
+    """The keys of the zone's partitions the range covers; None for an open range (all)."""
     if plan.start is None or plan.end is None:
         return None
-    keys: list[str] = []
-    moment = plan.start
-    while moment < plan.end:
-        key = partition_of(moment)
-        keys.append(key)
-        moment = partition_bounds(key)[1]
-    return keys
+    return tuple(partitions_between(plan.start, plan.end, zone))
+
+
+def touched_by(found: Sequence[Candidate]) -> list[str] | None:
+    """Every partition some candidate needs; None when one needs them all."""
+    keys: set[str] = set()
+    for candidate in found:
+        if candidate.touched is None:
+            return None
+        keys.update(candidate.touched)
+    return sorted(keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +147,6 @@ class Decision:
 
 def decide(
     candidates_found: Sequence[Candidate],
-    touched: Sequence[str] | None,
     current: Mapping[str, Mapping[str, int]],
     recorded: Mapping[tuple[str, str], PartitionState],
 ) -> Decision:
@@ -143,7 +162,7 @@ def decide(
         needed = {
             partition
             for partition in set(changes) | set(states)
-            if touched is None or partition in touched
+            if candidate.touched is None or partition in candidate.touched
         }
         if not needed:
             # Nothing built in the range proves the rollup current there: read raw rows.

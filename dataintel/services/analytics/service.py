@@ -16,7 +16,7 @@ from dataintel.services.analytics.routing import (
     Decision,
     candidates,
     decide,
-    partitions_touched,
+    touched_by,
 )
 from dataintel.services.analytics.sql import rows_statement, totals_statement
 from dataintel.store.guarded import StoreEngine, read
@@ -74,7 +74,7 @@ class SqlAnalyticsService:
         found = candidates(plan)
         if not found:
             return None
-        touched = partitions_touched(plan)
+        touched = touched_by(found)
         names = [candidate.rollup.name for candidate in found]
         recorded = states_of((await connection.execute(state_statement(names, touched))).all())
         if not recorded:
@@ -83,4 +83,4 @@ class SqlAnalyticsService:
         current = await current_changes(
             connection, plan.catalog, [candidate.rollup for candidate in found]
         )
-        return decide(found, touched, current, recorded)
+        return decide(found, current, recorded)
