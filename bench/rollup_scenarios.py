@@ -26,9 +26,9 @@ _RESULT = """
     rows { time dimensions { value } measures { name value } }
     totals { name value }
 """
-# The dashboard's analytics query, without its distinct count (active_customers is never
-# answered from a rollup), and the README's (whose conversion_rate is a ratio of distinct
-# counts: its events read raw rows, so it is MIXED at best), with and without that measure.
+# The dashboard's analytics query, without its distinct count (no rollup holds
+# active_customers), and the README's (Berlin months; its conversion_rate is a ratio of
+# distinct counts, from the events' key sets), with and without that measure.
 QUERIES = {
     "dashboard: revenue, orders, AOV by region, UTC weeks": """
   analytics(query: {

@@ -397,8 +397,6 @@ def _measure(
 
 def _rollable(measure: MeasureDefinition, measures: Mapping[str, MeasureDefinition]) -> str | None:
     """Why a measure cannot be rolled up exactly; None when it can."""
-    if measure.aggregation == "count_distinct":
-        return "a distinct count does not add up across hours"
     if measure.aggregation == "ratio":
         for part in (measure.numerator, measure.denominator):
             reason = _rollable(measures[part or ""], measures)

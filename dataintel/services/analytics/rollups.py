@@ -16,12 +16,18 @@ few dozen counter rows, whatever the size of the source.
 
 A partition is swapped in one transaction (delete, insert, record), reading the counters in
 the same snapshot as the rows, so a reader sees either the old partition or the new one.
+
+A day or month grain is a zone's (its partitions are that zone's months, whose UTC bounds
+overlap two UTC months of counters). A distinct count keeps each cell's count, and the keys
+found in more than one cell by their cells (``key_sets_table``): built whole from the whole
+table, recorded as the partition ``keys`` with every counter of the tables read.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,6 +120,36 @@ def rollup_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Tabl
             sa.Column(f"value_{index}", sa.BigInteger)
             for index in range(len(rollup_raws(catalog, rollup)))
         ),
+    )
+
+
+KEY_SETS = "keys"
+"""The partition name of a rollup's key sets in its state: built whole, from the whole table."""
+
+
+def distinct_raws(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[int, ...]:
+    """The positions, among the rollup's raws, of its distinct counts."""
+    raws = rollup_raws(catalog, rollup)
+    return tuple(index for index, raw in enumerate(raws) if raw.function == "count_distinct")
+
+
+@functools.lru_cache(maxsize=256)
+def key_sets_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Table:
+    """The cells of the keys of a rollup's distinct counts that occur in more than one cell.
+
+    Keys with the same cells are one row per cell (``key_set``), with how many keys share
+    them (``keys``): a distinct count's correction depends on a key only through its cells.
+    ``raw`` is the distinct count's position among the rollup's raws, ``bucket`` a moment of
+    the cell (its earliest one for these keys).
+    """
+    return sa.Table(
+        f"{TABLE_PREFIX}{rollup.name}_keys",
+        sa.MetaData(),
+        sa.Column("raw", sa.Integer, nullable=False),
+        sa.Column("key_set", sa.String(32), nullable=False),
+        sa.Column("bucket", UTCDateTime, nullable=False, index=True),
+        *(sa.Column(f"dimension_{name}", sa.String(200)) for name in rollup.dimensions),
+        sa.Column("keys", sa.BigInteger, nullable=False),
     )
 
 
@@ -244,7 +280,13 @@ def partition_changes(
             # A partition of a zone's month overlaps two UTC months: both counters apply.
             for partition in partitions_between(*counter_bounds(row.period), rollup.zone):
                 by_partition[partition] = by_partition.get(partition, 0) + int(row.changes)
-    return {partition: changes + shared for partition, changes in by_partition.items()}
+    found = {partition: changes + shared for partition, changes in by_partition.items()}
+    if distinct_raws(catalog, rollup):
+        # A key's cells span the whole table: every counter of every table read applies.
+        found[KEY_SETS] = sum(
+            int(row.changes) for row in counters if row.table_name in aligned | others
+        )
+    return found
 
 
 async def current_changes(
@@ -293,18 +335,103 @@ def _build_statement(
         if raw.where:
             condition = sa.and_(*(column(ref).in_(allowed) for ref, allowed in raw.where))
             value = sa.case((condition, value))
+        if raw.function == "count_distinct":
+            value = sa.distinct(value)
         values.append(sa.func.sum(value) if raw.function == "sum" else sa.func.count(value))
-    joined: sa.FromClause = TABLES[source.table]
-    for join in source.joins:
-        condition = column(join.key) == column(join.references)
-        joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
     select = (
         sa.select(sa.literal(partition, sa.String()), bucket, *dimensions, *values)
-        .select_from(joined)
+        .select_from(_joined(catalog, rollup))
         .where(moment >= start, moment < end)
         .group_by(cell, *dimensions)
     )
     return sa.insert(table).from_select(list(table.c.keys()), select)
+
+
+def _joined(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.FromClause:
+    source = catalog.sources[rollup.source]
+    joined: sa.FromClause = TABLES[source.table]
+    for join in source.joins:
+        condition = column(join.key) == column(join.references)
+        joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
+    return joined
+
+
+def _key_cells_statement(
+    catalog: AnalyticsCatalog, rollup: RollupDefinition, raw: Raw, dialect: str
+) -> sa.Select[Any]:
+    """Each key in more than one cell with its cells (ordered by key), over the whole table.
+
+    A key is in a cell when one of the cell's rows counts it: it passes the distinct count's
+    ``where`` and is not null, as in ``count(DISTINCT ...)``.
+    """
+    source = catalog.sources[rollup.source]
+    moment = column(catalog.dimensions[source.time_dimension].column)
+    cell, _ = _cell(moment, rollup, dialect, (None, None))
+    key = column(raw.column)
+    dimensions = [
+        column(catalog.dimensions[name].column).label(f"dimension_{name}")
+        for name in rollup.dimensions
+    ]
+    conditions = [key.is_not(None), *(column(ref).in_(allowed) for ref, allowed in raw.where)]
+    # The cell's key is computed in a subquery and grouped by as a column: PostgreSQL would
+    # not see an expression with bound parameters in the select list as the one grouped by.
+    rows = (
+        sa.select(key.label("key"), cell.label("cell"), *dimensions, moment.label("moment"))
+        .select_from(_joined(catalog, rollup))
+        .where(*conditions)
+        .subquery("key_rows")
+    )
+    names = ["key", "cell", *(f"dimension_{name}" for name in rollup.dimensions)]
+    cells = (
+        sa.select(
+            *(rows.c[name] for name in names),
+            sa.func.min(rows.c.moment, type_=UTCDateTime).label("bucket"),
+        )
+        .group_by(*(rows.c[name] for name in names))
+        .subquery("cells")
+    )
+    spread = sa.select(
+        *cells.c, sa.func.count().over(partition_by=cells.c.key).label("spread")
+    ).subquery("spread")
+    return (
+        sa.select(*(spread.c[name] for name in [*names, "bucket"]))
+        .where(spread.c.spread > 1)
+        .order_by(spread.c.key)
+    )
+
+
+async def _fill_key_sets(
+    connection: AsyncConnection, catalog: AnalyticsCatalog, rollup: RollupDefinition, dialect: str
+) -> int:
+    """Inserts the key sets of every distinct count of the rollup; the rows inserted."""
+    table = key_sets_table(catalog, rollup)
+    raws = rollup_raws(catalog, rollup)
+    dimension_names = [f"dimension_{name}" for name in rollup.dimensions]
+    inserted = 0
+    for position in distinct_raws(catalog, rollup):
+        statement = _key_cells_statement(catalog, rollup, raws[position], dialect)
+        found = (await connection.execute(statement)).all()
+        shared: dict[tuple[str, ...], tuple[int, list[Any]]] = {}
+        for _key, rows in itertools.groupby(found, key=lambda row: row.key):
+            cells = sorted(rows, key=lambda row: repr((str(row.cell), *row[2:-1])))
+            signature = tuple(repr((str(row.cell), *row[2:-1])) for row in cells)
+            count, first = shared.get(signature, (0, cells))
+            shared[signature] = (count + 1, first)
+        records = [
+            {
+                "raw": position,
+                "key_set": hashlib.sha256(repr(signature).encode()).hexdigest()[:32],
+                "bucket": row.bucket,
+                **{name: row._mapping[name] for name in dimension_names},
+                "keys": count,
+            }
+            for signature, (count, cells) in shared.items()
+            for row in cells
+        ]
+        if records:
+            await connection.execute(sa.insert(table), records)
+        inserted += len(records)
+    return inserted
 
 
 async def _prepare(
@@ -324,10 +451,16 @@ async def _prepare(
     exists = await connection.run_sync(lambda sync: sa.inspect(sync).has_table(table.name))
     # Without any recorded state (a new state table after migration 0007, or a first build
     # that failed), rows left in the table are nobody's: start from an empty table.
+    sets = key_sets_table(catalog, rollup) if distinct_raws(catalog, rollup) else None
     if exists and set(recorded) == {digest}:
+        if sets is not None:
+            await connection.run_sync(sets.create, checkfirst=True)
         return False
     await connection.run_sync(table.drop, checkfirst=True)
     await connection.run_sync(table.create)
+    if sets is not None:
+        await connection.run_sync(sets.drop, checkfirst=True)
+        await connection.run_sync(sets.create)
     await connection.execute(sa.delete(rollup_state).where(rollup_state.c.rollup == rollup.name))
     return True
 
@@ -392,17 +525,23 @@ async def _swap_partition(
         async with connection.begin():
             # On SQLite the first write takes the store's write lock: no write lands between
             # the aggregation and the counters read below.
-            await connection.execute(sa.delete(table).where(table.c.partition == partition))
+            if partition == KEY_SETS:
+                await connection.execute(sa.delete(key_sets_table(catalog, rollup)))
+            else:
+                await connection.execute(sa.delete(table).where(table.c.partition == partition))
             await connection.execute(
                 sa.delete(rollup_state).where(
                     rollup_state.c.rollup == rollup.name, rollup_state.c.partition == partition
                 )
             )
-            result = await connection.execute(
-                _build_statement(catalog, rollup, table, partition, dialect)
-            )
+            if partition == KEY_SETS:
+                inserted = await _fill_key_sets(connection, catalog, rollup, dialect)
+            else:
+                result = await connection.execute(
+                    _build_statement(catalog, rollup, table, partition, dialect)
+                )
+                inserted = int(result.rowcount or 0)
             changes = (await current_changes(connection, catalog, [rollup]))[rollup.name]
-            inserted = int(result.rowcount or 0)
             # Recorded even when empty (every row deleted): the partition is then current
             # with no rows, and routing knows it holds nothing rather than nothing known.
             await connection.execute(

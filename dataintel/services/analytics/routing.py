@@ -1,7 +1,7 @@
 """Routing: which sources of a plan a rollup answers exactly, and whether it is current.
 
 A rollup answers for a source when it holds every raw aggregate the plan needs from that
-source (sums and counts only: distinct counts never add up across hours), every dimension
+source (a distinct count with the rollup's key sets, and no measure filter), every dimension
 grouped or filtered by, the query uses the source's own time dimension without filters on
 time values, and every bucket of the query is a union of whole grains: for an hour grain,
 the range's ends are whole UTC hours and the zone's offsets over the range are whole hours
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from dataintel.services.analytics.catalog import RollupDefinition
 from dataintel.services.analytics.planner import Plan
 from dataintel.services.analytics.rollups import (
+    KEY_SETS,
     PartitionState,
     definition_digest,
     partitions_between,
@@ -47,6 +48,8 @@ class Candidate:
     digest: str
     touched: tuple[str, ...] | None
     """The partitions the plan's range covers; None for an open range (every one)."""
+    distinct: bool
+    """Whether the plan needs a distinct count of it, so its key sets too."""
 
 
 def _whole_hour(moment: datetime | None) -> bool:
@@ -108,6 +111,11 @@ def candidates(plan: Plan) -> list[Candidate]:
         if plan.time_dimension is not None and plan.time_dimension.name != default_time:
             continue
         needed = {raw for raw in plan.raws if raw.source == source}
+        distinct = any(raw.function == "count_distinct" for raw in needed)
+        if distinct and plan.measure_filters:
+            # Totals over the groups kept need each key set's cells in those groups taken
+            # together, which the statement does not compute: read raw rows.
+            continue
         for rollup in catalog.rollups.values():
             if rollup.source != source or not grain_aligned(plan, rollup):
                 continue
@@ -116,7 +124,7 @@ def candidates(plan: Plan) -> list[Candidate]:
             if needed <= set(rollup_raws(catalog, rollup)):
                 touched = partitions_touched(plan, rollup.zone)
                 digest = definition_digest(catalog, rollup)
-                found.append(Candidate(source, rollup, digest, touched))
+                found.append(Candidate(source, rollup, digest, touched, distinct))
     return found
 
 
@@ -134,6 +142,8 @@ def touched_by(found: Sequence[Candidate]) -> list[str] | None:
         if candidate.touched is None:
             return None
         keys.update(candidate.touched)
+        if candidate.distinct:
+            keys.add(KEY_SETS)
     return sorted(keys)
 
 
@@ -162,7 +172,8 @@ def decide(
         needed = {
             partition
             for partition in set(changes) | set(states)
-            if candidate.touched is None or partition in candidate.touched
+            if partition != KEY_SETS
+            and (candidate.touched is None or partition in candidate.touched)
         }
         if not needed:
             # Nothing built in the range proves the rollup current there: read raw rows.
@@ -173,6 +184,14 @@ def decide(
             and states[partition].changes == changes.get(partition, 0)
             for partition in needed
         )
+        if candidate.distinct:
+            # Built whole from the whole table: current while no counter of it moved.
+            needed.add(KEY_SETS)
+            fresh = fresh and (
+                KEY_SETS in states
+                and states[KEY_SETS].definition == candidate.digest
+                and states[KEY_SETS].changes == changes.get(KEY_SETS, 0)
+            )
         if fresh:
             rows = sum(states[partition].rows for partition in needed)
             built = [states[partition].built_at for partition in needed]
