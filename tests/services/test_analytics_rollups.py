@@ -273,7 +273,7 @@ def rollup_store(request: pytest.FixtureRequest) -> tuple[str, int]:
 
 async def test_rollups_answer_exactly_like_raw_rows(rollup_store: tuple[str, int]) -> None:
     url, generated = rollup_store
-    queries = [*FROM_THE_ANALYTICS_TESTS, *generated_queries(generated, seed=18)]
+    queries = [*FROM_THE_ANALYTICS_TESTS, README_QUERY, *generated_queries(generated, seed=18)]
     # Some generated raw queries are slow on PostgreSQL (seconds, on this shared machine).
     engine = create_engine(Settings(database_url=url, database_timeout_seconds=120).store)
     try:
@@ -281,6 +281,14 @@ async def test_rollups_answer_exactly_like_raw_rows(rollup_store: tuple[str, int
     finally:
         await engine.dispose()
     routed = assert_identical(pairs, queries)
+    assert pairs[len(FROM_THE_ANALYTICS_TESTS)][1].source == "rollup", "the README's query"
+    distinct = [
+        query
+        for (_, rolled), query in zip(pairs, queries, strict=True)
+        if {"sessions", "converted_sessions", "conversion_rate"} & set(query.measures)
+        and any(name.startswith("events_by_region") for name in rolled.rollups)
+    ]
+    assert len(distinct) >= 3, f"only {len(distinct)} distinct counts from key sets"
     # Not vacuous: a good share of the queries really were answered from rollups, and every
     # rollup (the coarser ones and the day grain too) answered some.
     assert routed >= len(queries) // 4, f"only {routed} of {len(queries)} routed"

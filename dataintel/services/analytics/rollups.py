@@ -198,6 +198,12 @@ def counter_bounds(period: str) -> tuple[datetime, datetime]:
     return partition_bounds(period)
 
 
+@functools.lru_cache(maxsize=4096)
+def _partitions_of_counter(period: str, zone: str) -> tuple[str, ...]:
+    # Every freshness check maps a few dozen counters: the zone arithmetic is done once.
+    return tuple(partitions_between(*counter_bounds(period), zone))
+
+
 def _partition_key(moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
     if dialect == "postgresql":
         local = sa.func.timezone(sa.literal_column("'UTC'"), moment)
@@ -278,7 +284,7 @@ def partition_changes(
             shared += int(row.changes)
         elif row.table_name in aligned:
             # A partition of a zone's month overlaps two UTC months: both counters apply.
-            for partition in partitions_between(*counter_bounds(row.period), rollup.zone):
+            for partition in _partitions_of_counter(row.period, rollup.zone):
                 by_partition[partition] = by_partition.get(partition, 0) + int(row.changes)
     found = {partition: changes + shared for partition, changes in by_partition.items()}
     if distinct_raws(catalog, rollup):

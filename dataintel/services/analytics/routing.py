@@ -136,7 +136,7 @@ def partitions_touched(plan: Plan, zone: str = "UTC") -> tuple[str, ...] | None:
 
 
 def touched_by(found: Sequence[Candidate]) -> list[str] | None:
-    """Every partition some candidate needs; None when one needs them all."""
+    """Every partition some candidate needs (key sets included); None when one needs all."""
     keys: set[str] = set()
     for candidate in found:
         if candidate.touched is None:
