@@ -104,7 +104,10 @@ def rollups() -> None:
     "partitions",
     multiple=True,
     metavar="YYYY-MM[-DD]",
-    help="Rebuild this UTC day, or the days of this UTC month, whatever changed; repeat.",
+    help=(
+        "Rebuild this UTC day, or the days of this UTC month (for a grain of another zone:"
+        " that zone's day or month), whatever changed; repeat."
+    ),
 )
 @click.option("--full", is_flag=True, help="Rebuild every partition, changed or not.")
 def rollups_build(names: tuple[str, ...], partitions: tuple[str, ...], full: bool) -> None:

@@ -66,11 +66,11 @@ def test_a_rollup_that_cannot_be_exact_stops_the_build_in_one_line(
     catalog = fresh_directory / "catalog.yaml"
     catalog.write_text(
         "rollups:\n  - name: bad\n    description: d\n    source: orders\n"
-        "    measures: [active_customers]\n",
+        "    measures: [units_sold]\n",
         "utf-8",
     )
     environment = clean_environment(
         DATAINTEL_DATABASE_URL=seeded_sqlite_url, DATAINTEL_ANALYTICS_CATALOG_PATH=str(catalog)
     )
     result = run_dataintel(["analytics", "rollups", "build"], fresh_directory, environment)
-    assert_one_line_error(result, "rollup 'bad'", "a distinct count does not add up")
+    assert_one_line_error(result, "rollup 'bad'", "not only the rollup's source 'orders'")

@@ -70,7 +70,7 @@ async def test_a_built_rollup_answers_with_the_same_values(make_settings: Settin
     assert rolled["rollups"] == ["orders_by_region_hourly"]
     assert rolled["rollupBuiltAt"] is not None
     assert (rolled["rows"], rolled["totals"]) == (before["rows"], before["totals"])
-    assert distinct["source"] == "RAW", "a distinct count is never answered from a rollup"
+    assert distinct["source"] == "RAW", "no rollup holds active_customers"
 
     off = make_settings(
         database_url=settings.store.database_url,

@@ -9,12 +9,15 @@ are the analytics tests' own plus a few hundred generated from a fixed seed, on 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import random
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -32,7 +35,14 @@ from dataintel.services.analytics import (
     plan_query,
     refresh_rollups,
 )
-from dataintel.services.analytics.rollups import rollup_state
+from dataintel.services.analytics.rollups import (
+    KEY_SETS,
+    counter_bounds,
+    partition_bounds,
+    partition_changes,
+    partitions_over,
+    rollup_state,
+)
 from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
@@ -62,10 +72,12 @@ MEASURES = (
     "units_sold",
     "average_unit_price",
     "page_views",
-    # Never routed: distinct counts, and measures of a source without a rollup.
-    "active_customers",
+    # Distinct counts: from the events rollups' key sets (active_customers: no rollup).
     "sessions",
+    "converted_sessions",
     "conversion_rate",
+    "active_customers",
+    # Never routed: a source without a rollup.
     "new_customers",
 )
 ZONES = (
@@ -142,7 +154,13 @@ def random_query(chance: random.Random) -> AnalyticsQuery:
     if chance.random() < 0.2:
         filters.append(AnalyticsFilter(measures[0], chance.choice(("gte", "lt")), (10.0,)))
     start = end = None
-    if chance.random() < 0.8:
+    if chance.random() < 0.15:
+        # Whole months of the query's zone: what a month grain of a zone answers.
+        first_month = chance.randint(0, 16)
+        start = datetime(2025 + first_month // 12, first_month % 12 + 1, 1)
+        last_month = first_month + chance.choice((1, 3, 6))
+        end = datetime(2025 + last_month // 12, last_month % 12 + 1, 1)
+    elif chance.random() < 0.8:
         first = datetime(2025, 1, 1) + timedelta(days=chance.randint(0, 520))
         if chance.random() < 0.3:
             first += timedelta(hours=chance.randint(0, 23))
@@ -263,7 +281,7 @@ def rollup_store(request: pytest.FixtureRequest) -> tuple[str, int]:
 
 async def test_rollups_answer_exactly_like_raw_rows(rollup_store: tuple[str, int]) -> None:
     url, generated = rollup_store
-    queries = [*FROM_THE_ANALYTICS_TESTS, *generated_queries(generated, seed=18)]
+    queries = [*FROM_THE_ANALYTICS_TESTS, README_QUERY, *generated_queries(generated, seed=18)]
     # Some generated raw queries are slow on PostgreSQL (seconds, on this shared machine).
     engine = create_engine(Settings(database_url=url, database_timeout_seconds=120).store)
     try:
@@ -271,6 +289,14 @@ async def test_rollups_answer_exactly_like_raw_rows(rollup_store: tuple[str, int
     finally:
         await engine.dispose()
     routed = assert_identical(pairs, queries)
+    assert pairs[len(FROM_THE_ANALYTICS_TESTS)][1].source == "rollup", "the README's query"
+    distinct = [
+        query
+        for (_, rolled), query in zip(pairs, queries, strict=True)
+        if {"sessions", "converted_sessions", "conversion_rate"} & set(query.measures)
+        and any(name.startswith("events_by_region") for name in rolled.rollups)
+    ]
+    assert len(distinct) >= 3, f"only {len(distinct)} distinct counts from key sets"
     # Not vacuous: a good share of the queries really were answered from rollups, and every
     # rollup (the coarser ones and the day grain too) answered some.
     assert routed >= len(queries) // 4, f"only {routed} of {len(queries)} routed"
@@ -296,7 +322,7 @@ async def test_what_is_never_routed(fresh_sqlite: AsyncEngine) -> None:
     service = SqlAnalyticsService(fresh_sqlite, load_catalog(), rollups=True)
     assert (await service.query(routed_query())).source == "rollup"
     never = [
-        routed_query(measures=("active_customers",)),  # a distinct count
+        routed_query(measures=("active_customers",)),  # a distinct count no rollup holds
         routed_query(timezone="Asia/Kathmandu"),  # +05:45
         routed_query(timezone="Australia/Lord_Howe"),  # half-hour DST change
         routed_query(start=datetime(2025, 3, 1, 0, 30)),  # not a whole hour
@@ -320,7 +346,110 @@ async def test_what_is_never_routed(fresh_sqlite: AsyncEngine) -> None:
         assert (await service.query(query)).rollups == ("orders_by_region_hourly",), query
 
 
-ORDER_ROLLUPS = {"orders_hourly", "orders_by_region_hourly", "orders_by_region_daily"}
+ORDER_ROLLUPS = {
+    "orders_hourly",
+    "orders_by_region_hourly",
+    "orders_by_region_daily",
+    "orders_by_region_berlin_monthly",
+}
+BERLIN = ZoneInfo("Europe/Berlin")
+README_QUERY = AnalyticsQuery(
+    measures=("revenue", "order_count", "conversion_rate"),
+    dimensions=("region",),
+    granularity="month",
+    timezone="Europe/Berlin",
+    start=datetime(2025, 1, 1),
+    end=datetime(2025, 7, 1),
+    order_by=(AnalyticsOrder("time"), AnalyticsOrder("revenue", descending=True)),
+)
+
+
+async def test_a_month_grain_of_a_zone_answers_that_zones_months(
+    fresh_sqlite: AsyncEngine,
+) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(fresh_sqlite, catalog)
+    routed = SqlAnalyticsService(fresh_sqlite, catalog, rollups=True)
+    months = dataclasses.replace(README_QUERY, measures=("revenue", "order_count"))
+    result = await routed.query(months)
+    assert result.rollups == ("orders_by_region_berlin_monthly",)
+    assert canonical(result) == canonical(await raw.query(months))
+    for query in (
+        dataclasses.replace(months, granularity="quarter"),
+        dataclasses.replace(  # the whole range in UTC: Berlin's months still hold it
+            months,
+            granularity=None,
+            timezone="UTC",
+            start=datetime(2025, 1, 1, tzinfo=BERLIN),
+            end=datetime(2025, 7, 1, tzinfo=BERLIN),
+            order_by=(),
+        ),
+        dataclasses.replace(months, filters=(AnalyticsFilter("sales_channel", "in", ("web",)),)),
+    ):
+        answer = await routed.query(query)
+        assert answer.rollups == ("orders_by_region_berlin_monthly",), query
+        assert canonical(answer) == canonical(await raw.query(query)), query
+    for query in (
+        dataclasses.replace(months, granularity="week"),  # weeks cut across months
+        dataclasses.replace(months, timezone="UTC"),  # UTC's months
+        dataclasses.replace(months, start=datetime(2025, 1, 1, tzinfo=UTC)),  # 01:00 in Berlin
+        dataclasses.replace(months, start=datetime(2025, 1, 2)),  # not a whole month
+    ):
+        answer = await routed.query(query)
+        assert "orders_by_region_berlin_monthly" not in answer.rollups, query
+        assert canonical(answer) == canonical(await raw.query(query)), query
+
+    # 22:30 UTC on 31 March is April in Berlin: the UTC day's counter moves, and both
+    # Berlin months that day overlaps are stale until rebuilt; May and June are not.
+    await insert_late_order(fresh_sqlite, datetime(2025, 3, 31, 22, 30, tzinfo=UTC))
+    stale = await routed.query(months)
+    assert "orders_by_region_berlin_monthly" not in stale.rollups
+    assert canonical(stale) == canonical(await raw.query(months))
+    later = dataclasses.replace(months, start=datetime(2025, 5, 1))
+    assert (await routed.query(later)).rollups == ("orders_by_region_berlin_monthly",)
+    summaries = await refresh_rollups(fresh_sqlite, catalog, ["orders_by_region_berlin_monthly"])
+    assert summaries[0].rebuilt == ("2025-03", "2025-04")
+    after = await routed.query(months)
+    assert after.rollups == ("orders_by_region_berlin_monthly",)
+    assert canonical(after) == canonical(stale)
+    # Keys named are read in the rollup's zone: Berlin's 31 March is in Berlin's March.
+    for named in (["2025-03"], ["2025-03-31"]):
+        one = await refresh_rollups(
+            fresh_sqlite, catalog, ["orders_by_region_berlin_monthly"], partitions=named
+        )
+        assert one[0].rebuilt == ("2025-03",), named
+
+
+def test_a_partition_is_a_key_whose_unit_and_zone_give_its_utc_span() -> None:
+    utc = functools.partial(datetime, tzinfo=UTC)
+    assert partition_bounds("2025-03-30") == (utc(2025, 3, 30), utc(2025, 3, 31))
+    assert partition_bounds("2025-03") == (utc(2025, 3, 1), utc(2025, 4, 1))
+    # Berlin's March: from 23:00 UTC on 28 February to 22:00 UTC on 31 March (DST from the 30th).
+    berlin = partition_bounds("2025-03", "Europe/Berlin")
+    assert berlin == (utc(2025, 2, 28, 23), utc(2025, 3, 31, 22))
+    assert partitions_over("month", berlin, "Europe/Berlin") == ("2025-03", "2025-03")
+    assert partitions_over("month", berlin) == ("2025-02", "2025-03")
+    assert partitions_over("day", berlin) == ("2025-02-28", "2025-03-31")
+    assert counter_bounds("2025-03-31") == (utc(2025, 3, 31), utc(2025, 4, 1))
+    # The key sets' unit is no date: it sorts after every date key of either unit.
+    assert all(key < KEY_SETS for key in ("2025-03", "2099-12-31", "9999-12"))
+
+    # A UTC day's counter applies to each partition it overlaps: its day, its UTC month, and
+    # one or two months of Berlin; a joined table's counters (customers) to every partition.
+    catalog = load_catalog()
+    counters = [
+        ("orders", "2025-03-30", 2),
+        ("orders", "2025-03-31", 5),
+        ("orders", tables.ALL_PERIODS, 1),
+        ("customers", tables.ALL_PERIODS, 10),
+    ]
+    expected = {
+        "orders_hourly": {"2025-03-30": 13, "2025-03-31": 16},
+        "orders_by_region_berlin_monthly": {"2025-03": 18, "2025-04": 16},
+        "orders_by_region_daily": {"2025-03-30": 13, "2025-03-31": 16},
+    }
+    for name, changes in expected.items():
+        assert partition_changes(catalog, catalog.rollups[name], counters) == changes, name
 
 
 async def test_the_smallest_current_rollup_answers(fresh_sqlite: AsyncEngine) -> None:
@@ -539,7 +668,10 @@ async def test_a_retimed_row_rebuilds_the_day_it_left_and_the_day_it_reached(
     summaries = await refresh_rollups(changing_store, catalog)
     for summary in summaries:
         touched = {*summary.rebuilt, *summary.removed}
-        if summary.rollup.startswith("orders_"):
+        if summary.rollup == "orders_by_region_berlin_monthly":
+            # Berlin's months: both days lie in Berlin's June, one partition.
+            assert touched == {"2025-06"}, summary
+        elif summary.rollup.startswith("orders_"):
             assert touched == {"2025-06-05", "2025-06-12"}, summary
         elif summary.rollup == "order_items_hourly":
             # Its rows are filed by their order's time: the order moved, so both days.
@@ -659,17 +791,26 @@ rollups:
 
 
 ROLLUP_ERRORS = {
-    "distinct count": (
-        "source: orders\n    measures: [active_customers]",
-        "a distinct count does not add up",
-    ),
-    "ratio of distinct counts": (
-        "source: events\n    measures: [conversion_rate]",
-        "its part 'converted_sessions'",
-    ),
     "other source": (
         "source: orders\n    measures: [units_sold]",
         "not only the rollup's source 'orders'",
+    ),
+    "hour grain of a zone": (
+        "source: orders\n    measures: [revenue]\n    zone: Europe/Berlin",
+        "an hour grain is UTC's hours",
+    ),
+    "day partitions of a month grain": (
+        "source: orders\n    measures: [revenue]\n    grain: month\n    partition: day",
+        "a month grain is partitioned by months (partition: month), not days",
+    ),
+    "day partitions of another zone": (
+        "source: orders\n    measures: [revenue]\n    grain: day\n    zone: Europe/Berlin\n"
+        "    partition: day",
+        "a grain of zone 'Europe/Berlin' is partitioned by months",
+    ),
+    "unknown zone": (
+        "source: orders\n    measures: [revenue]\n    grain: day\n    zone: Europe/Berlinn",
+        "zone 'Europe/Berlinn' is not an IANA time zone",
     ),
     "unreachable dimension": (
         "source: orders\n    measures: [revenue]\n    dimensions: [event_type]",
@@ -702,3 +843,169 @@ async def test_without_built_rollups_queries_read_raw_rows(
     assert result.source == "raw"
     assert result.rollups == ()
     assert result.rollup_built_at is None
+
+
+async def test_the_readme_query_is_answered_from_rollups(fresh_sqlite: AsyncEngine) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(fresh_sqlite, catalog)
+    routed = SqlAnalyticsService(fresh_sqlite, catalog, rollups=True)
+    result = await routed.query(README_QUERY)
+    assert result.source == "rollup"
+    assert result.rollups == ("orders_by_region_berlin_monthly", "events_by_region_berlin_monthly")
+    expected = await raw.query(README_QUERY)
+    assert canonical(result) == canonical(expected)
+    # Not vacuous: sessions in several cells (a sign-up's anonymous page view and its
+    # customer's sign-up) are in several rows, and once in the totals.
+    sessions = dataclasses.replace(README_QUERY, measures=("sessions",), order_by=())
+    rolled = await routed.query(sessions)
+    assert rolled.rollups == ("events_by_region_berlin_monthly",)
+    assert canonical(rolled) == canonical(await raw.query(sessions))
+    by_rows = sum(row.measures[0].value or 0 for row in rolled.rows)
+    assert (rolled.totals[0].value or 0) < by_rows
+
+
+async def test_distinct_counts_that_cannot_be_proven_read_raw_rows(
+    fresh_sqlite: AsyncEngine,
+) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(fresh_sqlite, catalog)
+    routed = SqlAnalyticsService(fresh_sqlite, catalog, rollups=True)
+    sessions = dataclasses.replace(README_QUERY, measures=("sessions", "page_views"), order_by=())
+    assert (await routed.query(sessions)).source == "rollup"
+    never = [
+        # Totals over the groups a measure filter keeps: each key set's cells in all of them.
+        dataclasses.replace(sessions, filters=(AnalyticsFilter("sessions", "gt", (5.0,)),)),
+        dataclasses.replace(sessions, dimensions=("event_type",)),  # not a rollup dimension
+        dataclasses.replace(sessions, time_dimension="signed_up_at"),
+    ]
+    for query in never:
+        answer = await routed.query(query)
+        assert answer.source == "raw", query
+        assert canonical(answer) == canonical(await raw.query(query)), query
+    # A measure filter without distinct counts of the source still routes it.
+    page_views = dataclasses.replace(
+        sessions, measures=("page_views",), filters=(AnalyticsFilter("page_views", "gt", (5.0,)),)
+    )
+    assert (await routed.query(page_views)).source == "rollup"
+
+
+async def insert_event(engine: AsyncEngine, session_id: str, occurred_at: datetime) -> None:
+    async with engine.begin() as connection:
+        customer = (
+            await connection.execute(sa.select(sa.func.min(tables.customers.c.id)))
+        ).scalar()
+        await connection.execute(
+            sa.insert(tables.events).values(
+                customer_id=customer,
+                session_id=session_id,
+                type="page_view",
+                channel="web",
+                occurred_at=occurred_at,
+            )
+        )
+
+
+async def test_a_session_spread_to_another_month_stales_every_distinct_count(
+    changing_store: AsyncEngine,
+) -> None:
+    catalog = load_catalog()
+    raw = SqlAnalyticsService(changing_store, catalog)
+    routed = SqlAnalyticsService(changing_store, catalog, rollups=True)
+    totals = dataclasses.replace(README_QUERY, measures=("sessions",), order_by=())
+    before = await routed.query(totals)
+    assert before.source == "rollup"
+    async with changing_store.connect() as connection:
+        session = (
+            await connection.execute(
+                sa.select(tables.events.c.session_id)
+                .where(tables.events.c.occurred_at >= datetime(2025, 2, 10, tzinfo=UTC))
+                .order_by(tables.events.c.occurred_at)
+                .limit(1)
+            )
+        ).scalar_one()
+    # The same session seen again in May: February's cells do not change, but the session
+    # now spans two months, which the key sets must know before any total may count it once.
+    await insert_event(changing_store, session, datetime(2025, 5, 20, 12, tzinfo=UTC))
+    february = dataclasses.replace(totals, start=datetime(2025, 2, 1), end=datetime(2025, 3, 1))
+    for query in (totals, february):
+        stale = await routed.query(query)
+        assert stale.source == "raw", query
+        assert canonical(stale) == canonical(await raw.query(query))
+    now = await raw.query(totals)
+    assert now.totals == before.totals, "one session, still one in the totals"
+    assert canonical(now) != canonical(before), "and now in May's row too"
+    # Sums and counts of the other months do not depend on the key sets.
+    views = dataclasses.replace(february, measures=("page_views",))
+    assert (await routed.query(views)).source == "rollup"
+
+    summaries = await refresh_rollups(
+        changing_store, catalog, ["events_by_region_berlin_monthly", "events_by_region_daily"]
+    )
+    # 20 May's UTC day counter moved: the Berlin month it lies in, and the key sets; in the
+    # UTC day partitions, that day and the key sets.
+    assert summaries[0].rebuilt == ("2025-05", "keys")
+    assert summaries[1].rebuilt == ("2025-05-20", "keys")
+    after = await routed.query(totals)
+    assert after.source == "rollup"
+    assert canonical(after) == canonical(now)
+    # The key sets' state sits beside the day partitions' (10 characters since migration
+    # 0008), after every date key: a range of days never reads it by mistake.
+    async with changing_store.connect() as connection:
+        keys = list(
+            await connection.execute(
+                sa.select(rollup_state.c.partition).where(
+                    rollup_state.c.rollup == "events_by_region_daily"
+                )
+            )
+        )
+    partitions = sorted(partition for (partition,) in keys)
+    assert partitions[-1] == "keys"
+    assert all(len(partition) == 10 for partition in partitions[:-1])
+    daily = dataclasses.replace(
+        totals,
+        granularity="day",
+        timezone="UTC",
+        start=datetime(2025, 5, 1),
+        end=datetime(2025, 6, 1),
+    )
+    answer = await routed.query(daily)
+    assert answer.rollups == ("events_by_region_daily",)
+    assert canonical(answer) == canonical(await raw.query(daily))
+
+
+async def test_distinct_counts_from_an_hour_grain_in_other_zones(
+    fresh_sqlite: AsyncEngine, tmp_path: Path
+) -> None:
+    extra = tmp_path / "catalog.yaml"
+    extra.write_text(
+        """
+rollups:
+  - name: events_hourly
+    description: Sessions and page views by hour, region, tier and event channel.
+    source: events
+    measures: [sessions, converted_sessions, conversion_rate, page_views]
+    dimensions: [region, customer_tier, event_channel]
+""",
+        "utf-8",
+    )
+    catalog = load_catalog(extra)
+    await refresh_rollups(fresh_sqlite, catalog, ["events_hourly"])
+    raw = SqlAnalyticsService(fresh_sqlite, catalog)
+    routed = SqlAnalyticsService(fresh_sqlite, catalog, rollups=True)
+    chance = random.Random(7)
+    queries = [
+        AnalyticsQuery(
+            measures=tuple(chance.sample(("sessions", "conversion_rate", "page_views"), 2)),
+            dimensions=tuple(chance.sample(("region", "customer_tier", "event_channel"), 1)),
+            granularity=chance.choice(("hour", "day", "week", "month", None)),
+            timezone=chance.choice(("America/New_York", "Asia/Tokyo", "America/Santiago")),
+            start=datetime(2025, 1, 1) + timedelta(days=chance.randint(0, 400)),
+            end=datetime(2025, 1, 1) + timedelta(days=chance.randint(401, 520)),
+            filters=(AnalyticsFilter("event_channel", "not_in", ("marketplace",)),),
+        )
+        for _ in range(12)
+    ]
+    for query in queries:
+        answer = await routed.query(query)
+        assert answer.rollups == ("events_hourly",), query
+        assert canonical(answer) == canonical(await raw.query(query)), query

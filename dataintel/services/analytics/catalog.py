@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +26,7 @@ from dataintel.store.types import UTCDateTime
 
 Aggregation = Literal["sum", "count", "count_distinct", "avg", "ratio"]
 DimensionType = Literal["string", "time"]
-RollupGrain = Literal["hour", "day"]
+RollupGrain = Literal["hour", "day", "month"]
 RollupPartition = Literal["day", "month"]
 RollupRefresh = Literal["changed_partitions", "all_partitions"]
 
@@ -103,12 +104,14 @@ class MeasureDefinition:
 
 @dataclass(frozen=True, slots=True)
 class RollupDefinition:
-    """Pre-aggregated sums and counts of a source by UTC hour (or day) and some dimensions.
+    """Pre-aggregated sums and counts of a source by UTC hour (or day, or month) and dimensions.
 
-    Built into a table of the store, one partition (a UTC day, or a UTC month) at a time;
-    queries it covers are answered from it while it is current (see ``routing``). A day grain
-    holds the days of ``zone`` (UTC only, so that a day never straddles a partition): it
-    answers only queries in that zone bucketed by day or coarser over whole days.
+    Built into a table of the store, one partition at a time: a UTC day (the default) or a
+    UTC month, or for a grain of another zone a month of that zone; queries it covers are
+    answered from it while it is current (see ``routing``). A day or month grain holds the
+    days (months) of ``zone``, each inside one partition: it answers only queries in that
+    zone bucketed by the grain or coarser over whole buckets. An hour grain is UTC's (whole
+    hours serve most zones).
     """
 
     name: str
@@ -220,11 +223,11 @@ class _RollupSpec(BaseModel):
     measures: list[str] = Field(min_length=1)
     dimensions: list[str] = Field(default_factory=list)
     grain: RollupGrain = "hour"
-    # Days of this zone for a day grain; UTC is the only one (a UTC day or month partition
-    # holds whole UTC days, not whole days of a zone with an offset).
-    zone: Literal["UTC"] = "UTC"
-    # UTC days: a day of new rows rebuilds that day. UTC months: fewer, larger partitions.
-    partition: RollupPartition = "day"
+    # Whose days (months) a day (month) grain holds.
+    zone: str = "UTC"
+    # UTC days by default: a day of new rows rebuilds that day. Months (of the zone): fewer,
+    # larger partitions; the only ones of a month grain or of a zone other than UTC.
+    partition: RollupPartition | None = None
     refresh: RollupRefresh = "changed_partitions"
 
 
@@ -397,8 +400,6 @@ def _measure(
 
 def _rollable(measure: MeasureDefinition, measures: Mapping[str, MeasureDefinition]) -> str | None:
     """Why a measure cannot be rolled up exactly; None when it can."""
-    if measure.aggregation == "count_distinct":
-        return "a distinct count does not add up across hours"
     if measure.aggregation == "ratio":
         for part in (measure.numerator, measure.denominator):
             reason = _rollable(measures[part or ""], measures)
@@ -440,6 +441,7 @@ def _rollup(
         reason = _rollable(measure, measures)
         if reason is not None:
             raise AnalyticsCatalogError(f"{where}: measure '{name}' cannot be rolled up: {reason}.")
+    _check_zone(spec, where)
     for name in spec.dimensions:
         dimension = dimensions.get(name)
         if dimension is None or dimension.type != "string":
@@ -459,10 +461,43 @@ def _rollup(
         tuple(dict.fromkeys(spec.measures)),
         tuple(dict.fromkeys(spec.dimensions)),
         spec.grain,
-        spec.partition,
+        _partition(spec, where),
         spec.refresh,
         spec.zone,
     )
+
+
+def _check_zone(spec: _RollupSpec, where: str) -> None:
+    try:
+        known = bool(spec.zone) and ZoneInfo(spec.zone).key == spec.zone
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        known = False
+    if not known:
+        raise AnalyticsCatalogError(
+            f"{where}: zone '{spec.zone}' is not an IANA time zone name (e.g. Europe/Berlin)."
+        )
+    if spec.grain == "hour" and spec.zone != "UTC":
+        # An hour is the same in every zone with whole-hour offsets: routing decides which.
+        raise AnalyticsCatalogError(
+            f"{where}: an hour grain is UTC's hours (zone: UTC); zone '{spec.zone}' needs a"
+            " day or month grain."
+        )
+
+
+def _partition(spec: _RollupSpec, where: str) -> RollupPartition:
+    """The rollup's partitions: UTC days unless its grain or zone asks for months."""
+    # A month grain's cell is a month; another zone's day straddles two UTC days of write
+    # counters, and its day keys could not be computed from stored grains alike on both
+    # dialects: months of the zone hold whole cells and keep a late day to one partition.
+    monthly = spec.grain == "month" or spec.zone != "UTC"
+    if spec.partition is None:
+        return "month" if monthly else "day"
+    if spec.partition == "day" and monthly:
+        held = "a month grain" if spec.grain == "month" else f"a grain of zone '{spec.zone}'"
+        raise AnalyticsCatalogError(
+            f"{where}: {held} is partitioned by months (partition: month), not days."
+        )
+    return spec.partition
 
 
 def _sources_of(

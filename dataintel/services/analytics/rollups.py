@@ -1,38 +1,50 @@
-"""Rollup tables: a source's sums and counts by UTC hour (or day), partitioned by UTC day.
+"""Rollup tables: a source's sums, counts and distinct counts by UTC hour (or a zone's day or
+month), partitioned by UTC day (or month, or a zone's month).
 
 Rollups are derived data, so the build creates their tables itself (no migration): a table
 per rollup (``analytics_rollup_<name>``). The state table (migration 0008) records, per
 partition, the definition it was built from, its row count and the write counters of the
 tables it reads at that moment. A rollup whose definition changed is dropped and rebuilt whole.
 
-A partition is a UTC day ('YYYY-MM-DD', the default) or a UTC month ('YYYY-MM'); every
-question about one goes through its UTC bounds (``partition_bounds``), so that a partition
-of another shape needs only that and ``partitions_over``.
+A partition is a key and the rollup's unit: a UTC day ('YYYY-MM-DD', the default), a UTC
+month ('YYYY-MM'), or for a day or month grain of another zone a month of that zone ('YYYY-MM'
+too), so that no cell straddles two partitions. Every question about one goes through its
+UTC bounds (``partition_bounds``) and ``partitions_over``; keys sort by time in any zone.
 
 The store counts every row written (inserted, deleted, or updated: old and new) per table and
 UTC day of the row's time in ``row_change_counts`` (triggers, migration 0008; ``*`` for
 tables without a time, such as customers). The counters only grow, so a partition is current
-while the counters it was built at are the counters now: those of its days (and ``*``) of the
-tables filed by the rollup's time, plus every counter of the other tables it joins. Late rows
-count in their day, deletes in theirs, a re-timed row in both, a customer moved to another
-region in every partition of the rollups that join customers. Checking a range reads the
-counters of its days (a range scan of the counters' primary key), whatever the size of the
-source.
+while the counters it was built at are the counters now: those of the UTC days it overlaps
+(and ``*``) of the tables filed by the rollup's time, plus every counter of the other tables
+it joins. A UTC day lies in one UTC day or month, and in one or two months of another zone
+(``counter_bounds`` is the one place that reads a counter's period). Late rows count in their
+day, deletes in theirs, a re-timed row in both, a customer moved to another region in every
+partition of the rollups that join customers. Checking a range reads the counters of its days
+(a range scan of the counters' primary key), whatever the size of the source.
 
 Partitions are swapped in one transaction (delete, insert, record), reading the counters in
 the same snapshot as the rows, so a reader sees either the old partitions or the new ones. A
-transaction swaps a run of adjacent partitions at once (at most ``SWAP_SPAN`` of time): a full
-build of day partitions then costs about as many statements as one of month partitions did.
+transaction swaps a run of adjacent UTC partitions at once (at most ``SWAP_SPAN`` of time): a
+full build of day partitions then costs about as many statements as one of month partitions
+did.
+
+A distinct count keeps each cell's count, and the keys found in more than one cell by their
+cells (``key_sets_table``): built whole from the whole table, recorded in the state under
+``KEY_SETS`` ('keys', which no date key equals or sorts among) with the sum of every counter
+of the tables read, so current while none of them moved.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -42,7 +54,8 @@ from dataintel.services.analytics.catalog import (
     AnalyticsCatalog,
     RollupDefinition,
 )
-from dataintel.services.analytics.planner import Raw, raws_of, value_of
+from dataintel.services.analytics.planner import OPEN_RANGE_YEARS, Raw, raws_of, value_of
+from dataintel.services.time_buckets import ZoneClock, bucket_key
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
@@ -130,48 +143,119 @@ def rollup_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Tabl
     )
 
 
+KEY_SETS = "keys"
+"""The partition name of a rollup's key sets in its state: built whole, from the whole table."""
+
+
+def distinct_raws(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[int, ...]:
+    """The positions, among the rollup's raws, of its distinct counts."""
+    raws = rollup_raws(catalog, rollup)
+    return tuple(index for index, raw in enumerate(raws) if raw.function == "count_distinct")
+
+
+@functools.lru_cache(maxsize=256)
+def key_sets_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Table:
+    """The cells of the keys of a rollup's distinct counts that occur in more than one cell.
+
+    Keys with the same cells are one row per cell (``key_set``), with how many keys share
+    them (``keys``): a distinct count's correction depends on a key only through its cells.
+    ``raw`` is the distinct count's position among the rollup's raws, ``bucket`` a moment of
+    the cell (its earliest one for these keys).
+    """
+    return sa.Table(
+        f"{TABLE_PREFIX}{rollup.name}_keys",
+        sa.MetaData(),
+        sa.Column("raw", sa.Integer, nullable=False),
+        sa.Column("key_set", sa.String(32), nullable=False),
+        sa.Column("bucket", UTCDateTime, nullable=False, index=True),
+        *(sa.Column(f"dimension_{name}", sa.String(200)) for name in rollup.dimensions),
+        sa.Column("keys", sa.BigInteger, nullable=False),
+    )
+
+
 def column(reference: str) -> sa.Column[Any]:
     """The column of a table.column reference."""
     table, _, name = reference.partition(".")
     return TABLES[table].c[name]
 
 
-# Per partitioning: the key's Python format and PostgreSQL's.
+@functools.lru_cache(maxsize=64)
+def zone_clock(zone: str) -> ZoneClock:
+    """The offsets of a rollup's zone over every year a store may hold."""
+    return ZoneClock(ZoneInfo(zone), *OPEN_RANGE_YEARS)
+
+
+# Per partition unit: the key's Python format and PostgreSQL's. Keys sort by time, a month's
+# just before its first day's.
 _KEY_FORMATS = {"day": ("%Y-%m-%d", "YYYY-MM-DD"), "month": ("%Y-%m", "YYYY-MM")}
 
 
-def partition_bounds(partition: str) -> Span:
-    """The UTC span of a partition key: a day 'YYYY-MM-DD' or a month 'YYYY-MM'."""
+def partition_bounds(partition: str, zone: str = "UTC") -> Span:
+    """The UTC span of a partition key: a day 'YYYY-MM-DD' or a month 'YYYY-MM' of the zone."""
     parts = [int(part) for part in partition.split("-")]
     if len(parts) == 3:
-        start = datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
-        return start, start + timedelta(days=1)
-    year, month = parts
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+        first = datetime(parts[0], parts[1], parts[2])
+        following = first + timedelta(days=1)
+    else:
+        year, month = parts
+        first = datetime(year, month, 1)
+        following = datetime(year + month // 12, month % 12 + 1, 1)
+    if zone == "UTC":
+        return first.replace(tzinfo=UTC), following.replace(tzinfo=UTC)
+    # A local midnight may be skipped or repeated: the first instant of the wall-clock time.
+    clock = zone_clock(zone)
+    return (
+        clock.first_instant(first).astimezone(UTC),
+        clock.first_instant(following).astimezone(UTC),
+    )
 
 
-def partition_of(moment: datetime, unit: str) -> str:
-    """The key of the partition (of a rollup partitioned by ``unit``) holding a moment."""
-    return moment.astimezone(UTC).strftime(_KEY_FORMATS[unit][0])
+def partition_of(moment: datetime, unit: str, zone: str = "UTC") -> str:
+    """The key of the partition (of a rollup partitioned by ``unit`` of ``zone``) of a moment."""
+    local = moment.astimezone(UTC if zone == "UTC" else ZoneInfo(zone))
+    return local.strftime(_KEY_FORMATS[unit][0])
 
 
-def partitions_over(unit: str, span: Span) -> tuple[str, str]:
+def partitions_over(unit: str, span: Span, zone: str = "UTC") -> tuple[str, str]:
     """The first and last partition keys whose bounds overlap a span (keys sort by time)."""
     start, end = span
-    return partition_of(start, unit), partition_of(end - timedelta(microseconds=1), unit)
+    return partition_of(start, unit, zone), partition_of(
+        end - timedelta(microseconds=1), unit, zone
+    )
 
 
-def _span_of(keys: Sequence[str]) -> Span:
-    bounds = [partition_bounds(key) for key in keys]
+def partitions_between(unit: str, span: Span, zone: str = "UTC") -> list[str]:
+    """Every partition key whose bounds overlap a span, in order."""
+    keys: list[str] = []
+    moment, end = span
+    while moment < end:
+        key = partition_of(moment, unit, zone)
+        keys.append(key)
+        moment = partition_bounds(key, zone)[1]
+    return keys
+
+
+def counter_bounds(period: str) -> Span:
+    """The UTC span of a row_change_counts period other than ``*``: a UTC day 'YYYY-MM-DD'."""
+    return partition_bounds(period)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _partitions_of_counter(period: str, unit: str, zone: str) -> tuple[str, ...]:
+    # Every freshness check maps hundreds of day counters: the arithmetic is done once per
+    # day and partitioning (a few years of days, for a few units and zones).
+    return tuple(partitions_between(unit, counter_bounds(period), zone))
+
+
+def _span_of(keys: Sequence[str], zone: str) -> Span:
+    bounds = [partition_bounds(key, zone) for key in keys]
     return min(start for start, _ in bounds), max(end for _, end in bounds)
 
 
 def _partition_of_bucket(
     bucket: sa.ColumnElement[Any], unit: str, dialect: str
 ) -> sa.ColumnElement[str]:
-    """The partition key of a stored grain start (``_grain_start``)."""
+    """The UTC partition key of a stored cell moment (``_cell``)."""
     if dialect == "postgresql":
         local = sa.func.timezone(sa.literal_column("'UTC'"), bucket)
         postgres = _KEY_FORMATS[unit][1]
@@ -192,6 +276,26 @@ def _grain_start(moment: sa.ColumnElement[Any], grain: str, dialect: str) -> sa.
         return sa.func.timezone(utc, truncated, type_=UTCDateTime)
     shape = "%Y-%m-%d %H:00:00.000000" if grain == "hour" else "%Y-%m-%d 00:00:00.000000"
     return sa.func.strftime(shape, moment, type_=UTCDateTime)
+
+
+def _cell(
+    moment: sa.ColumnElement[Any],
+    rollup: RollupDefinition,
+    dialect: str,
+    span: tuple[datetime | None, datetime | None],
+) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
+    """What a rollup groups a moment by (its grain's bucket), and the moment it stores for it.
+
+    An hour stores its start. A day or month of a zone stores its earliest moment in the
+    cell: any moment of a day falls in that day's buckets at every coarser granularity of the
+    zone, and this one needs no zone arithmetic back from wall-clock time to UTC.
+    """
+    if rollup.grain == "hour":
+        start = _grain_start(moment, "hour", dialect)
+        return start, start
+    periods = zone_clock(rollup.zone).periods_between(*span)
+    key = bucket_key(moment, rollup.grain, periods, dialect)
+    return key, sa.func.min(moment, type_=UTCDateTime)
 
 
 def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[set[str], set[str]]:
@@ -229,9 +333,20 @@ def counters_statement(
     return statement.where(sa.or_(filed_in_span, counts.c.table_name.in_(sorted(others))))
 
 
-def _partition_of_period(rollup: RollupDefinition, period: str) -> str:
-    # A counter's period is a UTC day, which lies in exactly one UTC day or month partition.
-    return period if rollup.partition == "day" else period[:7]
+def counter_sums_statement(
+    catalog: AnalyticsCatalog, rollups: Sequence[RollupDefinition]
+) -> sa.Select[Any]:
+    """Per table the rollups read, the sum of its write counters (what key sets depend on)."""
+    read: set[str] = set()
+    for rollup in rollups:
+        filed, joined = _read_tables(catalog, rollup)
+        read |= filed | joined
+    counts = tables.row_change_counts
+    return (
+        sa.select(counts.c.table_name, sa.func.sum(counts.c.changes))
+        .where(counts.c.table_name.in_(sorted(read)))
+        .group_by(counts.c.table_name)
+    )
 
 
 def partition_changes(
@@ -239,10 +354,13 @@ def partition_changes(
 ) -> dict[str, int]:
     """Per partition holding rows (or having held some), the sum of the counters that apply.
 
-    Those of its days and ``*`` of the tables filed by the rollup's time, and every counter of
-    the other tables it joins (their rows have no time of their own, or another one).
+    Those of the UTC days it overlaps and ``*`` of the tables filed by the rollup's time, and
+    every counter of the other tables it joins (their rows have no time of their own, or
+    another one). A UTC day's counter applies to every partition it overlaps: one, or two
+    months of a zone other than UTC.
     """
     aligned, others = _read_tables(catalog, rollup)
+    unit, zone = rollup.partition, rollup.zone
     shared = 0
     by_partition: dict[str, int] = {}
     # Hundreds of rows per table with days, read at every routed query: kept to plain tuples.
@@ -250,9 +368,17 @@ def partition_changes(
         if table_name in others or (table_name in aligned and period == tables.ALL_PERIODS):
             shared += int(changes)
         elif table_name in aligned:
-            key = _partition_of_period(rollup, period)
-            by_partition[key] = by_partition.get(key, 0) + int(changes)
+            for key in _partitions_of_counter(period, unit, zone):
+                by_partition[key] = by_partition.get(key, 0) + int(changes)
     return {partition: changes + shared for partition, changes in by_partition.items()}
+
+
+def _key_set_changes(
+    catalog: AnalyticsCatalog, rollup: RollupDefinition, sums: Mapping[str, int]
+) -> int:
+    # A key's cells span the whole table: every counter of every table read applies.
+    aligned, others = _read_tables(catalog, rollup)
+    return sum(int(changes) for table, changes in sums.items() if table in aligned | others)
 
 
 async def current_changes(
@@ -260,34 +386,62 @@ async def current_changes(
     catalog: AnalyticsCatalog,
     rollups: Sequence[RollupDefinition],
     span: Span | None = None,
+    *,
+    key_sets: bool = True,
 ) -> dict[str, dict[str, int]]:
     """The counters that apply now, by rollup name and partition (those overlapping ``span``).
 
     With a span, partitions that reach beyond it may come out with partial sums: ask for
-    the union of the bounds of the partitions wanted (``touched_span``).
+    the union of the bounds of the partitions wanted (``touched_span``). With ``key_sets``,
+    a rollup with distinct counts also has its key sets' (``KEY_SETS``): the sum of every
+    counter of the tables it reads, whatever the span.
     """
     counters = (await connection.execute(counters_statement(catalog, rollups, span))).all()
-    return {rollup.name: partition_changes(catalog, rollup, counters) for rollup in rollups}
+    found = {rollup.name: partition_changes(catalog, rollup, counters) for rollup in rollups}
+    distinct = [rollup for rollup in rollups if distinct_raws(catalog, rollup)]
+    if not (key_sets and distinct):
+        return found
+    sums: dict[str, int] = {}
+    if span is None:
+        for table_name, _, changes in counters:
+            sums[table_name] = sums.get(table_name, 0) + int(changes)
+    else:
+        statement = counter_sums_statement(catalog, distinct)
+        sums = {table: int(changes) for table, changes in await connection.execute(statement)}
+    for rollup in distinct:
+        found[rollup.name][KEY_SETS] = _key_set_changes(catalog, rollup, sums)
+    return found
 
 
 def touched_span(rollups: Sequence[RollupDefinition], span: Span) -> Span:
     """The union of the bounds of the rollups' partitions that overlap a span."""
-    keys = [key for rollup in rollups for key in partitions_over(rollup.partition, span)]
-    return _span_of(keys)
+    bounds = [
+        _span_of(partitions_over(rollup.partition, span, rollup.zone), rollup.zone)
+        for rollup in rollups
+    ]
+    return min(start for start, _ in bounds), max(end for _, end in bounds)
 
 
-def state_statement(rollups: Sequence[str], span: Span | None = None) -> sa.Select[Any]:
-    """The recorded state of the rollups' partitions (all, or at least those overlapping span).
+def state_statement(
+    rollups: Sequence[RollupDefinition], span: Span | None = None, *, key_sets: bool = True
+) -> sa.Select[Any]:
+    """The recorded state of the rollups' partitions (all, or at least those overlapping span,
+    and with ``key_sets`` their key sets').
 
     Keys sort by time, a month's key just before its first day's, so one key range covers
-    the day and month partitions over the span (a range scan of the primary key).
+    the partitions of every unit and zone over the span (a range scan of the primary key);
+    'keys' sorts after every date, outside the range.
     """
-    statement = sa.select(rollup_state).where(rollup_state.c.rollup.in_(rollups))
-    if span is not None:
-        first = partitions_over("month", span)[0]
-        last = partitions_over("day", span)[1]
-        statement = statement.where(rollup_state.c.partition.between(first, last))
-    return statement
+    names = sorted({rollup.name for rollup in rollups})
+    statement = sa.select(rollup_state).where(rollup_state.c.rollup.in_(names))
+    if span is None:
+        return statement
+    ends = [partitions_over(rollup.partition, span, rollup.zone) for rollup in rollups]
+    first, last = min(first for first, _ in ends), max(last for _, last in ends)
+    in_range = rollup_state.c.partition.between(first, last)
+    if key_sets:
+        return statement.where(sa.or_(in_range, rollup_state.c.partition == KEY_SETS))
+    return statement.where(in_range)
 
 
 def states_of(rows: Sequence[Any]) -> dict[tuple[str, str], PartitionState]:
@@ -303,13 +457,13 @@ def _build_statement(
     catalog: AnalyticsCatalog,
     rollup: RollupDefinition,
     table: sa.Table,
-    span: Span,
+    partitions: Sequence[str],
     dialect: str,
 ) -> sa.Insert:
     source = catalog.sources[rollup.source]
     moment = column(catalog.dimensions[source.time_dimension].column)
-    start, end = span
-    hour = _grain_start(moment, rollup.grain, dialect)
+    start, end = _span_of(partitions, rollup.zone)
+    cell, bucket = _cell(moment, rollup, dialect, (start, end))
     dimensions = [column(catalog.dimensions[name].column) for name in rollup.dimensions]
     values = []
     for raw in rollup_raws(catalog, rollup):
@@ -317,26 +471,116 @@ def _build_statement(
         if raw.where:
             condition = sa.and_(*(column(ref).in_(allowed) for ref, allowed in raw.where))
             value = sa.case((condition, value))
+        if raw.function == "count_distinct":
+            value = sa.distinct(value)
         values.append(sa.func.sum(value) if raw.function == "sum" else sa.func.count(value))
+    grouped = (
+        sa.select(
+            bucket.label("bucket"),
+            *(dimension.label(f"d{index}") for index, dimension in enumerate(dimensions)),
+            *(value.label(f"v{index}") for index, value in enumerate(values)),
+        )
+        .select_from(_joined(catalog, rollup))
+        .where(moment >= start, moment < end)
+        .group_by(cell, *dimensions)
+        .subquery()
+    )
+    # Each aggregate's partition, from its cell's moment (a cell lies in one partition), so
+    # that one statement builds several UTC partitions (swap_runs); computed on the
+    # aggregates, not per row. A lone partition (any zone's) is its key.
+    partition: sa.ColumnElement[str] = (
+        sa.literal(partitions[0], sa.String())
+        if len(partitions) == 1
+        else _partition_of_bucket(grouped.c.bucket, rollup.partition, dialect)
+    )
+    return sa.insert(table).from_select(list(table.c.keys()), sa.select(partition, *grouped.c))
+
+
+def _joined(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.FromClause:
+    source = catalog.sources[rollup.source]
     joined: sa.FromClause = TABLES[source.table]
     for join in source.joins:
         condition = column(join.key) == column(join.references)
         joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
-    grouped = (
-        sa.select(
-            hour.label("bucket"),
-            *(dimension.label(f"d{index}") for index, dimension in enumerate(dimensions)),
-            *(value.label(f"v{index}") for index, value in enumerate(values)),
-        )
-        .select_from(joined)
-        .where(moment >= start, moment < end)
-        .group_by(hour, *dimensions)
-        .subquery()
+    return joined
+
+
+def _key_cells_statement(
+    catalog: AnalyticsCatalog, rollup: RollupDefinition, raw: Raw, dialect: str
+) -> sa.Select[Any]:
+    """Each key in more than one cell with its cells (ordered by key), over the whole table.
+
+    A key is in a cell when one of the cell's rows counts it: it passes the distinct count's
+    ``where`` and is not null, as in ``count(DISTINCT ...)``.
+    """
+    source = catalog.sources[rollup.source]
+    moment = column(catalog.dimensions[source.time_dimension].column)
+    cell, _ = _cell(moment, rollup, dialect, (None, None))
+    key = column(raw.column)
+    dimensions = [
+        column(catalog.dimensions[name].column).label(f"dimension_{name}")
+        for name in rollup.dimensions
+    ]
+    conditions = [key.is_not(None), *(column(ref).in_(allowed) for ref, allowed in raw.where)]
+    # The cell's key is computed in a subquery and grouped by as a column: PostgreSQL would
+    # not see an expression with bound parameters in the select list as the one grouped by.
+    rows = (
+        sa.select(key.label("key"), cell.label("cell"), *dimensions, moment.label("moment"))
+        .select_from(_joined(catalog, rollup))
+        .where(*conditions)
+        .subquery("key_rows")
     )
-    # Each aggregate's partition, from its grain's start (a grain lies in one partition), so
-    # that one statement builds several partitions; computed on the aggregates, not per row.
-    partition = _partition_of_bucket(grouped.c.bucket, rollup.partition, dialect)
-    return sa.insert(table).from_select(list(table.c.keys()), sa.select(partition, *grouped.c))
+    names = ["key", "cell", *(f"dimension_{name}" for name in rollup.dimensions)]
+    cells = (
+        sa.select(
+            *(rows.c[name] for name in names),
+            sa.func.min(rows.c.moment, type_=UTCDateTime).label("bucket"),
+        )
+        .group_by(*(rows.c[name] for name in names))
+        .subquery("cells")
+    )
+    spread = sa.select(
+        *cells.c, sa.func.count().over(partition_by=cells.c.key).label("spread")
+    ).subquery("spread")
+    return (
+        sa.select(*(spread.c[name] for name in [*names, "bucket"]))
+        .where(spread.c.spread > 1)
+        .order_by(spread.c.key)
+    )
+
+
+async def _fill_key_sets(
+    connection: AsyncConnection, catalog: AnalyticsCatalog, rollup: RollupDefinition, dialect: str
+) -> int:
+    """Inserts the key sets of every distinct count of the rollup; the rows inserted."""
+    table = key_sets_table(catalog, rollup)
+    raws = rollup_raws(catalog, rollup)
+    dimension_names = [f"dimension_{name}" for name in rollup.dimensions]
+    inserted = 0
+    for position in distinct_raws(catalog, rollup):
+        statement = _key_cells_statement(catalog, rollup, raws[position], dialect)
+        found = (await connection.execute(statement)).all()
+        shared: dict[tuple[str, ...], tuple[int, list[Any]]] = {}
+        for _key, rows in itertools.groupby(found, key=lambda row: row.key):
+            cells = sorted(rows, key=lambda row: repr((str(row.cell), *row[2:-1])))
+            signature = tuple(repr((str(row.cell), *row[2:-1])) for row in cells)
+            count, first = shared.get(signature, (0, cells))
+            shared[signature] = (count + 1, first)
+        records = [
+            {
+                "raw": position,
+                "key_set": hashlib.sha256(repr(signature).encode()).hexdigest()[:32],
+                "bucket": row.bucket,
+                **{name: row._mapping[name] for name in dimension_names},
+                "keys": count,
+            }
+            for signature, (count, cells) in shared.items()
+            for row in cells
+        ]
+        if records:
+            await connection.execute(sa.insert(table), records)
+        inserted += len(records)
+    return inserted
 
 
 async def _prepare(
@@ -356,38 +600,59 @@ async def _prepare(
     exists = await connection.run_sync(lambda sync: sa.inspect(sync).has_table(table.name))
     # Without any recorded state (a new state table after migration 0007, or a first build
     # that failed), rows left in the table are nobody's: start from an empty table.
+    sets = key_sets_table(catalog, rollup) if distinct_raws(catalog, rollup) else None
     if exists and set(recorded) == {digest}:
+        if sets is not None:
+            await connection.run_sync(sets.create, checkfirst=True)
         return False
     await connection.run_sync(table.drop, checkfirst=True)
     await connection.run_sync(table.create)
+    if sets is not None:
+        await connection.run_sync(sets.drop, checkfirst=True)
+        await connection.run_sync(sets.create)
     await connection.execute(sa.delete(rollup_state).where(rollup_state.c.rollup == rollup.name))
     return True
 
 
-def named_partitions(unit: str, named: Sequence[str], known: set[str]) -> list[str]:
-    """A rollup's partitions that named keys (days or months) cover.
+def named_partitions(rollup: RollupDefinition, named: Sequence[str], known: set[str]) -> list[str]:
+    """A rollup's partitions that named keys (days or months of its zone) cover.
 
     A key of the rollup's own shape is itself; a wider one (a month of a rollup by day) is
     those of its partitions that hold rows or were built; a narrower one (a day of a rollup
     by month) is the partition holding it.
     """
+    unit, zone = rollup.partition, rollup.zone
     chosen: set[str] = set()
     for key in named:
-        first, last = partitions_over(unit, partition_bounds(key))
+        first, last = partitions_over(unit, partition_bounds(key, zone), zone)
         if first == last:
             chosen.add(first)
         else:
-            chosen.update(partition for partition in known if first <= partition <= last)
+            chosen.update(
+                partition
+                for partition in known
+                if partition != KEY_SETS and first <= partition <= last
+            )
     return sorted(chosen)
 
 
-def swap_runs(partitions: Sequence[str]) -> list[list[str]]:
-    """Sorted partitions in runs of adjacent ones, each spanning at most SWAP_SPAN."""
+def swap_runs(rollup: RollupDefinition, partitions: Sequence[str]) -> list[list[str]]:
+    """Sorted partitions in runs of adjacent ones, each spanning at most SWAP_SPAN.
+
+    Only UTC partitions share a run: the build files several by a UTC key of their cells
+    (months of another zone are each longer than half of SWAP_SPAN anyway).
+    """
     runs: list[list[str]] = []
     run_start = run_end = None
     for partition in sorted(partitions):
-        start, end = partition_bounds(partition)
-        if runs and run_start is not None and start == run_end and end - run_start <= SWAP_SPAN:
+        start, end = partition_bounds(partition, rollup.zone)
+        if (
+            runs
+            and rollup.zone == "UTC"
+            and run_start is not None
+            and start == run_end
+            and end - run_start <= SWAP_SPAN
+        ):
             runs[-1].append(partition)
         else:
             runs.append([partition])
@@ -405,16 +670,16 @@ async def refresh_rollup(
     full: bool = False,
 ) -> RefreshSummary:
     """Rebuilds the partitions that need it: those named (days or months), all, or those
-    whose counters moved."""
+    whose counters moved; and the key sets when all are, or a counter of theirs moved."""
     async with engine.begin() as connection:
         recreated = await _prepare(connection, catalog, rollup)
         current = (await current_changes(connection, catalog, [rollup]))[rollup.name]
-        recorded = states_of((await connection.execute(state_statement([rollup.name]))).all())
+        recorded = states_of((await connection.execute(state_statement([rollup]))).all())
     digest = definition_digest(catalog, rollup)
     built = {partition: state for (_, partition), state in recorded.items()}
     known = set(current) | set(built)
     if partitions is not None:
-        chosen = named_partitions(rollup.partition, partitions, known)
+        chosen = named_partitions(rollup, partitions, known)
     elif full or rollup.refresh == "all_partitions":
         chosen = sorted(known)
     else:
@@ -430,7 +695,7 @@ async def refresh_rollup(
     rebuilt: list[str] = []
     removed: list[str] = []
     rows = 0
-    for run in swap_runs(chosen):
+    for run in swap_runs(rollup, [partition for partition in chosen if partition != KEY_SETS]):
         inserted = await _swap_partitions(engine, catalog, rollup, table, run, digest)
         for partition in run:
             if inserted.get(partition, 0) == 0:
@@ -438,8 +703,24 @@ async def refresh_rollup(
             else:
                 rebuilt.append(partition)
                 rows += inserted[partition]
+    if KEY_SETS in chosen:
+        # After the partitions: its counters are read in its own snapshot, whole.
+        keys = await _swap_key_sets(engine, catalog, rollup, digest)
+        (rebuilt if keys else removed).append(KEY_SETS)
+        rows += keys
     unchanged = len(known) - len(set(chosen) & known)
     return RefreshSummary(rollup.name, tuple(rebuilt), tuple(removed), unchanged, rows, recreated)
+
+
+@asynccontextmanager
+async def _swap(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in a transaction that replaces rows and records the counters read."""
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            # One snapshot for the rows aggregated and the counters recorded with them.
+            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+        async with connection.begin():
+            yield connection
 
 
 async def _swap_partitions(
@@ -452,51 +733,75 @@ async def _swap_partitions(
 ) -> dict[str, int]:
     """Replaces adjacent partitions in one transaction; the rows each now holds."""
     dialect = engine.dialect.name
-    span = _span_of(partitions)
+    span = _span_of(partitions, rollup.zone)
     first, last = partitions[0], partitions[-1]
-    async with engine.connect() as connection:
-        if dialect == "postgresql":
-            # One snapshot for the rows aggregated and the counters recorded with them.
-            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
-        async with connection.begin():
-            # On SQLite the first write takes the store's write lock: no write lands between
-            # the aggregation and the counters read below. The partitions are adjacent, so
-            # their keys are exactly those of the key range.
-            await connection.execute(sa.delete(table).where(table.c.partition.between(first, last)))
-            await connection.execute(
-                sa.delete(rollup_state).where(
-                    rollup_state.c.rollup == rollup.name,
-                    rollup_state.c.partition.between(first, last),
-                )
+    async with _swap(engine) as connection:
+        # On SQLite the first write takes the store's write lock: no write lands between
+        # the aggregation and the counters read below. The partitions are adjacent, so
+        # their keys are exactly those of the key range.
+        await connection.execute(sa.delete(table).where(table.c.partition.between(first, last)))
+        await connection.execute(
+            sa.delete(rollup_state).where(
+                rollup_state.c.rollup == rollup.name,
+                rollup_state.c.partition.between(first, last),
             )
-            await connection.execute(_build_statement(catalog, rollup, table, span, dialect))
-            inserted: dict[str, int] = {
-                partition: int(count)
-                for partition, count in await connection.execute(
-                    sa.select(table.c.partition, sa.func.count())
-                    .where(table.c.partition.between(first, last))
-                    .group_by(table.c.partition)
-                )
-            }
-            changes = (await current_changes(connection, catalog, [rollup], span))[rollup.name]
-            built_at = datetime.now(UTC)
-            # Recorded even when empty (every row deleted): the partition is then current
-            # with no rows, and routing knows it holds nothing rather than nothing known.
-            await connection.execute(
-                sa.insert(rollup_state),
-                [
-                    {
-                        "rollup": rollup.name,
-                        "partition": partition,
-                        "definition": digest,
-                        "rows": inserted.get(partition, 0),
-                        "changes": changes.get(partition, 0),
-                        "built_at": built_at,
-                    }
-                    for partition in partitions
-                ],
+        )
+        await connection.execute(_build_statement(catalog, rollup, table, partitions, dialect))
+        inserted: dict[str, int] = {
+            partition: int(count)
+            for partition, count in await connection.execute(
+                sa.select(table.c.partition, sa.func.count())
+                .where(table.c.partition.between(first, last))
+                .group_by(table.c.partition)
             )
-            return inserted
+        }
+        changes = (await current_changes(connection, catalog, [rollup], span, key_sets=False))[
+            rollup.name
+        ]
+        built_at = datetime.now(UTC)
+        # Recorded even when empty (every row deleted): the partition is then current
+        # with no rows, and routing knows it holds nothing rather than nothing known.
+        await connection.execute(
+            sa.insert(rollup_state),
+            [
+                {
+                    "rollup": rollup.name,
+                    "partition": partition,
+                    "definition": digest,
+                    "rows": inserted.get(partition, 0),
+                    "changes": changes.get(partition, 0),
+                    "built_at": built_at,
+                }
+                for partition in partitions
+            ],
+        )
+        return inserted
+
+
+async def _swap_key_sets(
+    engine: AsyncEngine, catalog: AnalyticsCatalog, rollup: RollupDefinition, digest: str
+) -> int:
+    """Replaces a rollup's key sets in one transaction; the rows they now hold."""
+    async with _swap(engine) as connection:
+        await connection.execute(sa.delete(key_sets_table(catalog, rollup)))
+        await connection.execute(
+            sa.delete(rollup_state).where(
+                rollup_state.c.rollup == rollup.name, rollup_state.c.partition == KEY_SETS
+            )
+        )
+        inserted = await _fill_key_sets(connection, catalog, rollup, engine.dialect.name)
+        changes = (await current_changes(connection, catalog, [rollup]))[rollup.name]
+        await connection.execute(
+            sa.insert(rollup_state).values(
+                rollup=rollup.name,
+                partition=KEY_SETS,
+                definition=digest,
+                rows=inserted,
+                changes=changes.get(KEY_SETS, 0),
+                built_at=datetime.now(UTC),
+            )
+        )
+        return inserted
 
 
 async def refresh_rollups(

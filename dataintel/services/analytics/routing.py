@@ -1,19 +1,21 @@
 """Routing: which sources of a plan a rollup answers exactly, and whether it is current.
 
 A rollup answers for a source when it holds every raw aggregate the plan needs from that
-source (sums and counts only: distinct counts never add up across hours), every dimension
+source (a distinct count with the rollup's key sets, and no measure filter), every dimension
 grouped or filtered by, the query uses the source's own time dimension without filters on
 time values, and every bucket of the query is a union of whole grains: for an hour grain,
 the range's ends are whole UTC hours and the zone's offsets over the range are whole hours
-that change on whole UTC hours; for a day grain (of UTC), the query is in UTC, buckets by
-day or coarser (or not at all) and its range's ends are whole UTC days. Buckets are then
-computed from each grain's start with the very expression that raw rows use, so routing
-never moves a bucket's boundary.
+that change on whole UTC hours; for a day (month) grain of a zone, the query is in that
+zone, buckets by the grain or coarser (or not at all) and its range's ends start days
+(months) of that zone. Buckets are then computed from each stored cell's moment with the
+very expression that raw rows use, so routing never moves a bucket's boundary.
 
 Of the rollups that cover a source, the one holding the fewest rows in the range answers
 (the declared order breaks ties), if it is current: each partition the range touches was
 built from the current definition and the store's write counters that apply to it are the
-ones recorded at its build. Otherwise the next smallest is tried, then the raw rows.
+ones recorded at its build. A distinct count also needs the rollup's key sets (built whole)
+current: no counter of any table it reads moved since. Otherwise the next smallest is tried,
+then the raw rows.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from dataintel.services.analytics.catalog import RollupDefinition
 from dataintel.services.analytics.planner import Plan
 from dataintel.services.analytics.rollups import (
+    KEY_SETS,
     PartitionState,
     Span,
     definition_digest,
     partitions_over,
     rollup_raws,
+    zone_clock,
 )
 
 _HOUR_SECONDS = 3600
@@ -44,6 +49,8 @@ class Candidate:
     source: str
     rollup: RollupDefinition
     digest: str
+    distinct: bool
+    """Whether the plan needs a distinct count of it, so its key sets too."""
 
 
 def _whole_hour(moment: datetime | None) -> bool:
@@ -65,17 +72,29 @@ def hour_aligned(plan: Plan) -> bool:
     return True
 
 
-def _whole_day(moment: datetime | None) -> bool:
-    return moment is None or (_whole_hour(moment) and moment.astimezone(UTC).hour == 0)
+# Granularities whose buckets are unions of whole grains of the query's zone, per grain.
+_COARSER = {"day": _DAY_OR_COARSER, "month": ("month", "quarter", "year")}
 
 
-def day_aligned(plan: Plan) -> bool:
-    """True when every bucket (and the range) of the plan is a union of whole UTC days."""
-    if not (_whole_day(plan.start) and _whole_day(plan.end)):
+def _starts_grain(moment: datetime | None, grain: str, zone: str) -> bool:
+    if moment is None:
+        return True
+    local = moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    first = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if grain == "month":
+        first = first.replace(day=1)
+    return zone_clock(zone).first_instant(first) == moment
+
+
+def grain_aligned(plan: Plan, rollup: RollupDefinition) -> bool:
+    """True when every bucket (and the range) of the plan is a union of the rollup's cells."""
+    if rollup.grain == "hour":
+        return hour_aligned(plan)
+    if not all(_starts_grain(end, rollup.grain, rollup.zone) for end in (plan.start, plan.end)):
         return False
     if plan.granularity is None:
         return True
-    return plan.timezone == "UTC" and plan.granularity in _DAY_OR_COARSER
+    return plan.timezone == rollup.zone and plan.granularity in _COARSER[rollup.grain]
 
 
 def candidates(plan: Plan) -> list[Candidate]:
@@ -85,7 +104,6 @@ def candidates(plan: Plan) -> list[Candidate]:
         return []
     if any(dimension.type != "string" for dimension, _ in plan.dimension_filters):
         return []
-    aligned = {"hour": hour_aligned(plan), "day": day_aligned(plan)}
     wanted = {dimension.name for dimension in plan.dimensions}
     wanted.update(dimension.name for dimension, _ in plan.dimension_filters)
     found: list[Candidate] = []
@@ -94,13 +112,19 @@ def candidates(plan: Plan) -> list[Candidate]:
         if plan.time_dimension is not None and plan.time_dimension.name != default_time:
             continue
         needed = {raw for raw in plan.raws if raw.source == source}
+        distinct = any(raw.function == "count_distinct" for raw in needed)
+        if distinct and plan.measure_filters:
+            # Totals over the groups kept need each key set's cells in those groups taken
+            # together, which the statement does not compute: read raw rows.
+            continue
         for rollup in catalog.rollups.values():
-            if rollup.source != source or not aligned[rollup.grain]:
+            if rollup.source != source or not grain_aligned(plan, rollup):
                 continue
             if not wanted <= set(rollup.dimensions):
                 continue
             if needed <= set(rollup_raws(catalog, rollup)):
-                found.append(Candidate(source, rollup, definition_digest(catalog, rollup)))
+                digest = definition_digest(catalog, rollup)
+                found.append(Candidate(source, rollup, digest, distinct))
     return found
 
 
@@ -109,6 +133,11 @@ def range_of(plan: Plan) -> Span | None:
     if plan.start is None or plan.end is None:
         return None
     return plan.start.astimezone(UTC), plan.end.astimezone(UTC)
+
+
+def needs_key_sets(found: Sequence[Candidate]) -> bool:
+    """Whether some candidate answers a distinct count, so its key sets' state is read too."""
+    return any(candidate.distinct for candidate in found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +163,16 @@ def decide(
             partition: state for (rollup, partition), state in recorded.items() if rollup == name
         }
         # The partitions the range touches that hold rows now or did when built (keys sort
-        # by time: those between the first and the last partition overlapping the range).
+        # by time: those between the first and the last partition overlapping the range, in
+        # the rollup's unit and zone). The key sets are no partition of time.
+        rollup = candidate.rollup
         first, last = (
-            ("", "~") if span is None else partitions_over(candidate.rollup.partition, span)
+            ("", "~") if span is None else partitions_over(rollup.partition, span, rollup.zone)
         )
         needed = {
-            partition for partition in set(changes) | set(states) if first <= partition <= last
+            partition
+            for partition in set(changes) | set(states)
+            if partition != KEY_SETS and first <= partition <= last
         }
         if not needed:
             # Nothing built in the range proves the rollup current there: read raw rows.
@@ -150,6 +183,14 @@ def decide(
             and states[partition].changes == changes.get(partition, 0)
             for partition in needed
         )
+        if candidate.distinct:
+            # Built whole from the whole table: current while no counter of it moved.
+            needed.add(KEY_SETS)
+            fresh = fresh and (
+                KEY_SETS in states
+                and states[KEY_SETS].definition == candidate.digest
+                and states[KEY_SETS].changes == changes.get(KEY_SETS, 0)
+            )
         if fresh:
             rows = sum(states[partition].rows for partition in needed)
             built = [states[partition].built_at for partition in needed]

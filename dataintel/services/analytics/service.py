@@ -17,7 +17,13 @@ from dataintel.services.analytics.rollups import (
     states_of,
     touched_span,
 )
-from dataintel.services.analytics.routing import Decision, candidates, decide, range_of
+from dataintel.services.analytics.routing import (
+    Decision,
+    candidates,
+    decide,
+    needs_key_sets,
+    range_of,
+)
 from dataintel.services.analytics.sql import rows_statement, totals_statement
 from dataintel.store.guarded import StoreEngine, read
 
@@ -75,13 +81,17 @@ class SqlAnalyticsService:
         if not found:
             return None
         span = range_of(plan)
-        names = [candidate.rollup.name for candidate in found]
-        recorded = states_of((await connection.execute(state_statement(names, span))).all())
+        rollups = [candidate.rollup for candidate in found]
+        key_sets = needs_key_sets(found)
+        statement = state_statement(rollups, span, key_sets=key_sets)
+        recorded = states_of((await connection.execute(statement)).all())
         if not recorded:
             # Never built (`dataintel analytics rollups build`), or not in this range.
             return None
-        rollups = [candidate.rollup for candidate in found]
-        # Only the counters of the days the range's partitions cover: a range scan.
+        # Only the counters of the days the range's partitions cover: a range scan (and the
+        # sums per table for key sets).
         counted = None if span is None else touched_span(rollups, span)
-        current = await current_changes(connection, plan.catalog, rollups, counted)
+        current = await current_changes(
+            connection, plan.catalog, rollups, counted, key_sets=key_sets
+        )
         return decide(found, span, current, recorded)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from dataintel.services.analytics.catalog import TABLES, TIME_MEMBER, SourceDefinition
 from dataintel.services.analytics.planner import Additive, Condition, Plan, Raw, Value
-from dataintel.services.analytics.rollups import rollup_raws, rollup_table
+from dataintel.services.analytics.rollups import key_sets_table, rollup_raws, rollup_table
 from dataintel.services.time_buckets import bucket_key
 
 
@@ -133,35 +133,75 @@ def _source_rows(
 def _rollup_rows(
     plan: Plan, source_name: str, dialect: str, *, keyed: bool, name: str
 ) -> sa.Subquery:
-    """The source's rows as its rollup holds them: one per hour and dimension values."""
+    """The source's rows as its rollup holds them: one per cell (grain and dimension values).
+
+    A distinct count adds up its cells' counts, less, for every key set with several cells
+    in a group, its keys times (those cells - 1): rows of negative counts after the cells.
+    """
     rollup = plan.rollups[source_name]
     table = rollup_table(plan.catalog, rollup)
     stored = rollup_raws(plan.catalog, rollup)
-    # The hour's start buckets exactly like every raw moment of that hour would.
-    moment = table.c.bucket
-    columns: list[sa.ColumnElement[Any]] = []
-    if keyed and plan.granularity:
-        columns.append(_bucket(plan, moment, dialect).label("bucket"))
-    if keyed:
-        columns.extend(
-            table.c[f"dimension_{dimension.name}"].label(f"dimension_{index}")
-            for index, dimension in enumerate(plan.dimensions)
+    inputs = [(index, raw) for index, raw in enumerate(plan.raws) if raw.source == source_name]
+
+    def cells_of(scope: sa.Table) -> sa.Select[Any]:
+        # A stored cell's moment buckets exactly like every raw moment of that cell would.
+        moment = scope.c.bucket
+        keys: list[sa.ColumnElement[Any]] = []
+        if keyed and plan.granularity:
+            keys.append(_bucket(plan, moment, dialect).label("bucket"))
+        if keyed:
+            keys.extend(
+                scope.c[f"dimension_{dimension.name}"].label(f"dimension_{index}")
+                for index, dimension in enumerate(plan.dimensions)
+            )
+        conditions: list[Any] = []
+        if plan.start is not None:
+            conditions.append(moment >= plan.start)
+        if plan.end is not None:
+            conditions.append(moment < plan.end)
+        conditions.extend(
+            _compare(scope.c[f"dimension_{dimension.name}"], condition, _as_is)
+            for dimension, condition in plan.dimension_filters
         )
-    columns.extend(
-        table.c[f"value_{stored.index(raw)}"].label(f"input_{index}")
-        for index, raw in enumerate(plan.raws)
-        if raw.source == source_name
-    )
-    conditions: list[sa.ColumnElement[bool]] = []
-    if plan.start is not None:
-        conditions.append(moment >= plan.start)
-    if plan.end is not None:
-        conditions.append(moment < plan.end)
-    conditions.extend(
-        _compare(table.c[f"dimension_{dimension.name}"], condition, _as_is)
-        for dimension, condition in plan.dimension_filters
-    )
-    return sa.select(*columns).select_from(table).where(*conditions).subquery(name)
+        return sa.select(*keys).where(*conditions)
+
+    parts = [
+        cells_of(table).add_columns(
+            *(
+                table.c[f"value_{stored.index(raw)}"].label(f"input_{index}")
+                for index, raw in inputs
+            )
+        )
+    ]
+    sets = key_sets_table(plan.catalog, rollup)
+    for distinct, raw in inputs:
+        if raw.function != "count_distinct":
+            continue
+        cells = (
+            cells_of(sets)
+            .add_columns(sets.c.key_set, sets.c["keys"])
+            .where(sets.c.raw == stored.index(raw))
+            .subquery(f"{name}_sets_{distinct}")
+        )
+        keys = [cells.c[key] for key in plan.keys] if keyed else []
+        # Each key of a set was counted once per cell of the set in the group: once is right.
+        excess = sa.func.max(cells.c["keys"]) * (sa.func.count() - 1)
+        parts.append(
+            sa.select(
+                *keys,
+                *(
+                    (-excess if index == distinct else sa.cast(sa.null(), sa.BigInteger())).label(
+                        f"input_{index}"
+                    )
+                    for index, _raw in inputs
+                ),
+            )
+            .group_by(*keys, cells.c.key_set)
+            .having(sa.func.count() > 1)
+        )
+    if len(parts) == 1:
+        return parts[0].subquery(name)
+    return sa.union_all(*parts).subquery(name)
 
 
 def _grouped(plan: Plan, rows_of: Mapping[str, sa.FromClause]) -> sa.Subquery:
