@@ -43,7 +43,7 @@ from dataintel.gateway.documents import DocumentCache, PreparedDocument
 from dataintel.gateway.error_format import format_error
 from dataintel.gateway.execution import ExecutedOperation, GraphQLResponse, OperationExecution
 from dataintel.gateway.introspection import IntrospectionPolicy
-from dataintel.gateway.persisted_queries import PersistedQueries
+from dataintel.gateway.persisted_queries import PersistedQueries, persisted_query_hash
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.gateway.response_cache import Audience, CachePolicy, ResponseCache
@@ -67,6 +67,8 @@ STAGES = (
 )
 """The stages of ``RequestPipeline.run``, in the order they run."""
 _KEPT_STAGES = frozenset({"resolve_persisted", "prepare_document", "check_operation", "cost"})
+LONGEST_KEPT_REQUEST = 8192
+"""Longer raw requests are prepared every time: the memo's entries stay small."""
 """The stages whose findings depend on the request alone (``PreparedRequest``)."""
 
 
@@ -330,7 +332,12 @@ class RequestPipeline:
         self, pipeline_input: PipelineInput
     ) -> tuple[bytes, frozenset[OperationType]] | None:
         raw = pipeline_input.raw_request
-        if raw is None or not self._prepared_requests_size or pipeline_input.operator_document:
+        if (
+            raw is None
+            or len(raw) > LONGEST_KEPT_REQUEST
+            or not self._prepared_requests_size
+            or pipeline_input.operator_document
+        ):
             return None
         return raw, pipeline_input.allowed
 
@@ -340,9 +347,15 @@ class RequestPipeline:
         A document id that is a name may be registered again with another text, and a
         safelist may drop a document: those are resolved on every request.
         """
-        document_id = state.input.request.document_id
-        if self.graphql.trusted_documents_only or (
-            document_id is not None and not document_id.startswith(SHA256_PREFIX)
+        sent = state.input.request
+        document_id = sent.document_id
+        # A text sent with its hash registers it (in Redis, for the other replicas, with a
+        # TTL): every such request must register again, so it is never answered from here.
+        registering = sent.query is not None and persisted_query_hash(sent.extensions) is not None
+        if (
+            self.graphql.trusted_documents_only
+            or registering
+            or (document_id is not None and not document_id.startswith(SHA256_PREFIX))
         ):
             return
         prepared, operation, analysis, cost = (
@@ -371,8 +384,10 @@ class RequestPipeline:
         elif name == "check_operation":
             state.operation = kept.operation
             state.analysis = kept.analysis
-        else:
+        elif name == "cost":
             state.cost = kept.cost
+        else:
+            raise AssertionError(f"no kept outcome for the stage {name!r}")
 
     def rejected(self, pipeline_input: PipelineInput, rejected: RequestRejected) -> PipelineOutcome:
         """The outcome of a request its transport refused before ``run`` (a bad body, CSRF),

@@ -24,7 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dataintel.app import create_app
 from dataintel.cache import entity_tag
 from dataintel.cache.invalidation_feed import InvalidationFeed
-from dataintel.gateway.pipeline import RequestPipeline
+from dataintel.gateway.persisted_queries import APQ_KEY_PREFIX
+from dataintel.gateway.pipeline import LONGEST_KEPT_REQUEST, RequestPipeline
 from dataintel.gateway.trusted_documents import TrustedDocumentRegistry
 from dataintel.http.drain import DRAIN_STATE_KEY, Drain
 from dataintel.http.get_path import GraphQLGetPath
@@ -418,3 +419,39 @@ async def test_a_draining_replica_closes_connections_as_the_stack_does(
         through_layer, through_stack = answers
         assert through_layer.headers["connection"] == "close"
         assert_same(through_layer, through_stack)
+
+
+async def test_a_text_sent_with_its_hash_registers_it_on_every_request(
+    make_settings: SettingsFactory, redis_url: str
+) -> None:
+    app = create_app(make_settings(redis_url=redis_url))
+    pipeline: RequestPipeline = app.state.pipeline
+    params = {"query": CUSTOMER, **apq_params(CUSTOMER)}
+    shared = APQ_KEY_PREFIX + hashlib.sha256(CUSTOMER.encode()).hexdigest()
+    client = Redis.from_url(redis_url)
+    try:
+        async with paths(app) as both:
+            first = await both.layer.get("/graphql", params=params, headers=PREFLIGHT)
+            assert first.status_code == 200
+            assert await client.exists(shared)
+            # The shared copy expired (its TTL): the next registering request writes it again.
+            await client.delete(shared)
+            again = await both.layer.get("/graphql", params=params, headers=PREFLIGHT)
+            assert again.json() == first.json()
+            assert await client.exists(shared)
+            assert pipeline.kept_requests == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_long_query_string_is_prepared_every_time(
+    make_settings: SettingsFactory,
+) -> None:
+    app = create_app(make_settings())
+    pipeline: RequestPipeline = app.state.pipeline
+    padded = CUSTOMER + " " * (LONGEST_KEPT_REQUEST + 1)
+    async with paths(app) as both:
+        for _ in range(2):
+            answered = await both.layer.get("/graphql", params={"query": padded}, headers=PREFLIGHT)
+            assert answered.json()["data"]["customer"]["id"]
+        assert pipeline.kept_requests == 0
