@@ -145,6 +145,13 @@ async def test_an_access_request_is_packaged_and_downloaded(officer: Client) -> 
     request_id = await submitted(officer, "ACCESS", {"email": email})
     done = await officer.finished(request_id)
     assert done["status"] == "COMPLETED", done
+    # The request completes inside its job, which succeeds just after: the URL is signed
+    # once the job has, so a poll may see COMPLETED a moment before the URL.
+    deadline = time.monotonic() + POLL_SECONDS
+    while done["package"]["downloadUrl"] is None:
+        assert time.monotonic() < deadline, done
+        await asyncio.sleep(0.05)
+        done = (await officer.data(REQUEST, id=request_id))["subjectRequest"]
     package = done["package"]
     response = await officer.http.get(package["downloadUrl"])
     assert response.status_code == 200
