@@ -38,7 +38,7 @@ from dataintel.services.analytics.rollups import (
     states_of,
     touched_span,
 )
-from dataintel.services.analytics.routing import candidates, decide, needs_key_sets, range_of
+from dataintel.services.analytics.routing import candidates, decide, range_of
 from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
@@ -172,12 +172,11 @@ async def _freshness_check_ms(
         for _ in range(_CHECKS):
             started = time.perf_counter()
             started_cpu = time.process_time()
-            # As the service checks: key sets too when a candidate answers a distinct count.
-            key_sets = needs_key_sets(found)
-            statement = state_statement(rollups, span, key_sets=key_sets)
+            # As the service checks.
+            statement = state_statement(rollups, span)
             recorded = states_of((await connection.execute(statement)).all())
             current = await current_changes(
-                connection, catalog, rollups, touched_span(rollups, span), key_sets=key_sets
+                connection, catalog, rollups, touched_span(rollups, span)
             )
             decision = decide(found, span, current, recorded)
             spent.append((time.perf_counter() - started) * 1000)

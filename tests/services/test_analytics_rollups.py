@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import random
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,8 +36,14 @@ from dataintel.services.analytics import (
     plan_query,
     refresh_rollups,
 )
+from dataintel.services.analytics.key_sets import key_cells_table, key_sets_table
+from dataintel.services.analytics.rollup_cells import (
+    column,
+    distinct_raws,
+    joined_source,
+    rollup_raws,
+)
 from dataintel.services.analytics.rollups import (
-    KEY_SETS,
     counter_bounds,
     partition_bounds,
     partition_changes,
@@ -431,8 +438,6 @@ def test_a_partition_is_a_key_whose_unit_and_zone_give_its_utc_span() -> None:
     assert partitions_over("month", berlin) == ("2025-02", "2025-03")
     assert partitions_over("day", berlin) == ("2025-02-28", "2025-03-31")
     assert counter_bounds("2025-03-31") == (utc(2025, 3, 31), utc(2025, 4, 1))
-    # The key sets' unit is no date: it sorts after every date key of either unit.
-    assert all(key < KEY_SETS for key in ("2025-03", "2099-12-31", "9999-12"))
 
     # A UTC day's counter applies to each partition it overlaps: its day, its UTC month, and
     # one or two months of Berlin; a joined table's counters (customers) to every partition.
@@ -905,7 +910,7 @@ async def insert_event(engine: AsyncEngine, session_id: str, occurred_at: dateti
         )
 
 
-async def test_a_session_spread_to_another_month_stales_every_distinct_count(
+async def test_a_session_spread_to_another_month_stales_only_that_month(
     changing_store: AsyncEngine,
 ) -> None:
     catalog = load_catalog()
@@ -923,44 +928,38 @@ async def test_a_session_spread_to_another_month_stales_every_distinct_count(
                 .limit(1)
             )
         ).scalar_one()
-    # The same session seen again in May: February's cells do not change, but the session
-    # now spans two months, which the key sets must know before any total may count it once.
+    # The same session seen again in May: the ranges over May read raw rows until May is
+    # rebuilt; February's cells did not change, so February's distinct counts stay exact.
     await insert_event(changing_store, session, datetime(2025, 5, 20, 12, tzinfo=UTC))
     february = dataclasses.replace(totals, start=datetime(2025, 2, 1), end=datetime(2025, 3, 1))
-    for query in (totals, february):
-        stale = await routed.query(query)
-        assert stale.source == "raw", query
-        assert canonical(stale) == canonical(await raw.query(query))
+    stale = await routed.query(totals)
+    assert stale.source == "raw"
+    assert canonical(stale) == canonical(await raw.query(totals))
+    kept = await routed.query(february)
+    assert kept.source == "rollup"
+    assert canonical(kept) == canonical(await raw.query(february))
     now = await raw.query(totals)
     assert now.totals == before.totals, "one session, still one in the totals"
     assert canonical(now) != canonical(before), "and now in May's row too"
-    # Sums and counts of the other months do not depend on the key sets.
-    views = dataclasses.replace(february, measures=("page_views",))
-    assert (await routed.query(views)).source == "rollup"
 
     summaries = await refresh_rollups(
         changing_store, catalog, ["events_by_region_berlin_monthly", "events_by_region_daily"]
     )
-    # 20 May's UTC day counter moved: the Berlin month it lies in, and the key sets; in the
-    # UTC day partitions, that day and the key sets.
-    assert summaries[0].rebuilt == ("2025-05", "keys")
-    assert summaries[1].rebuilt == ("2025-05-20", "keys")
+    # 20 May's UTC day counter moved: the Berlin month it lies in; in the UTC day
+    # partitions, that day alone (the session's key sets are kept with it).
+    assert summaries[0].rebuilt == ("2025-05",)
+    assert summaries[1].rebuilt == ("2025-05-20",)
     after = await routed.query(totals)
     assert after.source == "rollup"
     assert canonical(after) == canonical(now)
-    # The key sets' state sits beside the day partitions' (10 characters since migration
-    # 0008), after every date key: a range of days never reads it by mistake.
+    # The session is now kept with a cell in February and one in May.
+    rollup = catalog.rollups["events_by_region_berlin_monthly"]
+    cells = key_cells_table(catalog, rollup, distinct_raws(catalog, rollup)[0])
     async with changing_store.connect() as connection:
-        keys = list(
-            await connection.execute(
-                sa.select(rollup_state.c.partition).where(
-                    rollup_state.c.rollup == "events_by_region_daily"
-                )
-            )
+        held = await connection.execute(
+            sa.select(cells.c.partition).where(cells.c["key"] == session)
         )
-    partitions = sorted(partition for (partition,) in keys)
-    assert partitions[-1] == "keys"
-    assert all(len(partition) == 10 for partition in partitions[:-1])
+        assert sorted(held.scalars()) == ["2025-02", "2025-05"]
     daily = dataclasses.replace(
         totals,
         granularity="day",
@@ -971,6 +970,157 @@ async def test_a_session_spread_to_another_month_stales_every_distinct_count(
     answer = await routed.query(daily)
     assert answer.rollups == ("events_by_region_daily",)
     assert canonical(answer) == canonical(await raw.query(daily))
+
+
+def _cell_sets_of(rows: list[Any], rollup_zone: str, grain: str) -> Counter[frozenset[Any]]:
+    """From (key, moment, dimension values...) rows: how many keys have each set of cells,
+    for the keys in more than one cell, computed here in Python."""
+    zone = ZoneInfo(rollup_zone)
+    shape = "%Y-%m" if grain == "month" else "%Y-%m-%d"
+    cells: dict[Any, set[tuple[Any, ...]]] = {}
+    for key, moment, *dimensions in rows:
+        cells.setdefault(key, set()).add((moment.astimezone(zone).strftime(shape), *dimensions))
+    return Counter(frozenset(found) for found in cells.values() if len(found) > 1)
+
+
+async def _kept_cell_sets(
+    engine: AsyncEngine, rollup_name: str
+) -> dict[int, Counter[frozenset[Any]]]:
+    """Per distinct count of a rollup, how many keys its key sets say have each set of cells."""
+    catalog = load_catalog()
+    rollup = catalog.rollups[rollup_name]
+    sets = key_sets_table(catalog, rollup)
+    zone = ZoneInfo(rollup.zone)
+    shape = "%Y-%m" if rollup.grain == "month" else "%Y-%m-%d"
+    kept: dict[int, Counter[frozenset[Any]]] = {}
+    async with engine.connect() as connection:
+        rows = await connection.execute(sa.select(sets))
+        grouped: dict[tuple[int, str], tuple[int, set[tuple[Any, ...]]]] = {}
+        for row in rows:
+            cell = (row.bucket.astimezone(zone).strftime(shape), *row[3:-1])
+            count, cells = grouped.setdefault((row.raw, row.key_set), (row._mapping["keys"], set()))
+            cells.add(cell)
+        for (position, _), (count, cells) in grouped.items():
+            kept.setdefault(position, Counter())[frozenset(cells)] += count
+    return kept
+
+
+async def _assert_kept_key_sets_are_counted_ones(engine: AsyncEngine, names: list[str]) -> None:
+    """The key sets of the rollups named equal those counted here from every row, and routed
+    distinct counts equal raw ones."""
+    catalog = load_catalog()
+    for name in names:
+        rollup = catalog.rollups[name]
+        raws = rollup_raws(catalog, rollup)
+        source = catalog.sources[rollup.source]
+        moment = column(catalog.dimensions[source.time_dimension].column)
+        dimensions = [column(catalog.dimensions[each].column) for each in rollup.dimensions]
+        kept = await _kept_cell_sets(engine, name)
+        for position in distinct_raws(catalog, rollup):
+            raw_aggregate = raws[position]
+            key = column(raw_aggregate.column)
+            conditions = [column(ref).in_(allowed) for ref, allowed in raw_aggregate.where]
+            async with engine.connect() as connection:
+                rows = list(
+                    await connection.execute(
+                        sa.select(key, moment, *dimensions)
+                        .select_from(joined_source(catalog, rollup))
+                        .where(key.is_not(None), *conditions)
+                    )
+                )
+            expected = _cell_sets_of(rows, rollup.zone, rollup.grain)
+            assert kept.get(position, Counter()) == expected, (name, position)
+    raw = SqlAnalyticsService(engine, catalog)
+    routed = SqlAnalyticsService(engine, catalog, rollups=True)
+    for query in (
+        dataclasses.replace(README_QUERY, measures=("sessions", "conversion_rate"), order_by=()),
+        dataclasses.replace(
+            README_QUERY,
+            measures=("sessions", "converted_sessions"),
+            order_by=(),
+            granularity="week",
+            timezone="UTC",
+        ),
+    ):
+        answer = await routed.query(query)
+        assert answer.source == "rollup", query
+        assert canonical(answer) == canonical(await raw.query(query)), query
+
+
+async def test_kept_key_sets_equal_the_sets_counted_from_the_rows_after_changes(
+    changing_store: AsyncEngine,
+) -> None:
+    """Late rows, deletes and re-timed rows refreshed day by day, then a customer moved to
+    another region: the key sets kept equal those counted from every row, answers are exact."""
+    catalog = load_catalog()
+    names = ["events_by_region_berlin_monthly", "events_by_region_daily"]
+    events, customers = tables.events, tables.customers
+    daily = catalog.rollups["events_by_region_daily"]
+    daily_cells = key_cells_table(catalog, daily, distinct_raws(catalog, daily)[0])
+    async with changing_store.begin() as connection:
+        picked = list(
+            await connection.execute(
+                sa.select(events.c.id, events.c.session_id, events.c.occurred_at)
+                .where(events.c.occurred_at >= datetime(2025, 3, 1, tzinfo=UTC))
+                .order_by(events.c.id)
+                .limit(12)
+            )
+        )
+        # Re-timed into another day and month, deleted, re-timed and converted.
+        await connection.execute(
+            sa.update(events)
+            .where(events.c.id == picked[0].id)
+            .values(occurred_at=picked[0].occurred_at + timedelta(days=40))
+        )
+        await connection.execute(sa.delete(events).where(events.c.id == picked[1].id))
+        await connection.execute(
+            sa.update(events)
+            .where(events.c.id == picked[2].id)
+            .values(type="purchase", occurred_at=picked[2].occurred_at + timedelta(hours=30))
+        )
+        # A session kept in two days loses its rows of the first: only the key sets know it
+        # was there (no row of that day counts it any more, the other day is unchanged).
+        session, day = (
+            await connection.execute(
+                sa.select(daily_cells.c["key"], sa.func.min(daily_cells.c.partition))
+                .where(daily_cells.c.partition >= "2025-03-01")
+                .group_by(daily_cells.c["key"])
+                .having(sa.func.count() == 2)
+                .order_by(daily_cells.c["key"])
+                .limit(1)
+            )
+        ).one()
+        start, end = partition_bounds(day)
+        await connection.execute(
+            sa.delete(events).where(
+                events.c.session_id == session,
+                events.c.occurred_at >= start,
+                events.c.occurred_at < end,
+            )
+        )
+    # Sessions seen again: later, and at the same moment.
+    await insert_event(changing_store, picked[4].session_id, datetime(2025, 7, 2, 23, tzinfo=UTC))
+    await insert_event(changing_store, picked[5].session_id, picked[5].occurred_at)
+    summaries = await refresh_rollups(changing_store, catalog, names)
+    assert all(0 < len(summary.rebuilt) + len(summary.removed) < 10 for summary in summaries)
+    await _assert_kept_key_sets_are_counted_ones(changing_store, names)
+
+    # A customer moved to another region: every partition of the rollups joining customers.
+    async with changing_store.begin() as connection:
+        customer, region = (
+            await connection.execute(
+                sa.select(customers.c.id, customers.c.region)
+                .join(events, events.c.customer_id == customers.c.id)
+                .where(events.c.id >= picked[3].id)
+                .limit(1)
+            )
+        ).one()
+        moved = next(other for other in REGIONS if other != region)
+        await connection.execute(
+            sa.update(customers).where(customers.c.id == customer).values(region=moved)
+        )
+    await refresh_rollups(changing_store, catalog, names)
+    await _assert_kept_key_sets_are_counted_ones(changing_store, names)
 
 
 async def test_distinct_counts_from_an_hour_grain_in_other_zones(

@@ -45,7 +45,7 @@ async def test_a_new_store_has_no_revision(store_url: str) -> None:
 async def test_upgrade_reaches_the_head_and_again_changes_nothing(
     store_engine: AsyncEngine,
 ) -> None:
-    assert head_revision() == "0008"
+    assert head_revision() == "0009"
     assert await current_revision(store_engine) == head_revision()
     await upgrade(store_engine)
     assert await current_revision(store_engine) == head_revision()

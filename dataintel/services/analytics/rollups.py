@@ -29,38 +29,39 @@ full build of day partitions then costs about as many statements as one of month
 did.
 
 A distinct count keeps each cell's count, and the keys found in more than one cell by their
-cells (``key_sets_table``): built whole from the whole table, recorded in the state under
-``KEY_SETS`` ('keys', which no date key equals or sorts among) with the sum of every counter
-of the tables read, so current while none of them moved.
+cells (``key_sets``): kept in the same transaction as the partitions, for the keys the run
+touches, so they are current wherever the partitions are.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dataintel.services.analytics.catalog import (
-    TABLES,
-    AnalyticsCatalog,
-    RollupDefinition,
+from dataintel.services.analytics.catalog import AnalyticsCatalog, RollupDefinition
+from dataintel.services.analytics.key_sets import digest_layout, key_set_tables, refresh_key_sets
+from dataintel.services.analytics.rollup_cells import (
+    KEY_FORMATS,
+    TABLE_PREFIX,
+    cell_of,
+    column,
+    joined_source,
+    partition_of,
+    rollup_raws,
+    zone_clock,
 )
-from dataintel.services.analytics.planner import OPEN_RANGE_YEARS, Raw, raws_of, value_of
-from dataintel.services.time_buckets import ZoneClock, bucket_key
 from dataintel.store import tables
 from dataintel.store.types import UTCDateTime
 
 STATE_TABLE = "analytics_rollup_state"
-TABLE_PREFIX = "analytics_rollup_"
 
 rollup_state = tables.analytics_rollup_state
 """Per rollup and partition: what it was built from, and when (migration 0008)."""
@@ -97,12 +98,6 @@ class RefreshSummary:
     recreated: bool
 
 
-def rollup_raws(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[Raw, ...]:
-    """The raw aggregates a rollup stores, one column each, in column order."""
-    values = (value_of(catalog, catalog.measures[name]) for name in rollup.measures)
-    return tuple(dict.fromkeys(raw for value in values for raw in raws_of(value)))
-
-
 @functools.lru_cache(maxsize=256)
 def definition_digest(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> str:
     """A digest of everything the rollup's rows depend on: a change means a rebuild."""
@@ -117,6 +112,7 @@ def definition_digest(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> st
             catalog.dimensions[source.time_dimension],
             [catalog.dimensions[name] for name in rollup.dimensions],
             rollup_raws(catalog, rollup),
+            digest_layout(catalog, rollup),
         )
     )
     return hashlib.sha256(described.encode()).hexdigest()[:16]
@@ -143,53 +139,6 @@ def rollup_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Tabl
     )
 
 
-KEY_SETS = "keys"
-"""The partition name of a rollup's key sets in its state: built whole, from the whole table."""
-
-
-def distinct_raws(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[int, ...]:
-    """The positions, among the rollup's raws, of its distinct counts."""
-    raws = rollup_raws(catalog, rollup)
-    return tuple(index for index, raw in enumerate(raws) if raw.function == "count_distinct")
-
-
-@functools.lru_cache(maxsize=256)
-def key_sets_table(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.Table:
-    """The cells of the keys of a rollup's distinct counts that occur in more than one cell.
-
-    Keys with the same cells are one row per cell (``key_set``), with how many keys share
-    them (``keys``): a distinct count's correction depends on a key only through its cells.
-    ``raw`` is the distinct count's position among the rollup's raws, ``bucket`` a moment of
-    the cell (its earliest one for these keys).
-    """
-    return sa.Table(
-        f"{TABLE_PREFIX}{rollup.name}_keys",
-        sa.MetaData(),
-        sa.Column("raw", sa.Integer, nullable=False),
-        sa.Column("key_set", sa.String(32), nullable=False),
-        sa.Column("bucket", UTCDateTime, nullable=False, index=True),
-        *(sa.Column(f"dimension_{name}", sa.String(200)) for name in rollup.dimensions),
-        sa.Column("keys", sa.BigInteger, nullable=False),
-    )
-
-
-def column(reference: str) -> sa.Column[Any]:
-    """The column of a table.column reference."""
-    table, _, name = reference.partition(".")
-    return TABLES[table].c[name]
-
-
-@functools.lru_cache(maxsize=64)
-def zone_clock(zone: str) -> ZoneClock:
-    """The offsets of a rollup's zone over every year a store may hold."""
-    return ZoneClock(ZoneInfo(zone), *OPEN_RANGE_YEARS)
-
-
-# Per partition unit: the key's Python format and PostgreSQL's. Keys sort by time, a month's
-# just before its first day's.
-_KEY_FORMATS = {"day": ("%Y-%m-%d", "YYYY-MM-DD"), "month": ("%Y-%m", "YYYY-MM")}
-
-
 def partition_bounds(partition: str, zone: str = "UTC") -> Span:
     """The UTC span of a partition key: a day 'YYYY-MM-DD' or a month 'YYYY-MM' of the zone."""
     parts = [int(part) for part in partition.split("-")]
@@ -208,12 +157,6 @@ def partition_bounds(partition: str, zone: str = "UTC") -> Span:
         clock.first_instant(first).astimezone(UTC),
         clock.first_instant(following).astimezone(UTC),
     )
-
-
-def partition_of(moment: datetime, unit: str, zone: str = "UTC") -> str:
-    """The key of the partition (of a rollup partitioned by ``unit`` of ``zone``) of a moment."""
-    local = moment.astimezone(UTC if zone == "UTC" else ZoneInfo(zone))
-    return local.strftime(_KEY_FORMATS[unit][0])
 
 
 def partitions_over(unit: str, span: Span, zone: str = "UTC") -> tuple[str, str]:
@@ -258,44 +201,11 @@ def _partition_of_bucket(
     """The UTC partition key of a stored cell moment (``_cell``)."""
     if dialect == "postgresql":
         local = sa.func.timezone(sa.literal_column("'UTC'"), bucket)
-        postgres = _KEY_FORMATS[unit][1]
+        postgres = KEY_FORMATS[unit][1]
         return sa.func.to_char(local, sa.literal_column(f"'{postgres}'"), type_=sa.String)
     # SQLite stores it as text 'YYYY-MM-DD HH:MM:SS.ffffff': the key is its first characters.
-    length = len(datetime(2000, 1, 1, tzinfo=UTC).strftime(_KEY_FORMATS[unit][0]))
+    length = len(datetime(2000, 1, 1, tzinfo=UTC).strftime(KEY_FORMATS[unit][0]))
     return sa.func.substr(bucket, 1, length, type_=sa.String)
-
-
-def _grain_start(moment: sa.ColumnElement[Any], grain: str, dialect: str) -> sa.ColumnElement[Any]:
-    # The stored form of the UTC hour's (day's) start on each dialect, so that it compares
-    # like the source's own time values.
-    if dialect == "postgresql":
-        utc: sa.ColumnElement[str] = sa.literal_column("'UTC'")
-        truncated = sa.func.date_trunc(
-            sa.literal_column(f"'{grain}'"), sa.func.timezone(utc, moment)
-        )
-        return sa.func.timezone(utc, truncated, type_=UTCDateTime)
-    shape = "%Y-%m-%d %H:00:00.000000" if grain == "hour" else "%Y-%m-%d 00:00:00.000000"
-    return sa.func.strftime(shape, moment, type_=UTCDateTime)
-
-
-def _cell(
-    moment: sa.ColumnElement[Any],
-    rollup: RollupDefinition,
-    dialect: str,
-    span: tuple[datetime | None, datetime | None],
-) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
-    """What a rollup groups a moment by (its grain's bucket), and the moment it stores for it.
-
-    An hour stores its start. A day or month of a zone stores its earliest moment in the
-    cell: any moment of a day falls in that day's buckets at every coarser granularity of the
-    zone, and this one needs no zone arithmetic back from wall-clock time to UTC.
-    """
-    if rollup.grain == "hour":
-        start = _grain_start(moment, "hour", dialect)
-        return start, start
-    periods = zone_clock(rollup.zone).periods_between(*span)
-    key = bucket_key(moment, rollup.grain, periods, dialect)
-    return key, sa.func.min(moment, type_=UTCDateTime)
 
 
 def _read_tables(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> tuple[set[str], set[str]]:
@@ -333,22 +243,6 @@ def counters_statement(
     return statement.where(sa.or_(filed_in_span, counts.c.table_name.in_(sorted(others))))
 
 
-def counter_sums_statement(
-    catalog: AnalyticsCatalog, rollups: Sequence[RollupDefinition]
-) -> sa.Select[Any]:
-    """Per table the rollups read, the sum of its write counters (what key sets depend on)."""
-    read: set[str] = set()
-    for rollup in rollups:
-        filed, joined = _read_tables(catalog, rollup)
-        read |= filed | joined
-    counts = tables.row_change_counts
-    return (
-        sa.select(counts.c.table_name, sa.func.sum(counts.c.changes))
-        .where(counts.c.table_name.in_(sorted(read)))
-        .group_by(counts.c.table_name)
-    )
-
-
 def partition_changes(
     catalog: AnalyticsCatalog, rollup: RollupDefinition, counters: Sequence[Any]
 ) -> dict[str, int]:
@@ -373,44 +267,19 @@ def partition_changes(
     return {partition: changes + shared for partition, changes in by_partition.items()}
 
 
-def _key_set_changes(
-    catalog: AnalyticsCatalog, rollup: RollupDefinition, sums: Mapping[str, int]
-) -> int:
-    # A key's cells span the whole table: every counter of every table read applies.
-    aligned, others = _read_tables(catalog, rollup)
-    return sum(int(changes) for table, changes in sums.items() if table in aligned | others)
-
-
 async def current_changes(
     connection: AsyncConnection,
     catalog: AnalyticsCatalog,
     rollups: Sequence[RollupDefinition],
     span: Span | None = None,
-    *,
-    key_sets: bool = True,
 ) -> dict[str, dict[str, int]]:
     """The counters that apply now, by rollup name and partition (those overlapping ``span``).
 
     With a span, partitions that reach beyond it may come out with partial sums: ask for
-    the union of the bounds of the partitions wanted (``touched_span``). With ``key_sets``,
-    a rollup with distinct counts also has its key sets' (``KEY_SETS``): the sum of every
-    counter of the tables it reads, whatever the span.
+    the union of the bounds of the partitions wanted (``touched_span``).
     """
     counters = (await connection.execute(counters_statement(catalog, rollups, span))).all()
-    found = {rollup.name: partition_changes(catalog, rollup, counters) for rollup in rollups}
-    distinct = [rollup for rollup in rollups if distinct_raws(catalog, rollup)]
-    if not (key_sets and distinct):
-        return found
-    sums: dict[str, int] = {}
-    if span is None:
-        for table_name, _, changes in counters:
-            sums[table_name] = sums.get(table_name, 0) + int(changes)
-    else:
-        statement = counter_sums_statement(catalog, distinct)
-        sums = {table: int(changes) for table, changes in await connection.execute(statement)}
-    for rollup in distinct:
-        found[rollup.name][KEY_SETS] = _key_set_changes(catalog, rollup, sums)
-    return found
+    return {rollup.name: partition_changes(catalog, rollup, counters) for rollup in rollups}
 
 
 def touched_span(rollups: Sequence[RollupDefinition], span: Span) -> Span:
@@ -423,14 +292,12 @@ def touched_span(rollups: Sequence[RollupDefinition], span: Span) -> Span:
 
 
 def state_statement(
-    rollups: Sequence[RollupDefinition], span: Span | None = None, *, key_sets: bool = True
+    rollups: Sequence[RollupDefinition], span: Span | None = None
 ) -> sa.Select[Any]:
-    """The recorded state of the rollups' partitions (all, or at least those overlapping span,
-    and with ``key_sets`` their key sets').
+    """The recorded state of the rollups' partitions (all, or at least those overlapping span).
 
     Keys sort by time, a month's key just before its first day's, so one key range covers
-    the partitions of every unit and zone over the span (a range scan of the primary key);
-    'keys' sorts after every date, outside the range.
+    the partitions of every unit and zone over the span (a range scan of the primary key).
     """
     names = sorted({rollup.name for rollup in rollups})
     statement = sa.select(rollup_state).where(rollup_state.c.rollup.in_(names))
@@ -438,10 +305,7 @@ def state_statement(
         return statement
     ends = [partitions_over(rollup.partition, span, rollup.zone) for rollup in rollups]
     first, last = min(first for first, _ in ends), max(last for _, last in ends)
-    in_range = rollup_state.c.partition.between(first, last)
-    if key_sets:
-        return statement.where(sa.or_(in_range, rollup_state.c.partition == KEY_SETS))
-    return statement.where(in_range)
+    return statement.where(rollup_state.c.partition.between(first, last))
 
 
 def states_of(rows: Sequence[Any]) -> dict[tuple[str, str], PartitionState]:
@@ -463,7 +327,7 @@ def _build_statement(
     source = catalog.sources[rollup.source]
     moment = column(catalog.dimensions[source.time_dimension].column)
     start, end = _span_of(partitions, rollup.zone)
-    cell, bucket = _cell(moment, rollup, dialect, (start, end))
+    cell, bucket = cell_of(moment, rollup, dialect, (start, end))
     dimensions = [column(catalog.dimensions[name].column) for name in rollup.dimensions]
     values = []
     for raw in rollup_raws(catalog, rollup):
@@ -480,7 +344,7 @@ def _build_statement(
             *(dimension.label(f"d{index}") for index, dimension in enumerate(dimensions)),
             *(value.label(f"v{index}") for index, value in enumerate(values)),
         )
-        .select_from(_joined(catalog, rollup))
+        .select_from(joined_source(catalog, rollup))
         .where(moment >= start, moment < end)
         .group_by(cell, *dimensions)
         .subquery()
@@ -494,93 +358,6 @@ def _build_statement(
         else _partition_of_bucket(grouped.c.bucket, rollup.partition, dialect)
     )
     return sa.insert(table).from_select(list(table.c.keys()), sa.select(partition, *grouped.c))
-
-
-def _joined(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.FromClause:
-    source = catalog.sources[rollup.source]
-    joined: sa.FromClause = TABLES[source.table]
-    for join in source.joins:
-        condition = column(join.key) == column(join.references)
-        joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
-    return joined
-
-
-def _key_cells_statement(
-    catalog: AnalyticsCatalog, rollup: RollupDefinition, raw: Raw, dialect: str
-) -> sa.Select[Any]:
-    """Each key in more than one cell with its cells (ordered by key), over the whole table.
-
-    A key is in a cell when one of the cell's rows counts it: it passes the distinct count's
-    ``where`` and is not null, as in ``count(DISTINCT ...)``.
-    """
-    source = catalog.sources[rollup.source]
-    moment = column(catalog.dimensions[source.time_dimension].column)
-    cell, _ = _cell(moment, rollup, dialect, (None, None))
-    key = column(raw.column)
-    dimensions = [
-        column(catalog.dimensions[name].column).label(f"dimension_{name}")
-        for name in rollup.dimensions
-    ]
-    conditions = [key.is_not(None), *(column(ref).in_(allowed) for ref, allowed in raw.where)]
-    # The cell's key is computed in a subquery and grouped by as a column: PostgreSQL would
-    # not see an expression with bound parameters in the select list as the one grouped by.
-    rows = (
-        sa.select(key.label("key"), cell.label("cell"), *dimensions, moment.label("moment"))
-        .select_from(_joined(catalog, rollup))
-        .where(*conditions)
-        .subquery("key_rows")
-    )
-    names = ["key", "cell", *(f"dimension_{name}" for name in rollup.dimensions)]
-    cells = (
-        sa.select(
-            *(rows.c[name] for name in names),
-            sa.func.min(rows.c.moment, type_=UTCDateTime).label("bucket"),
-        )
-        .group_by(*(rows.c[name] for name in names))
-        .subquery("cells")
-    )
-    spread = sa.select(
-        *cells.c, sa.func.count().over(partition_by=cells.c.key).label("spread")
-    ).subquery("spread")
-    return (
-        sa.select(*(spread.c[name] for name in [*names, "bucket"]))
-        .where(spread.c.spread > 1)
-        .order_by(spread.c.key)
-    )
-
-
-async def _fill_key_sets(
-    connection: AsyncConnection, catalog: AnalyticsCatalog, rollup: RollupDefinition, dialect: str
-) -> int:
-    """Inserts the key sets of every distinct count of the rollup; the rows inserted."""
-    table = key_sets_table(catalog, rollup)
-    raws = rollup_raws(catalog, rollup)
-    dimension_names = [f"dimension_{name}" for name in rollup.dimensions]
-    inserted = 0
-    for position in distinct_raws(catalog, rollup):
-        statement = _key_cells_statement(catalog, rollup, raws[position], dialect)
-        found = (await connection.execute(statement)).all()
-        shared: dict[tuple[str, ...], tuple[int, list[Any]]] = {}
-        for _key, rows in itertools.groupby(found, key=lambda row: row.key):
-            cells = sorted(rows, key=lambda row: repr((str(row.cell), *row[2:-1])))
-            signature = tuple(repr((str(row.cell), *row[2:-1])) for row in cells)
-            count, first = shared.get(signature, (0, cells))
-            shared[signature] = (count + 1, first)
-        records = [
-            {
-                "raw": position,
-                "key_set": hashlib.sha256(repr(signature).encode()).hexdigest()[:32],
-                "bucket": row.bucket,
-                **{name: row._mapping[name] for name in dimension_names},
-                "keys": count,
-            }
-            for signature, (count, cells) in shared.items()
-            for row in cells
-        ]
-        if records:
-            await connection.execute(sa.insert(table), records)
-        inserted += len(records)
-    return inserted
 
 
 async def _prepare(
@@ -597,19 +374,18 @@ async def _prepare(
             .distinct()
         )
     ).scalars()
-    exists = await connection.run_sync(lambda sync: sa.inspect(sync).has_table(table.name))
+    kept = [table, *key_set_tables(catalog, rollup)]
+    exists = await connection.run_sync(
+        lambda sync: all(sa.inspect(sync).has_table(each.name) for each in kept)
+    )
     # Without any recorded state (a new state table after migration 0007, or a first build
-    # that failed), rows left in the table are nobody's: start from an empty table.
-    sets = key_sets_table(catalog, rollup) if distinct_raws(catalog, rollup) else None
+    # that failed), rows left in the tables are nobody's: start from empty tables. The key
+    # sets are kept with the partitions, so they are recreated with them.
     if exists and set(recorded) == {digest}:
-        if sets is not None:
-            await connection.run_sync(sets.create, checkfirst=True)
         return False
-    await connection.run_sync(table.drop, checkfirst=True)
-    await connection.run_sync(table.create)
-    if sets is not None:
-        await connection.run_sync(sets.drop, checkfirst=True)
-        await connection.run_sync(sets.create)
+    for each in kept:
+        await connection.run_sync(each.drop, checkfirst=True)
+        await connection.run_sync(each.create)
     await connection.execute(sa.delete(rollup_state).where(rollup_state.c.rollup == rollup.name))
     return True
 
@@ -628,11 +404,7 @@ def named_partitions(rollup: RollupDefinition, named: Sequence[str], known: set[
         if first == last:
             chosen.add(first)
         else:
-            chosen.update(
-                partition
-                for partition in known
-                if partition != KEY_SETS and first <= partition <= last
-            )
+            chosen.update(partition for partition in known if first <= partition <= last)
     return sorted(chosen)
 
 
@@ -670,7 +442,7 @@ async def refresh_rollup(
     full: bool = False,
 ) -> RefreshSummary:
     """Rebuilds the partitions that need it: those named (days or months), all, or those
-    whose counters moved; and the key sets when all are, or a counter of theirs moved."""
+    whose counters moved (and the key sets of the keys they touch)."""
     async with engine.begin() as connection:
         recreated = await _prepare(connection, catalog, rollup)
         current = (await current_changes(connection, catalog, [rollup]))[rollup.name]
@@ -695,7 +467,7 @@ async def refresh_rollup(
     rebuilt: list[str] = []
     removed: list[str] = []
     rows = 0
-    for run in swap_runs(rollup, [partition for partition in chosen if partition != KEY_SETS]):
+    for run in swap_runs(rollup, chosen):
         inserted = await _swap_partitions(engine, catalog, rollup, table, run, digest)
         for partition in run:
             if inserted.get(partition, 0) == 0:
@@ -703,11 +475,6 @@ async def refresh_rollup(
             else:
                 rebuilt.append(partition)
                 rows += inserted[partition]
-    if KEY_SETS in chosen:
-        # After the partitions: its counters are read in its own snapshot, whole.
-        keys = await _swap_key_sets(engine, catalog, rollup, digest)
-        (rebuilt if keys else removed).append(KEY_SETS)
-        rows += keys
     unchanged = len(known) - len(set(chosen) & known)
     return RefreshSummary(rollup.name, tuple(rebuilt), tuple(removed), unchanged, rows, recreated)
 
@@ -755,9 +522,8 @@ async def _swap_partitions(
                 .group_by(table.c.partition)
             )
         }
-        changes = (await current_changes(connection, catalog, [rollup], span, key_sets=False))[
-            rollup.name
-        ]
+        await refresh_key_sets(connection, catalog, rollup, partitions, span)
+        changes = (await current_changes(connection, catalog, [rollup], span))[rollup.name]
         built_at = datetime.now(UTC)
         # Recorded even when empty (every row deleted): the partition is then current
         # with no rows, and routing knows it holds nothing rather than nothing known.
@@ -774,32 +540,6 @@ async def _swap_partitions(
                 }
                 for partition in partitions
             ],
-        )
-        return inserted
-
-
-async def _swap_key_sets(
-    engine: AsyncEngine, catalog: AnalyticsCatalog, rollup: RollupDefinition, digest: str
-) -> int:
-    """Replaces a rollup's key sets in one transaction; the rows they now hold."""
-    async with _swap(engine) as connection:
-        await connection.execute(sa.delete(key_sets_table(catalog, rollup)))
-        await connection.execute(
-            sa.delete(rollup_state).where(
-                rollup_state.c.rollup == rollup.name, rollup_state.c.partition == KEY_SETS
-            )
-        )
-        inserted = await _fill_key_sets(connection, catalog, rollup, engine.dialect.name)
-        changes = (await current_changes(connection, catalog, [rollup]))[rollup.name]
-        await connection.execute(
-            sa.insert(rollup_state).values(
-                rollup=rollup.name,
-                partition=KEY_SETS,
-                definition=digest,
-                rows=inserted,
-                changes=changes.get(KEY_SETS, 0),
-                built_at=datetime.now(UTC),
-            )
         )
         return inserted
 

@@ -13,9 +13,9 @@ very expression that raw rows use, so routing never moves a bucket's boundary.
 Of the rollups that cover a source, the one holding the fewest rows in the range answers
 (the declared order breaks ties), if it is current: each partition the range touches was
 built from the current definition and the store's write counters that apply to it are the
-ones recorded at its build. A distinct count also needs the rollup's key sets (built whole)
-current: no counter of any table it reads moved since. Otherwise the next smallest is tried,
-then the raw rows.
+ones recorded at its build (the key sets of a distinct count are kept with the partitions,
+so they are current there too: ``key_sets``). Otherwise the next smallest is tried, then the
+raw rows.
 """
 
 from __future__ import annotations
@@ -27,14 +27,12 @@ from zoneinfo import ZoneInfo
 
 from dataintel.services.analytics.catalog import RollupDefinition
 from dataintel.services.analytics.planner import Plan
+from dataintel.services.analytics.rollup_cells import rollup_raws, zone_clock
 from dataintel.services.analytics.rollups import (
-    KEY_SETS,
     PartitionState,
     Span,
     definition_digest,
     partitions_over,
-    rollup_raws,
-    zone_clock,
 )
 
 _HOUR_SECONDS = 3600
@@ -49,8 +47,6 @@ class Candidate:
     source: str
     rollup: RollupDefinition
     digest: str
-    distinct: bool
-    """Whether the plan needs a distinct count of it, so its key sets too."""
 
 
 def _whole_hour(moment: datetime | None) -> bool:
@@ -124,7 +120,7 @@ def candidates(plan: Plan) -> list[Candidate]:
                 continue
             if needed <= set(rollup_raws(catalog, rollup)):
                 digest = definition_digest(catalog, rollup)
-                found.append(Candidate(source, rollup, digest, distinct))
+                found.append(Candidate(source, rollup, digest))
     return found
 
 
@@ -133,11 +129,6 @@ def range_of(plan: Plan) -> Span | None:
     if plan.start is None or plan.end is None:
         return None
     return plan.start.astimezone(UTC), plan.end.astimezone(UTC)
-
-
-def needs_key_sets(found: Sequence[Candidate]) -> bool:
-    """Whether some candidate answers a distinct count, so its key sets' state is read too."""
-    return any(candidate.distinct for candidate in found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +155,13 @@ def decide(
         }
         # The partitions the range touches that hold rows now or did when built (keys sort
         # by time: those between the first and the last partition overlapping the range, in
-        # the rollup's unit and zone). The key sets are no partition of time.
+        # the rollup's unit and zone).
         rollup = candidate.rollup
         first, last = (
             ("", "~") if span is None else partitions_over(rollup.partition, span, rollup.zone)
         )
         needed = {
-            partition
-            for partition in set(changes) | set(states)
-            if partition != KEY_SETS and first <= partition <= last
+            partition for partition in set(changes) | set(states) if first <= partition <= last
         }
         if not needed:
             # Nothing built in the range proves the rollup current there: read raw rows.
@@ -183,14 +172,6 @@ def decide(
             and states[partition].changes == changes.get(partition, 0)
             for partition in needed
         )
-        if candidate.distinct:
-            # Built whole from the whole table: current while no counter of it moved.
-            needed.add(KEY_SETS)
-            fresh = fresh and (
-                KEY_SETS in states
-                and states[KEY_SETS].definition == candidate.digest
-                and states[KEY_SETS].changes == changes.get(KEY_SETS, 0)
-            )
         if fresh:
             rows = sum(states[partition].rows for partition in needed)
             built = [states[partition].built_at for partition in needed]

@@ -21,7 +21,6 @@ from dataintel.services.analytics.routing import (
     Decision,
     candidates,
     decide,
-    needs_key_sets,
     range_of,
 )
 from dataintel.services.analytics.sql import rows_statement, totals_statement
@@ -82,16 +81,12 @@ class SqlAnalyticsService:
             return None
         span = range_of(plan)
         rollups = [candidate.rollup for candidate in found]
-        key_sets = needs_key_sets(found)
-        statement = state_statement(rollups, span, key_sets=key_sets)
+        statement = state_statement(rollups, span)
         recorded = states_of((await connection.execute(statement)).all())
         if not recorded:
             # Never built (`dataintel analytics rollups build`), or not in this range.
             return None
-        # Only the counters of the days the range's partitions cover: a range scan (and the
-        # sums per table for key sets).
+        # Only the counters of the days the range's partitions cover: a range scan.
         counted = None if span is None else touched_span(rollups, span)
-        current = await current_changes(
-            connection, plan.catalog, rollups, counted, key_sets=key_sets
-        )
+        current = await current_changes(connection, plan.catalog, rollups, counted)
         return decide(found, span, current, recorded)

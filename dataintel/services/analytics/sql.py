@@ -14,8 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from dataintel.services.analytics.catalog import TABLES, TIME_MEMBER, SourceDefinition
+from dataintel.services.analytics.key_sets import key_sets_table
 from dataintel.services.analytics.planner import Additive, Condition, Plan, Raw, Value
-from dataintel.services.analytics.rollups import key_sets_table, rollup_raws, rollup_table
+from dataintel.services.analytics.rollup_cells import rollup_raws
+from dataintel.services.analytics.rollups import rollup_table
 from dataintel.services.time_buckets import bucket_key
 
 
