@@ -125,14 +125,17 @@ def _touched_statement(
     )
 
 
+@functools.lru_cache(maxsize=64)
 def _cells_statement(
-    catalog: AnalyticsCatalog,
-    rollup: RollupDefinition,
-    raw: Raw,
-    keys: Sequence[Any],
-    dialect: str,
+    catalog: AnalyticsCatalog, rollup: RollupDefinition, position: int, dialect: str
 ) -> sa.Select[Any]:
-    """The cells of some keys over the whole source: key, cell, dimensions, a moment in it."""
+    """The cells of some keys (``keys``, expanding) over the whole source: key, cell,
+    dimensions, a moment in it.
+
+    Built once per distinct count and run per chunk of keys: a zone's cell expression spans
+    every year a store may hold.
+    """
+    raw = rollup_raws(catalog, rollup)[position]
     moment = column(catalog.dimensions[catalog.sources[rollup.source].time_dimension].column)
     cell, _ = cell_of(moment, rollup, dialect, (None, None))
     key = column(raw.column)
@@ -145,7 +148,7 @@ def _cells_statement(
     rows = (
         sa.select(key.label("key"), cell.label("cell"), *dimensions, moment.label("moment"))
         .select_from(joined_source(catalog, rollup))
-        .where(key.in_(keys), *_counted(raw))
+        .where(key.in_(sa.bindparam("keys", expanding=True)), *_counted(raw))
         .subquery("key_rows")
     )
     names = ["key", "cell", *(f"dimension_{name}" for name in rollup.dimensions)]
@@ -214,8 +217,9 @@ async def refresh_key_sets(
             change.subtract(key_set for _key, key_set in old)
         cells_of_set: dict[str, tuple[Any, ...]] = {}
         stored: list[dict[str, Any]] = []
+        read_cells = _cells_statement(catalog, rollup, position, dialect)
         for chunk in _chunks(keys):
-            found = await connection.execute(_cells_statement(catalog, rollup, raw, chunk, dialect))
+            found = await connection.execute(read_cells, {"keys": list(chunk)})
             for key, rows in itertools.groupby(found, key=lambda row: row.key):
                 cells = list(rows)
                 if len(cells) < 2:
