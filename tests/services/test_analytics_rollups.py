@@ -1024,7 +1024,7 @@ async def _assert_kept_key_sets_are_counted_ones(engine: AsyncEngine, names: lis
                 rows = list(
                     await connection.execute(
                         sa.select(key, moment, *dimensions)
-                        .select_from(joined_source(catalog, rollup))
+                        .select_from(joined_source(catalog.sources[rollup.source]))
                         .where(key.is_not(None), *conditions)
                     )
                 )

@@ -119,7 +119,7 @@ def _touched_statement(
     moment = column(catalog.dimensions[catalog.sources[rollup.source].time_dimension].column)
     return (
         sa.select(column(raw.column))
-        .select_from(joined_source(catalog, rollup))
+        .select_from(joined_source(catalog.sources[rollup.source]))
         .where(moment >= span[0], moment < span[1], *_counted(raw))
         .distinct()
     )
@@ -147,7 +147,7 @@ def _cells_statement(
     # not see an expression with bound parameters in the select list as the one grouped by.
     rows = (
         sa.select(key.label("key"), cell.label("cell"), *dimensions, moment.label("moment"))
-        .select_from(joined_source(catalog, rollup))
+        .select_from(joined_source(catalog.sources[rollup.source]))
         .where(key.in_(sa.bindparam("keys", expanding=True)), *_counted(raw))
         .subquery("key_rows")
     )

@@ -13,7 +13,12 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from dataintel.services.analytics.catalog import TABLES, AnalyticsCatalog, RollupDefinition
+from dataintel.services.analytics.catalog import (
+    TABLES,
+    AnalyticsCatalog,
+    RollupDefinition,
+    SourceDefinition,
+)
 from dataintel.services.analytics.planner import OPEN_RANGE_YEARS, Raw, raws_of, value_of
 from dataintel.services.time_buckets import ZoneClock, bucket_key
 from dataintel.store.types import UTCDateTime
@@ -88,9 +93,8 @@ def cell_of(
     return key, sa.func.min(moment, type_=UTCDateTime)
 
 
-def joined_source(catalog: AnalyticsCatalog, rollup: RollupDefinition) -> sa.FromClause:
-    """The rollup's source table with its joins, as the raw queries read it."""
-    source = catalog.sources[rollup.source]
+def joined_source(source: SourceDefinition) -> sa.FromClause:
+    """A source's table with its joins: what raw queries and rollup builds read."""
     joined: sa.FromClause = TABLES[source.table]
     for join in source.joins:
         condition = column(join.key) == column(join.references)

@@ -344,7 +344,7 @@ def _build_statement(
             *(dimension.label(f"d{index}") for index, dimension in enumerate(dimensions)),
             *(value.label(f"v{index}") for index, value in enumerate(values)),
         )
-        .select_from(joined_source(catalog, rollup))
+        .select_from(joined_source(catalog.sources[rollup.source]))
         .where(moment >= start, moment < end)
         .group_by(cell, *dimensions)
         .subquery()

@@ -13,25 +13,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dataintel.services.analytics.catalog import TABLES, TIME_MEMBER, SourceDefinition
+from dataintel.services.analytics.catalog import TIME_MEMBER
 from dataintel.services.analytics.key_sets import key_sets_table
 from dataintel.services.analytics.planner import Additive, Condition, Plan, Raw, Value
-from dataintel.services.analytics.rollup_cells import rollup_raws
+from dataintel.services.analytics.rollup_cells import column, joined_source, rollup_raws
 from dataintel.services.analytics.rollups import rollup_table
 from dataintel.services.time_buckets import bucket_key
-
-
-def _column(reference: str) -> sa.Column[Any]:
-    table, _, column = reference.partition(".")
-    return TABLES[table].c[column]
-
-
-def _from_clause(source: SourceDefinition) -> sa.FromClause:
-    joined: sa.FromClause = TABLES[source.table]
-    for join in source.joins:
-        condition = _column(join.key) == _column(join.references)
-        joined = joined.join(TABLES[join.table], condition, isouter=join.optional)
-    return joined
 
 
 def _bucket(plan: Plan, moment: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[str]:
@@ -79,11 +66,11 @@ def _number(value: Any) -> sa.ColumnElement[float]:
 
 
 def _input(raw: Raw) -> sa.ColumnElement[Any]:
-    column = _column(raw.column)
+    value = column(raw.column)
     if not raw.where:
-        return column
-    condition = sa.and_(*(_column(reference).in_(values) for reference, values in raw.where))
-    return sa.case((condition, column))
+        return value
+    condition = sa.and_(*(column(reference).in_(values) for reference, values in raw.where))
+    return sa.case((condition, value))
 
 
 def _aggregate(raw: Raw, value: sa.ColumnElement[Any], rolled: bool) -> sa.ColumnElement[Any]:
@@ -105,13 +92,13 @@ def _source_rows(
         return _rollup_rows(plan, source_name, dialect, keyed=keyed, name=name)
     source = plan.catalog.sources[source_name]
     time = plan.time_dimension or plan.catalog.dimensions[source.time_dimension]
-    moment = _column(time.column)
+    moment = column(time.column)
     columns: list[sa.ColumnElement[Any]] = []
     if keyed and plan.granularity:
         columns.append(_bucket(plan, moment, dialect).label("bucket"))
     if keyed:
         columns.extend(
-            _column(dimension.column).label(f"dimension_{index}")
+            column(dimension.column).label(f"dimension_{index}")
             for index, dimension in enumerate(plan.dimensions)
         )
     columns.extend(
@@ -125,10 +112,10 @@ def _source_rows(
     if plan.end is not None:
         conditions.append(moment < plan.end)
     conditions.extend(
-        _compare(_column(dimension.column), condition, _as_is)
+        _compare(column(dimension.column), condition, _as_is)
         for dimension, condition in plan.dimension_filters
     )
-    statement = sa.select(*columns).select_from(_from_clause(source)).where(*conditions)
+    statement = sa.select(*columns).select_from(joined_source(source)).where(*conditions)
     return statement.subquery(name)
 
 
