@@ -640,6 +640,16 @@ async def _insert(
     await insert_rows(connection, table, columns, rows, moments_since=WINDOW_START)
 
 
+async def _analyze(engine: AsyncEngine, names: Sequence[str]) -> None:
+    """Statistics for the tables just loaded: without them PostgreSQL's planner guesses (a
+    lookup of a few thousand sessions by index planned as a scan of every event) until
+    autovacuum gets round to them, which on a busy server can take longer than a bench."""
+    async with engine.connect() as connection:
+        for name in names:
+            await connection.execute(sa.text(f'ANALYZE "{name}"'))
+        await connection.commit()
+
+
 async def seed(engine: AsyncEngine, scale: int = 1) -> SeedSummary:
     """Replaces the demo data with the rows of ``scale`` (same scale, same rows) and adds roles.
 
@@ -695,6 +705,8 @@ async def seed(engine: AsyncEngine, scale: int = 1) -> SeedSummary:
         if connection.dialect.name == "postgresql":
             await _restart_sequences(connection)
         await _seed_roles(connection)
+    if engine.dialect.name == "postgresql":
+        await _analyze(engine, names)
     return SeedSummary(
         scale=scale,
         customers=len(customers.rows),

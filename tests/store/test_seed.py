@@ -146,6 +146,11 @@ async def test_postgresql_holds_the_same_rows_as_sqlite(
                 .returning(tables.products.c.id)
             )
             assert next_product.scalar_one() == summary.products + 1
+            # The planner has statistics for the tables loaded (no wait for autovacuum).
+            analyzed = await connection.execute(
+                sa.text("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")
+            )
+            assert {table.name for table in tables.DEMO_TABLES} <= set(analyzed.scalars())
     async with engine_on(sqlite_url(seeded_sqlite.path)) as engine:
         sqlite_digests = await table_digests(engine)
     assert postgresql_digests == sqlite_digests

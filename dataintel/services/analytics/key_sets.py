@@ -51,8 +51,10 @@ from dataintel.services.analytics.rollup_cells import (
 )
 from dataintel.store.types import UTCDateTime
 
-KEYS_PER_STATEMENT = 500
-"""Keys per statement that reads or deletes by key: far below every driver's parameter limit."""
+KEYS_PER_STATEMENT = 5_000
+"""Keys per statement that reads or deletes by key: under every driver's parameter limit
+(32,766 for SQLite, 32,767 for asyncpg), and many, because PostgreSQL joins a statement's
+events to customers by hashing the customers once per statement."""
 
 
 @functools.lru_cache(maxsize=256)
