@@ -161,7 +161,7 @@ class GraphQLEndpoint:
                 status=_status(outcome.rejection, media_type),
                 headers=headers,
             )
-        return Response(outcome.encoded(), media_type=media_type, headers=headers)
+        return GraphQLAnswer(outcome.encoded(), media_type, headers)
 
     async def _batch(self, exchange: _Exchange, batch: Batch, media_type: str) -> Response:
         """Runs each item through the pipeline in turn; one array answers them in order.
@@ -258,6 +258,27 @@ def response_headers(method: str, outcome: PipelineOutcome) -> dict[str, str]:
         headers.setdefault("Cache-Control", "no-store")
         headers["Vary"] = PERSISTED_GET_VARY
     return headers
+
+
+class GraphQLAnswer(Response):
+    """``Response(body, media_type=media_type, headers=headers)``, a 200 with a JSON media
+    type and headers naming neither Content-Length nor Content-Type (those of
+    ``response_headers``): the same raw headers in the same order, built in one pass
+    instead of Starlette's general ``init_headers``."""
+
+    def __init__(self, body: bytes, media_type: str, headers: Mapping[str, str]) -> None:
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            *(
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in headers.items()
+            ),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", media_type.encode("latin-1")),
+        ]
 
 
 def _marked_as_query(rejected: RequestRejected, request: Request) -> RequestRejected:
