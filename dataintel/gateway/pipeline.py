@@ -343,10 +343,16 @@ class RequestPipeline:
         """The stages of ``STAGES``, in order, for a kept request: each called directly."""
         try:
             await self._authenticate(state)
-            self._kept_stage("resolve_persisted", state, kept)
-            self._kept_stage("prepare_document", state, kept)
-            self._kept_stage("check_operation", state, kept)
-            self._kept_stage("cost", state, kept)
+            # resolve_persisted, prepare_document, check_operation and cost, as _kept_stage
+            # answers each of them.
+            state.request = kept.request
+            viewer = _viewer(state)
+            state.hide_suggestions = self._introspection.hides_suggestions(viewer)
+            state.prepared = kept.prepared
+            self._introspection.check(kept.prepared.uses_introspection, viewer)
+            state.operation = kept.operation
+            state.analysis = kept.analysis
+            state.cost = kept.cost
             await self._policy(state)
             await self._response_cache(state)
             await self._execute(state)

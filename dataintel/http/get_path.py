@@ -35,9 +35,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataintel.http.drain import DRAIN_STATE_KEY, closing, is_draining
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
-from dataintel.http.rate_limit import ClientRequestLimit, Headers, with_rate_limit_headers
+from dataintel.http.rate_limit import RAW_RATE_LIMIT_HEADER_NAMES, ClientRequestLimit, Headers
 from dataintel.observability.metrics import GatewayMetrics
 from dataintel.observability.request_context import (
+    REQUEST_ID_NAME,
     incoming_request_id,
     log_access,
     request_id_from,
@@ -45,6 +46,7 @@ from dataintel.observability.request_context import (
 )
 
 _PLAIN = Response.__call__
+_SET_ON_ADMITTED = RAW_RATE_LIMIT_HEADER_NAMES | {REQUEST_ID_NAME}
 
 
 class GraphQLGetPath:
@@ -91,13 +93,18 @@ class GraphQLGetPath:
 
         def sent_headers(headers: Headers | tuple[()]) -> Headers:
             # What the rate limit's, the request id's and the draining layer's send
-            # wrappers do to a response's headers, in the stack's order.
+            # wrappers do to a response's headers, in the stack's order: each drops the
+            # headers it sets and appends its own; an allowed request's limit headers (no
+            # request id among them) are dropped and appended in the same pass.
             if added is not None:
-                headers = with_rate_limit_headers(headers, added)
-            headers = with_request_id(headers, echoed)
+                sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
+                sent += added
+                sent.append((REQUEST_ID_NAME, echoed))
+            else:
+                sent = with_request_id(headers, echoed)
             if is_draining(drain):
-                headers = closing(headers)
-            return headers
+                sent = closing(sent)
+            return sent
 
         async def send_out(message: Message) -> None:
             nonlocal status

@@ -42,6 +42,12 @@ def rate_limit_headers(verdict: Verdict, window_seconds: int) -> dict[str, str]:
 Headers = list[tuple[bytes, bytes]]
 
 
+RAW_RATE_LIMIT_HEADER_NAMES = frozenset(
+    {b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset", b"ratelimit-policy"}
+)
+"""The names of an allowed request's headers (``RawRateLimitHeaders``)."""
+
+
 class RawRateLimitHeaders:
     """``rate_limit_headers`` of an allowed verdict as a response's raw headers (lower-case
     names, latin-1 values, in the same order), built without the dictionary: counted on every
