@@ -479,7 +479,9 @@ class RequestPipeline:
 
     async def _authenticate(self, state: PipelineState) -> None:
         given = state.input.viewer
-        state.viewer = given if given is not None else await self.authenticate(state.input.headers)
+        state.viewer = (
+            given if given is not None else await self._authenticator.viewer(state.input.headers)
+        )
 
     async def _resolve_persisted(self, state: PipelineState) -> None:
         if state.input.operator_document:

@@ -341,7 +341,7 @@ def _note(
     state["response_cache"] = [r.response_cache if r is not None else None for r in responses]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Exchange:
     """What the endpoint reads of one HTTP request besides its body."""
 
