@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataintel.gateway.rate_verdict import Verdict
-from dataintel.http.rate_limit import RawRateLimitHeaders, rate_limit_headers
+from dataintel.http.rate_limit import (
+    RAW_RATE_LIMIT_HEADER_NAMES,
+    RawRateLimitHeaders,
+    rate_limit_headers,
+)
 
 
 def test_raw_headers_are_the_headers_a_response_would_carry() -> None:
@@ -20,3 +24,9 @@ def test_raw_headers_are_the_headers_a_response_would_carry() -> None:
             for name, value in rate_limit_headers(verdict, 60).items()
         ]
         assert raw(verdict) == expected
+
+
+def test_the_names_the_get_path_replaces_are_those_of_the_raw_headers() -> None:
+    # The GET path drops a response's headers of these names before appending the raw ones.
+    names = {name for name, _ in RawRateLimitHeaders(60)(Verdict(True, 100, 99, 60))}
+    assert names == RAW_RATE_LIMIT_HEADER_NAMES
