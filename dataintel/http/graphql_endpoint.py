@@ -271,14 +271,13 @@ class GraphQLAnswer(Response):
         self.media_type = media_type
         self.background = None
         self.body = body
-        self.raw_headers = [
-            *(
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in headers.items()
-            ),
-            (b"content-length", str(len(body)).encode("latin-1")),
-            (b"content-type", media_type.encode("latin-1")),
+        raw = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
         ]
+        raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        raw.append((b"content-type", media_type.encode("latin-1")))
+        self.raw_headers = raw
 
 
 def _marked_as_query(rejected: RequestRejected, request: Request) -> RequestRejected:
