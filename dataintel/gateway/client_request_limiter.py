@@ -112,7 +112,9 @@ class ClientRequestLimiter:
         reset = max(1, math.ceil(self.window_seconds - into))
         if self._redis is None or self.outage:
             return self._hit_alone(self._alone if self._redis else self._counts, client, now)
-        count = self._count(self._counts, client, int(window))
+        count = self._counts.get(client)
+        if count is None or count.window != window:
+            count = self._count(self._counts, client, int(window))
         seen = count.previous * weight + count.current + count.pending
         if seen + 1 > self.limit:
             # Redis's count can only be higher than what this replica last saw.

@@ -65,6 +65,9 @@ class GraphQLResponse:
         """The JSON body as bytes; ``data`` is not serialized again when it is at hand."""
         if self.encoded_data is None:
             return orjson.dumps(self.to_dict())
+        if not self.errors and not self.extensions:
+            # What orjson writes for {"data": Fragment(encoded_data)}, without the dictionary.
+            return b'{"data":' + self.encoded_data + b"}"
         body = self.to_dict()
         body["data"] = orjson.Fragment(self.encoded_data)
         return orjson.dumps(body)

@@ -21,6 +21,12 @@ outcome's ``rejection`` (with its formatted errors), so a caller never handles e
 HTTP framing (reading the body, CSRF, media types, status codes, headers) stays in
 ``http/graphql_endpoint.py``. Tracing and metrics are PipelineObservers: they see each
 stage finish and the outcome, and are never called from the stages themselves.
+
+A kept request (``PreparedRequest``) watched only by observers of outcomes (metrics) runs
+its stages one after another, in the same order, without the loop that reports each to the
+observers. The policy stage makes the request's context only when something is denied or
+counted for the viewer; otherwise the execute stage makes it, and a response-cache hit never
+needs one.
 """
 
 from __future__ import annotations
@@ -217,7 +223,12 @@ class PipelineOutcome:
 
 
 class PipelineObserver(Protocol):
-    """Tracing, metrics or a test, watching the pipeline without being in its stages."""
+    """Tracing, metrics or a test, watching the pipeline without being in its stages.
+
+    An observer whose class sets ``outcome_only = True`` holds nothing open in ``around``
+    and does nothing in ``stage_finished``: a run watched only by such observers may call
+    neither (a kept request's run does not).
+    """
 
     def around(self) -> AbstractContextManager[object]:
         """Entered for the whole run (an operation span is current inside it)."""
@@ -299,6 +310,11 @@ class RequestPipeline:
             if kept is not None:
                 self._prepared_requests.move_to_end(memo_key)
                 state.kept = kept
+                if self._outcomes_only():
+                    outcome = await self._run_kept(state, kept)
+                    for observer in self.observers:
+                        observer.finished(outcome)
+                    return outcome
         with ExitStack() as stack:
             for observer in self.observers:
                 stack.enter_context(observer.around())
@@ -315,13 +331,42 @@ class RequestPipeline:
                 assert state.response is not None
                 outcome = self._outcome(state, state.response, None, state.response.errors)
             except RequestRejected as rejected:
-                entries = [
-                    format_error(error, pipeline_input.request_id) for error in rejected.errors
-                ]
-                outcome = self._outcome(state, None, rejected, entries)
+                outcome = self._refused(state, rejected)
             for observer in self.observers:
                 observer.finished(outcome)
         return outcome
+
+    def _outcomes_only(self) -> bool:
+        return all(getattr(observer, "outcome_only", False) for observer in self.observers)
+
+    async def _run_kept(self, state: PipelineState, kept: PreparedRequest) -> PipelineOutcome:
+        """The stages of ``STAGES``, in order, for a kept request: each called directly."""
+        try:
+            await self._authenticate(state)
+            # resolve_persisted, prepare_document, check_operation and cost, as _kept_stage
+            # answers each of them.
+            state.request = kept.request
+            viewer = _viewer(state)
+            state.hide_suggestions = self._introspection.hides_suggestions(viewer)
+            state.prepared = kept.prepared
+            self._introspection.check(kept.prepared.uses_introspection, viewer)
+            state.operation = kept.operation
+            state.analysis = kept.analysis
+            state.cost = kept.cost
+            await self._policy(state)
+            await self._response_cache(state)
+            await self._execute(state)
+            await self._format(state)
+        except RequestRejected as rejected:
+            return self._refused(state, rejected)
+        response = state.response
+        assert response is not None
+        return self._outcome(state, response, None, response.errors)
+
+    def _refused(self, state: PipelineState, rejected: RequestRejected) -> PipelineOutcome:
+        request_id = state.input.request_id
+        entries = [format_error(error, request_id) for error in rejected.errors]
+        return self._outcome(state, None, rejected, entries)
 
     @property
     def kept_requests(self) -> int:
@@ -434,7 +479,9 @@ class RequestPipeline:
 
     async def _authenticate(self, state: PipelineState) -> None:
         given = state.input.viewer
-        state.viewer = given if given is not None else await self.authenticate(state.input.headers)
+        state.viewer = (
+            given if given is not None else await self._authenticator.viewer(state.input.headers)
+        )
 
     async def _resolve_persisted(self, state: PipelineState) -> None:
         if state.input.operator_document:
@@ -476,25 +523,41 @@ class RequestPipeline:
 
     async def _policy(self, state: PipelineState) -> None:
         viewer = _viewer(state)
+        analysis = _analysis(state)
+        # Nothing denied or counted for this viewer (decided once per operation and
+        # identity): the context is made when something executes, never for a cache hit.
+        if self.gate.needs_context(analysis, viewer):
+            await self.gate.enforce(analysis, self._new_context(state))
+        if self._usage is not None:
+            self._usage.record(analysis.coordinates, viewer.user_id, state.input.client_name)
+
+    def _new_context(self, state: PipelineState) -> RequestContext:
         context = self._contexts.new(
             state.input.request_id,
-            viewer,
+            _viewer(state),
             state.input.client_address,
             state.input.client_name,
         )
         state.context = context
-        analysis = _analysis(state)
-        await self.gate.enforce(analysis, context)
-        if self._usage is not None:
-            self._usage.record(analysis.coordinates, viewer.user_id, context.client_name)
+        return context
+
+    async def _executing_context(self, state: PipelineState) -> RequestContext:
+        """The request's context, made now if the policy stage had no need of it."""
+        if state.context is not None:
+            return state.context
+        context = self._new_context(state)
+        # Denies and counts nothing (the policy stage found so): gives the context the
+        # gate's rule for what resolvers read by type (node, nodes).
+        await self.gate.enforce(_analysis(state), context)
+        return context
 
     async def _response_cache(self, state: PipelineState) -> None:
         # Whole-response caching comes after every check that may reject the request.
         if self._responses is None:
             return
-        context = _context(state)
+        context = state.context
         state.cache_policy = _analysis(state).cache_policy
-        audience = self._responses.audience(context.viewer, state.cache_policy)
+        audience = self._responses.audience(_viewer(state), state.cache_policy)
         if audience is not None:
             # Hashed once per raw request and audience: the key depends on nothing else.
             kept = state.kept
@@ -507,13 +570,14 @@ class RequestPipeline:
                     kept.cache_keys[audience] = key
             state.cache_key = key
         # A denied or rate-limited field must not be answered from another request's response.
-        if state.cache_key is None or context.denied_fields:
+        if state.cache_key is None or (context is not None and context.denied_fields):
             return
         cached = await self._responses.lookup(state.cache_key)
         if cached is not None:
             state.response = GraphQLResponse(
                 data=cached.data,
-                extensions=dict(context.response_extensions),
+                # Only resolvers add extensions: a context made before execution has none.
+                extensions=dict(context.response_extensions) if context is not None else {},
                 operation_name=state.operation_name,
                 cache_policy=state.cache_policy,
                 cached_age_seconds=cached.age_seconds,
@@ -528,8 +592,9 @@ class RequestPipeline:
     async def _execute(self, state: PipelineState) -> None:
         if state.response is not None:
             return
+        context = await self._executing_context(state)
         state.result = await self.execution.run(
-            _prepared(state), state.request, _context(state), state.hide_suggestions
+            _prepared(state), state.request, context, state.hide_suggestions
         )
 
     async def _format(self, state: PipelineState) -> None:
@@ -583,7 +648,7 @@ def _analysis(state: PipelineState) -> OperationAnalysis:
 
 
 def _context(state: PipelineState) -> RequestContext:
-    assert state.context is not None, "the policy stage comes first"
+    assert state.context is not None, "the execute stage comes first"
     return state.context
 
 

@@ -242,6 +242,13 @@ class FieldGate:
             return None
         return _denial(coordinate, policy, viewer)
 
+    def needs_context(self, analysis: OperationAnalysis, viewer: Viewer) -> bool:
+        """Whether ``enforce`` would deny or count anything for this viewer: else it needs
+        no request context before execution (a response-cache hit never makes one)."""
+        if self.denied(analysis, viewer):
+            return True
+        return bool(analysis.shape.limited) and self._rate_limits_enabled
+
     async def enforce(self, analysis: OperationAnalysis, context: RequestContext) -> None:
         """Marks the fields the viewer may not read, and those beyond their rate limit."""
         viewer = context.viewer

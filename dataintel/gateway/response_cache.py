@@ -77,6 +77,10 @@ Audience = tuple[str, str] | tuple[str, tuple[str, ...], tuple[str, ...]]
 """Who shares a response: one viewer (PRIVATE), or every viewer with these roles and scopes."""
 
 
+_KEPT_AUDIENCES = 256
+"""Distinct sets of roles and scopes whose shared audience is kept (few: roles are few)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CachedResponse:
     """A response's data as cached, the same data as JSON, and its age in seconds."""
@@ -210,6 +214,7 @@ class ResponseCache:
         self._kept_json_bytes = kept_json_bytes
         self._kept_bytes = 0
         self._policies: OrderedDict[tuple[str, str | None], CachePolicy] = OrderedDict()
+        self._audiences: dict[tuple[frozenset[str], frozenset[str]], Audience] = {}
         # Per key, the data object the cache gave last and its JSON: a hit on the same
         # in-process entry is not serialized again. Checked by identity, so an entry
         # replaced (stored again, or read anew from Redis) is encoded afresh.
@@ -249,8 +254,18 @@ class ResponseCache:
                 return None
             return ("viewer", viewer.user_id)
         # PUBLIC responses are shared by viewers with the same roles and scopes: field
-        # permissions depend on those alone.
-        return ("roles", tuple(sorted(viewer.roles)), tuple(sorted(viewer.scopes)))
+        # permissions depend on those alone. Sorted once per set of roles and scopes.
+        identity = (viewer.roles, viewer.scopes)
+        audience = self._audiences.get(identity)
+        if audience is None:
+            if len(self._audiences) >= _KEPT_AUDIENCES:
+                self._audiences.clear()
+            audience = self._audiences[identity] = (
+                "roles",
+                tuple(sorted(viewer.roles)),
+                tuple(sorted(viewer.scopes)),
+            )
+        return audience
 
     @staticmethod
     def audience_key(

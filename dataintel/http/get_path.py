@@ -15,6 +15,10 @@ it, in the same order and with the same functions:
 - then the endpoint's own GET handling (``GraphQLEndpoint.handle_get``: GraphiQL, media
   types, the query string, CSRF, the pipeline, the response's headers).
 
+A plain response (one whose ASGI call is ``Response.__call__``, without a background task)
+is sent as its two messages from here, with the headers each layer of the stack would have
+added, in the same order; any other goes through ``send`` wrappers doing the same.
+
 Anything else (other paths and methods, a mounted app's ``root_path``, websockets) goes to
 the stack unchanged. The app installs this layer only when tracing is off: the tracing
 middleware's server span would be missing here.
@@ -26,18 +30,23 @@ import time
 from typing import Any
 
 import structlog
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dataintel.http.drain import DRAIN_STATE_KEY, closing, is_draining
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
-from dataintel.http.rate_limit import ClientRequestLimit, Headers, with_rate_limit_headers
+from dataintel.http.rate_limit import RAW_RATE_LIMIT_HEADER_NAMES, ClientRequestLimit, Headers
 from dataintel.observability.metrics import GatewayMetrics
 from dataintel.observability.request_context import (
+    REQUEST_ID_NAME,
     incoming_request_id,
     log_access,
     request_id_from,
     with_request_id,
 )
+
+_PLAIN = Response.__call__
+_SET_ON_ADMITTED = RAW_RATE_LIMIT_HEADER_NAMES | {REQUEST_ID_NAME}
 
 
 class GraphQLGetPath:
@@ -82,17 +91,26 @@ class GraphQLGetPath:
         status = 500
         added: Headers | None = None
 
+        def sent_headers(headers: Headers | tuple[()]) -> Headers:
+            # What the rate limit's, the request id's and the draining layer's send
+            # wrappers do to a response's headers, in the stack's order: each drops the
+            # headers it sets and appends its own; an allowed request's limit headers (no
+            # request id among them) are dropped and appended in the same pass.
+            if added is not None:
+                sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
+                sent += added
+                sent.append((REQUEST_ID_NAME, echoed))
+            else:
+                sent = with_request_id(headers, echoed)
+            if is_draining(drain):
+                sent = closing(sent)
+            return sent
+
         async def send_out(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.get("headers", ())
-                if added is not None:
-                    headers = with_rate_limit_headers(headers, added)
-                headers = with_request_id(headers, echoed)
-                if is_draining(drain):
-                    headers = closing(headers)
-                message["headers"] = headers
+                message["headers"] = sent_headers(message.get("headers", ()))
             await send(message)
 
         # Bound for every log line of the request, as bound_contextvars does, without its
@@ -110,7 +128,18 @@ class GraphQLGetPath:
                     for name, value in reversed(raw_headers)
                 }
                 response = await self._endpoint.handle_get(scope, headers)
-                await response(scope, receive, send_out)
+                if type(response).__call__ is not _PLAIN or response.background is not None:
+                    await response(scope, receive, send_out)
+                    return
+                status = response.status_code
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": sent_headers(response.raw_headers),
+                    }
+                )
+                await send({"type": "http.response.body", "body": response.body})
             finally:
                 log_access(scope, state, status, started)
                 structlog.contextvars.reset_contextvars(**bound)

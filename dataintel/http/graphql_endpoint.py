@@ -161,7 +161,7 @@ class GraphQLEndpoint:
                 status=_status(outcome.rejection, media_type),
                 headers=headers,
             )
-        return Response(outcome.encoded(), media_type=media_type, headers=headers)
+        return GraphQLAnswer(outcome.encoded(), media_type, headers)
 
     async def _batch(self, exchange: _Exchange, batch: Batch, media_type: str) -> Response:
         """Runs each item through the pipeline in turn; one array answers them in order.
@@ -260,6 +260,26 @@ def response_headers(method: str, outcome: PipelineOutcome) -> dict[str, str]:
     return headers
 
 
+class GraphQLAnswer(Response):
+    """``Response(body, media_type=media_type, headers=headers)``, a 200 with a JSON media
+    type and headers naming neither Content-Length nor Content-Type (those of
+    ``response_headers``): the same raw headers in the same order, built in one pass
+    instead of Starlette's general ``init_headers``."""
+
+    def __init__(self, body: bytes, media_type: str, headers: Mapping[str, str]) -> None:
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.body = body
+        raw = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+        ]
+        raw.append((b"content-length", str(len(body)).encode("latin-1")))
+        raw.append((b"content-type", media_type.encode("latin-1")))
+        self.raw_headers = raw
+
+
 def _marked_as_query(rejected: RequestRejected, request: Request) -> RequestRejected:
     """A mutation POSTed as a query: 400 naming the header, not a method-not-allowed."""
     if rejected.status != 405 or request.method != "POST":
@@ -320,7 +340,7 @@ def _note(
     state["response_cache"] = [r.response_cache if r is not None else None for r in responses]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Exchange:
     """What the endpoint reads of one HTTP request besides its body."""
 

@@ -42,6 +42,40 @@ def rate_limit_headers(verdict: Verdict, window_seconds: int) -> dict[str, str]:
 Headers = list[tuple[bytes, bytes]]
 
 
+RAW_RATE_LIMIT_HEADER_NAMES = frozenset(
+    {b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset", b"ratelimit-policy"}
+)
+"""The names of an allowed request's headers (``RawRateLimitHeaders``)."""
+
+
+class RawRateLimitHeaders:
+    """``rate_limit_headers`` of an allowed verdict as a response's raw headers (lower-case
+    names, latin-1 values, in the same order), built without the dictionary: counted on every
+    request. The parts that depend on the limit alone are encoded once."""
+
+    def __init__(self, window_seconds: int) -> None:
+        self._window = window_seconds
+        self._by_limit: dict[int, tuple[bytes, bytes]] = {}
+
+    def __call__(self, verdict: Verdict) -> Headers:
+        """The raw headers of an allowed verdict."""
+        limit = verdict.limit
+        encoded = self._by_limit.get(limit)
+        if encoded is None:
+            if len(self._by_limit) >= 16:
+                self._by_limit.clear()
+            encoded = self._by_limit[limit] = (
+                str(limit).encode(),
+                f"{limit};w={self._window}".encode(),
+            )
+        return [
+            (b"ratelimit-limit", encoded[0]),
+            (b"ratelimit-remaining", str(verdict.remaining).encode()),
+            (b"ratelimit-reset", str(verdict.reset_seconds).encode()),
+            (b"ratelimit-policy", encoded[1]),
+        ]
+
+
 def with_rate_limit_headers(headers: Headers | tuple[()], added: Headers) -> Headers:
     """A response's headers with the limit's (what MutableHeaders.update does, in one pass)."""
     names = {name for name, _ in added}
@@ -68,6 +102,7 @@ class ClientRequestLimit:
         self._rate_limits = rate_limits
         self._audit = audit
         self._window = rate_limit.window_seconds
+        self._raw_headers = RawRateLimitHeaders(self._window)
         self._graphql_path = graphql_path
         self.enabled = rate_limit.limits_clients
 
@@ -81,11 +116,11 @@ class ClientRequestLimit:
         client = scope.get("client")
         address = client[0] if client else "unknown"
         verdict = await self._rate_limits.clients.hit(address)
-        headers = rate_limit_headers(verdict, self._window)
         if not verdict.allowed:
+            headers = rate_limit_headers(verdict, self._window)
             await self._refuse(scope, send, verdict, headers, address)
             return None
-        return [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+        return self._raw_headers(verdict)
 
     async def _refuse(
         self,

@@ -2,9 +2,11 @@
 
 Every line but one goes through the standard library's logging (uvicorn's and the
 libraries' lines too), rendered by one ProcessorFormatter. The exception is the access
-log, one line per request: structlog's own BytesLogger renders and writes it, with the same
-processors and renderer, because the standard library's round trip (a LogRecord, the
+log, one line per request: the same processors and renderer, then structlog's own
+BytesLogger writes it, because the standard library's round trip (a LogRecord, the
 formatter's copy of it, the handler) cost more CPU than the rest of a response-cache hit.
+The processors are run as structlog's bound logger runs them, without the bound logger's
+layers around them (a filtering method, the proxy, the event's assembly).
 """
 
 from __future__ import annotations
@@ -79,22 +81,22 @@ class AccessLog:
     """Writes the access lines; off until configured, and off above the info level."""
 
     def __init__(self) -> None:
-        self._logger: Any = None
-        self._diverted: list[Any] = []
+        self._writer: _LineWriter | None = None
+        self._diverted: list[_LineWriter] = []
 
     def configure(self, processors: Sequence[structlog.types.Processor], level: int) -> None:
         """Renders with ``processors`` (the last one returns bytes) into stderr."""
-        self._logger = None
+        self._writer = None
         if level <= logging.INFO:
-            self._logger = _bytes_logger(sys.stderr.buffer, processors)
+            self._writer = _LineWriter(sys.stderr.buffer, processors)
 
     def info(self, event: str, **fields: object) -> None:
         """One access line; nothing when the log level is above info."""
-        logger = self._diverted[-1] if self._diverted else self._logger
-        if logger is None:
+        writer = self._diverted[-1] if self._diverted else self._writer
+        if writer is None:
             return
         try:
-            logger.info(event, **fields)
+            writer.write(event, fields)
         except (OSError, ValueError):
             # As the standard library's handlers do: a line that cannot be written (a
             # closed or broken stderr) must not fail the request it describes.
@@ -103,20 +105,34 @@ class AccessLog:
     @contextmanager
     def diverted(self, file: BinaryIO) -> Iterator[None]:
         """JSON lines into ``file`` instead, whatever the level and format: how tests read them."""
-        self._diverted.append(_bytes_logger(file, _JSON_ACCESS_PROCESSORS))
+        self._diverted.append(_LineWriter(file, _JSON_ACCESS_PROCESSORS))
         try:
             yield
         finally:
             self._diverted.pop()
 
 
-def _bytes_logger(file: BinaryIO, processors: Sequence[structlog.types.Processor]) -> Any:
-    return structlog.wrap_logger(
-        structlog.BytesLogger(file, name=ACCESS_LOGGER),
-        processors=list(processors),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        cache_logger_on_first_use=True,
-    )
+class _LineWriter:
+    """An info line through ``processors`` into ``file``, as a structlog logger made by
+    ``wrap_logger(BytesLogger(file), processors)`` writes it: the same event dictionary
+    (the fields, then ``event``), the same processors called with the same arguments, a
+    dropped event dropped, the bytes written and flushed by the same BytesLogger."""
+
+    def __init__(self, file: BinaryIO, processors: Sequence[structlog.types.Processor]) -> None:
+        self._logger = structlog.BytesLogger(file, name=ACCESS_LOGGER)
+        self._processors = tuple(processors)
+
+    def write(self, event: str, fields: dict[str, object]) -> None:
+        """Renders one line and writes it."""
+        logger = self._logger
+        event_dict: Any = fields
+        event_dict["event"] = event
+        try:
+            for processor in self._processors:
+                event_dict = processor(logger, "info", event_dict)
+        except structlog.DropEvent:
+            return
+        logger.msg(event_dict)
 
 
 access_log = AccessLog()

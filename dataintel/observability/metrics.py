@@ -11,7 +11,8 @@ from __future__ import annotations
 import hmac
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,9 @@ class GatewayMetrics:
 
     def __init__(self, observability: ObservabilitySettings, graphql_path: str) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._http_recorders: dict[tuple[str, str, int], tuple[Increment, Observe]] = {}
+        self._operation_recorders: dict[tuple[str, str], tuple[Increment, Observe]] = {}
+        self._cache_increments: dict[tuple[str, str, str], Increment] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = observability.metrics_multiprocess_dir
         self.operation_names = OperationNames(observability.metrics_max_operation_names)
@@ -220,8 +224,15 @@ class GatewayMetrics:
         errors: Sequence[Mapping[str, Any]],
     ) -> None:
         """One GraphQL operation answered, with the error entries of its response."""
-        self.child(self.operations, operation, operation_type).inc()
-        self.child(self.operation_duration, operation, operation_type).observe(seconds)
+        recorders = self._operation_recorders.get((operation, operation_type))
+        if recorders is None:
+            recorders = self._operation_recorders[(operation, operation_type)] = (
+                increment(self.child(self.operations, operation, operation_type)),
+                observation(self.child(self.operation_duration, operation, operation_type)),
+            )
+        count, observe = recorders
+        count(1)
+        observe(seconds)
         failed = False
         for error in errors:
             extensions = error.get("extensions") or {}
@@ -238,8 +249,15 @@ class GatewayMetrics:
     def record_http(self, path: str, method: str, status: int, started: float) -> None:
         """One HTTP request answered with ``status``, begun at ``started`` (perf_counter)."""
         route = self.route(path)
-        self.child(self.http_requests, route, method, str(status)).inc()
-        self.child(self.http_duration, route).observe(time.perf_counter() - started)
+        recorders = self._http_recorders.get((route, method, status))
+        if recorders is None:
+            recorders = self._http_recorders[(route, method, status)] = (
+                increment(self.child(self.http_requests, route, method, str(status))),
+                observation(self.child(self.http_duration, route)),
+            )
+        count, observe = recorders
+        count(1)
+        observe(time.perf_counter() - started)
 
     def activate(self) -> Token[GatewayMetrics | None]:
         """Makes these the current request's metrics (``current_metrics``) until ``reset``."""
@@ -288,7 +306,11 @@ class GatewayMetrics:
     def on_cache(self, cache: str, level: str, outcome: str, count: int = 1) -> None:
         """Cache lookups with one outcome."""
         if count:
-            self.child(self.cache, cache, level, outcome).inc(count)
+            key = (cache, level, outcome)
+            add = self._cache_increments.get(key)
+            if add is None:
+                add = self._cache_increments[key] = increment(self.child(self.cache, *key))
+            add(count)
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         """Tracks connections checked out of the store's pool."""
@@ -325,6 +347,48 @@ class GatewayMetrics:
             multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
                 os.getpid(), str(self.multiprocess_dir)
             )
+
+
+Increment = Callable[[float], None]
+Observe = Callable[[float], None]
+
+
+def increment(child: Any) -> Increment:
+    """``child.inc`` for a labelled Counter child, bound to the value it adds to.
+
+    ``Counter.inc`` checks on every call that the metric is a labelled child and that the
+    amount is not negative; the gateway's calls are on children with non-negative amounts,
+    so only the value's own ``inc`` (a lock, or a multiprocess file) is left per request.
+    """
+    value = getattr(child, "_value", None)
+    add = getattr(value, "inc", None)
+    if add is None:
+        # Not the prometheus_client this was written against: the public method.
+        inc: Increment = child.inc
+        return inc
+    bound: Increment = add
+    return bound
+
+
+def observation(child: Any) -> Observe:
+    """``child.observe`` for a labelled Histogram child, without its per-call checks: the
+    sum, then the first bucket whose upper bound holds the amount (as ``observe`` adds)."""
+    try:
+        add_sum: Increment = child._sum.inc
+        buckets: list[Increment] = [bucket.inc for bucket in child._buckets]
+        bounds: list[float] = list(child._upper_bounds)
+    except AttributeError:
+        observe: Observe = child.observe
+        return observe
+    last = len(bounds)
+
+    def record(amount: float) -> None:
+        add_sum(amount)
+        index = bisect_left(bounds, amount)
+        if index < last and amount <= bounds[index]:
+            buckets[index](1)
+
+    return record
 
 
 @contextmanager

@@ -68,6 +68,9 @@ class TracingObserver:
 class MetricsObserver:
     """Counts each operation, its duration and its errors."""
 
+    outcome_only = True
+    """Nothing held open, nothing per stage: a kept request's run calls ``finished`` only."""
+
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
 

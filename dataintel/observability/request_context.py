@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dataintel.observability.logging import access_log
 
 REQUEST_ID_HEADER = "x-request-id"
-_REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
+REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -33,7 +33,7 @@ Headers = list[tuple[bytes, bytes]]
 def incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The first X-Request-ID of a request's raw headers, as sent."""
     for name, value in headers:
-        if name == _REQUEST_ID_NAME:
+        if name == REQUEST_ID_NAME:
             return value.decode("latin-1")
     return None
 
@@ -41,8 +41,8 @@ def incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 def with_request_id(headers: Iterable[tuple[bytes, bytes]], request_id: bytes) -> Headers:
     """A response's headers echoing the request id (what MutableHeaders' item assignment
     does, in one pass over the headers)."""
-    echoed = [h for h in headers if h[0] != _REQUEST_ID_NAME]
-    echoed.append((_REQUEST_ID_NAME, request_id))
+    echoed = [h for h in headers if h[0] != REQUEST_ID_NAME]
+    echoed.append((REQUEST_ID_NAME, request_id))
     return echoed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 
 import pytest
 import strawberry
@@ -146,3 +147,38 @@ async def test_a_request_past_its_timeout_answers_504(pipeline: RequestPipeline)
     assert error["extensions"]["retryable"] is True
     assert error["message"] == "The request did not finish within 0.2 seconds."
     assert outcome.operation_name == "Stuck"
+
+
+class OutcomeRecorder(Recorder):
+    """An observer of outcomes only, as the metrics are: it counts what else it is shown."""
+
+    outcome_only = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = 0
+
+    def around(self) -> AbstractContextManager[object]:
+        self.entered += 1
+        return nullcontext()
+
+
+async def test_a_kept_request_watched_for_outcomes_only_runs_the_same_stages(
+    pipeline: RequestPipeline,
+) -> None:
+    query = "query Hi($name: String) { hello(name: $name) }"
+
+    def sent(request_id: str) -> PipelineInput:
+        request = GraphQLRequest(query, {"name": "ada"}, None, None)
+        return PipelineInput(request, request_id, viewer=ANONYMOUS, raw_request=b"hi-ada")
+
+    watched = [await pipeline.run(sent(f"w-{n}")) for n in range(2)]
+    assert pipeline.kept_requests == 1
+    assert recorder(pipeline).stages == list(STAGES) * 2
+    outcomes = OutcomeRecorder()
+    pipeline.observers[:] = [outcomes]
+    kept = await pipeline.run(sent("k-0"))
+    assert (outcomes.outcomes, outcomes.stages, outcomes.entered) == ([kept], [], 0)
+    assert kept.body == {"data": {"hello": "hello ada"}}
+    for outcome in watched:
+        assert replace(kept, seconds=0.0) == replace(outcome, seconds=0.0)

@@ -15,9 +15,10 @@ from dataintel.app import create_app
 from dataintel.context import ANONYMOUS, Viewer
 from dataintel.directives import PUBLIC, SIGNED_IN, VIEWERS, Auth, RateLimit, RateLimitPer
 from dataintel.gateway.execution import GraphQLResponse
-from dataintel.gateway.pipeline import RequestPipeline
+from dataintel.gateway.pipeline import QUERIES_ONLY, PipelineInput, RequestPipeline
 from dataintel.gateway.policy import FieldGate
 from dataintel.gateway.rate_limiting import RateLimits
+from dataintel.gateway.request import GraphQLRequest
 from dataintel.schema import build_graphql_schema, compiled_schema
 from dataintel.services import Services
 from dataintel.services.auth import scopes_for
@@ -322,3 +323,37 @@ async def test_authenticated_asks_for_a_credential_not_a_role(
     )
     assert forbidden_paths(await gateway.run("{ mine }"), "UNAUTHENTICATED") == [["mine"]]
     assert (await gateway.run("{ mine }", Viewer("42"))).errors == []
+
+
+async def test_a_kept_request_is_denied_and_counted_on_every_run(small: Gateway) -> None:
+    """A GET's request-only stages are kept per query string; who may read which field and
+    the rate limits are still decided for each request."""
+
+    async def get(query: str, who: Viewer = ANONYMOUS) -> GraphQLResponse:
+        request = GraphQLRequest(query, None, None, None)
+        outcome = await small.pipeline.run(
+            PipelineInput(
+                request,
+                f"request-{next(_request_ids)}",
+                viewer=who,
+                client_address="10.0.0.1",
+                allowed=QUERIES_ONLY,
+                raw_request=b"query=" + query.encode(),
+            )
+        )
+        assert outcome.response is not None, outcome.errors
+        return outcome.response
+
+    exports = [await get("{ export }") for _ in range(3)]
+    assert small.pipeline.kept_requests == 1
+    assert [response.data for response in exports] == [
+        {"export": 1},
+        {"export": 2},
+        {"export": None},
+    ]
+    assert [error["extensions"]["code"] for error in exports[2].errors] == ["RATE_LIMITED"]
+    for who in (viewer("7", "viewer"), viewer("7", "viewer"), viewer("1", "admin")):
+        response = await get("{ vaults { code } }", who)
+        assert len(forbidden_paths(response)) == (0 if "admin" in who.roles else 20)
+    assert small.pipeline.kept_requests == 2
+    assert calls["Vault.code"] == 50

@@ -14,6 +14,7 @@ from dataintel.cache.memory import MemoryCache
 from dataintel.context import ANONYMOUS, Viewer
 from dataintel.directives.cache_control import CacheControl, CacheControlScope
 from dataintel.gateway.documents import PreparedDocument, document_hash
+from dataintel.gateway.execution import GraphQLResponse
 from dataintel.gateway.response_cache import (
     UNCACHEABLE,
     CachePolicy,
@@ -201,3 +202,15 @@ async def test_kept_json_stays_within_its_byte_bound() -> None:
     first, second = await looked_up_twice("large", 2_000)
     assert first == second
     assert second is not first
+
+
+@pytest.mark.parametrize(
+    "extensions", [{}, {"cache": {"stale": [["customer"]]}}], ids=["plain", "extensions"]
+)
+def test_a_hit_is_encoded_as_its_data_would_be(extensions: dict[str, Any]) -> None:
+    data = {"customer": {"id": "1", "name": "Ada Lovelace", "tier": "GOLD", "total": 12.5}}
+    hit = GraphQLResponse(
+        data=data, extensions=extensions, response_cache="hit", encoded_data=orjson.dumps(data)
+    )
+    executed = GraphQLResponse(data=data, extensions=extensions)
+    assert hit.encoded() == executed.encoded() == orjson.dumps(executed.to_dict())

@@ -455,3 +455,25 @@ async def test_a_long_query_string_is_prepared_every_time(
             answered = await both.layer.get("/graphql", params={"query": padded}, headers=PREFLIGHT)
             assert answered.json()["data"]["customer"]["id"]
         assert pipeline.kept_requests == 0
+
+
+async def test_a_kept_request_with_a_denied_field_answers_as_the_stack_does(
+    make_settings: SettingsFactory,
+) -> None:
+    # Anonymous viewers hold no roles: the orders are denied, the status is not. A kept
+    # request makes its context only when something is denied, and is never a cache hit.
+    app = create_app(make_settings(anonymous_roles=[]))
+    pipeline: RequestPipeline = app.state.pipeline
+    params = {"query": "query Mixed { status { version } orders(first: 1) { nodes { id } } }"}
+    headers = {**PREFLIGHT, **request_id("denied")}
+    async with paths(app) as both:
+        answers = [await both.both(params, headers) for _ in range(2)]
+        assert pipeline.kept_requests == 1
+    for through_layer, through_stack in answers:
+        assert_same(through_layer, through_stack)
+        assert "age" not in through_layer.headers
+        body = through_layer.json()
+        assert body["data"]["status"]["version"]
+        assert body["data"]["orders"] is None
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["UNAUTHENTICATED"]
+    assert answers[0][0].content == answers[1][0].content

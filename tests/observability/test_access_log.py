@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 
 import orjson
 import pytest
 import structlog
 
+from dataintel.observability import logging as logging_module
 from dataintel.observability.logging import access_log, configure_logging
 
 
@@ -44,3 +47,42 @@ def test_no_access_line_above_the_info_level(capfd: pytest.CaptureFixture[str]) 
     configure_logging("json", "warning")
     write_one()
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("console", [False, True])
+def test_the_line_is_the_one_a_structlog_logger_writes(console: bool) -> None:
+    """The access log runs the processors without structlog's bound logger around them:
+    the bytes must be those the bound logger would have written."""
+    renderer = (
+        logging_module._encoded(structlog.dev.ConsoleRenderer(colors=False))
+        if console
+        else logging_module._json_bytes_renderer
+    )
+    processors = [
+        structlog.contextvars.merge_contextvars,
+        logging_module._add_trace_ids,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        renderer,
+    ]
+    by_structlog, by_access_log = io.BytesIO(), io.BytesIO()
+    bound = structlog.wrap_logger(
+        structlog.BytesLogger(by_structlog, name=logging_module.ACCESS_LOGGER),
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+    fields: dict[str, object] = {
+        "method": "GET",
+        "path": "/graphql",
+        "operation": "Orders",
+        "cost": 51,
+        "cache": "hit",
+        "status": 200,
+        "duration_ms": 0.12,
+    }
+    writer = logging_module._LineWriter(by_access_log, processors)
+    with structlog.contextvars.bound_contextvars(request_id="line-2", tenant="t"):
+        bound.info("request", **fields)
+        writer.write("request", dict(fields))
+    assert by_access_log.getvalue() == by_structlog.getvalue()
+    assert by_access_log.getvalue().count(b"\n") == 1

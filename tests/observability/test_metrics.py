@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from dataintel.app import create_app
+from dataintel.observability.metrics import increment, observation
 from tests.integration.test_degradation import sqlite_file
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import UnreadableStore
@@ -191,3 +193,32 @@ async def test_metrics_can_be_turned_off(make_settings: SettingsFactory) -> None
         response = await client.get("/metrics")
         assert response.status_code == 404
         assert "dataintel_" not in response.text
+
+
+def test_bound_recorders_count_what_the_public_methods_count() -> None:
+    """The per-request series are added to through their values (metrics.increment and
+    metrics.observation): the samples must be those of Counter.inc and Histogram.observe."""
+
+    def series(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (sample.name, sample.labels, sample.value)
+            for family in registry.collect()
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        ]
+
+    registries = bound, public = CollectorRegistry(), CollectorRegistry()
+    counters = [Counter("requests", "r", ["route"], registry=r) for r in registries]
+    histograms = [
+        Histogram("seconds", "s", ["route"], buckets=(0.005, 0.1, 2.5), registry=r)
+        for r in registries
+    ]
+    add = increment(counters[0].labels("/graphql"))
+    observe = observation(histograms[0].labels("/graphql"))
+    for amount in (0.0, 0.001, 0.005, 0.0051, 0.1, 2.5, 3.0, 1e9, -1.0, float("inf")):
+        add(1)
+        counters[1].labels("/graphql").inc(1)
+        observe(amount)
+        histograms[1].labels("/graphql").observe(amount)
+    assert series(bound) == series(public)
+    assert series(bound)[0] == ("requests_total", {"route": "/graphql"}, 10.0)
