@@ -13,6 +13,10 @@ where sqlite3's own commit and rollback would do nothing.
 Server-side cursors (``stream()``) keep SQLAlchemy's adapter: they fetch in chunks. The
 engine gets this driver through ``create_async_engine(module=...)``, SQLAlchemy's way of
 handing a dialect its DBAPI module, so the dialect, compiler, pool and types are unchanged.
+
+A prepared read (``read_rows``, used by dataintel/store/prepared.py) makes no hand-off at
+all while SQLite's share of it is small: it runs on the event loop's thread, within a budget
+of SQLite virtual-machine steps, and is handed to the connection's thread only past it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,58 @@ def _run(connection: aiosqlite.Connection, operation: str, parameters: Any, many
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+# SQLite virtual-machine steps a read may take on the event loop's thread before it is
+# handed to the connection's thread instead: a 51-row page or 48 rows by key take about a
+# thousand, a few hundred microseconds with their rows made; a scan of a large table
+# takes millions.
+INLINE_STEPS = 20_000
+
+INLINE_READS = "dataintel.inline_reads"
+"""The key, in a pooled connection's ``info``, of whether its reads may run inline: only in
+WAL mode (or in memory), where a reader never waits for a writer's lock."""
+
+
+def _over_budget() -> int:
+    return 1
+
+
+def _read_inline(connection: sqlite3.Connection, operation: str, parameters: Any) -> list[Any]:
+    connection.set_progress_handler(_over_budget, INLINE_STEPS)
+    try:
+        cursor = connection.execute(operation, parameters)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+    finally:
+        connection.set_progress_handler(None, 0)
+
+
+def _read_on_thread(connection: aiosqlite.Connection, operation: str, parameters: Any) -> list[Any]:
+    return _run(connection, operation, parameters, False)[1]
+
+
+async def read_rows(
+    adapted: OneCallConnection, operation: str, parameters: Sequence[Any], inline: bool
+) -> list[Any]:
+    """The rows of one read statement: on the event loop's thread while SQLite's part stays
+    within ``INLINE_STEPS`` (and ``inline``, and no transaction is open), else on the
+    connection's thread. The caller holds the connection (checked out of the pool)."""
+    driver = cast(aiosqlite.Connection, adapted._connection)
+    if inline and not adapted._in_transaction():
+        try:
+            return _read_inline(driver._conn, operation, parameters)
+        except sqlite3.OperationalError as error:
+            # Interrupted by the budget (nothing was written: a read, outside a transaction);
+            # any other failure is the statement's own.
+            if error.sqlite_errorcode != sqlite3.SQLITE_INTERRUPT:
+                raise
+    call: Awaitable[list[Any]] = driver._execute(  # type: ignore[no-untyped-call]
+        _read_on_thread, driver, operation, parameters
+    )
+    return await call
 
 
 class OneCallCursor:
@@ -159,6 +215,9 @@ class OneCallAiosqlite(AsyncAdapt_aiosqlite_dbapi):
 
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         """A connection as SQLAlchemy's module makes it, with one-call cursors."""
+        # Prepared reads run on the event loop's thread (read_rows); SQLAlchemy hands a
+        # connection to one task at a time, so no two threads use it at once.
+        kw["check_same_thread"] = False
         adapted = super().connect(*arg, **kw)
         return OneCallConnection(self, adapted._connection)
 
