@@ -164,6 +164,13 @@ async def _sqlite_rows(
             adapted = cast(OneCallConnection, pooled.dbapi_connection)
             inline = bool(pooled.info.get(INLINE_READS, False))
             rows = await read_rows(adapted, expansion.sql, values, inline)
+        except BaseException as error:
+            if not isinstance(error, Exception):
+                # Cancelled (a budget ran out) while the statement may still run on the
+                # connection's thread: the connection is replaced at its next checkout
+                # rather than handed to another read meanwhile, as SQLAlchemy does.
+                pooled.invalidate(error, soft=True)
+            raise
         finally:
             # Back to the pool; closing an overflow connection awaits its thread.
             await greenlet_spawn(pooled.close)

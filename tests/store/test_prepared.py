@@ -3,6 +3,7 @@ event loop's thread while small, handed to the connection's thread past the budg
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,3 +156,24 @@ async def test_statement_listeners_see_every_prepared_read(sqlite_engine: AsyncE
     assert [row[0] for row in rows] == [1, 2]
     assert len(seen) == 1
     assert seen[0].startswith("SELECT customers.id")
+
+
+async def test_a_read_cancelled_on_the_thread_does_not_hand_its_connection_on(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await insert_customers(sqlite_engine, 3)
+    parameters = {"ids": [1, 2, 3], "since": datetime(2025, 1, 1, tzinfo=UTC), "limit": 10}
+    await fetch_prepared(sqlite_engine, BY_IDS, parameters)
+    pooled = await sqlite_engine.raw_connection()
+    first = pooled.dbapi_connection
+    pooled.close()
+    monkeypatch.setattr(sqlite_driver, "INLINE_STEPS", 1)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0):
+            await fetch_prepared(sqlite_engine, BY_IDS, parameters)
+    monkeypatch.undo()
+    rows = await fetch_prepared(sqlite_engine, BY_IDS, parameters)
+    assert [row[0] for row in rows] == [1, 2, 3]
+    pooled = await sqlite_engine.raw_connection()
+    assert pooled.dbapi_connection is not first
+    pooled.close()
