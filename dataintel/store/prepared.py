@@ -121,10 +121,16 @@ class PreparedRead:
         self.statement = statement
         self._compiled: dict[Dialect, _Compiled] = {}
 
+    # Dialects (one per engine) kept per statement: a process has one engine or two; the
+    # test suite makes hundreds.
+    _DIALECTS_KEPT = 8
+
     def compiled(self, dialect: Dialect) -> _Compiled:
         """The statement compiled for ``dialect`` (once)."""
         compiled = self._compiled.get(dialect)
         if compiled is None:
+            if len(self._compiled) >= self._DIALECTS_KEPT:
+                self._compiled.clear()
             compiled = self._compiled[dialect] = _Compiled(self.statement, dialect)
         return compiled
 

@@ -177,3 +177,15 @@ async def test_a_read_cancelled_on_the_thread_does_not_hand_its_connection_on(
     pooled = await sqlite_engine.raw_connection()
     assert pooled.dbapi_connection is not first
     pooled.close()
+
+
+async def test_a_statement_keeps_few_dialects(tmp_path: Path) -> None:
+    read = PreparedRead(sa.select(CUSTOMERS.c.id).where(CUSTOMERS.c.id == sa.bindparam("id")))
+    for number in range(12):
+        engine = create_engine(Settings(database_url=sqlite_url(tmp_path / f"{number}.db")).store)
+        try:
+            await upgrade(engine)
+            assert await fetch_prepared(engine, read, {"id": 1}) == []
+        finally:
+            await engine.dispose()
+    assert len(read._compiled) <= PreparedRead._DIALECTS_KEPT
