@@ -66,12 +66,25 @@ INLINE_READS = "dataintel.inline_reads"
 WAL mode (or in memory), where a reader never waits for a writer's lock."""
 
 
-def _over_budget() -> int:
-    return 1
+# How often SQLite asks a read on the event loop's thread whether it is past its budget.
+# SQLite counts a statement's steps over all its runs (sqlite3 keeps its statements prepared,
+# and resetting one keeps its count), and calls the handler each time that count reaches a
+# multiple of the interval: a budget of one interval would stop every twentieth run of a
+# thousand-step read, re-run on the connection's thread. The budget is counted in calls
+# instead, per read, so a read stops between INLINE_STEPS and one interval more.
+_STEPS_PER_CHECK = 1_000
 
 
 def _read_inline(connection: sqlite3.Connection, operation: str, parameters: Any) -> list[Any]:
-    connection.set_progress_handler(_over_budget, INLINE_STEPS)
+    interval = min(_STEPS_PER_CHECK, INLINE_STEPS)
+    checks_left = INLINE_STEPS // interval
+
+    def over_budget() -> int:
+        nonlocal checks_left
+        checks_left -= 1
+        return checks_left < 0
+
+    connection.set_progress_handler(over_budget, interval)
     try:
         cursor = connection.execute(operation, parameters)
         try:

@@ -117,6 +117,22 @@ async def test_a_read_past_the_budget_is_handed_to_the_connections_thread(
     assert thread_calls == ["_read_on_thread"]
 
 
+async def test_a_small_read_run_again_and_again_stays_on_the_loops_thread(
+    sqlite_engine: AsyncEngine, thread_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite counts a statement's steps over every run of sqlite3's cached statement: a
+    # budget that is not counted per read stops one run in so many of a small read.
+    await insert_customers(sqlite_engine, 5)
+    parameters = {"ids": [1, 2], "since": datetime(2025, 1, 1, tzinfo=UTC), "limit": 10}
+    await fetch_prepared(sqlite_engine, BY_IDS, parameters)
+    thread_calls.clear()
+    monkeypatch.setattr(sqlite_driver, "INLINE_STEPS", 1_000)
+    for _ in range(200):
+        rows = await fetch_prepared(sqlite_engine, BY_IDS, parameters)
+        assert [row[0] for row in rows] == [1, 2]
+    assert thread_calls == []
+
+
 async def test_a_connection_not_in_wal_mode_reads_on_its_thread(
     sqlite_engine: AsyncEngine, thread_calls: list[str]
 ) -> None:
