@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from dataintel.store.guarded import GuardedEngine, StoreEngine, fetch_all
-from dataintel.store.sqlite_driver import INLINE_READS, OneCallConnection, read_rows
+from dataintel.store.sqlite_driver import INLINE_READS, OneCallConnection, read_rows, take_turn
 
 _Processor = Callable[[Any], Any]
 
@@ -164,6 +164,8 @@ async def _sqlite_rows(
     compiled = read.compiled(engine.dialect)
     expansion = compiled.expansion(parameters)
     values = expansion.values(parameters)
+    # Before the checkout: a read waiting for its turn holds no connection meanwhile.
+    await take_turn()
     try:
         pooled = await engine.raw_connection()
         try:

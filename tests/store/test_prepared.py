@@ -133,6 +133,31 @@ async def test_a_small_read_run_again_and_again_stays_on_the_loops_thread(
     assert thread_calls == []
 
 
+async def test_reads_on_the_loops_thread_give_the_loop_a_turn_once_their_slice_is_over(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop polls its sockets (and accepts connections) only between turns: reads that
+    # never leave its thread must not keep it for one turn after another.
+    await insert_customers(sqlite_engine, 3)
+    parameters = {"ids": [1, 2], "since": datetime(2025, 1, 1, tzinfo=UTC), "limit": 10}
+    await fetch_prepared(sqlite_engine, BY_IDS, parameters)
+    loop = asyncio.get_running_loop()
+    # Restored after the test: its hour-long slice is not left to the tests after it.
+    monkeypatch.setattr(sqlite_driver._Slice, "ends", 0.0)
+
+    async def turns_taken() -> int:
+        turns: list[int] = []
+        loop.call_soon(turns.append, 1)
+        await fetch_prepared(sqlite_engine, BY_IDS, parameters)
+        return len(turns)
+
+    monkeypatch.setattr(sqlite_driver, "INLINE_SLICE_SECONDS", 0.0)
+    assert [await turns_taken() for _ in range(3)] == [1, 1, 1]
+    monkeypatch.setattr(sqlite_driver, "INLINE_SLICE_SECONDS", 3600.0)
+    # The first read opens a slice; the reads after it share it, without a turn.
+    assert [await turns_taken() for _ in range(3)] == [1, 0, 0]
+
+
 async def test_a_connection_not_in_wal_mode_reads_on_its_thread(
     sqlite_engine: AsyncEngine, thread_calls: list[str]
 ) -> None:
