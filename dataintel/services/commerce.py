@@ -24,6 +24,7 @@ from dataintel.services.pagination import (
 )
 from dataintel.store import tables
 from dataintel.store.guarded import StoreEngine, fetch_all, fetch_scalar
+from dataintel.store.prepared import PreparedRead, fetch_prepared
 from dataintel.store.rows import AnyRow, columns_of, record_from
 
 R = TypeVar("R")
@@ -217,7 +218,7 @@ def _clauses(conditions: list[Condition]) -> list[sa.ColumnElement[bool]]:
 _PageShape = tuple[
     sa.Table, type[Any], tuple[tuple[sa.Column[Any], str], ...], tuple[str, ...], bool, PageRead
 ]
-_PAGES: dict[_PageShape, sa.Select[Any]] = {}
+_PAGES: dict[_PageShape, PreparedRead] = {}
 _PAGE_SHAPES_KEPT = 512
 
 
@@ -228,15 +229,16 @@ def _page_statement(
     sort: tuple[str, ...],
     descending: bool,
     read: PageRead,
-) -> sa.Select[Any]:
+) -> PreparedRead:
     # Building a select and computing its cache key cost more than SQLite's read of a page:
-    # a page's statement is built once per shape, its values are bind parameters.
+    # a page's statement is built once per shape (and compiled once), its values are bind
+    # parameters.
     key = (table, record_type, shape, sort, descending, read)
     statement = _PAGES.get(key)
     if statement is None:
         if len(_PAGES) >= _PAGE_SHAPES_KEPT:
             _PAGES.clear()
-        statement = _PAGES[key] = _build_page_statement(*key)
+        statement = _PAGES[key] = PreparedRead(_build_page_statement(*key))
     return statement
 
 
@@ -309,21 +311,23 @@ def _keys(table: sa.Table, sort: tuple[str, ...]) -> list[sa.ColumnElement[Any]]
     return [table.c[name] for name in sort]
 
 
-_BY_ID: dict[tuple[sa.Table, type[Any]], sa.Select[Any]] = {}
+_BY_ID: dict[tuple[sa.Table, type[Any]], PreparedRead] = {}
 
 
-def _by_id_statement(table: sa.Table, record_type: type[Any]) -> sa.Select[Any]:
+def _by_id_statement(table: sa.Table, record_type: type[Any]) -> PreparedRead:
     # Built once, its ids a bind parameter: building the statement and computing its cache
     # key cost more than SQLite's read of the rows.
     statement = _BY_ID.get((table, record_type))
     if statement is None:
         ids: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
-        statement = sa.select(*columns_of(table, record_type)).where(table.c.id.in_(ids))
+        statement = PreparedRead(
+            sa.select(*columns_of(table, record_type)).where(table.c.id.in_(ids))
+        )
         _BY_ID[table, record_type] = statement
     return statement
 
 
-_ITEMS_BY_ORDER = (
+_ITEMS_BY_ORDER = PreparedRead(
     sa.select(*columns_of(tables.order_items, OrderItemRecord))
     .where(tables.order_items.c.order_id.in_(sa.bindparam("ids", expanding=True)))
     .order_by(tables.order_items.c.order_id, tables.order_items.c.id)
@@ -341,11 +345,18 @@ class SqlCommerceService:
     ) -> Sequence[AnyRow]:
         return await fetch_all(self._engine, statement, parameters)
 
+    async def _prepared(
+        self, read: PreparedRead, parameters: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        return await fetch_prepared(self._engine, read, parameters)
+
     async def _by_id(
         self, table: sa.Table, record_type: type[R], ids: Sequence[int]
     ) -> Mapping[int, R]:
-        rows = await self._rows(_by_id_statement(table, record_type), {"ids": sorted(set(ids))})
-        return {row.id: record_from(record_type, row) for row in rows}
+        read = _by_id_statement(table, record_type)
+        rows = await self._prepared(read, {"ids": sorted(set(ids))})
+        # The id is every record's first field (columns_of follows the record's fields).
+        return {row[0]: record_from(record_type, row) for row in rows}
 
     async def customers_by_id(self, ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
         return await self._by_id(tables.customers, CustomerRecord, ids)
@@ -366,8 +377,9 @@ class SqlCommerceService:
         self, order_ids: Sequence[int]
     ) -> Mapping[int, Sequence[OrderItemRecord]]:
         grouped: defaultdict[int, list[OrderItemRecord]] = defaultdict(list)
-        for row in await self._rows(_ITEMS_BY_ORDER, {"ids": sorted(set(order_ids))}):
-            grouped[row.order_id].append(record_from(OrderItemRecord, row))
+        for row in await self._prepared(_ITEMS_BY_ORDER, {"ids": sorted(set(order_ids))}):
+            item = record_from(OrderItemRecord, row)
+            grouped[item.order_id].append(item)
         return grouped
 
     async def _page(
@@ -384,7 +396,7 @@ class SqlCommerceService:
         parameters = keyset_parameters(len(sort), page)
         for index, (_, comparison, value) in enumerate(conditions):
             parameters[f"c{index}"] = list(value) if comparison == "in" else value
-        rows = await self._rows(statement, parameters)
+        rows = await self._prepared(statement, parameters)
         return page_from_rows([record_from(record_type, row) for row in rows], page)
 
     async def _count(self, table: sa.Table, conditions: list[Condition]) -> int:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dataintel.settings import StoreSettings
-from dataintel.store.sqlite_driver import one_call_aiosqlite
+from dataintel.store.sqlite_driver import INLINE_READS, one_call_aiosqlite
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _SUPPORTED_DRIVERS = frozenset(_ASYNC_DRIVERS.values())
@@ -85,7 +85,7 @@ def _regexp(pattern: str | None, value: object) -> bool | None:
     return _pattern(pattern).search(str(value)) is not None
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     # SQLite has no REGEXP of its own; quality's regex checks call this one.
     dbapi_connection.create_function("regexp", 2, _regexp, deterministic=True)
     cursor = dbapi_connection.cursor()
@@ -94,9 +94,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         # WAL lets readers go on while one writer writes; NORMAL sync is safe with WAL.
         cursor.execute("PRAGMA journal_mode=WAL")
+        (journal_mode,) = cursor.fetchone()
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+    # A reader waits for no writer's lock in WAL mode (nor in memory, a database of its own):
+    # only then may a prepared read run on the event loop's thread (see sqlite_driver.py).
+    connection_record.info[INLINE_READS] = str(journal_mode).lower() in ("wal", "memory")
 
 
 # SQLSTATEs that mean the connection is gone, whatever the driver saw of the socket yet:

@@ -69,6 +69,11 @@ class GuardedEngine:
         """The dialect of the engine underneath."""
         return self._engine.dialect
 
+    @property
+    def engine(self) -> StoreEngine:
+        """The engine underneath (its connections are not guarded)."""
+        return self._engine
+
     async def read(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """Runs a read behind the breaker; once more on a fresh connection if its was dead."""
         async with self.dependency.section():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ def columns_of(table: sa.Table, record_type: type[Any]) -> list[sa.ColumnElement
     return [table.c[field.name] for field in fields(record_type)]
 
 
-def record_from(record_type: type[R], row: AnyRow) -> R:
+def record_from(record_type: type[R], row: AnyRow | Sequence[Any]) -> R:
     """The record whose fields are the row's columns in order (see columns_of)."""
     make: Callable[..., R] = record_type
     return make(*row)

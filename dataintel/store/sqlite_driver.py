@@ -13,11 +13,17 @@ where sqlite3's own commit and rollback would do nothing.
 Server-side cursors (``stream()``) keep SQLAlchemy's adapter: they fetch in chunks. The
 engine gets this driver through ``create_async_engine(module=...)``, SQLAlchemy's way of
 handing a dialect its DBAPI module, so the dialect, compiler, pool and types are unchanged.
+
+A prepared read (``read_rows``, used by dataintel/store/prepared.py) makes no hand-off at
+all while SQLite's share of it is small: it runs on the event loop's thread, within a budget
+of SQLite virtual-machine steps, and is handed to the connection's thread only past it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, cast
@@ -49,6 +55,103 @@ def _run(connection: aiosqlite.Connection, operation: str, parameters: Any, many
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+# SQLite virtual-machine steps a read may take on the event loop's thread before it is
+# handed to the connection's thread instead: a 51-row page or 48 rows by key take about a
+# thousand, a few hundred microseconds with their rows made; a scan of a large table
+# takes millions.
+INLINE_STEPS = 20_000
+
+INLINE_READS = "dataintel.inline_reads"
+"""The key, in a pooled connection's ``info``, of whether its reads may run inline: only in
+WAL mode (or in memory), where a reader never waits for a writer's lock."""
+
+
+# How often SQLite asks a read on the event loop's thread whether it is past its budget.
+# SQLite counts a statement's steps over all its runs (sqlite3 keeps its statements prepared,
+# and resetting one keeps its count), and calls the handler each time that count reaches a
+# multiple of the interval: a budget of one interval would stop every twentieth run of a
+# thousand-step read, re-run on the connection's thread. The budget is counted in calls
+# instead, per read, so a read stops between INLINE_STEPS and one interval more.
+_STEPS_PER_CHECK = 1_000
+
+
+def _read_inline(connection: sqlite3.Connection, operation: str, parameters: Any) -> list[Any]:
+    interval = min(_STEPS_PER_CHECK, INLINE_STEPS)
+    checks_left = INLINE_STEPS // interval
+
+    def over_budget() -> int:
+        nonlocal checks_left
+        checks_left -= 1
+        return checks_left < 0
+
+    connection.set_progress_handler(over_budget, interval)
+    try:
+        cursor = connection.execute(operation, parameters)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+    finally:
+        connection.set_progress_handler(None, 0)
+
+
+# How long reads on the event loop's thread run back to back before the next one waits for
+# the loop's next turn. A read on the connection's thread gives the loop a turn; reads that
+# never leave its thread would run every ready request to its end in one turn, and the loop
+# polls its sockets (and accepts one connection) only between turns: under load a turn took
+# 100-400 ms, and 32 new connections were accepted one per turn, over two seconds.
+INLINE_SLICE_SECONDS = 0.002
+
+
+class _Slice:
+    ends = 0.0
+
+
+async def take_turn() -> None:
+    """Waits for a later turn of the event loop while reads on its thread have had their
+    slice of this one."""
+    now = time.perf_counter()
+    if now < _Slice.ends:
+        return
+    turn_ended = _Slice.ends
+    while True:
+        await asyncio.sleep(0)
+        now = time.perf_counter()
+        if _Slice.ends == turn_ended:
+            # The first read of a new turn opens its slice; those after it in the turn
+            # share it, and once it is over wait for the next turn, in their order.
+            _Slice.ends = now + INLINE_SLICE_SECONDS
+            return
+        if now < _Slice.ends:
+            return
+        turn_ended = _Slice.ends
+
+
+def _read_on_thread(connection: aiosqlite.Connection, operation: str, parameters: Any) -> list[Any]:
+    return _run(connection, operation, parameters, False)[1]
+
+
+async def read_rows(
+    adapted: OneCallConnection, operation: str, parameters: Sequence[Any], inline: bool
+) -> list[Any]:
+    """The rows of one read statement: on the event loop's thread while SQLite's part stays
+    within ``INLINE_STEPS`` (and ``inline``, and no transaction is open), else on the
+    connection's thread. The caller holds the connection (checked out of the pool)."""
+    driver = cast(aiosqlite.Connection, adapted._connection)
+    if inline and not adapted._in_transaction():
+        try:
+            return _read_inline(driver._conn, operation, parameters)
+        except sqlite3.OperationalError as error:
+            # Interrupted by the budget (nothing was written: a read, outside a transaction);
+            # any other failure is the statement's own.
+            if error.sqlite_errorcode != sqlite3.SQLITE_INTERRUPT:
+                raise
+    call: Awaitable[list[Any]] = driver._execute(  # type: ignore[no-untyped-call]
+        _read_on_thread, driver, operation, parameters
+    )
+    return await call
 
 
 class OneCallCursor:
@@ -159,6 +262,9 @@ class OneCallAiosqlite(AsyncAdapt_aiosqlite_dbapi):
 
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         """A connection as SQLAlchemy's module makes it, with one-call cursors."""
+        # Prepared reads run on the event loop's thread (read_rows); SQLAlchemy hands a
+        # connection to one task at a time, so no two threads use it at once.
+        kw["check_same_thread"] = False
         adapted = super().connect(*arg, **kw)
         return OneCallConnection(self, adapted._connection)
 
