@@ -360,6 +360,7 @@ class PlanRun:
         failed = outcomes if isinstance(outcomes, Exception) else None
         chosen_for: FieldPlan | None = None
         chosen: Selection | None = None
+        leaves_only = False
         for index, (plan, key, target, slot, path) in enumerate(entries):
             if self._nulled and self._is_nulled(path):
                 continue
@@ -389,8 +390,20 @@ class PlanRun:
                 # What _complete_object does for an object of a class already accepted.
                 if plan is not chosen_for or chosen is None:
                     chosen_for, chosen = plan, self._selection(plan, object_type)
+                    leaves_only = not chosen.others and not self._any_denied
                 child = chosen.template.copy()
                 target[plan.key] = child
+                if leaves_only:
+                    # Nothing below it waits for a load: filled now, not queued for the next
+                    # wave (which, for the last level of a query, would be a wave of its own).
+                    fill = chosen.fill
+                    if fill is not None:
+                        stop = fill(value, child)
+                        if stop is not None:
+                            child_slot = (target, plan.key, plan.nullable, slot, path)
+                            self._leaves_from(stop, object_type, value, child, child_slot, path,
+                                              chosen)  # fmt: skip
+                    continue
                 child_slot = (target, plan.key, plan.nullable, slot, path)
                 queue.append((object_type, value, child, child_slot, chosen))
                 continue
