@@ -34,6 +34,7 @@ from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from dataintel.gateway.execution import OperationExecution
+from dataintel.gateway.gated_executor import GatedExecutor
 from dataintel.gateway.planned.plan import ATTRIBUTE, DIRECT, KEYED, METHOD
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from dataintel.services.tokens import TokenCodec
@@ -243,6 +244,32 @@ async def test_what_the_plan_does_not_cover_runs_on_graphql_core(engines: Engine
     assert outcomes["introspection"] == 2
     assert outcomes["mutation"] == 1
     assert not engines.mismatches, report(engines)
+
+
+async def test_a_planned_operation_coerces_its_variables_without_graphql_cores_executor(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_executor(*_: object, **__: object) -> None:
+        raise AssertionError("graphql-core's executor was built for a planned operation")
+
+    monkeypatch.setattr(GatedExecutor, "build", no_executor)
+    query = "query ($n: Int) { orders(first: $n) { nodes { id customer { id name } } } }"
+    answered = await engines.send(query, {"n": 2}, "analyst", planned=True)
+    assert len(answered["data"]["orders"]["nodes"]) == 2
+    refused = await engines.send(query, {"n": "two"}, "analyst", planned=True)
+    assert "data" not in refused
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "$n" in refused["errors"][0]["message"]
+
+
+async def test_variables_that_do_not_coerce_answer_the_same(engines: Engines) -> None:
+    query = "query ($n: Int!, $s: [OrderStatus!]) { orders(first: $n, filter: {status: $s}) {"
+    query += " nodes { id status } } }"
+    for variables in ({"n": "x"}, {}, {"n": 1, "s": ["LOST"]}, {"n": 1, "s": ["PAID"]}):
+        await engines.compare(query, variables)
+    assert not engines.mismatches, report(engines)
+    paid = await engines.send(query, {"n": 1, "s": ["PAID"]}, "analyst", planned=True)
+    assert paid["data"]["orders"]["nodes"][0]["status"] == "PAID"
 
 
 # -- generated operations ----------------------------------------------------------------
