@@ -13,6 +13,8 @@ from collections.abc import Hashable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -59,6 +61,10 @@ class Tagged(Protocol):
     def versions(self) -> tuple[str, ...] | None: ...
 
 
+_versions_of = attrgetter("versions")
+_tags_of = attrgetter("tags")
+
+
 class RequestTrace:
     """What one request read through the cache: its tags with their versions, any staleness."""
 
@@ -80,14 +86,16 @@ class RequestTrace:
     def note_entries(self, entries: Iterable[Tagged]) -> None:
         """Records the tags of cache entries read, with the versions they were read under."""
         known = self.versions
+        if not self._versioned:
+            entries = list(entries)
+            if not any(map(_versions_of, entries)):
+                # No tag read under a version yet, nor now (no Redis, the usual case):
+                # nothing to compare, the tags only noted, in C.
+                known.update(dict.fromkeys(chain.from_iterable(map(_tags_of, entries))))
+                return
         for entry in entries:
             versions = entry.versions
             if versions is None:
-                if not self._versioned:
-                    # No tag read under a version yet (no Redis, the usual case): nothing
-                    # to compare with, each tag only noted, in C.
-                    known.update(dict.fromkeys(entry.tags))
-                    continue
                 for tag in entry.tags:
                     if known.setdefault(tag, None) is not None:
                         self.consistent = False
