@@ -5,7 +5,14 @@ from dataintel.cache.freshness import StaleRead, note_tags, observe, report_stal
 from dataintel.cache.memory import MemoryCache
 from dataintel.cache.shared import SharedCache
 from dataintel.cache.tags import EVERYTHING, dataset_tag, entity_tag, features_tag
-from dataintel.cache.two_level import CacheStats, Fetched, PartialResult, Region, TwoLevelCache
+from dataintel.cache.two_level import (
+    CacheStats,
+    Fetched,
+    PartialResult,
+    Region,
+    TwoLevelCache,
+    same_key,
+)
 
 __all__ = [
     "EVERYTHING",
@@ -28,5 +35,6 @@ __all__ = [
     "note_tags",
     "observe",
     "report_stale",
+    "same_key",
     "trace_request",
 ]

@@ -13,6 +13,8 @@ from collections.abc import Hashable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -59,10 +61,14 @@ class Tagged(Protocol):
     def versions(self) -> tuple[str, ...] | None: ...
 
 
+_versions_of = attrgetter("versions")
+_tags_of = attrgetter("tags")
+
+
 class RequestTrace:
     """What one request read through the cache: its tags with their versions, any staleness."""
 
-    __slots__ = ("consistent", "stale", "versions")
+    __slots__ = ("_versioned", "consistent", "stale", "versions")
 
     def __init__(self) -> None:
         self.versions: dict[str, str | None] = {}
@@ -70,10 +76,23 @@ class RequestTrace:
         self.stale = False
         self.consistent = True
         """False when one tag was read under two versions: an invalidation raced the request."""
+        self._versioned = False
+        """Whether any tag was noted with a version (only then can a None one disagree)."""
+
+    def noted_versions(self) -> None:
+        """Says tags are being noted with versions: a tag noted without one is compared."""
+        self._versioned = True
 
     def note_entries(self, entries: Iterable[Tagged]) -> None:
         """Records the tags of cache entries read, with the versions they were read under."""
         known = self.versions
+        if not self._versioned:
+            entries = list(entries)
+            if not any(map(_versions_of, entries)):
+                # No tag read under a version yet, nor now (no Redis, the usual case):
+                # nothing to compare, the tags only noted, in C.
+                known.update(dict.fromkeys(chain.from_iterable(map(_tags_of, entries))))
+                return
         for entry in entries:
             versions = entry.versions
             if versions is None:
@@ -81,6 +100,7 @@ class RequestTrace:
                     if known.setdefault(tag, None) is not None:
                         self.consistent = False
                 continue
+            self._versioned = True
             for tag, version in zip(entry.tags, versions, strict=True):
                 if known.setdefault(tag, version) != version:
                     self.consistent = False
@@ -143,6 +163,8 @@ def note_tags(tags: Iterable[str], versions: Mapping[str, str] | None) -> None:
     trace = _trace.get()
     if trace is None:
         return
+    if versions is not None:
+        trace.noted_versions()
     for tag in tags:
         version = versions.get(tag) if versions is not None else None
         seen = trace.versions.setdefault(tag, version)

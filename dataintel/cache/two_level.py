@@ -65,6 +65,11 @@ class PartialResult(Exception, Generic[L, V]):
         self.failed = failed
 
 
+def same_key(key: K) -> K:
+    """The identity: ``Fetched.settle``'s rekey for values kept under the caller's keys."""
+    return key
+
+
 @dataclass(frozen=True, slots=True)
 class Fetched(Generic[K, V]):
     """What a batch read got: values (some perhaps stale), and the keys that failed."""
@@ -80,7 +85,11 @@ class Fetched(Generic[K, V]):
         """
         for key, read in self.stale.items():
             report_stale(read, rekey(key))
-        found = {rekey(key): value for key, value in self.values.items()}
+        if rekey is same_key:
+            # A warm batch's values under their own keys: copied in C, no call per key.
+            found = cast("dict[L, V]", dict(self.values))
+        else:
+            found = {rekey(key): value for key, value in self.values.items()}
         if self.failed:
             if not found:
                 raise next(iter(self.failed.values()))

@@ -12,6 +12,7 @@ to instead of running.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any
@@ -103,29 +104,48 @@ class OperationExecution:
     ) -> ExecutedOperation:
         """Executes the operation; variables that do not coerce raise DocumentRejected and a
         run past the timeout raises RequestRejected (504)."""
+        raw_variables = dict(request.variables) if request.variables else None
+        if self.planned_enabled:
+            planned = self.planned.execute_raw(
+                prepared.document,
+                request.operation_name,
+                context,
+                raw_variables,
+                hide_suggestions,
+                self._max_errors,
+            )
+            if isinstance(planned, list):
+                raise DocumentRejected(planned)
+            if planned is not None:
+                return await self._within_timeout(lambda: planned)
         # Building the executor coerces the variables: errors here mean nothing ran, so
         # they are request errors, told apart by where they come from, not by their shape.
         executor = GatedExecutor.build(
             self._schema,
             prepared.document,
             context_value=context,
-            raw_variable_values=dict(request.variables) if request.variables else None,
+            raw_variable_values=raw_variables,
             operation_name=request.operation_name,
             hide_suggestions=hide_suggestions,
             max_coercion_errors=self._max_errors,
         )
         if isinstance(executor, list):
             raise DocumentRejected(executor)
+        if self.planned_enabled:
+            return await self._within_timeout(
+                lambda: self.planned.execute_coerced(
+                    executor, prepared.document, request.operation_name, hide_suggestions
+                )
+            )
+        return await self._within_timeout(lambda: executor.execute_operation())
+
+    async def _within_timeout(self, execute: Callable[[], object]) -> ExecutedOperation:
+        """Runs an execution within the request timeout, recording what it reads through
+        the cache (graphql-core resolves synchronous fields as soon as it is called)."""
         try:
             async with asyncio.timeout(self._timeout):
                 with trace_request() as trace:
-                    result = (
-                        self.planned.execute_coerced(
-                            executor, prepared.document, request.operation_name, hide_suggestions
-                        )
-                        if self.planned_enabled
-                        else executor.execute_operation()
-                    )
+                    result = execute()
                     if isawaitable(result):
                         result = await result
         except TimeoutError:

@@ -68,7 +68,14 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
         settled = self._settled
         missing: list[K] = []
         chunks_under_way: set[asyncio.Future[dict[K, Exception]]] = set()
-        for key in dict.fromkeys(keys):
+        if not settled and not self._settling and not self._cache:
+            # Nothing loaded yet in this request (the usual first level): every key is
+            # missing, without three lookups per key to find it out.
+            missing = list(dict.fromkeys(keys))
+            keys_to_check: Sequence[K] = ()
+        else:
+            keys_to_check = list(dict.fromkeys(keys))
+        for key in keys_to_check:
             if key in settled:
                 continue
             under_way = self._settling.get(key)
@@ -110,6 +117,8 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
                     self._settling[key] = settling
         for settling in chunks_under_way:
             failed.update(await settling)
+        if not failed:
+            return [settled[key] for key in keys]
         return [failed[key] if key in failed else settled[key] for key in keys]
 
     async def _settle(self, keys: list[K]) -> dict[K, Exception]:

@@ -12,8 +12,8 @@ import hmac
 import os
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
@@ -391,16 +391,14 @@ def observation(child: Any) -> Observe:
     return record
 
 
-@contextmanager
-def loader_batch(loader: str, size: int) -> Iterator[None]:
+def loader_batch(loader: str, size: int) -> AbstractContextManager[None]:
     """Counts one loader batch's size and traces it (when tracing is on)."""
     from dataintel.observability.tracing import loader_batch_span
 
     metrics = _active_metrics.get()
     if metrics is not None:
         metrics.loader_batch_size.labels(loader).observe(size)
-    with loader_batch_span(loader, size):
-        yield
+    return loader_batch_span(loader, size)
 
 
 def metrics_endpoint(metrics: GatewayMetrics, token: str | None) -> Any:

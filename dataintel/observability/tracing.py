@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -54,13 +54,21 @@ def operation_span() -> Iterator[Span | None]:
         yield span
 
 
-@contextmanager
-def loader_batch_span(loader: str, size: int) -> Iterator[None]:
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
+
+
+def loader_batch_span(loader: str, size: int) -> AbstractContextManager[None]:
     """A span around one loader batch (a child of the operation); nothing when untraced."""
     tracer = _active_tracer.get()
     if tracer is None:
-        yield
-        return
+        # A shared no-op: a generator context manager per batch cost more than the batch's
+        # own bookkeeping on a warm request.
+        return _NO_SPAN
+    return _span(tracer, loader, size)
+
+
+@contextmanager
+def _span(tracer: Tracer, loader: str, size: int) -> Iterator[None]:
     with tracer.start_as_current_span(
         f"loader {loader}",
         attributes={"dataintel.loader.name": loader, "dataintel.loader.batch_size": size},

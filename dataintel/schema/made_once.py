@@ -15,7 +15,7 @@ may change them after they are made (no resolver does; they are answers, not sta
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 R = TypeVar("R")
@@ -70,6 +70,16 @@ class MadeOnce(Generic[R, T]):
         if made is not None and made[0]() is record:
             return made[1]
         return self(record)
+
+    def many(self, records: Iterable[R]) -> list[T]:
+        """``[self(record) for record in records]``, with no call per record already made
+        (a page's nodes: one list per request, the records shared)."""
+        made = self._made.get
+        answer: list[T] = []
+        for record in records:
+            found = made(id(record))
+            answer.append(found[1] if found is not None and found[0]() is record else self(record))
+        return answer
 
     def __len__(self) -> int:
         return len(self._made)

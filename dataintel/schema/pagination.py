@@ -16,6 +16,7 @@ import strawberry
 from dataintel.directives.cache_control import CacheControl
 from dataintel.resolvers.freshness import watched
 from dataintel.resolvers.info import Info
+from dataintel.schema.made_once import MadeOnce
 from dataintel.services.pagination import Keyset, Page, encode_cursor
 
 Node = TypeVar("Node")
@@ -109,7 +110,10 @@ class Connection(Generic[Node]):
 
     @strawberry.field(description="The items, without cursors.")
     def nodes(self) -> list[Node]:
-        return [self.node(record) for record in self.page.items]
+        node = self.node
+        if isinstance(node, MadeOnce):
+            return node.many(self.page.items)
+        return [node(record) for record in self.page.items]
 
     @classmethod
     def from_page(

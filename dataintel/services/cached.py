@@ -21,6 +21,7 @@ from dataintel.cache import (
     digest,
     entity_tag,
     features_tag,
+    same_key,
 )
 from dataintel.services.analytics import (
     AnalyticsCatalog,
@@ -125,8 +126,7 @@ class QueryDigests:
         return len(self._known)
 
 
-def _same(key: K) -> K:
-    return key
+_same = same_key
 
 
 def _first(key: tuple[int, object]) -> int:

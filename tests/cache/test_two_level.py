@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import pytest
 from redis.asyncio import Redis
 
 from dataintel.cache import (
+    Fetched,
     JsonCodec,
     MemoryCache,
     PartialResult,
     Region,
     SharedCache,
     TwoLevelCache,
+    note_tags,
     observe,
+    same_key,
     trace_request,
 )
 from dataintel.cache.redis_connection import create_redis
@@ -312,3 +316,28 @@ async def test_put_and_get_by_the_tags_read(make_cache: MakeCache) -> None:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_a_tag_noted_without_a_version_after_one_with_it_is_inconsistent() -> None:
+    with trace_request() as trace:
+        trace.note_entries([_Tagged(("a", "b"), None)])
+        assert trace.versions == {"a": None, "b": None}
+        assert trace.consistent
+        note_tags(["c"], {"c": "7"})
+        trace.note_entries([_Tagged(("a",), None)])
+        assert trace.consistent
+        trace.note_entries([_Tagged(("c",), None)])
+        assert not trace.consistent
+
+
+def test_settling_under_the_same_keys_gives_a_dict_of_its_own() -> None:
+    values = {1: "one", 2: "two"}
+    settled = Fetched(values, {}, {}).settle(same_key)
+    assert settled == values
+    assert settled is not values
+
+
+@dataclass(frozen=True)
+class _Tagged:
+    tags: tuple[str, ...]
+    versions: tuple[str, ...] | None

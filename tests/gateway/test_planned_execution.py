@@ -34,7 +34,9 @@ from starlette.applications import Starlette
 
 from dataintel.app import create_app
 from dataintel.gateway.execution import OperationExecution
+from dataintel.gateway.gated_executor import GatedExecutor
 from dataintel.gateway.planned.plan import ATTRIBUTE, DIRECT, KEYED, METHOD
+from dataintel.gateway.planned.run import PlanRun
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from dataintel.services.tokens import TokenCodec
 from tests.plugins.app import SettingsFactory, serving
@@ -243,6 +245,54 @@ async def test_what_the_plan_does_not_cover_runs_on_graphql_core(engines: Engine
     assert outcomes["introspection"] == 2
     assert outcomes["mutation"] == 1
     assert not engines.mismatches, report(engines)
+
+
+async def test_a_planned_operation_coerces_its_variables_without_graphql_cores_executor(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_executor(*_: object, **__: object) -> None:
+        raise AssertionError("graphql-core's executor was built for a planned operation")
+
+    monkeypatch.setattr(GatedExecutor, "build", no_executor)
+    query = "query ($n: Int) { orders(first: $n) { nodes { id customer { id name } } } }"
+    answered = await engines.send(query, {"n": 2}, "analyst", planned=True)
+    assert len(answered["data"]["orders"]["nodes"]) == 2
+    refused = await engines.send(query, {"n": "two"}, "analyst", planned=True)
+    assert "data" not in refused
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "$n" in refused["errors"][0]["message"]
+
+
+async def test_leaves_and_keyed_loads_are_completed_without_a_trip_through_the_queue(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[list[str]] = []
+    drain = PlanRun._drain
+
+    def counted(run: PlanRun) -> None:
+        queued.append([entry[0].name for entry in run._queue])
+        drain(run)
+
+    query = "{ orders(first: 3) { nodes { id status customer { id name tier } } } }"
+    # The first run learns which classes are Orders and Customers (is_type_of, once).
+    await engines.send(query, None, "analyst", planned=True)
+    monkeypatch.setattr(PlanRun, "_drain", counted)
+    answered = await engines.send(query, None, "analyst", planned=True)
+    assert [node["customer"]["name"] for node in answered["data"]["orders"]["nodes"]]
+    # The root, then the connection; the orders and their customers were never queued.
+    assert queued == [["Query"], ["OrderConnection"], []]
+    await engines.compare(query)
+    assert not engines.mismatches, report(engines)
+
+
+async def test_variables_that_do_not_coerce_answer_the_same(engines: Engines) -> None:
+    query = "query ($n: Int!, $s: [OrderStatus!]) { orders(first: $n, filter: {status: $s}) {"
+    query += " nodes { id status } } }"
+    for variables in ({"n": "x"}, {}, {"n": 1, "s": ["LOST"]}, {"n": 1, "s": ["PAID"]}):
+        await engines.compare(query, variables)
+    assert not engines.mismatches, report(engines)
+    paid = await engines.send(query, {"n": 1, "s": ["PAID"]}, "analyst", planned=True)
+    assert paid["data"]["orders"]["nodes"][0]["status"] == "PAID"
 
 
 # -- generated operations ----------------------------------------------------------------

@@ -88,3 +88,13 @@ def test_at_most_size_records_are_remembered() -> None:
     remember(records[0])
     remember(records[2])
     assert made == [0, 1, 2, 0]
+
+
+def test_many_gives_what_each_call_gives() -> None:
+    kept, fresh = order_record(11), order_record(12)
+    made = Order.from_record(kept)
+    orders = Order.from_record.many([kept, fresh, kept])
+    assert orders[0] is made
+    assert orders[2] is made
+    assert orders[1] is Order.from_record(fresh)
+    assert fields_of(orders[1]) == fields_of(Order.from_record(order_record(12)))

@@ -360,6 +360,7 @@ class PlanRun:
         failed = outcomes if isinstance(outcomes, Exception) else None
         chosen_for: FieldPlan | None = None
         chosen: Selection | None = None
+        leaves_only = False
         for index, (plan, key, target, slot, path) in enumerate(entries):
             if self._nulled and self._is_nulled(path):
                 continue
@@ -389,8 +390,20 @@ class PlanRun:
                 # What _complete_object does for an object of a class already accepted.
                 if plan is not chosen_for or chosen is None:
                     chosen_for, chosen = plan, self._selection(plan, object_type)
+                    leaves_only = not chosen.others and not self._any_denied
                 child = chosen.template.copy()
                 target[plan.key] = child
+                if leaves_only:
+                    # Nothing below it waits for a load: filled now, not queued for the next
+                    # wave (which, for the last level of a query, would be a wave of its own).
+                    fill = chosen.fill
+                    if fill is not None:
+                        stop = fill(value, child)
+                        if stop is not None:
+                            child_slot = (target, plan.key, plan.nullable, slot, path)
+                            self._leaves_from(stop, object_type, value, child, child_slot, path,
+                                              chosen)  # fmt: skip
+                    continue
                 child_slot = (target, plan.key, plan.nullable, slot, path)
                 queue.append((object_type, value, child, child_slot, chosen))
                 continue
@@ -539,7 +552,9 @@ class PlanRun:
         item_nullable = object_type is item_type
         known_type = cast(GraphQLObjectType, object_type)
         selection: Selection | None = None
+        at_once = False
         queue = self._queue
+        keyed = self._keyed
         for index, item in enumerate(value):
             item_path = _path(Path, (path, index, None))
             if type(item) in accepted and getattr(item, TYPE_CAST_ATTRIBUTE, None) is None:
@@ -547,11 +562,29 @@ class PlanRun:
                 # _complete_object does, without asking is_type_of again.
                 if selection is None:
                     selection = self._selection(plan, known_type)
+                    # Leaves and keyed loads only: what _drain would do with the item, done
+                    # now rather than after a trip through the queue.
+                    at_once = not self._any_denied and all(
+                        other.kind == KEYED for other in selection.others
+                    )
                 target = selection.template.copy()
                 items.append(target)
-                queue.append((known_type, item, target,
-                              (items, index, item_nullable, list_slot, item_path),
-                              selection))  # fmt: skip
+                item_slot: Slot = (items, index, item_nullable, list_slot, item_path)
+                if not at_once:
+                    queue.append((known_type, item, target, item_slot, selection))
+                    continue
+                fill = selection.fill
+                if fill is not None:
+                    stop = fill(item, target)
+                    if stop is not None:
+                        self._leaves_from(stop, known_type, item, target, item_slot, item_path,
+                                          selection)  # fmt: skip
+                for other in selection.others:
+                    entries = keyed.get(other)
+                    if entries is None:
+                        entries = keyed[other] = []
+                    other_path = _path(Path, (item_path, other.key, known_type.name))
+                    entries.append((item, target, item_slot, other_path))
                 continue
             items.append(None)
             if is_awaitable(item):
