@@ -16,6 +16,7 @@ from bench.audit_scenarios import audit_rows, audit_table
 from bench.cache_scenarios import cache_scenarios, redis_server
 from bench.export_scenarios import export_scenarios, export_table, seeded_store
 from bench.harness import Measurement, measure, running, table
+from bench.in_process import prepare_store
 from bench.observability import OFF, observability_scenarios
 from bench.persisted_get import persisted_get_rows, rows_table, stage_costs, stages_table
 from bench.planned_scenarios import planned_rows, planned_table
@@ -26,9 +27,6 @@ from bench.reconciliation_scenarios import (
 )
 from bench.rollup_scenarios import rollup_scenarios, rollup_table
 from dataintel.settings import Settings
-from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import seed
 
 AUDIT_ENTRIES = 1000
 
@@ -53,18 +51,6 @@ query Dashboard {
   }
 }
 """
-
-
-async def prepare_store(directory: Path) -> str:
-    """A freshly migrated and seeded SQLite store for the run."""
-    url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
-    engine = create_engine(Settings(database_url=url).store)
-    try:
-        await upgrade(engine)
-        await seed(engine, 1)
-    finally:
-        await engine.dispose()
-    return url
 
 
 async def run(

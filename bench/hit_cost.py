@@ -21,13 +21,9 @@ just before them (``callgrind_control -i on``), so the setup runs at near native
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
 import os
-import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -36,44 +32,12 @@ import orjson
 
 from bench.bare_app import bare_app
 from bench.cache_scenarios import redis_server
+from bench.in_process import count_instructions, prepare_store
 from bench.load import HEADERS
 from bench.persisted_get import EXTENSIONS, ORDERS, PATH, _asgi_call, _time
 from dataintel.app import create_app
 from dataintel.observability.logging import access_log
 from dataintel.settings import Settings
-from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import seed
-
-
-async def _store(directory: Path) -> str:
-    url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
-    engine = create_engine(Settings(database_url=url).store)
-    try:
-        await upgrade(engine)
-        await seed(engine, 1)
-    finally:
-        await engine.dispose()
-    return url
-
-
-def _counted(call: Callable[[], Awaitable[None]], iterations: int) -> None:
-    """Runs the hits synchronously inside filterfalse, the function callgrind counts in."""
-
-    def one(_: int) -> bool:
-        coroutine = call()
-        assert isinstance(coroutine, Coroutine)
-        try:
-            coroutine.send(None)
-        except StopIteration:
-            return False
-        coroutine.close()
-        raise RuntimeError("a hit waited on something: it cannot be counted this way")
-
-    subprocess.run(
-        ["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True
-    )
-    collections.deque(itertools.filterfalse(one, range(iterations)), maxlen=0)
 
 
 async def _measure(database_url: str, redis_url: str, iterations: int, counted: str | None) -> None:
@@ -95,7 +59,7 @@ async def _measure(database_url: str, redis_url: str, iterations: int, counted: 
                 for _ in range(200):
                     await call()
             if counted is not None:
-                _counted(calls[counted], iterations)
+                count_instructions(calls[counted], iterations)
                 return
             for round_number in range(3):
                 gateway = await _time(calls["gateway"], iterations)
@@ -115,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory, redis_server() as redis_url:
         if redis_url is None:
             raise SystemExit("no redis-server on the PATH")
-        url = asyncio.run(_store(Path(directory)))
+        url = asyncio.run(prepare_store(Path(directory)))
         asyncio.run(_measure(url, redis_url, iterations, counted))
 
 

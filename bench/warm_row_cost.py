@@ -23,40 +23,24 @@ request never waits on anything), with instrumentation turned on just before the
 from __future__ import annotations
 
 import asyncio
-import collections
 import gc
-import itertools
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from bench.in_process import count_instructions, prepare_store
 from bench.plain_graphql import create_app as plain_app
 from bench.planned_scenarios import ORDERS_50
 from dataintel.app import create_app
 from dataintel.settings import Settings
-from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import seed
 
 BODY = orjson.dumps({"query": ORDERS_50})
-
-
-async def _store(directory: Path) -> str:
-    url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
-    engine = create_engine(Settings(database_url=url).store)
-    try:
-        await upgrade(engine)
-        await seed(engine, 1)
-    finally:
-        await engine.dispose()
-    return url
 
 
 def _asgi_call(app: Any) -> Callable[[], Awaitable[None]]:
@@ -99,25 +83,6 @@ def _asgi_call(app: Any) -> Callable[[], Awaitable[None]]:
     return call
 
 
-def _counted(call: Callable[[], Awaitable[None]], iterations: int) -> None:
-    """Runs the requests synchronously inside filterfalse, the function callgrind counts in."""
-
-    def one(_: int) -> bool:
-        coroutine = call()
-        assert isinstance(coroutine, Coroutine)
-        try:
-            coroutine.send(None)
-        except StopIteration:
-            return False
-        coroutine.close()
-        raise RuntimeError("a warm request waited on something: it cannot be counted this way")
-
-    subprocess.run(
-        ["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True
-    )
-    collections.deque(itertools.filterfalse(one, range(iterations)), maxlen=0)
-
-
 async def _cpu(call: Callable[[], Awaitable[None]], iterations: int) -> float:
     best = float("inf")
     for _ in range(3):
@@ -146,7 +111,7 @@ async def _measure(database_url: str, iterations: int, counted: str | None) -> N
                 await call()
         gc.freeze()
         if counted is not None:
-            _counted(calls[counted], iterations)
+            count_instructions(calls[counted], iterations)
             return
         for round_number in range(3):
             mine = await _cpu(calls["gateway"], iterations)
@@ -162,7 +127,7 @@ def main() -> None:
     iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 400
     counted = sys.argv[2] if len(sys.argv) > 2 else None
     with tempfile.TemporaryDirectory() as directory:
-        url = asyncio.run(_store(Path(directory)))
+        url = asyncio.run(prepare_store(Path(directory)))
         asyncio.run(_measure(url, iterations, counted))
 
 
