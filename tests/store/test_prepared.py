@@ -4,12 +4,10 @@ event loop's thread while small, handed to the connection's thread past the budg
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,30 +50,6 @@ async def insert_customers(engine: AsyncEngine, count: int) -> None:
         await connection.execute(
             sa.insert(CUSTOMERS), [customer(number) for number in range(1, count + 1)]
         )
-
-
-@pytest.fixture
-async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")).store)
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-def thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The name of every function aiosqlite runs on a connection's thread (and runs it)."""
-    calls: list[str] = []
-    run_on_thread = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
-        return await run_on_thread(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return calls
 
 
 @pytest.mark.parametrize("ids", [[], [3], [1, 3, 5, 7, 99], list(range(1, 29))])

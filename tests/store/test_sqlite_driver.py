@@ -3,21 +3,13 @@ idle rollback, and transactions, errors and streaming as SQLAlchemy's own adapte
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import aiosqlite
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dataintel.settings import Settings
 from dataintel.store import tables
-from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from tests.plugins.store import sqlite_url
 
 
 def customer(customer_id: int) -> dict[str, object]:
@@ -35,27 +27,8 @@ def customer(customer_id: int) -> dict[str, object]:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=sqlite_url(tmp_path / "store.db")).store)
-    await upgrade(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-def thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The name of every function aiosqlite runs on a connection's thread (and runs it)."""
-    calls: list[str] = []
-    run_on_thread = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
-        return await run_on_thread(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return calls
+def engine(sqlite_engine: AsyncEngine) -> AsyncEngine:
+    return sqlite_engine
 
 
 async def test_a_read_is_one_call_on_the_connections_thread(
