@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 
+from dataintel.loop_turns import endless_slice
 from dataintel.settings import Settings
 from dataintel.store.engine import create_engine
 from dataintel.store.migrate import upgrade
@@ -47,6 +48,7 @@ def count_instructions(call: Callable[[], Awaitable[None]], iterations: int) -> 
         coroutine.close()
         raise RuntimeError("a request waited on something: it cannot be counted this way")
 
+    endless_slice()
     subprocess.run(
         ["callgrind_control", "-i", "on", str(os.getpid())], check=True, capture_output=True
     )

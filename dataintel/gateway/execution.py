@@ -27,6 +27,7 @@ from dataintel.gateway.gated_executor import GatedExecutor
 from dataintel.gateway.planned import PlannedExecution
 from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestRejected
 from dataintel.gateway.response_cache import CachePolicy
+from dataintel.loop_turns import take_turn
 from dataintel.settings import GraphQLSettings
 
 if TYPE_CHECKING:
@@ -104,6 +105,10 @@ class OperationExecution:
     ) -> ExecutedOperation:
         """Executes the operation; variables that do not coerce raise DocumentRejected and a
         run past the timeout raises RequestRejected (504)."""
+        # A warm execution never waits on anything: without a turn of the loop between
+        # slices, the loop would run every ready request to its end before it took in the
+        # next connection (dataintel/loop_turns.py).
+        await take_turn()
         raw_variables = dict(request.variables) if request.variables else None
         if self.planned_enabled:
             planned = self.planned.execute_raw(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -27,7 +28,8 @@ from dataintel.store.guarded import StoreEngine, fetch_all, fetch_scalar
 from dataintel.store.prepared import PreparedRead, fetch_prepared
 from dataintel.store.rows import AnyRow, columns_of, record_from
 
-R = TypeVar("R")
+# Records are frozen dataclasses: their types key the statement caches below.
+R = TypeVar("R", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -215,13 +217,7 @@ def _clauses(conditions: list[Condition]) -> list[sa.ColumnElement[bool]]:
     return [_clause(column, comparison, value) for column, comparison, value in conditions]
 
 
-_PageShape = tuple[
-    sa.Table, type[Any], tuple[tuple[sa.Column[Any], str], ...], tuple[str, ...], bool, PageRead
-]
-_PAGES: dict[_PageShape, PreparedRead] = {}
-_PAGE_SHAPES_KEPT = 512
-
-
+@functools.lru_cache(maxsize=512)
 def _page_statement(
     table: sa.Table,
     record_type: type[Any],
@@ -233,13 +229,7 @@ def _page_statement(
     # Building a select and computing its cache key cost more than SQLite's read of a page:
     # a page's statement is built once per shape (and compiled once), its values are bind
     # parameters.
-    key = (table, record_type, shape, sort, descending, read)
-    statement = _PAGES.get(key)
-    if statement is None:
-        if len(_PAGES) >= _PAGE_SHAPES_KEPT:
-            _PAGES.clear()
-        statement = _PAGES[key] = PreparedRead(_build_page_statement(*key))
-    return statement
+    return PreparedRead(_build_page_statement(table, record_type, shape, sort, descending, read))
 
 
 def _build_page_statement(
@@ -311,20 +301,12 @@ def _keys(table: sa.Table, sort: tuple[str, ...]) -> list[sa.ColumnElement[Any]]
     return [table.c[name] for name in sort]
 
 
-_BY_ID: dict[tuple[sa.Table, type[Any]], PreparedRead] = {}
-
-
+@functools.cache
 def _by_id_statement(table: sa.Table, record_type: type[Any]) -> PreparedRead:
-    # Built once, its ids a bind parameter: building the statement and computing its cache
-    # key cost more than SQLite's read of the rows.
-    statement = _BY_ID.get((table, record_type))
-    if statement is None:
-        ids: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
-        statement = PreparedRead(
-            sa.select(*columns_of(table, record_type)).where(table.c.id.in_(ids))
-        )
-        _BY_ID[table, record_type] = statement
-    return statement
+    # Built once per table, its ids a bind parameter: building the statement and computing
+    # its cache key cost more than SQLite's read of the rows.
+    ids: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+    return PreparedRead(sa.select(*columns_of(table, record_type)).where(table.c.id.in_(ids)))
 
 
 _ITEMS_BY_ORDER = PreparedRead(

@@ -23,8 +23,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import greenlet_spawn
 
+from dataintel.loop_turns import take_turn
 from dataintel.store.guarded import GuardedEngine, StoreEngine, fetch_all
-from dataintel.store.sqlite_driver import INLINE_READS, OneCallConnection, read_rows, take_turn
+from dataintel.store.sqlite_driver import INLINE_READS, OneCallConnection, read_rows
 
 _Processor = Callable[[Any], Any]
 

@@ -21,9 +21,7 @@ of SQLite virtual-machine steps, and is handed to the connection's thread only p
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
 from collections import deque
 from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, cast
@@ -95,38 +93,6 @@ def _read_inline(connection: sqlite3.Connection, operation: str, parameters: Any
             cursor.close()
     finally:
         connection.set_progress_handler(None, 0)
-
-
-# How long reads on the event loop's thread run back to back before the next one waits for
-# the loop's next turn. A read on the connection's thread gives the loop a turn; reads that
-# never leave its thread would run every ready request to its end in one turn, and the loop
-# polls its sockets (and accepts one connection) only between turns: under load a turn took
-# 100-400 ms, and 32 new connections were accepted one per turn, over two seconds.
-INLINE_SLICE_SECONDS = 0.002
-
-
-class _Slice:
-    ends = 0.0
-
-
-async def take_turn() -> None:
-    """Waits for a later turn of the event loop while reads on its thread have had their
-    slice of this one."""
-    now = time.perf_counter()
-    if now < _Slice.ends:
-        return
-    turn_ended = _Slice.ends
-    while True:
-        await asyncio.sleep(0)
-        now = time.perf_counter()
-        if _Slice.ends == turn_ended:
-            # The first read of a new turn opens its slice; those after it in the turn
-            # share it, and once it is over wait for the next turn, in their order.
-            _Slice.ends = now + INLINE_SLICE_SECONDS
-            return
-        if now < _Slice.ends:
-            return
-        turn_ended = _Slice.ends
 
 
 def _read_on_thread(connection: aiosqlite.Connection, operation: str, parameters: Any) -> list[Any]:

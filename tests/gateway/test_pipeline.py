@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import strawberry
 
+from dataintel import loop_turns
 from dataintel.app import build_services
 from dataintel.context import ANONYMOUS
 from dataintel.directives import PUBLIC
@@ -182,3 +183,27 @@ async def test_a_kept_request_watched_for_outcomes_only_runs_the_same_stages(
     assert kept.body == {"data": {"hello": "hello ada"}}
     for outcome in watched:
         assert replace(kept, seconds=0.0) == replace(outcome, seconds=0.0)
+
+
+async def test_executions_that_never_wait_give_the_loop_a_turn_once_their_slice_is_over(
+    pipeline: RequestPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `hello` never waits: without a turn per slice the loop would run every ready request to
+    # its end before it polled its sockets and took in the next connection.
+    await run(pipeline, "{ hello }")
+    loop = asyncio.get_running_loop()
+    # Restored after the test: its hour-long slice is not left to the tests after it.
+    monkeypatch.setattr(loop_turns._Slice, "ends", 0.0)
+
+    async def turns_taken() -> int:
+        turns: list[int] = []
+        loop.call_soon(turns.append, 1)
+        outcome = await run(pipeline, "{ hello }")
+        assert outcome.body == {"data": {"hello": "hello you"}}
+        return len(turns)
+
+    monkeypatch.setattr(loop_turns, "SLICE_SECONDS", 0.0)
+    assert [await turns_taken() for _ in range(3)] == [1, 1, 1]
+    monkeypatch.setattr(loop_turns, "SLICE_SECONDS", 3600.0)
+    # The first execution opens a slice; those after it share it, without a turn.
+    assert [await turns_taken() for _ in range(3)] == [1, 0, 0]

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dataintel import loop_turns
 from dataintel.settings import Settings
 from dataintel.store import sqlite_driver, tables
 from dataintel.store.engine import create_engine
@@ -117,7 +118,7 @@ async def test_reads_on_the_loops_thread_give_the_loop_a_turn_once_their_slice_i
     await fetch_prepared(sqlite_engine, BY_IDS, parameters)
     loop = asyncio.get_running_loop()
     # Restored after the test: its hour-long slice is not left to the tests after it.
-    monkeypatch.setattr(sqlite_driver._Slice, "ends", 0.0)
+    monkeypatch.setattr(loop_turns._Slice, "ends", 0.0)
 
     async def turns_taken() -> int:
         turns: list[int] = []
@@ -125,9 +126,9 @@ async def test_reads_on_the_loops_thread_give_the_loop_a_turn_once_their_slice_i
         await fetch_prepared(sqlite_engine, BY_IDS, parameters)
         return len(turns)
 
-    monkeypatch.setattr(sqlite_driver, "INLINE_SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(loop_turns, "SLICE_SECONDS", 0.0)
     assert [await turns_taken() for _ in range(3)] == [1, 1, 1]
-    monkeypatch.setattr(sqlite_driver, "INLINE_SLICE_SECONDS", 3600.0)
+    monkeypatch.setattr(loop_turns, "SLICE_SECONDS", 3600.0)
     # The first read opens a slice; the reads after it share it, without a turn.
     assert [await turns_taken() for _ in range(3)] == [1, 0, 0]
 

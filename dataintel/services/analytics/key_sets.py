@@ -33,6 +33,7 @@ import hashlib
 import itertools
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -166,13 +167,11 @@ def _cells_statement(
 
 def _signature(cells: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
     """A key's set digest from its cells (cell key and dimensions), and the cells in order."""
-    described = sorted(((repr((str(row.cell), *row[2:-1])), row) for row in cells), key=_first)
+    described = sorted(
+        ((repr((str(row.cell), *row[2:-1])), row) for row in cells), key=itemgetter(0)
+    )
     digest = hashlib.sha256(repr(tuple(text for text, _ in described)).encode()).hexdigest()
     return digest[:32], tuple(row for _, row in described)
-
-
-def _first(pair: tuple[str, Any]) -> str:
-    return pair[0]
 
 
 async def refresh_key_sets(
