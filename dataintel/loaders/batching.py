@@ -118,7 +118,7 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
         for settling in chunks_under_way:
             failed.update(await settling)
         if not failed:
-            return [settled[key] for key in keys]
+            return list(map(settled.__getitem__, keys))
         return [failed[key] if key in failed else settled[key] for key in keys]
 
     async def _settle(self, keys: list[K]) -> dict[K, Exception]:
@@ -246,6 +246,12 @@ def _outcomes(
     missing: Callable[[], V],
 ) -> list[V | Exception]:
     """Each key's value, its own error (which aiodataloader raises for it), or ``missing``."""
+    if not failed and type(found) is dict:
+        try:
+            # Every key found (a warm batch): one pass in C (a plain dict: no __missing__).
+            return list(map(found.__getitem__, keys))
+        except KeyError:
+            pass
     return [
         found[key] if key in found else failed[key] if key in failed else missing() for key in keys
     ]
