@@ -9,7 +9,7 @@ collects a level's keys itself). Both share one memo per request.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
@@ -96,8 +96,7 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             # One chunk: loaded here, without a task and the loop iteration it waits for;
             # a concurrent load_all of the same keys waits on the future as on a task.
             own: asyncio.Future[dict[K, Exception]] = self.loop.create_future()
-            for key in missing:
-                self._settling[key] = own
+            self._settling.update(dict.fromkeys(missing, own))
             try:
                 outcome = await self._settle(missing)
             except BaseException:
@@ -131,8 +130,8 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             self._settled.update(zip(keys, values, strict=True))
             return {}
         finally:
-            for key in keys:
-                del self._settling[key]
+            # One pass in C (a key missing raises KeyError, as ``del`` did).
+            deque(map(self._settling.__delitem__, keys), maxlen=0)
 
 
 class MappingLoader(BatchLoader[K, V], Generic[K, V]):
