@@ -44,6 +44,9 @@ _ABSENT = object()
 """What a load gave for a key it did not find: nothing to cache, nothing to fail."""
 _STANDS_IN_FOR = (DependencyUnavailableError, DependencyTimeoutError)
 _fresh_until = attrgetter("fresh_until")
+_INTS = {int}
+_KEY_MEMO_SIZE = 8192
+"""Full keys remembered per region at most (then forgotten all at once)."""
 _value_of = attrgetter("value")
 
 
@@ -134,6 +137,8 @@ class TwoLevelCache:
         # Bumped by every invalidation, so a load that raced one is not kept.
         self._generation = 0
         self._codec_failures: set[str] = set()
+        self._key_memo: dict[str, dict[object, str]] = {}
+        """Full keys of int keys, by region prefix (``_full_keys``)."""
         # Without Redis there is nothing to check entries against: the level is all there is.
         self._trusted = shared is None
 
@@ -170,8 +175,7 @@ class TwoLevelCache:
         # and each pass over the batch's keys made by C (map, all, min, dict) rather than a
         # Python loop per key.
         prefix = f"{region.name}:{region.codec.version}:"
-        key_of = region.key
-        full_keys = list(map(prefix.__add__, map(key_of, keys)))
+        full_keys = self._full_keys(prefix, region.key, keys)
         memory = self.memory
         entries = memory.peek_many(full_keys)
         if not all(entries):
@@ -182,7 +186,7 @@ class TwoLevelCache:
         found_entries = cast("list[Entry]", entries)
         if found_entries and now >= min(map(_fresh_until, found_entries)):
             return None
-        found = cast("dict[K, V]", dict(zip(keys, map(_value_of, found_entries))))
+        found = cast("dict[K, V]", dict(zip(keys, map(_value_of, found_entries), strict=True)))
         trace = current_trace()
         if trace is not None:
             trace.note_entries(found_entries)
@@ -190,6 +194,26 @@ class TwoLevelCache:
         if self.observer is not None:
             self.observer("entity", "memory", "hit", len(found))
         return found
+
+    def _full_keys(self, prefix: str, key_of: Callable[[K], str], keys: Sequence[K]) -> list[str]:
+        """``prefix + key_of(key)`` for each key; for a batch of ints keyed by ``str`` (the
+        entities by id), remembered per prefix: ``str`` of an int and the concatenation cost
+        several hundred instructions a key, a lookup a tenth of that. Only exact ints: a
+        bool or a float equal to one would share its entry but not its string."""
+        if key_of is str and len(keys) > 1 and set(map(type, keys)) == _INTS:
+            memo = self._key_memo.get(prefix)
+            if memo is None:
+                memo = self._key_memo[prefix] = {}
+            full = list(map(memo.get, keys))
+            if all(full):
+                return cast("list[str]", full)
+            if len(memo) >= _KEY_MEMO_SIZE:
+                memo.clear()
+            for index, key in enumerate(keys):
+                if full[index] is None:
+                    full[index] = memo[key] = prefix + str(key)
+            return cast("list[str]", full)
+        return list(map(prefix.__add__, map(key_of, keys)))
 
     async def fetch(self, region: Region[K, V], key: K, load: Callable[[], Awaitable[V]]) -> V:
         """One value: cached, loaded, or stale in place of a failed load (reported)."""
