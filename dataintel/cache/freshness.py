@@ -66,44 +66,79 @@ _tags_of = attrgetter("tags")
 
 
 class RequestTrace:
-    """What one request read through the cache: its tags with their versions, any staleness."""
+    """What one request read through the cache: its tags with their versions, any staleness.
 
-    __slots__ = ("_versioned", "consistent", "stale", "versions")
+    The entries a read noted are kept as they came and their tags gone through only when
+    ``versions`` or ``consistent`` is read (the response cache, when it keeps a response):
+    with the response cache off nothing reads them, and the tags of every entity of a page
+    cost a pass per request for nothing. Gone through later, in the order they were noted,
+    they give the same versions and the same consistency (entries are not changed once made).
+    """
+
+    __slots__ = ("_consistent", "_pending", "_versioned", "_versions", "stale")
 
     def __init__(self) -> None:
-        self.versions: dict[str, str | None] = {}
-        """Each tag read, with its version then; None when Redis could not tell it."""
+        self._versions: dict[str, str | None] = {}
         self.stale = False
-        self.consistent = True
-        """False when one tag was read under two versions: an invalidation raced the request."""
+        self._consistent = True
         self._versioned = False
         """Whether any tag was noted with a version (only then can a None one disagree)."""
+        self._pending: list[list[Tagged]] = []
+        """Entries noted and not yet gone through, a list per ``note_entries``."""
+
+    @property
+    def versions(self) -> dict[str, str | None]:
+        """Each tag read, with its version then; None when Redis could not tell it."""
+        if self._pending:
+            self._settle()
+        return self._versions
+
+    @property
+    def consistent(self) -> bool:
+        """False when one tag was read under two versions: an invalidation raced the request."""
+        if self._pending:
+            self._settle()
+        return self._consistent
+
+    @consistent.setter
+    def consistent(self, value: bool) -> None:
+        if self._pending:
+            self._settle()
+        self._consistent = value
 
     def noted_versions(self) -> None:
         """Says tags are being noted with versions: a tag noted without one is compared."""
+        if self._pending:
+            self._settle()
         self._versioned = True
 
     def note_entries(self, entries: Iterable[Tagged]) -> None:
         """Records the tags of cache entries read, with the versions they were read under."""
-        known = self.versions
-        if not self._versioned:
-            entries = list(entries)
-            if not any(map(_versions_of, entries)):
-                # No tag read under a version yet, nor now (no Redis, the usual case):
-                # nothing to compare, the tags only noted, in C.
-                known.update(dict.fromkeys(chain.from_iterable(map(_tags_of, entries))))
-                return
+        self._pending.append(entries if type(entries) is list else list(entries))
+
+    def _settle(self) -> None:
+        pending, self._pending = self._pending, []
+        for entries in pending:
+            self._note(entries)
+
+    def _note(self, entries: list[Tagged]) -> None:
+        known = self._versions
+        if not self._versioned and not any(map(_versions_of, entries)):
+            # No tag read under a version yet, nor now (no Redis, the usual case): nothing
+            # to compare, the tags only noted, in C.
+            known.update(dict.fromkeys(chain.from_iterable(map(_tags_of, entries))))
+            return
         for entry in entries:
             versions = entry.versions
             if versions is None:
                 for tag in entry.tags:
                     if known.setdefault(tag, None) is not None:
-                        self.consistent = False
+                        self._consistent = False
                 continue
             self._versioned = True
             for tag, version in zip(entry.tags, versions, strict=True):
                 if known.setdefault(tag, version) != version:
-                    self.consistent = False
+                    self._consistent = False
 
 
 _observation: ContextVar[Observation | None] = ContextVar("dataintel_observation", default=None)

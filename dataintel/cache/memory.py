@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -77,6 +77,21 @@ class MemoryCache:
                 entries.move_to_end(key)
             found.append(entry)
         return found
+
+    def peek_many(self, keys: Iterable[str]) -> list[Entry | None]:
+        """Each key's entry (or None), the order of use left as it is (see ``touch``)."""
+        return list(map(self._entries.get, keys))
+
+    def touch(self, keys: Iterable[str]) -> None:
+        """Makes each key, every one held, the most recently used, in order."""
+        deque(map(self._entries.move_to_end, keys), maxlen=0)
+
+    def touch_found(self, keys: Iterable[str], entries: Iterable[Entry | None]) -> None:
+        """Makes each key whose entry was found (``peek_many``) the most recently used."""
+        move_to_end = self._entries.move_to_end
+        for key, entry in zip(keys, entries, strict=True):
+            if entry is not None:
+                move_to_end(key)
 
     def put(self, key: str, entry: Entry) -> None:
         """Stores the entry, evicting the least recently used ones beyond either bound."""

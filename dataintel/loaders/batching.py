@@ -9,7 +9,7 @@ collects a level's keys itself). Both share one memo per request.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
@@ -96,8 +96,7 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             # One chunk: loaded here, without a task and the loop iteration it waits for;
             # a concurrent load_all of the same keys waits on the future as on a task.
             own: asyncio.Future[dict[K, Exception]] = self.loop.create_future()
-            for key in missing:
-                self._settling[key] = own
+            self._settling.update(dict.fromkeys(missing, own))
             try:
                 outcome = await self._settle(missing)
             except BaseException:
@@ -118,7 +117,7 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
         for settling in chunks_under_way:
             failed.update(await settling)
         if not failed:
-            return [settled[key] for key in keys]
+            return list(map(settled.__getitem__, keys))
         return [failed[key] if key in failed else settled[key] for key in keys]
 
     async def _settle(self, keys: list[K]) -> dict[K, Exception]:
@@ -131,8 +130,8 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             self._settled.update(zip(keys, values, strict=True))
             return {}
         finally:
-            for key in keys:
-                del self._settling[key]
+            # One pass in C (a key missing raises KeyError, as ``del`` did).
+            deque(map(self._settling.__delitem__, keys), maxlen=0)
 
 
 class MappingLoader(BatchLoader[K, V], Generic[K, V]):
@@ -246,6 +245,12 @@ def _outcomes(
     missing: Callable[[], V],
 ) -> list[V | Exception]:
     """Each key's value, its own error (which aiodataloader raises for it), or ``missing``."""
+    if not failed and type(found) is dict:
+        try:
+            # Every key found (a warm batch): one pass in C (a plain dict: no __missing__).
+            return list(map(found.__getitem__, keys))
+        except KeyError:
+            pass
     return [
         found[key] if key in found else failed[key] if key in failed else missing() for key in keys
     ]

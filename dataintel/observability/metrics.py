@@ -32,6 +32,7 @@ from starlette.responses import Response
 from dataintel import __version__
 from dataintel.observability.drops import KINDS as DROP_KINDS
 from dataintel.observability.drops import Drops
+from dataintel.observability.tracing import loader_batch_span
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -198,12 +199,22 @@ class GatewayMetrics:
             buckets=_BATCH_BUCKETS,
             registry=r,
         )
+        self._loader_batch_observers: dict[str, Observe] = {}
         self.store_pool_in_use = Gauge(
             "dataintel_store_pool_connections_in_use",
             "Store connections checked out of the pool (summed over the workers).",
             registry=r,
             multiprocess_mode="livesum",
         )
+
+    def loader_batch_observer(self, loader: str) -> Observe:
+        """The loader's batch-size observation, its labelled child looked up once (loader
+        names are the batch functions': a bounded set)."""
+        found = self._loader_batch_observers.get(loader)
+        if found is None:
+            found = observation(self.loader_batch_size.labels(loader))
+            self._loader_batch_observers[loader] = found
+        return found
 
     def route(self, path: str) -> str:
         """The route label: a known route, or ``other`` (paths are unbounded)."""
@@ -393,11 +404,9 @@ def observation(child: Any) -> Observe:
 
 def loader_batch(loader: str, size: int) -> AbstractContextManager[None]:
     """Counts one loader batch's size and traces it (when tracing is on)."""
-    from dataintel.observability.tracing import loader_batch_span
-
     metrics = _active_metrics.get()
     if metrics is not None:
-        metrics.loader_batch_size.labels(loader).observe(size)
+        metrics.loader_batch_observer(loader)(size)
     return loader_batch_span(loader, size)
 
 

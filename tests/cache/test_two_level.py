@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,6 +24,7 @@ from dataintel.cache import (
     same_key,
     trace_request,
 )
+from dataintel.cache.memory import Entry
 from dataintel.cache.redis_connection import create_redis
 from dataintel.cache.shared import is_redis_failure
 from dataintel.errors import DependencyTimeoutError, DependencyUnavailableError
@@ -328,6 +330,57 @@ def test_a_tag_noted_without_a_version_after_one_with_it_is_inconsistent() -> No
         assert trace.consistent
         trace.note_entries([_Tagged(("c",), None)])
         assert not trace.consistent
+
+
+def test_entries_noted_are_gone_through_when_read_with_the_same_outcome() -> None:
+    # note_entries keeps the entries and goes through their tags only when the versions or
+    # the consistency are read: read once at the end, they are what reading after each
+    # note gives (the test above), in the order the notes were made.
+    with trace_request() as trace:
+        trace.note_entries([_Tagged(("a", "b"), None)])
+        trace.note_entries(iter([_Tagged(("b", "d"), None)]))
+        note_tags(["c"], {"c": "7"})
+        trace.note_entries([_Tagged(("a",), None)])
+        trace.note_entries([_Tagged(("e",), ("3",))])
+        assert trace.consistent
+        trace.note_entries([_Tagged(("c",), None)])
+        trace.note_entries([_Tagged(("e",), ("4",))])
+        assert trace.versions == {"a": None, "b": None, "d": None, "c": "7", "e": "3"}
+        assert not trace.consistent
+
+
+def test_a_warm_batch_makes_every_entry_read_the_most_recently_used() -> None:
+    cache = TwoLevelCache(MemoryCache(max_entries=3, max_bytes=10_000), None)
+    region: Region[int, object] = Region("r", JsonCodec(), str, lambda key: (f"t:{key}",), 60, 0)
+    cache.memory.put("r:json1:1", _entry(1))
+    cache.memory.put("r:json1:2", _entry(2))
+    cache.memory.put("r:json1:3", _entry(3))
+    # A batch with a missing key still makes the found ones the most recently used.
+    assert cache._memory_hits(region, [1, 4]) is None
+    cache.memory.put("r:json1:5", _entry(5))
+    assert cache.memory.get("r:json1:2") is None
+    assert cache._memory_hits(region, [3, 1]) == {3: 3, 1: 1}
+    cache.memory.put("r:json1:6", _entry(6))
+    assert cache.memory.get("r:json1:5") is None
+    assert cache.stats.memory_hits == 2
+
+
+def test_the_full_keys_of_int_keys_are_remembered_and_only_theirs() -> None:
+    cache = TwoLevelCache(MemoryCache(max_entries=10, max_bytes=10_000), None)
+    region: Region[object, object] = Region("r", JsonCodec(), str, lambda _: (), 60, 0)
+    for key in ("1", "2", "True"):
+        cache.memory.put(f"r:json1:{key}", _entry(key))
+    assert cache._memory_hits(region, [1, 2]) == {1: "1", 2: "2"}
+    assert cache._memory_hits(region, [2, 1]) == {2: "2", 1: "1"}
+    # True equals 1, but its key is str(True): it does not take 1's remembered one.
+    found = cache._memory_hits(region, [True, 2])
+    assert found is not None
+    assert list(found.values()) == ["True", "2"]
+
+
+def _entry(value: object) -> Entry:
+    now = time.time()
+    return Entry(value, 300, now, now + 60, now + 60, (f"t:{value}",), None)
 
 
 def test_settling_under_the_same_keys_gives_a_dict_of_its_own() -> None:

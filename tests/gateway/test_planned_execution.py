@@ -19,10 +19,10 @@ import gzip
 import json
 import os
 import random
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import graphql
 import httpx
@@ -33,11 +33,15 @@ from hypothesis_graphql import nodes, queries
 from starlette.applications import Starlette
 
 from dataintel.app import create_app
+from dataintel.cache import PartialResult, StaleRead, report_stale
+from dataintel.errors import DependencyUnavailableError
 from dataintel.gateway.execution import OperationExecution
 from dataintel.gateway.gated_executor import GatedExecutor
 from dataintel.gateway.planned.plan import ATTRIBUTE, DIRECT, KEYED, METHOD
 from dataintel.gateway.planned.run import PlanRun
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
+from dataintel.services.commerce import CustomerRecord, OrderFilter, OrderRecord
+from dataintel.services.pagination import Page, PageRequest
 from dataintel.services.tokens import TokenCodec
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import UnreadableStore
@@ -508,3 +512,59 @@ async def test_generated_operations_answer_the_same(engines: Engines) -> None:
 
 if __name__ == "__main__":
     write_corpus()
+
+
+async def test_errors_stale_marks_and_nulls_inside_a_page_have_graphql_cores_paths(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The planned executor makes the path of a list item, and of its keyed fields, only when
+    # an error, a stale mark or a null needs it: they must be the paths graphql-core gives.
+    commerce = engines.app.state.runtime.services.commerce
+    orders, customers_by_id = commerce.orders, commerce.customers_by_id
+
+    async def a_total_fails(where: OrderFilter, page: PageRequest) -> Page[OrderRecord]:
+        found: Page[OrderRecord] = await orders(where, page)
+        items = [
+            # A total that cannot be read (its record's cents are not a number).
+            replace(record, total_cents=cast(int, None)) if index == 2 else record
+            for index, record in enumerate(found.items)
+        ]
+        return replace(found, items=items)
+
+    async def some_customers_fail(ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
+        found = await customers_by_id(ids)
+        chosen = sorted(set(ids))
+        failing, stale = set(chosen[::3]), set(chosen[1::3])
+        for key in stale:
+            report_stale(StaleRead(12.5, "DEPENDENCY_UNAVAILABLE", "store"), key)
+        raise PartialResult(
+            {key: value for key, value in found.items() if key not in failing},
+            {key: DependencyUnavailableError("the store is down") for key in failing},
+        )
+
+    query = "{ orders(first: 9) { nodes { id total status customer { id name tier } } } }"
+    # `total` is non-null, and so are the items of `nodes`: the failure nulls through the
+    # item's slot (its path made then) up to `orders`.
+    monkeypatch.setattr(commerce, "orders", a_total_fails)
+    for _ in range(2):  # the first run learns the classes (is_type_of), the second does not
+        await engines.compare(query)
+    answered = await engines.send(query, None, "analyst", planned=True)
+    assert [error["path"] for error in answered["errors"]] == [["orders", "nodes", 2, "total"]]
+    assert answered["data"]["orders"] is None
+
+    monkeypatch.setattr(commerce, "orders", orders)
+    monkeypatch.setattr(commerce, "customers_by_id", some_customers_fail)
+    for _ in range(2):
+        await engines.compare(query)
+    assert not engines.mismatches, report(engines)
+    expected = await engines.send(query, None, "analyst", planned=False)
+    answered = await engines.send(query, None, "analyst", planned=True)
+    paths = [error["path"] for error in answered["errors"]]
+    assert paths
+    assert all(path[:2] == ["orders", "nodes"] and path[3] == "customer" for path in paths)
+    stale = answered["extensions"]["cache"]["stale"]
+    assert stale
+    assert all(entry["path"][-1] == "customer" for entry in stale)
+    assert sorted(map(json.dumps, stale)) == sorted(
+        map(json.dumps, expected["extensions"]["cache"]["stale"])
+    )

@@ -21,6 +21,9 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from enum import Enum
+from functools import partial
+from itertools import islice
+from operator import is_, itemgetter
 from typing import Any, cast
 
 from graphql import (
@@ -84,11 +87,14 @@ _Pending = tuple[
 _Object = tuple[GraphQLObjectType, Any, dict[str, Any], "Slot | None", Selection]
 """An object to resolve the selection of: its type, its value, its result and its slot."""
 
-_Keyed = tuple[Any, dict[str, Any], "Slot | None", Path]
-"""A KeyedLoad field met in a wave: its parent object, and where its value goes."""
+_Keyed = tuple[Any, dict[str, Any], "Slot | None", "Path | None"]
+"""A KeyedLoad field met in a wave: its parent object, and where its value goes. The path is
+None when it is made only if needed (an error, a stale mark, a nulled parent): the field's
+key under its parent slot's path (``_entry_path``)."""
 
-_KeyedEntry = tuple[FieldPlan, Any, dict[str, Any], "Slot | None", Path]
-"""A KeyedLoad field whose key is being loaded: the key, and where its value goes."""
+_KeyedGroup = tuple[FieldPlan, list[_Keyed], list[Any], int]
+"""A KeyedLoad field's entries whose keys are being loaded, their keys, and where their
+outcomes start in the loader's answer."""
 
 
 async def _gather(awaitables: Sequence[Awaitable[Any]]) -> list[Any]:
@@ -104,6 +110,45 @@ _NONE_ACCEPTED: frozenset[type] = frozenset()
 _path = tuple.__new__
 """Makes a Path (a NamedTuple) without the Python ``__new__`` its class call runs."""
 _IMMUTABLE = frozenset({int, float, str, bool, type(None)})
+_source_of = itemgetter(0)
+_is_none = partial(is_, None)
+_FAILED: Any = object()
+
+
+def _slot_path(slot: Slot) -> Path:
+    """The path of a slot's position; a list item's slot makes it only when asked (errors
+    and nulls need it; a page of objects filled without either does not)."""
+    path = slot[4]
+    if path is None:
+        parent = slot[3]
+        assert parent is not None
+        path = _path(Path, (_slot_path(parent), slot[1], None))
+    return path
+
+
+def _entry_path(plan: FieldPlan, slot: Slot | None, path: Path | None) -> Path:
+    """A keyed entry's path, made from its parent's slot when the entry has none."""
+    if path is not None:
+        return path
+    assert slot is not None
+    return _path(Path, (_slot_path(slot), plan.key, plan.parent_type.name))
+
+
+def _keys_of(key_of: Any, entries: list[_Keyed]) -> tuple[list[Any], dict[int, Exception]]:
+    """Each entry's key, in order, each read once; _FAILED where the read raised (its error
+    by index). The reads are driven by C (``list.extend`` keeps what it got before a raise)."""
+    keys: list[Any] = []
+    errors: dict[int, Exception] = {}
+    start = 0
+    while True:
+        try:
+            keys.extend(map(key_of, map(_source_of, islice(entries, start, None))))
+        except Exception as error:
+            errors[len(keys)] = error
+            keys.append(_FAILED)
+            start = len(keys)
+            continue
+        return keys, errors
 
 
 class PlanRun:
@@ -169,10 +214,10 @@ class PlanRun:
                 if self._nulled and self._is_nulled(path):
                     continue
                 self._complete(type_, result, plan, target, key, path, slot, info)
-            for (loader, _, entries), result in zip(loads, results[len(pending) :], strict=True):
+            for (loader, _, groups), result in zip(loads, results[len(pending) :], strict=True):
                 if isinstance(result, BaseException) and not isinstance(result, Exception):
                     raise result
-                self._complete_keyed(loader, entries, result)
+                self._complete_keyed(loader, groups, result)
         if None in self._nulled:
             return ExecutionResult(None, self._errors or None)
         return ExecutionResult(data, self._errors or None)
@@ -312,9 +357,9 @@ class PlanRun:
 
     def _keyed_loads(
         self, keyed: dict[FieldPlan, list[_Keyed]]
-    ) -> list[tuple[KeyLoader[Any, Any], Awaitable[Sequence[Any]], list[_KeyedEntry]]]:
+    ) -> list[tuple[KeyLoader[Any, Any], Awaitable[Sequence[Any]], list[_KeyedGroup]]]:
         """One load_all per loader for every KeyedLoad field met in the wave."""
-        by_loader: dict[int, tuple[KeyLoader[Any, Any], list[Any], list[_KeyedEntry]]] = {}
+        by_loader: dict[int, tuple[KeyLoader[Any, Any], list[Any], list[_KeyedGroup]]] = {}
         loaders = self._context.loaders
         for plan, entries in keyed.items():
             declaration = plan.keyed
@@ -323,91 +368,124 @@ class PlanRun:
                 loader = declaration.loader(loaders)
             except Exception as error:
                 for _, target, slot, path in entries:
+                    path = _entry_path(plan, slot, path)
                     self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
                                target, plan.key, path, slot)  # fmt: skip
                 continue
             group = by_loader.get(id(loader))
             if group is None:
                 group = by_loader[id(loader)] = (loader, [], [])
-            _, keys, chosen = group
-            key_of = declaration.key
-            for source, target, slot, path in entries:
-                try:
-                    key = key_of(source)
-                except Exception as error:
-                    self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
-                               target, plan.key, path, slot)  # fmt: skip
+            _, keys, groups = group
+            plan_keys, errors = _keys_of(declaration.key, entries)
+            if errors or any(map(_is_none, plan_keys)):
+                chosen: list[_Keyed] = []
+                loaded: list[Any] = []
+                for index, (entry, key) in enumerate(zip(entries, plan_keys, strict=True)):
+                    _, target, slot, path = entry
+                    if key is _FAILED:
+                        path = _entry_path(plan, slot, path)
+                        self._fail(located_error(errors[index], plan.nodes, path.as_list()),
+                                   plan.nullable, target, plan.key, path, slot)  # fmt: skip
+                        continue
+                    if key is None:
+                        path = _entry_path(plan, slot, path)
+                        self._complete(plan.return_type, None, plan, target, plan.key, path,
+                                       slot, None)  # fmt: skip
+                        continue
+                    chosen.append(entry)
+                    loaded.append(key)
+                entries, plan_keys = chosen, loaded
+                if not entries:
                     continue
-                if key is None:
-                    self._complete(plan.return_type, None, plan, target, plan.key, path, slot,
-                                   None)  # fmt: skip
-                    continue
-                keys.append(key)
-                chosen.append((plan, key, target, slot, path))
+            groups.append((plan, entries, plan_keys, len(keys)))
+            keys.extend(plan_keys)
         return [
-            (loader, loader.load_all(keys), chosen)
-            for loader, keys, chosen in by_loader.values()
+            (loader, loader.load_all(keys), groups)
+            for loader, keys, groups in by_loader.values()
             if keys
         ]
 
     def _complete_keyed(
-        self, loader: KeyLoader[Any, Any], entries: list[_KeyedEntry], outcomes: Any
+        self, loader: KeyLoader[Any, Any], groups: list[_KeyedGroup], outcomes: Any
     ) -> None:
         """Completes each KeyedLoad field with its key's value, as its resolver would."""
-        context = self._context
         stale = loader.stale_reads()
-        queue = self._queue
         failed = outcomes if isinstance(outcomes, Exception) else None
-        chosen_for: FieldPlan | None = None
+        for plan, entries, keys, start in groups:
+            if failed is not None:
+                chunk: Sequence[Any] = [failed] * len(entries)
+            else:
+                chunk = outcomes[start : start + len(entries)]
+            self._complete_keyed_field(plan, entries, keys, chunk, stale)
+
+    def _complete_keyed_field(
+        self,
+        plan: FieldPlan,
+        entries: list[_Keyed],
+        keys: list[Any],
+        outcomes: Sequence[Any],
+        stale: Any,
+    ) -> None:
+        """One KeyedLoad field's entries, each with its key's outcome."""
+        context = self._context
+        nulled = self._nulled
+        declaration = plan.keyed
+        assert declaration is not None
+        convert = declaration.convert
+        object_type = plan.object_type
+        accepted = plan.accepted
+        field_key = plan.key
+        nullable = plan.nullable
         chosen: Selection | None = None
         leaves_only = False
-        for index, (plan, key, target, slot, path) in enumerate(entries):
-            if self._nulled and self._is_nulled(path):
+        fill = None
+        template: dict[str, Any] = {}
+        for (_, target, slot, path), key, outcome in zip(entries, keys, outcomes, strict=True):
+            if nulled and self._is_nulled(_entry_path(plan, slot, path)):
                 continue
             try:
-                if failed is not None:
-                    raise failed
-                outcome = outcomes[index]
                 if isinstance(outcome, Exception):
                     raise outcome
                 if stale:
                     read = stale.get(key)
                     if read is not None:
-                        mark_stale_at(context, path.as_list(), read)
-                declaration = plan.keyed
-                assert declaration is not None
-                value = declaration.convert(outcome)
+                        mark_stale_at(context, _entry_path(plan, slot, path).as_list(), read)
+                value = convert(outcome)
             except Exception as error:
-                self._fail(located_error(error, plan.nodes, path.as_list()), plan.nullable,
-                           target, plan.key, path, slot)  # fmt: skip
+                path = _entry_path(plan, slot, path)
+                self._fail(located_error(error, plan.nodes, path.as_list()), nullable,
+                           target, field_key, path, slot)  # fmt: skip
                 continue
-            object_type = plan.object_type
             if (
                 object_type is not None
-                and type(value) in plan.accepted
+                and type(value) in accepted
                 and getattr(value, TYPE_CAST_ATTRIBUTE, None) is None
             ):
                 # What _complete_object does for an object of a class already accepted.
-                if plan is not chosen_for or chosen is None:
-                    chosen_for, chosen = plan, self._selection(plan, object_type)
+                if chosen is None:
+                    chosen = self._selection(plan, object_type)
                     leaves_only = not chosen.others and not self._any_denied
-                child = chosen.template.copy()
-                target[plan.key] = child
+                    fill = chosen.fill
+                    template = chosen.template
+                child = template.copy()
+                target[field_key] = child
                 if leaves_only:
                     # Nothing below it waits for a load: filled now, not queued for the next
                     # wave (which, for the last level of a query, would be a wave of its own).
-                    fill = chosen.fill
                     if fill is not None:
                         stop = fill(value, child)
                         if stop is not None:
-                            child_slot = (target, plan.key, plan.nullable, slot, path)
+                            path = _entry_path(plan, slot, path)
+                            child_slot = (target, field_key, nullable, slot, path)
                             self._leaves_from(stop, object_type, value, child, child_slot, path,
                                               chosen)  # fmt: skip
                     continue
-                child_slot = (target, plan.key, plan.nullable, slot, path)
-                queue.append((object_type, value, child, child_slot, chosen))
+                path = _entry_path(plan, slot, path)
+                child_slot = (target, field_key, nullable, slot, path)
+                self._queue.append((object_type, value, child, child_slot, chosen))
                 continue
-            self._complete(plan.return_type, value, plan, target, plan.key, path, slot, None)
+            path = _entry_path(plan, slot, path)
+            self._complete(plan.return_type, value, plan, target, field_key, path, slot, None)
 
     def _selection(self, plan: FieldPlan, object_type: GraphQLObjectType) -> Selection:
         """The fields selected under ``plan`` on objects of ``object_type``, in this run."""
@@ -553,10 +631,11 @@ class PlanRun:
         known_type = cast(GraphQLObjectType, object_type)
         selection: Selection | None = None
         at_once = False
+        template: dict[str, Any] = {}
+        fill = None
+        appends: list[Any] = []
         queue = self._queue
-        keyed = self._keyed
         for index, item in enumerate(value):
-            item_path = _path(Path, (path, index, None))
             if type(item) in accepted and getattr(item, TYPE_CAST_ATTRIBUTE, None) is None:
                 # An object of a class already seen to be of this type: what
                 # _complete_object does, without asking is_type_of again.
@@ -567,26 +646,31 @@ class PlanRun:
                     at_once = not self._any_denied and all(
                         other.kind == KEYED for other in selection.others
                     )
-                target = selection.template.copy()
+                    template = selection.template
+                    fill = selection.fill
+                    if at_once:
+                        keyed = self._keyed
+                        appends = [keyed.setdefault(other, []).append for other in selection.others]
+                target = template.copy()
                 items.append(target)
-                item_slot: Slot = (items, index, item_nullable, list_slot, item_path)
                 if not at_once:
+                    item_path = _path(Path, (path, index, None))
+                    item_slot: Slot = (items, index, item_nullable, list_slot, item_path)
                     queue.append((known_type, item, target, item_slot, selection))
                     continue
-                fill = selection.fill
+                # No path made for the item nor its keyed fields: _slot_path and _entry_path
+                # make them from the slot when an error, a stale mark or a null needs one.
+                item_slot = (items, index, item_nullable, list_slot, None)
                 if fill is not None:
                     stop = fill(item, target)
                     if stop is not None:
-                        self._leaves_from(stop, known_type, item, target, item_slot, item_path,
-                                          selection)  # fmt: skip
-                for other in selection.others:
-                    entries = keyed.get(other)
-                    if entries is None:
-                        entries = keyed[other] = []
-                    other_path = _path(Path, (item_path, other.key, known_type.name))
-                    entries.append((item, target, item_slot, other_path))
+                        self._leaves_from(stop, known_type, item, target, item_slot,
+                                          _slot_path(item_slot), selection)  # fmt: skip
+                for append in appends:
+                    append((item, target, item_slot, None))
                 continue
             items.append(None)
+            item_path = _path(Path, (path, index, None))
             if is_awaitable(item):
                 self._pending.append(
                     (item, item_type, plan, items, index, list_slot, item_path, info)
@@ -686,6 +770,10 @@ class PlanRun:
                 path = None
                 break
             container, key, nullable, slot, path = slot
+            if path is None:
+                # A list item's slot: its path is made when it is needed, here.
+                assert slot is not None
+                path = _path(Path, (_slot_path(slot), key, None))
         else:
             container[key] = None
         if self._is_nulled(path):
