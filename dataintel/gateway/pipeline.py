@@ -73,9 +73,14 @@ STAGES = (
 )
 """The stages of ``RequestPipeline.run``, in the order they run."""
 _KEPT_STAGES = frozenset({"resolve_persisted", "prepare_document", "check_operation", "cost"})
-LONGEST_KEPT_REQUEST = 8192
-"""Longer raw requests are prepared every time: the memo's entries stay small."""
 """The stages whose findings depend on the request alone (``PreparedRequest``)."""
+LONGEST_KEPT_REQUEST = 8192
+"""Longer raw requests are prepared every time, by default (``prepared_request_max_bytes``):
+the memo's entries stay small."""
+
+MemoKey = tuple[bytes, frozenset[OperationType], bool]
+"""A raw request, the operation types allowed, whether the raw request is a POST's body: a
+query string and a body of the same bytes are different requests."""
 
 
 class Authenticates(Protocol):
@@ -128,8 +133,11 @@ class PipelineInput:
     """The document comes from the operator's own configuration (a published REST operation),
     not from the client: it is trusted as registered and there is nothing to resolve."""
     raw_request: bytes | None = None
-    """The request as the transport read it (a GET's query string), when equal raw requests
-    are the same request: what the stages that depend on nothing else found is kept by it."""
+    """The request as the transport read it (a GET's query string, a POST's body), when
+    equal raw requests are the same request: what the stages that depend on nothing else
+    found is kept by it."""
+    raw_is_body: bool = False
+    """``raw_request`` is a POST's JSON body, not a query string."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +154,9 @@ class PreparedRequest:
     operation: OperationDefinitionNode
     analysis: OperationAnalysis
     cost: int
+    sent: GraphQLRequest
+    """The request as read from the raw request, before ``resolve_persisted``: a kept
+    body is not parsed again (``RequestPipeline.kept_request``)."""
     cache_keys: dict[Audience, str] = field(default_factory=dict, compare=False)
     """The response cache's key per audience met so far (at most ``KEPT_AUDIENCES``)."""
 
@@ -267,6 +278,7 @@ class RequestPipeline:
         usage: RecordsUsage | None,
         observers: Sequence[PipelineObserver] = (),
         prepared_requests: int = 1024,
+        longest_kept_request: int = LONGEST_KEPT_REQUEST,
     ) -> None:
         self.schema = schema
         self.graphql = graphql
@@ -285,9 +297,8 @@ class RequestPipeline:
         self._max_errors = limits.max_errors
         self.observers = list(observers)
         self._prepared_requests_size = prepared_requests
-        self._prepared_requests: OrderedDict[
-            tuple[bytes, frozenset[OperationType]], PreparedRequest
-        ] = OrderedDict()
+        self._longest_kept_request = longest_kept_request
+        self._prepared_requests: OrderedDict[MemoKey, PreparedRequest] = OrderedDict()
         self._stages: tuple[tuple[str, Stage], ...] = (
             ("authenticate", self._authenticate),
             ("resolve_persisted", self._resolve_persisted),
@@ -373,20 +384,28 @@ class RequestPipeline:
         """How many raw requests' ``PreparedRequest`` are kept now."""
         return len(self._prepared_requests)
 
-    def _memo_key(
-        self, pipeline_input: PipelineInput
-    ) -> tuple[bytes, frozenset[OperationType]] | None:
+    def kept_request(
+        self, raw: bytes, allowed: frozenset[OperationType], *, body: bool
+    ) -> GraphQLRequest | None:
+        """The request read before from the same raw request, if its stages are kept: the
+        transport need not read it again (a POST's body is not parsed twice)."""
+        if len(raw) > self._longest_kept_request:
+            return None
+        kept = self._prepared_requests.get((raw, allowed, body))
+        return kept.sent if kept is not None else None
+
+    def _memo_key(self, pipeline_input: PipelineInput) -> MemoKey | None:
         raw = pipeline_input.raw_request
         if (
             raw is None
-            or len(raw) > LONGEST_KEPT_REQUEST
+            or len(raw) > self._longest_kept_request
             or not self._prepared_requests_size
             or pipeline_input.operator_document
         ):
             return None
-        return raw, pipeline_input.allowed
+        return raw, pipeline_input.allowed, pipeline_input.raw_is_body
 
-    def _keep(self, memo_key: tuple[bytes, frozenset[OperationType]], state: PipelineState) -> None:
+    def _keep(self, memo_key: MemoKey, state: PipelineState) -> None:
         """Keeps what the request-only stages found, when the text is named by its content.
 
         A document id that is a name may be registered again with another text, and a
@@ -411,7 +430,7 @@ class RequestPipeline:
         )
         assert cost is not None, "the cost stage comes first"
         self._prepared_requests[memo_key] = PreparedRequest(
-            state.request, prepared, operation, analysis, cost
+            state.request, prepared, operation, analysis, cost, sent
         )
         if len(self._prepared_requests) > self._prepared_requests_size:
             self._prepared_requests.popitem(last=False)
