@@ -78,9 +78,10 @@ LONGEST_KEPT_REQUEST = 8192
 """Longer raw requests are prepared every time, by default (``prepared_request_max_bytes``):
 the memo's entries stay small."""
 
-MemoKey = tuple[bytes, frozenset[OperationType], bool]
-"""A raw request, the operation types allowed, whether the raw request is a POST's body: a
-query string and a body of the same bytes are different requests."""
+MemoKey = tuple[bytes, frozenset[OperationType]] | tuple[bytes, frozenset[OperationType], bool]
+"""A raw query string and the operation types allowed; for a POST's body, with ``True`` after
+them: a query string and a body of the same bytes are different requests (and a tuple of
+two is never equal to one of three)."""
 
 
 class Authenticates(Protocol):
@@ -391,7 +392,7 @@ class RequestPipeline:
         transport need not read it again (a POST's body is not parsed twice)."""
         if len(raw) > self._longest_kept_request:
             return None
-        kept = self._prepared_requests.get((raw, allowed, body))
+        kept = self._prepared_requests.get((raw, allowed, True) if body else (raw, allowed))
         return kept.sent if kept is not None else None
 
     def _memo_key(self, pipeline_input: PipelineInput) -> MemoKey | None:
@@ -403,7 +404,9 @@ class RequestPipeline:
             or pipeline_input.operator_document
         ):
             return None
-        return raw, pipeline_input.allowed, pipeline_input.raw_is_body
+        if pipeline_input.raw_is_body:
+            return raw, pipeline_input.allowed, True
+        return raw, pipeline_input.allowed
 
     def _keep(self, memo_key: MemoKey, state: PipelineState) -> None:
         """Keeps what the request-only stages found, when the text is named by its content.
