@@ -134,11 +134,9 @@ class PipelineInput:
     """The document comes from the operator's own configuration (a published REST operation),
     not from the client: it is trusted as registered and there is nothing to resolve."""
     raw_request: bytes | None = None
-    """The request as the transport read it (a GET's query string, a POST's body), when
-    equal raw requests are the same request: what the stages that depend on nothing else
-    found is kept by it."""
-    raw_is_body: bool = False
-    """``raw_request`` is a POST's JSON body, not a query string."""
+    """The request as the transport read it (a GET's query string), when equal raw requests
+    are the same request: what the stages that depend on nothing else found is kept by it.
+    A POST's body is given to ``run`` beside the input instead (``body``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,10 +310,17 @@ class RequestPipeline:
             ("format", self._format),
         )
 
-    async def run(self, pipeline_input: PipelineInput) -> PipelineOutcome:
-        """Runs every stage; a refusal ends the run with the rejection in the outcome."""
+    async def run(
+        self, pipeline_input: PipelineInput, body: bytes | None = None
+    ) -> PipelineOutcome:
+        """Runs every stage; a refusal ends the run with the rejection in the outcome.
+
+        ``body``: the POST body the request was read from, when equal bodies are the same
+        request (kept as ``raw_request`` is; not a field of the input, which every GET
+        would pay for).
+        """
         state = PipelineState(pipeline_input, pipeline_input.request, time.perf_counter())
-        memo_key = self._memo_key(pipeline_input)
+        memo_key = self._memo_key(pipeline_input, body)
         kept = None
         if memo_key is not None:
             kept = self._prepared_requests.get(memo_key)
@@ -395,8 +400,8 @@ class RequestPipeline:
         kept = self._prepared_requests.get((raw, allowed, True) if body else (raw, allowed))
         return kept.sent if kept is not None else None
 
-    def _memo_key(self, pipeline_input: PipelineInput) -> MemoKey | None:
-        raw = pipeline_input.raw_request
+    def _memo_key(self, pipeline_input: PipelineInput, body: bytes | None) -> MemoKey | None:
+        raw = pipeline_input.raw_request if body is None else body
         if (
             raw is None
             or len(raw) > self._longest_kept_request
@@ -404,7 +409,7 @@ class RequestPipeline:
             or pipeline_input.operator_document
         ):
             return None
-        if pipeline_input.raw_is_body:
+        if body is not None:
             return raw, pipeline_input.allowed, True
         return raw, pipeline_input.allowed
 

@@ -96,14 +96,7 @@ class GraphQLEndpoint:
             return await self._batch(exchange, graphql_request, media_type)
         exchange.state["operation_name"] = graphql_request.operation_name
         outcome = await self._pipeline.run(
-            self._input(
-                exchange,
-                graphql_request,
-                media_type,
-                allowed=allowed,
-                raw=raw,
-                raw_is_body=True,
-            )
+            self._input(exchange, graphql_request, media_type, allowed=allowed), raw
         )
         if outcome.rejection is not None:
             marked = _marked_as_query(outcome.rejection, method)
@@ -154,7 +147,6 @@ class GraphQLEndpoint:
         allowed: frozenset[OperationType] = ANY_OPERATION,
         viewer: Viewer | None = None,
         raw: bytes | None = None,
-        raw_is_body: bool = False,
     ) -> PipelineInput:
         return PipelineInput(
             request=graphql_request,
@@ -166,7 +158,6 @@ class GraphQLEndpoint:
             allowed=allowed,
             media_type=media_type,
             raw_request=raw,
-            raw_is_body=raw_is_body,
         )
 
     def _answer(self, exchange: _Exchange, outcome: PipelineOutcome, media_type: str) -> Response:

@@ -78,8 +78,13 @@ class GraphQLPath:
         if scope["type"] != "http" or scope["path"] != self._path or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
-        if method != "GET" and method != "POST":
+        # The method as a constant, not the scope's string: the metrics' label lookups then
+        # find their key by identity.
+        if scope["method"] == "GET":
+            method = "GET"
+        elif scope["method"] == "POST":
+            method = "POST"
+        else:
             await self.app(scope, receive, send)
             return
         self.answered += 1
