@@ -32,6 +32,7 @@ would be missing here.
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -52,6 +53,34 @@ from dataintel.observability.request_context import (
 
 _PLAIN = Response.__call__
 _SET_ON_ADMITTED = RAW_RATE_LIMIT_HEADER_NAMES | {REQUEST_ID_NAME}
+
+
+def _request_id_variable() -> ContextVar[Any]:
+    """The context variable ``bind_contextvars(request_id=...)`` sets, by its public API."""
+    tokens = structlog.contextvars.bind_contextvars(request_id=None)
+    structlog.contextvars.reset_contextvars(**tokens)
+    return tokens["request_id"].var
+
+
+_REQUEST_ID_VAR = _request_id_variable()
+
+
+def _sent_headers(
+    headers: Headers | tuple[()], added: Headers | None, echoed: bytes, drain: object
+) -> Headers:
+    """What the rate limit's, the request id's and the draining layer's send wrappers do to
+    a response's headers, in the stack's order: each drops the headers it sets and appends
+    its own; an allowed request's limit headers (no request id among them) are dropped and
+    appended in the same pass."""
+    if added is not None:
+        sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
+        sent += added
+        sent.append((REQUEST_ID_NAME, echoed))
+    else:
+        sent = with_request_id(headers, echoed)
+    if is_draining(drain):
+        sent = closing(sent)
+    return sent
 
 
 class GraphQLPath:
@@ -100,31 +129,17 @@ class GraphQLPath:
         status = 500
         added: Headers | None = None
 
-        def sent_headers(headers: Headers | tuple[()]) -> Headers:
-            # What the rate limit's, the request id's and the draining layer's send
-            # wrappers do to a response's headers, in the stack's order: each drops the
-            # headers it sets and appends its own; an allowed request's limit headers (no
-            # request id among them) are dropped and appended in the same pass.
-            if added is not None:
-                sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
-                sent += added
-                sent.append((REQUEST_ID_NAME, echoed))
-            else:
-                sent = with_request_id(headers, echoed)
-            if is_draining(drain):
-                sent = closing(sent)
-            return sent
-
         async def send_out(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = sent_headers(message.get("headers", ()))
+                headers = message.get("headers", ())
+                message["headers"] = _sent_headers(headers, added, echoed, drain)
             await send(message)
 
-        # Bound for every log line of the request, as bound_contextvars does, without its
-        # generator-based context manager.
-        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Bound for every log line of the request, as bind_contextvars does (the same
+        # variable), without its keyword arguments and key formatting on each request.
+        bound = _REQUEST_ID_VAR.set(request_id)
         try:
             try:
                 if self._limit is not None:
@@ -148,13 +163,13 @@ class GraphQLPath:
                     {
                         "type": "http.response.start",
                         "status": status,
-                        "headers": sent_headers(response.raw_headers),
+                        "headers": _sent_headers(response.raw_headers, added, echoed, drain),
                     }
                 )
                 await send({"type": "http.response.body", "body": response.body})
             finally:
                 log_access(scope, state, status, started)
-                structlog.contextvars.reset_contextvars(**bound)
+                _REQUEST_ID_VAR.reset(bound)
         finally:
             if metrics is not None:
                 assert token is not None
