@@ -34,9 +34,9 @@ from dataintel.http.api_docs import api_docs, api_docs_static_mount
 from dataintel.http.authentication import Authenticator
 from dataintel.http.downloads import download_endpoint
 from dataintel.http.drain import DrainingConnectionMiddleware
-from dataintel.http.get_path import GraphQLGetPath
 from dataintel.http.graphiql import graphiql_page, graphiql_static_mount
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
+from dataintel.http.graphql_path import GraphQLPath
 from dataintel.http.openapi_endpoint import openapi_endpoint
 from dataintel.http.probes import liveness, readiness_endpoint
 from dataintel.http.rate_limit import ClientRequestLimit, RequestRateLimitMiddleware
@@ -368,6 +368,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         usage=schema_usage,
         observers=observers,
         prepared_requests=settings.graphql.prepared_request_cache_size,
+        longest_kept_request=settings.graphql.prepared_request_max_bytes,
     )
     endpoint = GraphQLEndpoint(
         pipeline,
@@ -400,11 +401,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 methods=["GET"],
             )
         )
-    # GET /graphql skips the stack below: one layer does the stack's work for it. With
-    # tracing on, the stack's server span is wanted, so every request goes through the stack.
-    get_path = [
+    # GET and POST /graphql skip the stack below: one layer does the stack's work for them.
+    # With tracing on, the stack's server span is wanted: every request goes through the stack.
+    graphql_layer = [
         Middleware(
-            GraphQLGetPath,
+            GraphQLPath,
             graphql_path=settings.http.graphql_path,
             endpoint=endpoint,
             limit=ClientRequestLimit(
@@ -420,7 +421,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            *(get_path if not tracing.enabled else []),
+            *(graphql_layer if not tracing.enabled else []),
             Middleware(DrainingConnectionMiddleware),
             *tracing.middleware(),
             *([Middleware(MetricsMiddleware, metrics=metrics)] if metrics is not None else []),

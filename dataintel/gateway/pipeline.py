@@ -73,9 +73,15 @@ STAGES = (
 )
 """The stages of ``RequestPipeline.run``, in the order they run."""
 _KEPT_STAGES = frozenset({"resolve_persisted", "prepare_document", "check_operation", "cost"})
-LONGEST_KEPT_REQUEST = 8192
-"""Longer raw requests are prepared every time: the memo's entries stay small."""
 """The stages whose findings depend on the request alone (``PreparedRequest``)."""
+LONGEST_KEPT_REQUEST = 8192
+"""Longer raw requests are prepared every time, by default (``prepared_request_max_bytes``):
+the memo's entries stay small."""
+
+MemoKey = tuple[bytes, frozenset[OperationType]] | tuple[bytes, frozenset[OperationType], bool]
+"""A raw query string and the operation types allowed; for a POST's body, with ``True`` after
+them: a query string and a body of the same bytes are different requests (and a tuple of
+two is never equal to one of three)."""
 
 
 class Authenticates(Protocol):
@@ -129,7 +135,8 @@ class PipelineInput:
     not from the client: it is trusted as registered and there is nothing to resolve."""
     raw_request: bytes | None = None
     """The request as the transport read it (a GET's query string), when equal raw requests
-    are the same request: what the stages that depend on nothing else found is kept by it."""
+    are the same request: what the stages that depend on nothing else found is kept by it.
+    A POST's body is given to ``run`` beside the input instead (``body``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,9 @@ class PreparedRequest:
     operation: OperationDefinitionNode
     analysis: OperationAnalysis
     cost: int
+    sent: GraphQLRequest
+    """The request as read from the raw request, before ``resolve_persisted``: a kept
+    body is not parsed again (``RequestPipeline.kept_request``)."""
     cache_keys: dict[Audience, str] = field(default_factory=dict, compare=False)
     """The response cache's key per audience met so far (at most ``KEPT_AUDIENCES``)."""
 
@@ -267,6 +277,7 @@ class RequestPipeline:
         usage: RecordsUsage | None,
         observers: Sequence[PipelineObserver] = (),
         prepared_requests: int = 1024,
+        longest_kept_request: int = LONGEST_KEPT_REQUEST,
     ) -> None:
         self.schema = schema
         self.graphql = graphql
@@ -285,9 +296,8 @@ class RequestPipeline:
         self._max_errors = limits.max_errors
         self.observers = list(observers)
         self._prepared_requests_size = prepared_requests
-        self._prepared_requests: OrderedDict[
-            tuple[bytes, frozenset[OperationType]], PreparedRequest
-        ] = OrderedDict()
+        self._longest_kept_request = longest_kept_request
+        self._prepared_requests: OrderedDict[MemoKey, PreparedRequest] = OrderedDict()
         self._stages: tuple[tuple[str, Stage], ...] = (
             ("authenticate", self._authenticate),
             ("resolve_persisted", self._resolve_persisted),
@@ -300,10 +310,17 @@ class RequestPipeline:
             ("format", self._format),
         )
 
-    async def run(self, pipeline_input: PipelineInput) -> PipelineOutcome:
-        """Runs every stage; a refusal ends the run with the rejection in the outcome."""
+    async def run(
+        self, pipeline_input: PipelineInput, body: bytes | None = None
+    ) -> PipelineOutcome:
+        """Runs every stage; a refusal ends the run with the rejection in the outcome.
+
+        ``body``: the POST body the request was read from, when equal bodies are the same
+        request (kept as ``raw_request`` is; not a field of the input, which every GET
+        would pay for).
+        """
         state = PipelineState(pipeline_input, pipeline_input.request, time.perf_counter())
-        memo_key = self._memo_key(pipeline_input)
+        memo_key = self._memo_key(pipeline_input, body)
         kept = None
         if memo_key is not None:
             kept = self._prepared_requests.get(memo_key)
@@ -373,20 +390,30 @@ class RequestPipeline:
         """How many raw requests' ``PreparedRequest`` are kept now."""
         return len(self._prepared_requests)
 
-    def _memo_key(
-        self, pipeline_input: PipelineInput
-    ) -> tuple[bytes, frozenset[OperationType]] | None:
-        raw = pipeline_input.raw_request
+    def kept_request(
+        self, raw: bytes, allowed: frozenset[OperationType], *, body: bool
+    ) -> GraphQLRequest | None:
+        """The request read before from the same raw request, if its stages are kept: the
+        transport need not read it again (a POST's body is not parsed twice)."""
+        if len(raw) > self._longest_kept_request:
+            return None
+        kept = self._prepared_requests.get((raw, allowed, True) if body else (raw, allowed))
+        return kept.sent if kept is not None else None
+
+    def _memo_key(self, pipeline_input: PipelineInput, body: bytes | None) -> MemoKey | None:
+        raw = pipeline_input.raw_request if body is None else body
         if (
             raw is None
-            or len(raw) > LONGEST_KEPT_REQUEST
+            or len(raw) > self._longest_kept_request
             or not self._prepared_requests_size
             or pipeline_input.operator_document
         ):
             return None
+        if body is not None:
+            return raw, pipeline_input.allowed, True
         return raw, pipeline_input.allowed
 
-    def _keep(self, memo_key: tuple[bytes, frozenset[OperationType]], state: PipelineState) -> None:
+    def _keep(self, memo_key: MemoKey, state: PipelineState) -> None:
         """Keeps what the request-only stages found, when the text is named by its content.
 
         A document id that is a name may be registered again with another text, and a
@@ -411,7 +438,7 @@ class RequestPipeline:
         )
         assert cost is not None, "the cost stage comes first"
         self._prepared_requests[memo_key] = PreparedRequest(
-            state.request, prepared, operation, analysis, cost
+            state.request, prepared, operation, analysis, cost, sent
         )
         if len(self._prepared_requests) > self._prepared_requests_size:
             self._prepared_requests.popitem(last=False)

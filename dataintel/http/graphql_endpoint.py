@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 from graphql import OperationType
 from starlette.datastructures import QueryParams
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from dataintel.context import Viewer
 from dataintel.errors import BadUserInputError, GatewayError
@@ -39,6 +39,7 @@ from dataintel.settings import HttpSettings
 
 OPERATION_TYPE_HEADER = "X-GraphQL-Operation-Type"
 """Marks a POST as a query, which a load balancer may retry (deploy/nginx)."""
+_OPERATION_TYPE_NAME = OPERATION_TYPE_HEADER.lower()
 
 
 class GraphQLEndpoint:
@@ -72,24 +73,33 @@ class GraphQLEndpoint:
         """Answers one request to the GraphQL path."""
         if request.method == "GET":
             return await self.handle_get(request.scope, request.headers)
-        accept = request.headers.get("accept")
-        media_type = negotiate_response_type(accept)
-        exchange = _Exchange.of(request.scope, request.headers)
+        return await self.handle_post(request.scope, request.receive, request.headers)
+
+    async def handle_post(
+        self, scope: Scope, receive: Receive, headers: Mapping[str, str]
+    ) -> Response:
+        """Answers one request with a body (a POST) to the GraphQL path, from its ASGI scope,
+        its ``receive`` and its headers (a mapping by lower-case name, the first of repeated
+        ones): the middleware stack's route and the GraphQL path (http/graphql_path.py) both
+        come here."""
+        method: str = scope["method"]
+        media_type = negotiate_response_type(headers.get("accept"))
+        exchange = _Exchange.of(scope, headers)
         if media_type is None:
             return _not_acceptable(exchange.request_id)
         try:
-            graphql_request, allowed = await self._read(request)
-            self._csrf.check(request.method, request.headers)
+            graphql_request, allowed, raw = await self._read(receive, headers)
+            self._csrf.check(method, headers)
         except RequestRejected as rejected:
             return self._refused(exchange, rejected, media_type)
         if isinstance(graphql_request, Batch):
             return await self._batch(exchange, graphql_request, media_type)
         exchange.state["operation_name"] = graphql_request.operation_name
         outcome = await self._pipeline.run(
-            self._input(exchange, graphql_request, media_type, allowed=allowed)
+            self._input(exchange, graphql_request, media_type, allowed=allowed), raw
         )
         if outcome.rejection is not None:
-            marked = _marked_as_query(outcome.rejection, request)
+            marked = _marked_as_query(outcome.rejection, method)
             if marked is not outcome.rejection:
                 entries = [format_error(e, exchange.request_id) for e in marked.errors]
                 outcome = replace(outcome, rejection=marked, errors=entries)
@@ -98,7 +108,7 @@ class GraphQLEndpoint:
     async def handle_get(self, scope: Scope, headers: Mapping[str, str]) -> Response:
         """Answers one GET to the GraphQL path, from its ASGI scope and its headers (a
         mapping by lower-case name, the first of repeated ones): the middleware stack's
-        route and the GET path (http/get_path.py) both come here."""
+        route and the GraphQL path (http/graphql_path.py) both come here."""
         accept = headers.get("accept")
         if self._graphiql is not None and accepts_html(accept):
             params = QueryParams(scope["query_string"])
@@ -188,9 +198,11 @@ class GraphQLEndpoint:
         return Response(body, media_type=media_type, headers=headers)
 
     async def _read(
-        self, request: Request
-    ) -> tuple[GraphQLRequest | Batch, frozenset[OperationType]]:
-        is_json = content_type_is_json(request.headers.get("content-type"))
+        self, receive: Receive, headers: Mapping[str, str]
+    ) -> tuple[GraphQLRequest | Batch, frozenset[OperationType], bytes | None]:
+        """The request or batch, the operation types it may run, and the body it was read
+        from when equal bodies are the same request (not a batch's)."""
+        is_json = content_type_is_json(headers.get("content-type"))
         if is_json is None:
             raise RequestRejected(
                 [BadUserInputError("Request bodies must be encoded in UTF-8.")], status=415
@@ -200,7 +212,18 @@ class GraphQLEndpoint:
                 [BadUserInputError("POST requests must have Content-Type application/json.")],
                 status=415,
             )
-        body = await self._body(request)
+        body = await self._body(receive, headers)
+        # The load balancer retries requests marked as queries on another replica
+        # (deploy/nginx): a mutation must not pass for one and be written twice.
+        allowed = (
+            QUERIES_ONLY
+            if headers.get(_OPERATION_TYPE_NAME, "").strip().lower() == "query"
+            else ANY_OPERATION
+        )
+        # A body accepted before, byte for byte, is the same request: not parsed again.
+        kept = self._pipeline.kept_request(body, allowed, body=True)
+        if kept is not None:
+            return kept, allowed, body
         try:
             params = orjson.loads(body)
         except orjson.JSONDecodeError as error:
@@ -208,29 +231,40 @@ class GraphQLEndpoint:
                 [BadUserInputError(f"The body is not valid JSON: {error.msg}.")]
             ) from None
         if isinstance(params, list):
-            return read_batch(params, self._http), ANY_OPERATION
+            return read_batch(params, self._http), ANY_OPERATION, None
         if not isinstance(params, dict):
             raise RequestRejected([BadUserInputError("The body must be a JSON object.")])
-        if request.headers.get(OPERATION_TYPE_HEADER, "").strip().lower() == "query":
-            # The load balancer retries requests marked as queries on another replica
-            # (deploy/nginx): a mutation must not pass for one and be written twice.
-            return checked_request(params), QUERIES_ONLY
-        return checked_request(params), ANY_OPERATION
+        return checked_request(params), allowed, body
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
+        """The body from ``receive``'s messages, as Starlette's ``Request.stream`` reads
+        them (a disconnect raises ``ClientDisconnect``), refused past ``max_body_bytes``."""
         limit = self._http.max_body_bytes
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 raise RequestRejected([BadUserInputError("Content-Length is not a number.")])
             if int(declared) > limit:
                 raise _too_large(limit)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(limit)
-        return bytes(body)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message: Message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk: bytes = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
+        # A small body comes in one message: kept as it came, without a copy.
+        if len(chunks) == 1 and type(chunks[0]) is bytes:
+            return chunks[0]
+        return b"".join(chunks)
 
 
 def _too_large(limit: int) -> RequestRejected:
@@ -285,9 +319,9 @@ class GraphQLAnswer(Response):
         self.raw_headers = raw
 
 
-def _marked_as_query(rejected: RequestRejected, request: Request) -> RequestRejected:
+def _marked_as_query(rejected: RequestRejected, method: str) -> RequestRejected:
     """A mutation POSTed as a query: 400 naming the header, not a method-not-allowed."""
-    if rejected.status != 405 or request.method != "POST":
+    if rejected.status != 405 or method != "POST":
         return rejected
     return RequestRejected(
         [

@@ -85,7 +85,7 @@ def with_rate_limit_headers(headers: Headers | tuple[()], added: Headers) -> Hea
 class ClientRequestLimit:
     """Counts each request against its client address; beyond the limit, 429 RATE_LIMITED.
 
-    Shared by the middleware and the GET path of /graphql (http/get_path.py), so both count
+    Shared by the middleware and the layer of /graphql (http/graphql_path.py), so both count
     and refuse the same way.
     """
 

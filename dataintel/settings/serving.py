@@ -103,8 +103,15 @@ class GraphQLSettings(SettingsGroup):
     prepared_request_cache_size: int = Field(
         1024,
         ge=0,
-        description="GET requests kept by their raw query string: read, persisted document"
-        " resolved, operation picked and analysed, cost counted (0 keeps none).",
+        description="GET requests kept by their raw query string, and POSTs by their body:"
+        " read, persisted document resolved, operation picked and analysed, cost counted"
+        " (0 keeps none).",
+    )
+    prepared_request_max_bytes: int = Field(
+        8192,
+        ge=0,
+        description="Longest raw query string or POST body kept among the prepared requests;"
+        " longer ones are prepared on every request.",
     )
     request_timeout_seconds: float = Field(
         30.0, gt=0, description="Time one GraphQL request may take before it answers TIMEOUT."

@@ -15,6 +15,7 @@ from dataintel.app import build_services
 from dataintel.context import ANONYMOUS
 from dataintel.directives import PUBLIC
 from dataintel.gateway.pipeline import (
+    ANY_OPERATION,
     QUERIES_ONLY,
     STAGES,
     PipelineInput,
@@ -183,6 +184,27 @@ async def test_a_kept_request_watched_for_outcomes_only_runs_the_same_stages(
     assert kept.body == {"data": {"hello": "hello ada"}}
     for outcome in watched:
         assert replace(kept, seconds=0.0) == replace(outcome, seconds=0.0)
+
+
+async def test_a_body_and_a_query_string_of_the_same_bytes_are_kept_apart(
+    pipeline: RequestPipeline,
+) -> None:
+    raw = b'{"query": "{ hello }"}'
+    as_body = GraphQLRequest("{ hello }", None, None, None)
+    as_query_string = GraphQLRequest('query Hi { hello(name: "qs") }', None, None, None)
+    assert pipeline.kept_request(raw, QUERIES_ONLY, body=True) is None
+    posted = PipelineInput(as_body, "r", viewer=ANONYMOUS, allowed=QUERIES_ONLY)
+    assert (await pipeline.run(posted, raw)).rejection is None
+    got = PipelineInput(
+        as_query_string, "r", viewer=ANONYMOUS, allowed=QUERIES_ONLY, raw_request=raw
+    )
+    assert (await pipeline.run(got)).rejection is None
+    assert pipeline.kept_requests == 2
+    assert pipeline.kept_request(raw, QUERIES_ONLY, body=True) is as_body
+    assert pipeline.kept_request(raw, QUERIES_ONLY, body=False) is as_query_string
+    assert pipeline.kept_request(raw, ANY_OPERATION, body=True) is None
+    assert (await pipeline.run(posted, raw)).body == {"data": {"hello": "hello you"}}
+    assert (await pipeline.run(got)).body == {"data": {"hello": "hello qs"}}
 
 
 async def test_executions_that_never_wait_give_the_loop_a_turn_once_their_slice_is_over(

@@ -1,4 +1,4 @@
-"""GET /graphql through one ASGI layer (http/get_path.py): taken, and answering as the stack does.
+"""GET /graphql through one ASGI layer (http/graphql_path.py): taken, answering as the stack does.
 
 Each comparison sends the same request to the same app twice: once as a client does (the
 layer answers it) and once to the middleware stack below the layer, which is how every GET
@@ -28,7 +28,7 @@ from dataintel.gateway.persisted_queries import APQ_KEY_PREFIX
 from dataintel.gateway.pipeline import LONGEST_KEPT_REQUEST, RequestPipeline
 from dataintel.gateway.trusted_documents import TrustedDocumentRegistry
 from dataintel.http.drain import DRAIN_STATE_KEY, Drain
-from dataintel.http.get_path import GraphQLGetPath
+from dataintel.http.graphql_path import GraphQLPath
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from tests.integration.test_response_cache import rename
 from tests.plugins.app import SettingsFactory
@@ -52,10 +52,10 @@ def apq_params(text: str) -> dict[str, str]:
     return {"extensions": orjson.dumps(extensions).decode()}
 
 
-def get_path_of(app: Starlette) -> GraphQLGetPath:
+def get_path_of(app: Starlette) -> GraphQLPath:
     """The app's GET layer, from the middleware stack Starlette built on the first request."""
     layer: Any = app.middleware_stack
-    while layer is not None and not isinstance(layer, GraphQLGetPath):
+    while layer is not None and not isinstance(layer, GraphQLPath):
         layer = getattr(layer, "app", None)
     assert layer is not None, "the app has no GET layer"
     return layer

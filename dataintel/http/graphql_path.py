@@ -1,10 +1,11 @@
-"""GET /graphql in one ASGI layer: the middleware stack's work for it, without the stack.
+"""GET and POST /graphql in one ASGI layer: the middleware stack's work for them, without
+the stack.
 
 A persisted query over GET answered from the response cache is the gateway's cheapest and
-most frequent request, and most of its cost was around the pipeline: four middleware layers
-each wrapping ``send``, Starlette's router, ``Request`` and ``Headers`` objects. This layer
-answers every GET to the GraphQL path itself, doing what each layer of the stack does for
-it, in the same order and with the same functions:
+most frequent request, and a dashboard's POST the next; most of their cost was around the
+pipeline: four middleware layers each wrapping ``send``, Starlette's router, ``Request`` and
+``Headers`` objects. This layer answers every GET and POST to the GraphQL path itself, doing
+what each layer of the stack does for it, in the same order and with the same functions:
 
 - ``Connection: close`` while draining (http/drain.py);
 - the HTTP metrics and the current request's metrics (observability/metrics.py);
@@ -12,21 +13,26 @@ it, in the same order and with the same functions:
   (observability/request_context.py);
 - the per-client request limit, counted once, with its headers or its 429
   (http/rate_limit.py);
-- then the endpoint's own GET handling (``GraphQLEndpoint.handle_get``: GraphiQL, media
-  types, the query string, CSRF, the pipeline, the response's headers).
+- then the endpoint's own handling, ``GraphQLEndpoint.handle_get`` (GraphiQL, media types,
+  the query string, CSRF, the pipeline, the response's headers) or ``handle_post`` (media
+  types, content type, the body within its size limit, JSON, batches, CSRF, the pipeline,
+  the response's headers), which the stack's route calls too.
 
 A plain response (one whose ASGI call is ``Response.__call__``, without a background task)
 is sent as its two messages from here, with the headers each layer of the stack would have
 added, in the same order; any other goes through ``send`` wrappers doing the same.
 
-Anything else (other paths and methods, a mounted app's ``root_path``, websockets) goes to
-the stack unchanged. The app installs this layer only when tracing is off: the tracing
-middleware's server span would be missing here.
+Anything else (other paths and methods, HEAD among them, a mounted app's ``root_path``,
+websockets) goes to the stack unchanged. An exception (a client gone while its body is
+read) leaves this layer as it left the stack, after the same access line and metrics. The
+app installs this layer only when tracing is off: the tracing middleware's server span
+would be missing here.
 """
 
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -49,8 +55,36 @@ _PLAIN = Response.__call__
 _SET_ON_ADMITTED = RAW_RATE_LIMIT_HEADER_NAMES | {REQUEST_ID_NAME}
 
 
-class GraphQLGetPath:
-    """Answers GET requests to the GraphQL path; passes every other request to ``app``."""
+def _request_id_variable() -> ContextVar[Any]:
+    """The context variable ``bind_contextvars(request_id=...)`` sets, by its public API."""
+    tokens = structlog.contextvars.bind_contextvars(request_id=None)
+    structlog.contextvars.reset_contextvars(**tokens)
+    return tokens["request_id"].var
+
+
+_REQUEST_ID_VAR = _request_id_variable()
+
+
+def _sent_headers(
+    headers: Headers | tuple[()], added: Headers | None, echoed: bytes, drain: object
+) -> Headers:
+    """What the rate limit's, the request id's and the draining layer's send wrappers do to
+    a response's headers, in the stack's order: each drops the headers it sets and appends
+    its own; an allowed request's limit headers (no request id among them) are dropped and
+    appended in the same pass."""
+    if added is not None:
+        sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
+        sent += added
+        sent.append((REQUEST_ID_NAME, echoed))
+    else:
+        sent = with_request_id(headers, echoed)
+    if is_draining(drain):
+        sent = closing(sent)
+    return sent
+
+
+class GraphQLPath:
+    """Answers GET and POST requests to the GraphQL path; passes every other to ``app``."""
 
     def __init__(
         self,
@@ -67,15 +101,19 @@ class GraphQLGetPath:
         self._limit = limit if limit.applies(graphql_path) else None
         self._metrics = metrics
         self.answered = 0
-        """GET requests answered here (the tests see the path taken)."""
+        """Requests answered here (the tests see the path taken)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != self._path
-            or scope["method"] != "GET"
-            or scope.get("root_path")
-        ):
+        if scope["type"] != "http" or scope["path"] != self._path or scope.get("root_path"):
+            await self.app(scope, receive, send)
+            return
+        # The method as a constant, not the scope's string: the metrics' label lookups then
+        # find their key by identity.
+        if scope["method"] == "GET":
+            method = "GET"
+        elif scope["method"] == "POST":
+            method = "POST"
+        else:
             await self.app(scope, receive, send)
             return
         self.answered += 1
@@ -91,31 +129,17 @@ class GraphQLGetPath:
         status = 500
         added: Headers | None = None
 
-        def sent_headers(headers: Headers | tuple[()]) -> Headers:
-            # What the rate limit's, the request id's and the draining layer's send
-            # wrappers do to a response's headers, in the stack's order: each drops the
-            # headers it sets and appends its own; an allowed request's limit headers (no
-            # request id among them) are dropped and appended in the same pass.
-            if added is not None:
-                sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
-                sent += added
-                sent.append((REQUEST_ID_NAME, echoed))
-            else:
-                sent = with_request_id(headers, echoed)
-            if is_draining(drain):
-                sent = closing(sent)
-            return sent
-
         async def send_out(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = sent_headers(message.get("headers", ()))
+                headers = message.get("headers", ())
+                message["headers"] = _sent_headers(headers, added, echoed, drain)
             await send(message)
 
-        # Bound for every log line of the request, as bound_contextvars does, without its
-        # generator-based context manager.
-        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        # Bound for every log line of the request, as bind_contextvars does (the same
+        # variable), without its keyword arguments and key formatting on each request.
+        bound = _REQUEST_ID_VAR.set(request_id)
         try:
             try:
                 if self._limit is not None:
@@ -127,7 +151,10 @@ class GraphQLGetPath:
                     name.decode("latin-1"): value.decode("latin-1")
                     for name, value in reversed(raw_headers)
                 }
-                response = await self._endpoint.handle_get(scope, headers)
+                if method == "GET":
+                    response = await self._endpoint.handle_get(scope, headers)
+                else:
+                    response = await self._endpoint.handle_post(scope, receive, headers)
                 if type(response).__call__ is not _PLAIN or response.background is not None:
                     await response(scope, receive, send_out)
                     return
@@ -136,15 +163,15 @@ class GraphQLGetPath:
                     {
                         "type": "http.response.start",
                         "status": status,
-                        "headers": sent_headers(response.raw_headers),
+                        "headers": _sent_headers(response.raw_headers, added, echoed, drain),
                     }
                 )
                 await send({"type": "http.response.body", "body": response.body})
             finally:
                 log_access(scope, state, status, started)
-                structlog.contextvars.reset_contextvars(**bound)
+                _REQUEST_ID_VAR.reset(bound)
         finally:
             if metrics is not None:
                 assert token is not None
                 metrics.reset(token)
-                metrics.record_http(scope["path"], "GET", status, started)
+                metrics.record_http(scope["path"], method, status, started)
