@@ -132,3 +132,15 @@ def test_only_the_json_format_takes_the_json_writer() -> None:
     )
     configure_logging("json", "info")
     assert isinstance(access_log._writer, logging_module._JsonLineWriter)
+
+
+def test_a_fresh_request_id_is_32_hex_digits_as_format_writes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataintel.observability import request_context
+
+    for bits in (0, 1, 0xABC, 2**128 - 1, 0x0F << 120):
+        monkeypatch.setattr(request_context, "getrandbits", lambda _, b=bits: b)
+        assert request_context.request_id_from(None) == format(bits, "032x")
+    assert request_context.request_id_from("given-1") == "given-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", request_context.request_id_from("bad id"))
