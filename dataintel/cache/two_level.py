@@ -308,14 +308,12 @@ class TwoLevelCache:
         """
         if not self.enabled:
             return None
+        hit = self.memory_hit(region, key)
+        if hit is not None:
+            return hit
         now = self._clock()
         full_key = self._full_key(region, key)
         entry = self.memory.get(full_key)
-        if self._trusted and entry is not None and now < entry.fresh_until:
-            self.stats.memory_hits += 1
-            if self.observer is not None:
-                self.observer("response", "memory", "hit", 1)
-            return cast(V, entry.value), round(now - entry.stored_at, 3)
         generation = self._generation
         level = "memory"
         if entry is None or not entry.is_fresh(now):
@@ -339,6 +337,22 @@ class TwoLevelCache:
         self.stats.memory_hits += 1
         if self.observer is not None:
             self.observer("response", level, "hit", 1)
+        return cast(V, entry.value), round(now - entry.stored_at, 3)
+
+    def memory_hit(self, region: Region[K, V], key: K) -> tuple[V, float] | None:
+        """What ``get`` answers from a trusted in-process level's fresh entry, without a
+        coroutine (the response cache's hit); None when ``get`` must look further."""
+        if not self._trusted or not self.enabled:
+            return None
+        entry = self.memory.get(self._full_key(region, key))
+        if entry is None:
+            return None
+        now = self._clock()
+        if now >= entry.fresh_until:
+            return None
+        self.stats.memory_hits += 1
+        if self.observer is not None:
+            self.observer("response", "memory", "hit", 1)
         return cast(V, entry.value), round(now - entry.stored_at, 3)
 
     @property

@@ -107,6 +107,28 @@ class ClientRequestLimiter:
     async def hit(self, client: str) -> Verdict:
         """Counts one request of ``client`` and says whether it fits."""
         now = self._clock()
+        verdict = self._hit_here(client, now)
+        if verdict is not None:
+            return verdict
+        window, into = divmod(now, self.window_seconds)
+        weight = 1.0 - into / self.window_seconds
+        reset = max(1, math.ceil(self.window_seconds - into))
+        count = self._count(self._counts, client, int(window))
+        try:
+            admitted = await self._decide(client, count, weight)
+        except (GatewayError, OSError, TimeoutError) as error:
+            self._lost(error)
+            return self._hit_alone(self._alone, client, now)
+        remaining = max(0, math.floor(self.limit - count.previous * weight - count.current))
+        return Verdict(admitted, self.limit, remaining, reset)
+
+    def hit_now(self, client: str) -> Verdict | None:
+        """``hit``'s verdict when this replica decides alone (every hit but the one that
+        fills a batch), without a coroutine; None when ``hit`` must be awaited (Redis
+        decides), and then nothing was counted."""
+        return self._hit_here(client, self._clock())
+
+    def _hit_here(self, client: str, now: float) -> Verdict | None:
         window, into = divmod(now, self.window_seconds)
         weight = 1.0 - into / self.window_seconds
         reset = max(1, math.ceil(self.window_seconds - into))
@@ -122,13 +144,7 @@ class ClientRequestLimiter:
         if count.pending + 1 < self.batch:
             count.pending += 1
             return Verdict(True, self.limit, math.floor(self.limit - seen - 1), reset)
-        try:
-            admitted = await self._decide(client, count, weight)
-        except (GatewayError, OSError, TimeoutError) as error:
-            self._lost(error)
-            return self._hit_alone(self._alone, client, now)
-        remaining = max(0, math.floor(self.limit - count.previous * weight - count.current))
-        return Verdict(admitted, self.limit, remaining, reset)
+        return None
 
     def _hit_alone(self, counts: dict[str, _Count], client: str, now: float) -> Verdict:
         window, into = divmod(now, self.window_seconds)

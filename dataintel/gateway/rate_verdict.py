@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per request, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing assigns to one once made.
+@dataclass(slots=True)
 class Verdict:
     """The outcome of one hit: allowed or not, and what the RateLimit headers report."""
 

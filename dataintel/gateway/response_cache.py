@@ -81,7 +81,16 @@ _KEPT_AUDIENCES = 256
 """Distinct sets of roles and scopes whose shared audience is kept (few: roles are few)."""
 
 
-@dataclass(frozen=True, slots=True)
+class Undecided:
+    """``ResponseCache.lookup_in_memory``'s answer when only ``lookup`` can tell."""
+
+
+UNDECIDED = Undecided()
+
+
+# Not frozen: one is made per hit, and a frozen dataclass sets each field through
+# object.__setattr__. Nothing assigns to one once made.
+@dataclass(slots=True)
 class CachedResponse:
     """A response's data as cached, the same data as JSON, and its age in seconds."""
 
@@ -292,6 +301,21 @@ class ResponseCache:
         if cache is None:
             return None
         found = await cache.get(_RESPONSES, key)
+        return self._cached(key, found)
+
+    def lookup_in_memory(self, key: str) -> CachedResponse | Undecided | None:
+        """What ``lookup`` answers when the in-process level is trusted and holds a fresh
+        entry, without a coroutine (a hit never waits); ``UNDECIDED`` when ``lookup``
+        must be awaited. The same hit counted, the same response."""
+        cache = self._cache()
+        if cache is None:
+            return None
+        found = cache.memory_hit(_RESPONSES, key)
+        if found is None:
+            return UNDECIDED
+        return self._cached(key, found)
+
+    def _cached(self, key: str, found: tuple[object, float] | None) -> CachedResponse | None:
         if found is None:
             return None
         data, age = found

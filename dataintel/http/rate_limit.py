@@ -115,7 +115,11 @@ class ClientRequestLimit:
         refused and the 429 already sent through ``send``."""
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        verdict = await self._rate_limits.clients.hit(address)
+        clients = self._rate_limits.clients
+        # Decided in process on all but one hit per batch: no coroutine for those.
+        verdict = clients.hit_now(address)
+        if verdict is None:
+            verdict = await clients.hit(address)
         if not verdict.allowed:
             headers = rate_limit_headers(verdict, self._window)
             await self._refuse(scope, send, verdict, headers, address)

@@ -24,7 +24,9 @@ def request_id_from(value: str | None) -> str:
         return value
     # 128 random bits as 32 hex digits, as uuid4().hex gave, without its os.urandom call:
     # a correlation id need not be unguessable (it is echoed to the client that sent it).
-    return f"{getrandbits(128):032x}"
+    # The bytes' hex is the same zero-padded lower-case text as format(bits, "032x"), made
+    # without the format specification's parsing (about a third fewer instructions).
+    return getrandbits(128).to_bytes(16, "big").hex()
 
 
 Headers = list[tuple[bytes, bytes]]

@@ -91,3 +91,22 @@ async def test_without_redis_one_replica_counts_alone() -> None:
     assert [(await one.hit("10.0.0.4")).allowed for _ in range(7)] == [True] * 5 + [False] * 2
     assert (await one.hit("10.0.0.5")).allowed, "another client has its own count"
     assert one.exchanges == 0
+
+
+async def test_hit_now_decides_every_hit_but_the_one_redis_decides(redis: Redis) -> None:
+    """The GET path asks ``hit_now`` first: the same verdicts as ``hit`` for the hits this
+    replica decides alone; None, counting nothing, for the hit that fills a batch."""
+    clock = Clock()
+    by_now = limiter(redis, "hit-now", clock, limit=100, share=0.1)
+    by_hit = limiter(redis, "hit-awaited", clock, limit=100, share=0.1)
+    for _ in range(by_now.batch - 1):
+        assert by_now.hit_now("10.0.0.2") == await by_hit.hit("10.0.0.2")
+    assert by_now.hit_now("10.0.0.2") is None
+    assert by_now.hit_now("10.0.0.2") is None
+    assert by_now.exchanges == 0
+    assert await by_now.hit("10.0.0.2") == await by_hit.hit("10.0.0.2")
+    assert by_now.exchanges == by_hit.exchanges == 1
+    assert by_now.hit_now("10.0.0.2") == await by_hit.hit("10.0.0.2")
+    alone = limiter(None, "alone", clock, limit=2, share=0.5)
+    verdicts = [alone.hit_now("a") for _ in range(3)]
+    assert [v.allowed if v is not None else None for v in verdicts] == [True, True, False]

@@ -17,6 +17,8 @@ from dataintel.gateway.documents import PreparedDocument, document_hash
 from dataintel.gateway.execution import GraphQLResponse
 from dataintel.gateway.response_cache import (
     UNCACHEABLE,
+    UNDECIDED,
+    CachedResponse,
     CachePolicy,
     ResponseCache,
     operation_policy,
@@ -214,3 +216,30 @@ def test_a_hit_is_encoded_as_its_data_would_be(extensions: dict[str, Any]) -> No
     )
     executed = GraphQLResponse(data=data, extensions=extensions)
     assert hit.encoded() == executed.encoded() == orjson.dumps(executed.to_dict())
+
+
+async def test_a_hit_in_memory_is_answered_without_a_coroutine_as_lookup_answers_it() -> None:
+    """The pipeline asks ``lookup_in_memory`` first: the same response and the same hit
+    counted as ``lookup``; undecided (so awaited) when only ``lookup`` can tell."""
+    two_levels = TwoLevelCache(MemoryCache(100, 1_000_000), None)
+    counted: list[tuple[str, str, str, int]] = []
+    two_levels.observer = lambda *lookup: counted.append(lookup)
+    cache = ResponseCache(SCHEMA, lambda: two_levels, enabled=True)
+    assert cache.lookup_in_memory("key") is UNDECIDED
+    assert await cache.lookup("key") is None
+    with trace_request() as trace:
+        pass
+    await cache.store("key", {"item": {"name": "a"}}, trace, CachePolicy(60), 0)
+    counted.clear()
+    in_memory = cache.lookup_in_memory("key")
+    awaited = await cache.lookup("key")
+    assert isinstance(in_memory, CachedResponse)
+    assert awaited is not None
+    assert (in_memory.data, in_memory.encoded_data) == (awaited.data, awaited.encoded_data)
+    assert counted == [("response", "memory", "hit", 1)] * 2
+    assert two_levels.stats.memory_hits == 2
+    # An in-process level not trusted (the invalidation feed down) is Redis's to decide.
+    two_levels.shared = object()  # type: ignore[assignment]
+    two_levels.distrust_memory()
+    assert cache.lookup_in_memory("key") is UNDECIDED
+    assert ResponseCache(SCHEMA, lambda: None, enabled=True).lookup_in_memory("key") is None

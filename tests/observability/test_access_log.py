@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
+import time
 
 import orjson
 import pytest
@@ -86,3 +88,59 @@ def test_the_line_is_the_one_a_structlog_logger_writes(console: bool) -> None:
         writer.write("request", dict(fields))
     assert by_access_log.getvalue() == by_structlog.getvalue()
     assert by_access_log.getvalue().count(b"\n") == 1
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_the_json_line_is_the_one_its_processors_write(
+    traced: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JSON format's processors run as one function (``_JsonLineWriter``): the bytes
+    must be those of the same processors run one by one, with and without a current span,
+    with several bound variables and a field named as one of them."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    monkeypatch.setattr(time, "time", lambda: 1_764_662_400.012345)
+    processors = logging_module._JSON_ACCESS_PROCESSORS
+    by_processors, by_access_log = io.BytesIO(), io.BytesIO()
+    plain = logging_module._LineWriter(by_processors, processors)
+    writer = logging_module._line_writer(by_access_log, processors)
+    assert isinstance(writer, logging_module._JsonLineWriter)
+    fields: dict[str, object] = {"method": "GET", "status": 200, "tenant": "given"}
+    tracer = TracerProvider().get_tracer("test")
+    with (
+        structlog.contextvars.bound_contextvars(request_id="line-3", tenant="bound", n=1),
+        tracer.start_as_current_span("request") if traced else contextlib.nullcontext(),
+    ):
+        plain.write("request", dict(fields))
+        writer.write("request", dict(fields))
+    assert by_access_log.getvalue() == by_processors.getvalue()
+    written = orjson.loads(by_access_log.getvalue())
+    assert written["tenant"] == "given"
+    assert ("trace_id" in written) is traced
+    assert written["timestamp"] == "2025-12-02T08:00:00.012345Z"
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_only_the_json_format_takes_the_json_writer() -> None:
+    console: list[structlog.types.Processor] = [
+        *logging_module._shared_processors(),
+        structlog.dev.ConsoleRenderer(),
+    ]
+    assert not isinstance(
+        logging_module._line_writer(io.BytesIO(), console), logging_module._JsonLineWriter
+    )
+    configure_logging("json", "info")
+    assert isinstance(access_log._writer, logging_module._JsonLineWriter)
+
+
+def test_a_fresh_request_id_is_32_hex_digits_as_format_writes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataintel.observability import request_context
+
+    for bits in (0, 1, 0xABC, 2**128 - 1, 0x0F << 120):
+        monkeypatch.setattr(request_context, "getrandbits", lambda _, b=bits: b)
+        assert request_context.request_id_from(None) == format(bits, "032x")
+    assert request_context.request_id_from("given-1") == "given-1"
+    assert re.fullmatch(r"[0-9a-f]{32}", request_context.request_id_from("bad id"))
