@@ -50,6 +50,8 @@ class Replica(ServingReplica):
                 json={"query": query, "variables": variables},
                 headers={"Authorization": f"Bearer {bearer}"},
             )
+        # A load answers before its Redis write lands: settled, the other replica finds it.
+        await runtime_of(self.app).platform.cache.settle_loads()
         return response, sum(STANDING_READ in statement for statement in log.statements)
 
 
