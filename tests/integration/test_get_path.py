@@ -359,10 +359,9 @@ async def test_a_kept_request_keys_its_responses_per_audience(
         }
 
 
-@pytest.mark.redis
-async def test_only_texts_named_by_their_content_are_kept(
-    make_settings: SettingsFactory, redis_url: str
-) -> None:
+async def registered_status(redis_url: str) -> str:
+    """Registers the status query as a trusted document by the name ``status-v1`` and by
+    its content; the content's digest."""
     status = "query Version { status { version } }"
     digest = hashlib.sha256(status.encode()).hexdigest()
     client = Redis.from_url(redis_url)
@@ -370,6 +369,14 @@ async def test_only_texts_named_by_their_content_are_kept(
         await TrustedDocumentRegistry(client).register({"status-v1": status, digest: status})
     finally:
         await client.aclose()
+    return digest
+
+
+@pytest.mark.redis
+async def test_only_texts_named_by_their_content_are_kept(
+    make_settings: SettingsFactory, redis_url: str
+) -> None:
+    digest = await registered_status(redis_url)
     app = create_app(make_settings(redis_url=redis_url))
     pipeline: RequestPipeline = app.state.pipeline
     async with paths(app) as both:
@@ -387,6 +394,17 @@ async def test_only_texts_named_by_their_content_are_kept(
         assert pipeline.kept_requests == 1
 
 
+def draining(target: ASGIApp, drain: Drain) -> ASGIApp:
+    """``target`` as a draining server calls it."""
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        # What the server hands every request from its lifespan state while draining.
+        scope["state"] = {DRAIN_STATE_KEY: drain}
+        await target(scope, receive, send)
+
+    return serve
+
+
 async def test_a_draining_replica_closes_connections_as_the_stack_does(
     make_settings: SettingsFactory,
 ) -> None:
@@ -394,20 +412,12 @@ async def test_a_draining_replica_closes_connections_as_the_stack_does(
     drain = Drain()
     drain.start()
 
-    def draining(target: ASGIApp) -> ASGIApp:
-        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-            # What the server hands every request from its lifespan state while draining.
-            scope["state"] = {DRAIN_STATE_KEY: drain}
-            await target(scope, receive, send)
-
-        return serve
-
     async with paths(app) as both:
         # Both answers then come from the response cache.
         await both.layer.get("/graphql", params={"query": CUSTOMER}, headers=PREFLIGHT)
         answers = []
         for target in (both.app, both.stack_app):
-            transport = httpx.ASGITransport(app=draining(target))
+            transport = httpx.ASGITransport(app=draining(target, drain))
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 answers.append(
                     await client.get(

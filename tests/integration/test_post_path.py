@@ -17,22 +17,22 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from redis.asyncio import Redis
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from dataintel.app import create_app
 from dataintel.gateway.pipeline import RequestPipeline
-from dataintel.gateway.trusted_documents import TrustedDocumentRegistry
 from dataintel.http import graphql_endpoint
-from dataintel.http.drain import DRAIN_STATE_KEY, Drain
+from dataintel.http.drain import Drain
 from tests.integration.test_get_path import (
     CUSTOMER,
     LOGIN,
     PREFLIGHT,
     Paths,
     assert_same,
+    draining,
     paths,
+    registered_status,
     request_id,
     signed_in,
 )
@@ -309,18 +309,11 @@ async def test_a_draining_replica_closes_post_connections_as_the_stack_does(
     drain = Drain()
     drain.start()
 
-    def draining(target: ASGIApp) -> ASGIApp:
-        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = {DRAIN_STATE_KEY: drain}
-            await target(scope, receive, send)
-
-        return serve
-
     async with paths(app) as both:
         await both.layer.post("/graphql", content=body({"query": CUSTOMER}), headers=JSON_BODY)
         answers = []
         for target in (both.app, both.stack_app):
-            transport = httpx.ASGITransport(app=draining(target))
+            transport = httpx.ASGITransport(app=draining(target, drain))
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 answers.append(
                     await client.post(
@@ -465,13 +458,7 @@ async def test_refused_and_unkeepable_bodies_are_not_kept(
 async def test_a_document_id_that_is_a_name_is_resolved_on_every_post(
     make_settings: SettingsFactory, redis_url: str
 ) -> None:
-    status = "query Version { status { version } }"
-    digest = hashlib.sha256(status.encode()).hexdigest()
-    client = Redis.from_url(redis_url)
-    try:
-        await TrustedDocumentRegistry(client).register({"status-v1": status, digest: status})
-    finally:
-        await client.aclose()
+    digest = await registered_status(redis_url)
     app = create_app(make_settings(redis_url=redis_url))
     pipeline: RequestPipeline = app.state.pipeline
     async with paths(app) as both:
