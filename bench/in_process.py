@@ -16,21 +16,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 
 from dataintel.loop_turns import endless_slice
-from dataintel.settings import Settings
-from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import seed
+from dataintel.store.seed import migrate_and_seed
 
 
 async def prepare_store(directory: Path) -> str:
     """A freshly migrated SQLite store seeded at scale 1, in ``directory``."""
     url = f"sqlite+aiosqlite:///{directory / 'bench.db'}"
-    engine = create_engine(Settings(database_url=url).store)
-    try:
-        await upgrade(engine)
-        await seed(engine, 1)
-    finally:
-        await engine.dispose()
+    await migrate_and_seed(url)
     return url
 
 

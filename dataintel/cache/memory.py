@@ -67,17 +67,6 @@ class MemoryCache:
             self._entries.move_to_end(key)
         return entry
 
-    def get_many(self, keys: Iterable[str]) -> list[Entry | None]:
-        """Each key's entry (or None), fresh or not, each made the most recently used."""
-        entries = self._entries
-        found: list[Entry | None] = []
-        for key in keys:
-            entry = entries.get(key)
-            if entry is not None:
-                entries.move_to_end(key)
-            found.append(entry)
-        return found
-
     def peek_many(self, keys: Iterable[str]) -> list[Entry | None]:
         """Each key's entry (or None), the order of use left as it is (see ``touch``)."""
         return list(map(self._entries.get, keys))

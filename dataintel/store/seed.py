@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.bulk_load import (
     add_written_counts,
@@ -39,6 +40,8 @@ from dataintel.store.bulk_load import (
     page_cache_enlarged,
     row_triggers_suspended,
 )
+from dataintel.store.engine import create_engine
+from dataintel.store.migrate import upgrade
 
 WINDOW_START = datetime(2025, 1, 1, tzinfo=UTC)
 """No order or event happens before this moment."""
@@ -738,3 +741,14 @@ async def is_seeded(engine: AsyncEngine) -> bool:
     async with engine.connect() as connection:
         has_customers, has_orders = (await connection.execute(statement)).one()
     return bool(has_customers and has_orders)
+
+
+async def migrate_and_seed(url: str, scale: int = 1) -> SeedSummary:
+    """The store at ``url`` migrated to the latest revision and seeded at ``scale``, through
+    an engine of its own (what ``dataintel seed`` does, for a store named by its URL)."""
+    engine = create_engine(Settings(database_url=url).store)
+    try:
+        await upgrade(engine)
+        return await seed(engine, scale)
+    finally:
+        await engine.dispose()

@@ -35,8 +35,7 @@ from dataintel.services.analytics import (
 from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import seed
+from dataintel.store.seed import migrate_and_seed
 from tests.plugins.statements import counting_statements
 from tests.plugins.store import PostgresServer, sqlite_url
 
@@ -82,15 +81,6 @@ async def read_seeded(url: str) -> Seeded:
             items = await everything(tables.order_items)
             events = await everything(tables.events)
         return Seeded(customers, products, orders, items, events)
-    finally:
-        await engine.dispose()
-
-
-async def migrate_and_seed(url: str) -> None:
-    engine = create_engine(Settings(database_url=url).store)
-    try:
-        await upgrade(engine)
-        await seed(engine, 1)
     finally:
         await engine.dispose()
 

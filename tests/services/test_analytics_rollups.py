@@ -53,8 +53,9 @@ from dataintel.services.analytics.rollups import (
 from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
+from dataintel.store.seed import migrate_and_seed
 from tests.plugins.store import PostgresServer, sqlite_url
-from tests.services.test_analytics import SAME_ON_BOTH, canonical, migrate_and_seed
+from tests.services.test_analytics import SAME_ON_BOTH, canonical
 
 GENERATED_ON_SQLITE = 250
 GENERATED_ON_POSTGRES = 50

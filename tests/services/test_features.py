@@ -30,8 +30,7 @@ from dataintel.services.features import (
 from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import seed
+from dataintel.store.seed import migrate_and_seed
 from tests.plugins.statements import counting_statements
 from tests.plugins.store import PostgresServer, sqlite_url
 
@@ -53,15 +52,6 @@ class Clock:
         return self.now
 
 
-async def _migrate_and_seed(url: str) -> None:
-    engine = create_engine(Settings(database_url=url).store)
-    try:
-        await upgrade(engine)
-        await seed(engine, 1)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -78,7 +68,7 @@ def seeded_store_url(
     server: PostgresServer = request.getfixturevalue("postgres_server")
     name = asyncio.run(server.create_database())
     try:
-        asyncio.run(_migrate_and_seed(server.url(name)))
+        asyncio.run(migrate_and_seed(server.url(name)))
         yield server.url(name)
     finally:
         asyncio.run(server.drop_database(name))

@@ -32,13 +32,12 @@ from dataintel.services.quality.catalog import build_checks
 from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
 from dataintel.store.seed import (
     STOPPED_EVENTS_CHANNEL,
     STOPPED_EVENTS_GAP,
     WINDOW_END,
     SeedSummary,
-    seed,
+    migrate_and_seed,
 )
 from tests.plugins.store import PostgresServer, SeededTemplate, sqlite_url
 
@@ -74,15 +73,6 @@ async def read_seeded(url: str) -> Seeded:
                 await everything(tables.customers),
                 await everything(tables.ledger_entries),
             )
-    finally:
-        await engine.dispose()
-
-
-async def migrate_and_seed(url: str) -> SeedSummary:
-    engine = create_engine(Settings(database_url=url).store)
-    try:
-        await upgrade(engine)
-        return await seed(engine, 1)
     finally:
         await engine.dispose()
 

@@ -32,8 +32,7 @@ from dataintel.services.reconciliation.catalog import build_comparisons
 from dataintel.settings import Settings
 from dataintel.store import tables
 from dataintel.store.engine import create_engine
-from dataintel.store.migrate import upgrade
-from dataintel.store.seed import SeedSummary, seed
+from dataintel.store.seed import SeedSummary, migrate_and_seed
 from tests.plugins.store import PostgresServer, SeededTemplate, sqlite_url
 
 BUILT_IN = "orders_vs_ledger"
@@ -44,15 +43,6 @@ class Store:
     dialect: str
     url: str
     summary: SeedSummary
-
-
-async def migrate_and_seed(url: str) -> SeedSummary:
-    engine = create_engine(Settings(database_url=url).store)
-    try:
-        await upgrade(engine)
-        return await seed(engine, 1)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(scope="module")
