@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from typing import Any
 
+from strawberry.types.base import StrawberryObjectDefinition
+
 from dataintel.gateway.planned.kept import PER_OBJECT, keep, kept_many
+from dataintel.schema import build_schema
 from dataintel.schema.commerce import Order
-from dataintel.schema.made_once import results_of
+from dataintel.schema.made_once import MadeOnce, results_of
 from dataintel.services.commerce import OrderRecord
 
 
@@ -78,3 +82,31 @@ def test_at_most_per_object_selections_are_kept() -> None:
     # Kept once: a second fill of the same selection does not replace the first.
     keep(order, selections[-1], {"id": "other"})
     assert kept_many([order], selections[-1]) == [{"id": str(PER_OBJECT)}]
+
+
+# What a made object's plain methods compute, checked to be from the object alone: a new
+# one must be pure too (no clock, no context, no request) before it joins this list, since
+# its value is kept with the object across requests.
+PURE_METHODS = {("Order", "total"), ("Product", "price"), ("OrderItem", "line_total_cents")}
+
+
+def test_the_plain_methods_of_made_objects_are_known_to_be_pure() -> None:
+    schema = build_schema()
+    methods = set()
+    for type_definition in schema.schema_converter.type_map.values():
+        definition = type_definition.definition
+        if not isinstance(definition, StrawberryObjectDefinition):
+            continue
+        if not isinstance(getattr(definition.origin, "from_record", None), MadeOnce):
+            continue
+        for field in definition.fields:
+            resolver = field.base_resolver
+            if (
+                resolver is not None
+                and resolver.self_parameter is not None
+                and resolver.info_parameter is None
+                and not resolver.arguments
+                and not inspect.iscoroutinefunction(resolver.wrapped_func)
+            ):
+                methods.add((definition.name, field.python_name))
+    assert methods == PURE_METHODS
