@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from operator import is_, itemgetter
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")
@@ -102,11 +102,14 @@ class MadeOnce(Generic[R, T]):
     def made(self, records: Sequence[R | None]) -> list[T] | None:
         """The objects already made of every one of ``records``, in one pass in C; None when
         one is not made yet (or is not a record: None, an error), with nothing made."""
+        if type(records) is not list:
+            records = list(records)
         try:
             found: list[Any] = list(map(self._made.__getitem__, map(id, records)))
         except KeyError:
             return None
-        if not all(map(is_, map(_alive, map(_held_of, found)), records)):
+        # Each entry's record alive and the one asked for (a list compares by identity first).
+        if list(map(_alive, map(_held_of, found))) != records:
             return None
         return list(map(_made_of, found))
 
