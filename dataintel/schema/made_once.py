@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")
@@ -37,10 +36,6 @@ results_of: Callable[[int], dict[Any, Any] | None] = _RESULTS.get
 
 memo_of: Callable[[int], dict[Any, Any]] = _RESULTS.__getitem__
 """The memo of the object of this ``id()``; KeyError when it is not a made object."""
-
-_held_of = itemgetter(0)
-_made_of = itemgetter(1)
-_alive = weakref.ref.__call__
 
 
 class _Held(weakref.ref):  # type: ignore[type-arg]
@@ -100,28 +95,26 @@ class MadeOnce(Generic[R, T]):
         return self(record)
 
     def made(self, records: Sequence[R | None]) -> list[T] | None:
-        """The objects already made of every one of ``records``, in one pass in C; None when
-        one is not made yet (or is not a record: None, an error), with nothing made."""
-        if type(records) is not list:
-            records = list(records)
-        try:
-            found: list[Any] = list(map(self._made.__getitem__, map(id, records)))
-        except KeyError:
-            return None
-        # Each entry's record alive and the one asked for (a list compares by identity first).
-        if list(map(_alive, map(_held_of, found))) != records:
-            return None
-        return list(map(_made_of, found))
+        """The objects already made of every one of ``records``; None when one is not made
+        yet (or is not a record: None, an error), with nothing made."""
+        made = self._made.get
+        answer: list[T] = []
+        for record in records:
+            found = made(id(record))
+            if found is None or found[0]() is not record:
+                return None
+            answer.append(found[1])
+        return answer
 
     def many(self, records: Iterable[R]) -> list[T]:
         """``[self(record) for record in records]``, with no call per record already made
         (a page's nodes: one list per request, the records shared)."""
-        if not isinstance(records, list | tuple):
-            records = list(records)
-        answer = self.made(records)
-        if answer is not None:
-            return answer
-        return list(map(self, records))
+        made = self._made.get
+        answer: list[T] = []
+        for record in records:
+            found = made(id(record))
+            answer.append(found[1] if found is not None and found[0]() is record else self(record))
+        return answer
 
     def __len__(self) -> int:
         return len(self._made)
