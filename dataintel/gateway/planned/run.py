@@ -21,9 +21,8 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from enum import Enum
-from functools import partial
 from itertools import islice, repeat
-from operator import is_, itemgetter, setitem
+from operator import itemgetter, setitem
 from typing import Any, cast
 
 from graphql import (
@@ -113,7 +112,6 @@ _path = tuple.__new__
 _IMMUTABLE = frozenset({int, float, str, bool, type(None)})
 _source_of = itemgetter(0)
 _target_of = itemgetter(1)
-_is_none = partial(is_, None)
 _FAILED: Any = object()
 
 
@@ -379,7 +377,9 @@ class PlanRun:
                 group = by_loader[id(loader)] = (loader, [], [])
             _, keys, groups = group
             plan_keys, errors = _keys_of(declaration.key, entries)
-            if errors or any(map(_is_none, plan_keys)):
+            # `in` compares by identity first; a key equal to None but not None only takes
+            # the loop below, which tells them apart, for nothing.
+            if errors or None in plan_keys:
                 chosen: list[_Keyed] = []
                 loaded: list[Any] = []
                 for index, (entry, key) in enumerate(zip(entries, plan_keys, strict=True)):
