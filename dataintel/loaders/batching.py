@@ -9,8 +9,8 @@ collects a level's keys itself). Both share one memo per request.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Container, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from aiodataloader import DataLoader
@@ -42,7 +42,10 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
         self._queue = []
         self._settled: dict[K, V | Exception] = {}
         """Outcomes of load_all, by key (a value, or the error of that key alone)."""
-        self._settling: dict[K, asyncio.Future[dict[K, Exception]]] = {}
+        self._settling: list[tuple[Container[K], asyncio.Future[dict[K, Exception]]]] = []
+        """The chunks being loaded by load_all, each its keys and what it will answer: a
+        chunk, not a key, is registered (a request has one or two at a time, and a key
+        registered and removed one by one cost two passes over every chunk)."""
 
     def get_cache_key(self, key: K) -> K:
         return key
@@ -68,17 +71,19 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
         settled = self._settled
         missing: list[K] = []
         chunks_under_way: set[asyncio.Future[dict[K, Exception]]] = set()
+        unique = dict.fromkeys(keys)
+        members: Container[K] = unique
         if not settled and not self._settling and not self._cache:
             # Nothing loaded yet in this request (the usual first level): every key is
             # missing, without three lookups per key to find it out.
-            missing = list(dict.fromkeys(keys))
-            keys_to_check: Sequence[K] = ()
+            missing = list(unique)
+            keys_to_check: Iterable[K] = ()
         else:
-            keys_to_check = list(dict.fromkeys(keys))
+            keys_to_check = unique
         for key in keys_to_check:
             if key in settled:
                 continue
-            under_way = self._settling.get(key)
+            under_way = self._under_way(key)
             if under_way is not None:
                 chunks_under_way.add(under_way)
                 continue
@@ -96,9 +101,11 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             # One chunk: loaded here, without a task and the loop iteration it waits for;
             # a concurrent load_all of the same keys waits on the future as on a task.
             own: asyncio.Future[dict[K, Exception]] = self.loop.create_future()
-            self._settling.update(dict.fromkeys(missing, own))
+            if len(missing) != len(unique):
+                members = frozenset(missing)
+            self._settling.append((members, own))
             try:
-                outcome = await self._settle(missing)
+                outcome = await self._settle(missing, members)
             except BaseException:
                 own.cancel()
                 raise
@@ -108,20 +115,28 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             size = self._chunk_size
             for start in range(0, len(missing), size):
                 chunk = missing[start : start + size]
+                chunk_members = frozenset(chunk)
                 settling: asyncio.Future[dict[K, Exception]] = asyncio.ensure_future(
-                    self._settle(chunk)
+                    self._settle(chunk, chunk_members)
                 )
                 chunks_under_way.add(settling)
-                for key in chunk:
-                    self._settling[key] = settling
+                self._settling.append((chunk_members, settling))
         for settling in chunks_under_way:
             failed.update(await settling)
         if not failed:
             return list(map(settled.__getitem__, keys))
         return [failed[key] if key in failed else settled[key] for key in keys]
 
-    async def _settle(self, keys: list[K]) -> dict[K, Exception]:
-        """Loads one chunk into the memo; a whole batch that fails is not remembered."""
+    def _under_way(self, key: K) -> asyncio.Future[dict[K, Exception]] | None:
+        """What the chunk loading the key will answer, when one is."""
+        for members, settling in self._settling:
+            if key in members:
+                return settling
+        return None
+
+    async def _settle(self, keys: list[K], members: Container[K]) -> dict[K, Exception]:
+        """Loads one chunk (registered under ``members``) into the memo; a whole batch that
+        fails is not remembered."""
         try:
             values = await self.batch_load_fn(keys)
         except Exception as error:
@@ -130,8 +145,11 @@ class BatchLoader(DataLoader[K, V], Generic[K, V]):
             self._settled.update(zip(keys, values, strict=True))
             return {}
         finally:
-            # One pass in C (a key missing raises KeyError, as ``del`` did).
-            deque(map(self._settling.__delitem__, keys), maxlen=0)
+            settling = self._settling
+            for index, (registered, _) in enumerate(settling):
+                if registered is members:
+                    del settling[index]
+                    break
 
 
 class MappingLoader(BatchLoader[K, V], Generic[K, V]):

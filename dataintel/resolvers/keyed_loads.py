@@ -49,6 +49,9 @@ class KeyedLoad(Generic[S, K, V, R]):
     loader: Callable[[Loaders], KeyLoader[K, V]]
     key: Callable[[S], K | None]
     convert: Callable[[V], R]
+    converted: Callable[[Sequence[V]], Sequence[R] | None] | None = None
+    """``convert`` of each of a list of values when every one is already converted and kept
+    (``MadeOnce.made``), else None: the planned executor then skips a call per parent."""
 
     @property
     def metadata(self) -> dict[str, Any]:

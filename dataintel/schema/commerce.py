@@ -300,7 +300,12 @@ class Product(Node):
 _product_id: Callable[[OrderItem], int] = attrgetter("product_id")
 
 
-PRODUCT_OF_ITEM = KeyedLoad(resolvers.products_by_id, _product_id, Product.from_record.optional)
+PRODUCT_OF_ITEM = KeyedLoad(
+    resolvers.products_by_id,
+    _product_id,
+    Product.from_record.optional,
+    Product.from_record.made,
+)
 
 
 def _order_item_of(record: records.OrderItemRecord) -> OrderItem:
@@ -345,7 +350,10 @@ _order_id: Callable[[Order], int] = attrgetter("database_id")
 
 
 CUSTOMER_OF_ORDER = KeyedLoad(
-    resolvers.customers_by_id, _ordering_customer, Customer.from_record.optional
+    resolvers.customers_by_id,
+    _ordering_customer,
+    Customer.from_record.optional,
+    Customer.from_record.made,
 )
 ITEMS_OF_ORDER = KeyedLoad(resolvers.items_by_order, _order_id, _order_items)
 
@@ -400,7 +408,10 @@ _acting_customer: Callable[[Event], int | None] = attrgetter("customer_id")
 
 
 CUSTOMER_OF_EVENT = KeyedLoad(
-    resolvers.customers_by_id, _acting_customer, Customer.from_record.optional
+    resolvers.customers_by_id,
+    _acting_customer,
+    Customer.from_record.optional,
+    Customer.from_record.made,
 )
 
 

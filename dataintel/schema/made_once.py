@@ -9,19 +9,33 @@ record read afresh for one request (cache off) takes its object with it when it 
 nothing outlives the cache entries it was made from. At most ``size`` are kept per kind.
 
 Objects made from records are shared by every request that reads those records: nothing
-may change them after they are made (no resolver does; they are answers, not state).
+may change them after they are made (no resolver does; they are answers, not state), and
+their synchronous fields of the object alone (``Order.total``) are pure functions of it.
+So what is derived from a made object alone can be kept with it too: ``results_of`` gives
+each made object's own small memo (the planned executor keeps there the scalar fields it
+completed for a selection), dropped when the object's entry is.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")
 T = TypeVar("T")
 
 DEFAULT_SIZE = 8192
+
+_RESULTS: dict[int, dict[Any, Any]] = {}
+"""Each made object's memo, by the object's identity, while a MadeOnce entry holds it (so
+the identity cannot be another object's)."""
+
+results_of: Callable[[int], dict[Any, Any] | None] = _RESULTS.get
+"""The memo of the object of this ``id()``, None when it is not a made object."""
+
+memo_of: Callable[[int], dict[Any, Any]] = _RESULTS.__getitem__
+"""The memo of the object of this ``id()``; KeyError when it is not a made object."""
 
 
 class _Held(weakref.ref):  # type: ignore[type-arg]
@@ -44,7 +58,9 @@ class MadeOnce(Generic[R, T]):
         made = self._made
 
         def forget(held: _Held) -> None:
-            made.pop(held.key, None)
+            entry = made.pop(held.key, None)
+            if entry is not None:
+                _RESULTS.pop(id(entry[1]), None)
 
         self._forget = forget
 
@@ -56,10 +72,17 @@ class MadeOnce(Generic[R, T]):
         if len(self._made) >= self._size:
             # Cheaper than least-recently-used bookkeeping on every hit; a cache that holds
             # more than `size` live records of one kind pays one rebuild per record.
+            for _, gone in self._made.values():
+                _RESULTS.pop(id(gone), None)
             self._made.clear()
         held = _Held(record, self._forget)
         held.key = id(record)
+        replaced = self._made.get(held.key)
+        if replaced is not None:
+            # A dead record's entry whose callback has not run yet: its object goes now.
+            _RESULTS.pop(id(replaced[1]), None)
         self._made[held.key] = (held, value)
+        _RESULTS[id(value)] = {}
         return value
 
     def optional(self, record: R | None) -> T | None:
@@ -70,6 +93,18 @@ class MadeOnce(Generic[R, T]):
         if made is not None and made[0]() is record:
             return made[1]
         return self(record)
+
+    def made(self, records: Sequence[R | None]) -> list[T] | None:
+        """The objects already made of every one of ``records``; None when one is not made
+        yet (or is not a record: None, an error), with nothing made."""
+        made = self._made.get
+        answer: list[T] = []
+        for record in records:
+            found = made(id(record))
+            if found is None or found[0]() is not record:
+                return None
+            answer.append(found[1])
+        return answer
 
     def many(self, records: Iterable[R]) -> list[T]:
         """``[self(record) for record in records]``, with no call per record already made

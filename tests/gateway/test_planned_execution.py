@@ -27,24 +27,27 @@ from typing import Any, cast
 import graphql
 import httpx
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes, queries
 from starlette.applications import Starlette
 
 from dataintel.app import create_app
-from dataintel.cache import PartialResult, StaleRead, report_stale
+from dataintel.cache import PartialResult, StaleRead, entity_tag, report_stale
 from dataintel.errors import DependencyUnavailableError
 from dataintel.gateway.execution import OperationExecution
 from dataintel.gateway.gated_executor import GatedExecutor
+from dataintel.gateway.planned.kept import kept_many
 from dataintel.gateway.planned.plan import ATTRIBUTE, DIRECT, KEYED, METHOD
 from dataintel.gateway.planned.run import PlanRun
 from dataintel.services.auth import OPERATOR, NewUser, SqlAuthService
 from dataintel.services.commerce import CustomerRecord, OrderFilter, OrderRecord
 from dataintel.services.pagination import Page, PageRequest
 from dataintel.services.tokens import TokenCodec
+from dataintel.store import tables
 from tests.plugins.app import SettingsFactory, serving
-from tests.plugins.faults import UnreadableStore
+from tests.plugins.faults import UnreadableStore, runtime_of
 
 OPERATIONS = Path(__file__).with_name("planned_operations.graphql")
 CORPUS = Path(__file__).with_name("planned_generated_operations.jsonl.gz")
@@ -568,3 +571,65 @@ async def test_errors_stale_marks_and_nulls_inside_a_page_have_graphql_cores_pat
     assert sorted(map(json.dumps, stale)) == sorted(
         map(json.dumps, expected["extensions"]["cache"]["stale"])
     )
+
+
+async def test_a_page_whose_leaves_are_kept_answers_the_same(
+    engines: Engines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cached page's orders and customers are the same objects request after request: the
+    # next run copies their kept leaves (gateway/planned/kept.py) instead of filling them.
+    # An error or a stale mark after that must still answer as graphql-core does.
+    copied: list[bool] = []
+
+    def counted(sources: Sequence[Any], selection: object) -> list[dict[str, Any]] | None:
+        kept = kept_many(sources, selection)
+        copied.append(kept is not None)
+        return kept
+
+    query = "{ orders(first: 6) { nodes { id total status customer { id name tier } } } }"
+    for _ in range(2):  # the first loads into the cache, the second keeps from its records
+        await engines.send(query, None, "analyst", planned=True)
+    monkeypatch.setattr("dataintel.gateway.planned.run.kept_many", counted)
+    await engines.compare(query)
+    assert copied == [True, True]
+
+    commerce = engines.app.state.runtime.services.commerce
+    customers_by_id = commerce.customers_by_id
+
+    async def some_customers_fail(ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
+        found = await customers_by_id(ids)
+        chosen = sorted(set(ids))
+        failing, stale = set(chosen[::3]), set(chosen[1::3])
+        for key in stale:
+            report_stale(StaleRead(12.5, "DEPENDENCY_UNAVAILABLE", "store"), key)
+        raise PartialResult(
+            {key: value for key, value in found.items() if key not in failing},
+            {key: DependencyUnavailableError("the store is down") for key in failing},
+        )
+
+    monkeypatch.setattr(commerce, "customers_by_id", some_customers_fail)
+    await engines.compare(query)
+    monkeypatch.setattr(commerce, "customers_by_id", customers_by_id)
+    await engines.compare(query)
+    assert not engines.mismatches, report(engines)
+
+
+async def test_kept_leaves_go_with_an_invalidated_record(engines: Engines) -> None:
+    # The leaves kept for a customer belong to its record object: once the cache entry is
+    # invalidated, the record read afresh is another object, and its leaves are filled anew.
+    query = "{ orders(first: 3) { nodes { id customer { databaseId name } } } }"
+    for _ in range(3):
+        answered = await engines.send(query, None, "analyst", planned=True)
+    customer = answered["data"]["orders"]["nodes"][0]["customer"]
+    runtime = runtime_of(engines.app)
+    async with runtime.engine.begin() as connection:
+        await connection.execute(
+            sa.update(tables.customers)
+            .where(tables.customers.c.id == customer["databaseId"])
+            .values(name="Renamed Customer")
+        )
+    assert await runtime.platform.cache.invalidate([entity_tag("customer", customer["databaseId"])])
+    answered = await engines.send(query, None, "analyst", planned=True)
+    assert answered["data"]["orders"]["nodes"][0]["customer"]["name"] == "Renamed Customer"
+    await engines.compare(query)
+    assert not engines.mismatches, report(engines)

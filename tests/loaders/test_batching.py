@@ -140,3 +140,31 @@ async def test_a_cancelled_load_all_leaves_no_load_waiting_on_its_keys() -> None
     # The one waiting on the cancelled chunk is told, as it was when chunks were tasks.
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(second, 5)
+
+
+class SlowSquares(Squares):
+    """Squares that answer a loop iteration later: a second load_all meets keys in flight."""
+
+    async def __call__(self, keys: Sequence[int]) -> Mapping[int, int | None]:
+        self.batches.append(list(keys))
+        await asyncio.sleep(0)
+        return {key: key * key for key in keys}
+
+
+async def test_keys_in_flight_are_waited_for_not_loaded_again() -> None:
+    fetch = SlowSquares()
+    loader: MappingLoader[int, int | None] = MappingLoader(fetch, lambda: None, max_batch_size=10)
+    # One chunk (with a key asked twice), then one of its keys and a new one meanwhile.
+    first, second = await asyncio.gather(loader.load_all([1, 2, 2]), loader.load_all([2, 3]))
+    assert (first, second) == ([1, 4, 4], [4, 9])
+    assert fetch.batches == [[1, 2], [3]]
+    assert not loader._settling
+
+
+async def test_keys_in_flight_in_several_chunks_are_waited_for() -> None:
+    fetch = SlowSquares()
+    loader: MappingLoader[int, int | None] = MappingLoader(fetch, lambda: None, max_batch_size=2)
+    first, second = await asyncio.gather(loader.load_all([1, 2, 3]), loader.load_all([3, 4, 1]))
+    assert (first, second) == ([1, 4, 9], [9, 16, 1])
+    assert sorted(fetch.batches) == [[1, 2], [3], [4]]
+    assert not loader._settling

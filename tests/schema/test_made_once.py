@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
+from typing import cast
 
 from dataintel.schema.commerce import Customer, CustomerTier, Order, OrderStatus
-from dataintel.schema.made_once import MadeOnce
+from dataintel.schema.made_once import MadeOnce, results_of
 from dataintel.services.commerce import CustomerRecord, OrderRecord
 
 PLACED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -98,3 +99,38 @@ def test_many_gives_what_each_call_gives() -> None:
     assert orders[2] is made
     assert orders[1] is Order.from_record(fresh)
     assert fields_of(orders[1]) == fields_of(Order.from_record(order_record(12)))
+
+
+def test_made_gives_the_objects_of_records_all_made_or_none() -> None:
+    kept, fresh = order_record(21), order_record(22)
+    made = Order.from_record(kept)
+    assert Order.from_record.made([kept, kept]) == [made, made]
+    # One not made yet (or None, or an error): nothing is made, the caller goes one by one.
+    assert Order.from_record.made([kept, fresh]) is None
+    assert Order.from_record.made([kept, None]) is None
+    assert Order.from_record.made([cast(OrderRecord, ValueError("no"))]) is None
+    assert Order.from_record.made([]) == []
+
+
+def test_a_made_objects_memo_goes_with_its_record() -> None:
+    record = order_record(31)
+    order = Order.from_record(record)
+    memo = results_of(id(order))
+    assert memo == {}
+    assert results_of(id(object())) is None
+    order_id = id(order)
+    del record, order, memo
+    assert results_of(order_id) is None
+
+
+def test_a_cleared_kind_drops_its_objects_memos() -> None:
+    remember = MadeOnce(_Made, size=1)
+    first = remember(order_record(41))
+    assert results_of(id(first)) == {}
+    remember(order_record(42))  # past the size: the first is forgotten, its memo too
+    assert results_of(id(first)) is None
+
+
+class _Made:
+    def __init__(self, record: OrderRecord) -> None:
+        self.record = record

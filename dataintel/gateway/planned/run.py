@@ -21,9 +21,8 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from enum import Enum
-from functools import partial
-from itertools import islice
-from operator import is_, itemgetter
+from itertools import islice, repeat
+from operator import itemgetter, setitem
 from typing import Any, cast
 
 from graphql import (
@@ -48,6 +47,7 @@ from strawberry.types.cast import TYPE_CAST_ATTRIBUTE, get_strawberry_type_cast
 
 from dataintel.context import FieldDenials
 from dataintel.gateway.planned.fill import UNREAD, Stop
+from dataintel.gateway.planned.kept import keep, kept_many
 from dataintel.gateway.planned.plan import (
     ATTRIBUTE,
     DIRECT,
@@ -111,7 +111,7 @@ _path = tuple.__new__
 """Makes a Path (a NamedTuple) without the Python ``__new__`` its class call runs."""
 _IMMUTABLE = frozenset({int, float, str, bool, type(None)})
 _source_of = itemgetter(0)
-_is_none = partial(is_, None)
+_target_of = itemgetter(1)
 _FAILED: Any = object()
 
 
@@ -377,7 +377,9 @@ class PlanRun:
                 group = by_loader[id(loader)] = (loader, [], [])
             _, keys, groups = group
             plan_keys, errors = _keys_of(declaration.key, entries)
-            if errors or any(map(_is_none, plan_keys)):
+            # `in` compares by identity first; a key equal to None but not None only takes
+            # the loop below, which tells them apart, for nothing.
+            if errors or None in plan_keys:
                 chosen: list[_Keyed] = []
                 loaded: list[Any] = []
                 for index, (entry, key) in enumerate(zip(entries, plan_keys, strict=True)):
@@ -437,6 +439,24 @@ class PlanRun:
         field_key = plan.key
         nullable = plan.nullable
         chosen: Selection | None = None
+        converted = declaration.converted
+        if (
+            converted is not None
+            and object_type is not None
+            and not nulled
+            and not stale
+            and not self._any_denied
+        ):
+            values = converted(outcomes)
+            if values is not None:
+                below = self._selection(plan, object_type)
+                if not below.others and below.fill is not None:
+                    kept = kept_many(values, below)
+                    if kept is not None:
+                        # Every outcome a value whose leaves are kept: set in one pass in C.
+                        deque(map(setitem, map(_target_of, entries), repeat(field_key), kept),
+                              maxlen=0)  # fmt: skip
+                        return
         leaves_only = False
         fill = None
         template: dict[str, Any] = {}
@@ -479,6 +499,8 @@ class PlanRun:
                             child_slot = (target, field_key, nullable, slot, path)
                             self._leaves_from(stop, object_type, value, child, child_slot, path,
                                               chosen)  # fmt: skip
+                        else:
+                            keep(value, chosen, child)
                     continue
                 path = _entry_path(plan, slot, path)
                 child_slot = (target, field_key, nullable, slot, path)
@@ -629,6 +651,12 @@ class PlanRun:
         )
         item_nullable = object_type is item_type
         known_type = cast(GraphQLObjectType, object_type)
+        if (
+            accepted
+            and type(value) is list
+            and self._kept_items(plan, known_type, value, items, list_slot, item_nullable)
+        ):
+            return
         selection: Selection | None = None
         at_once = False
         template: dict[str, Any] = {}
@@ -666,6 +694,8 @@ class PlanRun:
                     if stop is not None:
                         self._leaves_from(stop, known_type, item, target, item_slot,
                                           _slot_path(item_slot), selection)  # fmt: skip
+                    else:
+                        keep(item, selection, target)
                 for append in appends:
                     append((item, target, item_slot, None))
                 continue
@@ -677,6 +707,36 @@ class PlanRun:
                 )
                 continue
             self._complete(item_type, item, plan, items, index, item_path, list_slot, info)
+
+    def _kept_items(
+        self,
+        plan: FieldPlan,
+        object_type: GraphQLObjectType,
+        value: list[Any],
+        items: list[Any],
+        list_slot: Slot,
+        item_nullable: bool,
+    ) -> bool:
+        """A list whose every object has its leaves kept (gateway/planned/kept.py) and only
+        keyed loads below them, completed with no Python frame per object: the same results
+        and keyed entries the loop in _complete_list makes. False, with nothing done, when
+        it cannot be."""
+        if self._any_denied:
+            return False
+        selection = self._selection(plan, object_type)
+        if selection.fill is None or not all(other.kind == KEYED for other in selection.others):
+            return False
+        kept = kept_many(value, selection)
+        if kept is None:
+            return False
+        items.extend(kept)
+        if selection.others:
+            slots = list(zip(repeat(items), range(len(items)), repeat(item_nullable),
+                             repeat(list_slot), repeat(None)))  # fmt: skip
+            keyed = self._keyed
+            for other in selection.others:
+                keyed.setdefault(other, []).extend(zip(value, items, slots, repeat(None)))
+        return True
 
     def _complete_object(
         self,
