@@ -299,6 +299,12 @@ def response_headers(method: str, outcome: PipelineOutcome) -> dict[str, str]:
     return headers
 
 
+_RAW_NAMES: dict[str, bytes] = {}
+"""Header names as raw headers write them (lower-case, latin-1), by the name given: the
+gateway's own few (Age, Cache-Control, Vary, a rejection's), encoded once."""
+_KEPT_RAW_NAMES = 64
+
+
 class GraphQLAnswer(Response):
     """``Response(body, media_type=media_type, headers=headers)``, a 200 with a JSON media
     type and headers naming neither Content-Length nor Content-Type (those of
@@ -310,10 +316,15 @@ class GraphQLAnswer(Response):
         self.media_type = media_type
         self.background = None
         self.body = body
-        raw = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in headers.items()
-        ]
+        names = _RAW_NAMES
+        raw = []
+        for name, value in headers.items():
+            raw_name = names.get(name)
+            if raw_name is None:
+                raw_name = name.lower().encode("latin-1")
+                if len(names) < _KEPT_RAW_NAMES:
+                    names[name] = raw_name
+            raw.append((raw_name, value.encode("latin-1")))
         raw.append((b"content-length", str(len(body)).encode("latin-1")))
         raw.append((b"content-type", media_type.encode("latin-1")))
         self.raw_headers = raw

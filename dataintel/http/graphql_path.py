@@ -143,9 +143,14 @@ class GraphQLPath:
         try:
             try:
                 if self._limit is not None:
-                    added = await self._limit.admit(scope, send_out)
-                    if added is None:
-                        return
+                    decided = self._limit.admit_now(scope)
+                    if type(decided) is list:
+                        added = decided
+                    else:
+                        assert not isinstance(decided, list)
+                        added = await self._limit.admit(scope, send_out, decided, asked=True)
+                        if added is None:
+                            return
                 # First of repeated headers, as Starlette's Headers.get reads them.
                 headers = {
                     name.decode("latin-1"): value.decode("latin-1")
