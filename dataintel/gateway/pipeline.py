@@ -449,18 +449,20 @@ class RequestPipeline:
             return self._refused(state, rejected)
         response = state.response
         assert response is not None
-        # _outcome, with what it reads of the request alone kept.
+        # _outcome, with what it reads of the request alone kept. Every field by position,
+        # in their order: a class called with keywords has them made into a dictionary and
+        # back (a few thousand instructions a record).
         return PipelineOutcome(
-            response=response,
-            rejection=None,
-            errors=response.errors,
-            operation_name=kept.operation_name,
-            operation_type=kept.operation_type,
-            viewer=viewer,
-            persisted_by_id=kept.persisted_by_id,
-            persisted=kept.persisted,
-            document_hash=kept.prepared.document_hash,
-            seconds=time.perf_counter() - state.started,
+            response,  # response
+            None,  # rejection
+            response.errors,  # errors
+            kept.operation_name,  # operation_name
+            kept.operation_type,  # operation_type
+            viewer,  # viewer
+            kept.persisted_by_id,  # persisted_by_id
+            kept.persisted,  # persisted
+            kept.prepared.document_hash,  # document_hash
+            time.perf_counter() - state.started,  # seconds
         )
 
     def _refused(self, state: PipelineState, rejected: RequestRejected) -> PipelineOutcome:
@@ -713,17 +715,19 @@ class RequestPipeline:
         if cached is not None:
             context = state.context
             kept = state.kept
+            # Every field by position, in their order (see _run_kept's outcome).
             state.response = GraphQLResponse(
-                data=cached.data,
+                cached.data,  # data
+                [],  # errors
                 # Only resolvers add extensions: a context made before execution has none.
-                extensions=dict(context.response_extensions) if context is not None else {},
-                operation_name=kept.operation_name if kept is not None else state.operation_name,
-                cache_policy=state.cache_policy,
-                cached_age_seconds=cached.age_seconds,
-                operation_type=kept.operation_type if kept is not None else state.operation_type,
-                cost=state.cost,
-                response_cache="hit",
-                encoded_data=cached.encoded_data,
+                dict(context.response_extensions) if context is not None else {},  # extensions
+                kept.operation_name if kept is not None else state.operation_name,
+                state.cache_policy,  # cache_policy
+                cached.age_seconds,  # cached_age_seconds
+                kept.operation_type if kept is not None else state.operation_type,
+                state.cost,  # cost
+                "hit",  # response_cache
+                cached.encoded_data,  # encoded_data
             )
             return
         state.cache_generation = self._responses.generation()

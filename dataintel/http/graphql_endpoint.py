@@ -148,16 +148,19 @@ class GraphQLEndpoint:
         viewer: Viewer | None = None,
         raw: bytes | None = None,
     ) -> PipelineInput:
+        # Every field by position, in their order: a class called with keywords has them
+        # made into a dictionary and back, on every request.
         return PipelineInput(
-            request=graphql_request,
-            request_id=exchange.request_id,
-            headers=exchange.headers,
-            viewer=viewer,
-            client_address=exchange.client_address,
-            client_name=client_name(exchange.headers),
-            allowed=allowed,
-            media_type=media_type,
-            raw_request=raw,
+            graphql_request,  # request
+            exchange.request_id,  # request_id
+            exchange.headers,  # headers
+            viewer,  # viewer
+            exchange.client_address,  # client_address
+            client_name(exchange.headers),  # client_name
+            allowed,  # allowed
+            media_type,  # media_type
+            False,  # operator_document
+            raw,  # raw_request
         )
 
     def _answer(self, exchange: _Exchange, outcome: PipelineOutcome, media_type: str) -> Response:

@@ -260,3 +260,48 @@ async def test_a_kept_request_decides_again_for_another_viewer(
         assert answers[3].document_hash == answers[0].document_hash
     finally:
         await engine.dispose()
+
+
+def test_the_records_made_by_position_keep_their_field_order() -> None:
+    """The hit path makes PipelineInput, GraphQLResponse and PipelineOutcome by position
+    (keywords cost a dictionary per call): a field moved would silently shift the others."""
+    from dataclasses import fields
+
+    from dataintel.gateway.execution import GraphQLResponse
+
+    assert [f.name for f in fields(PipelineInput)] == [
+        "request",
+        "request_id",
+        "headers",
+        "viewer",
+        "client_address",
+        "client_name",
+        "allowed",
+        "media_type",
+        "operator_document",
+        "raw_request",
+    ]
+    assert [f.name for f in fields(GraphQLResponse)] == [
+        "data",
+        "errors",
+        "extensions",
+        "operation_name",
+        "cache_policy",
+        "cached_age_seconds",
+        "operation_type",
+        "cost",
+        "response_cache",
+        "encoded_data",
+    ]
+    assert [f.name for f in fields(PipelineOutcome)] == [
+        "response",
+        "rejection",
+        "errors",
+        "operation_name",
+        "operation_type",
+        "viewer",
+        "persisted_by_id",
+        "persisted",
+        "document_hash",
+        "seconds",
+    ]
