@@ -165,7 +165,7 @@ class GraphQLEndpoint:
 
     def _answer(self, exchange: _Exchange, outcome: PipelineOutcome, media_type: str) -> Response:
         """One request's outcome as its HTTP response, noted for the access log."""
-        _note(exchange.state, [outcome])
+        _note_one(exchange.state, outcome)
         headers = response_headers(exchange.method, outcome)
         if outcome.rejection is not None:
             return _error_response(
@@ -381,16 +381,21 @@ def _note(
 ) -> None:
     """What the access log prints; for a batch, its operations, costs and cache as lists."""
     if not batch:
-        outcome = outcomes[0]
-        state["operation_name"] = outcome.operation_name
-        if outcome.response is not None:
-            state["operation_cost"] = outcome.response.cost
-            state["response_cache"] = outcome.response.response_cache
+        _note_one(state, outcomes[0])
         return
     responses = [outcome.response for outcome in outcomes]
     state["operation_name"] = [outcome.operation_name for outcome in outcomes]
     state["operation_cost"] = [r.cost if r is not None else None for r in responses]
     state["response_cache"] = [r.response_cache if r is not None else None for r in responses]
+
+
+def _note_one(state: dict[str, Any], outcome: PipelineOutcome) -> None:
+    """What the access log prints of one request (``_note`` of one outcome, no list)."""
+    state["operation_name"] = outcome.operation_name
+    response = outcome.response
+    if response is not None:
+        state["operation_cost"] = response.cost
+        state["response_cache"] = response.response_cache
 
 
 @dataclass(slots=True)
@@ -402,16 +407,16 @@ class _Exchange:
     client_address: str | None
     state: dict[str, Any]
     """The scope's state: the middleware's request id in, what the access log prints out."""
-
-    @property
-    def request_id(self) -> str:
-        request_id: str = self.state["request_id"]
-        return request_id
+    request_id: str
+    """The middleware's request id, read from the state once (asked several times)."""
 
     @classmethod
     def of(cls, scope: Scope, headers: Mapping[str, str]) -> _Exchange:
         client = scope.get("client")
-        return cls(scope["method"], headers, client[0] if client else None, scope["state"])
+        state = scope["state"]
+        return cls(
+            scope["method"], headers, client[0] if client else None, state, state["request_id"]
+        )
 
 
 def _not_acceptable(request_id: str) -> Response:

@@ -65,6 +65,19 @@ def _request_id_variable() -> ContextVar[Any]:
 _REQUEST_ID_VAR = _request_id_variable()
 
 
+_HEADER_NAMES: dict[bytes, str] = {}
+"""Raw header names decoded, as the requests sent them (bounded: ``_KEPT_HEADER_NAMES``)."""
+_KEPT_HEADER_NAMES = 256
+
+
+def _header_name(raw: bytes) -> str:
+    """The name decoded (latin-1, as Starlette's Headers), kept while there is room."""
+    name = raw.decode("latin-1")
+    if len(_HEADER_NAMES) < _KEPT_HEADER_NAMES:
+        _HEADER_NAMES[raw] = name
+    return name
+
+
 def _sent_headers(
     headers: Headers | tuple[()], added: Headers | None, echoed: bytes, drain: object
 ) -> Headers:
@@ -151,11 +164,15 @@ class GraphQLPath:
                         added = await self._limit.admit(scope, send_out, decided, asked=True)
                         if added is None:
                             return
-                # First of repeated headers, as Starlette's Headers.get reads them.
-                headers = {
-                    name.decode("latin-1"): value.decode("latin-1")
-                    for name, value in reversed(raw_headers)
-                }
+                # First of repeated headers, as Starlette's Headers.get reads them; the names
+                # a client sends on every request decoded once (``_header_names``).
+                names = _HEADER_NAMES
+                headers = {}
+                for raw_name, raw_value in reversed(raw_headers):
+                    name = names.get(raw_name)
+                    if name is None:
+                        name = _header_name(raw_name)
+                    headers[name] = raw_value.decode("latin-1")
                 if method == "GET":
                     response = await self._endpoint.handle_get(scope, headers)
                 else:
