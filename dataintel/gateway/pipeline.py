@@ -193,6 +193,10 @@ class ViewerDecisions:
     """``IntrospectionPolicy.hides_suggestions``."""
     needs_context: bool = False
     """``FieldGate.needs_context``: something denied or counted for this viewer."""
+    cache_key: str | None = None
+    """The response cache's key for this viewer (None: not cached for it), as decided
+    while the response cache was enabled as ``keyed_while``; None: not decided yet."""
+    keyed_while: bool | None = None
 
 
 KEPT_AUDIENCES = 16
@@ -430,6 +434,9 @@ class RequestPipeline:
                 self._introspection.check(kept.prepared.uses_introspection, viewer)
                 decided.needs_context = self.gate.needs_context(kept.analysis, viewer)
                 decided.hides_suggestions = state.hide_suggestions
+                # The last viewer's cache key is not this one's: decided again below.
+                decided.cache_key = None
+                decided.keyed_while = None
                 decided.viewer = viewer
             state.operation = kept.operation
             analysis = state.analysis = kept.analysis
@@ -684,7 +691,32 @@ class RequestPipeline:
             return True
         context = state.context
         state.cache_policy = _analysis(state).cache_policy
-        audience = self._responses.audience(_viewer(state), state.cache_policy)
+        kept = state.kept
+        viewer = _viewer(state)
+        decided = kept.decided if kept is not None else None
+        enabled = self._responses.enabled
+        if decided is not None and decided.viewer is viewer and decided.keyed_while is enabled:
+            # The key (or none) depends on the request, the viewer and whether the cache is
+            # enabled alone: as decided the last time.
+            state.cache_key = decided.cache_key
+        else:
+            self._cache_key(state, viewer)
+            if decided is not None and decided.viewer is viewer:
+                decided.cache_key = state.cache_key
+                decided.keyed_while = enabled
+        # A denied or rate-limited field must not be answered from another request's response.
+        if state.cache_key is None or (context is not None and context.denied_fields):
+            return True
+        cached = self._responses.lookup_in_memory(state.cache_key)
+        if cached is UNDECIDED:
+            return False
+        self._cached_answer(state, cached if isinstance(cached, CachedResponse) else None)
+        return True
+
+    def _cache_key(self, state: PipelineState, viewer: Viewer) -> None:
+        assert self._responses is not None
+        assert state.cache_policy is not None
+        audience = self._responses.audience(viewer, state.cache_policy)
         if audience is not None:
             # Hashed once per raw request and audience: the key depends on nothing else.
             kept = state.kept
@@ -696,14 +728,6 @@ class RequestPipeline:
                 if kept is not None and len(kept.cache_keys) < KEPT_AUDIENCES:
                     kept.cache_keys[audience] = key
             state.cache_key = key
-        # A denied or rate-limited field must not be answered from another request's response.
-        if state.cache_key is None or (context is not None and context.denied_fields):
-            return True
-        cached = self._responses.lookup_in_memory(state.cache_key)
-        if cached is UNDECIDED:
-            return False
-        self._cached_answer(state, cached if isinstance(cached, CachedResponse) else None)
-        return True
 
     async def _response_cache_lookup(self, state: PipelineState) -> None:
         assert self._responses is not None

@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dataintel.http.drain import DRAIN_STATE_KEY, closing, is_draining
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.rate_limit import RAW_RATE_LIMIT_HEADER_NAMES, ClientRequestLimit, Headers
-from dataintel.observability.metrics import GatewayMetrics
+from dataintel.observability.metrics import GatewayMetrics, activate_metrics, reset_metrics
 from dataintel.observability.request_context import (
     REQUEST_ID_NAME,
     incoming_request_id,
@@ -133,7 +133,7 @@ class GraphQLPath:
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         started = time.perf_counter()
         metrics = self._metrics
-        token = metrics.activate() if metrics is not None else None
+        token = activate_metrics(metrics) if metrics is not None else None
         request_id = request_id_from(incoming_request_id(raw_headers))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -195,5 +195,5 @@ class GraphQLPath:
         finally:
             if metrics is not None:
                 assert token is not None
-                metrics.reset(token)
+                reset_metrics(token)
                 metrics.record_http(scope["path"], method, status, started)

@@ -61,6 +61,13 @@ _DURATION_LAST = len(_DURATION_BOUNDS)
 _active_metrics: ContextVar[GatewayMetrics | None] = ContextVar("dataintel_metrics", default=None)
 
 
+activate_metrics = _active_metrics.set
+"""``GatewayMetrics.activate`` of the metrics given, without a method's frame (the GraphQL
+path's layer calls it on every request)."""
+reset_metrics = _active_metrics.reset
+"""``GatewayMetrics.reset``, as ``activate_metrics``."""
+
+
 def current_metrics() -> GatewayMetrics | None:
     """The metrics of the app serving the current request, or None outside one."""
     return _active_metrics.get()
