@@ -69,7 +69,8 @@ class GraphQLResponse:
             return orjson.dumps(self.to_dict())
         if not self.errors and not self.extensions:
             # What orjson writes for {"data": Fragment(encoded_data)}, without the dictionary.
-            return b'{"data":' + self.encoded_data + b"}"
+            # One join: two concatenations would copy the data twice.
+            return b"".join((b'{"data":', self.encoded_data, b"}"))
         body = self.to_dict()
         body["data"] = orjson.Fragment(self.encoded_data)
         return orjson.dumps(body)

@@ -165,8 +165,38 @@ class PreparedRequest:
     sent: GraphQLRequest
     """The request as read from the raw request, before ``resolve_persisted``: a kept
     body is not parsed again (``RequestPipeline.kept_request``)."""
+    operation_name: str | None = None
+    """The name of the operation that runs (``PipelineState.operation_name``)."""
+    operation_type: str = "unknown"
+    """query, mutation or subscription (``PipelineState.operation_type``)."""
+    persisted_by_id: bool = False
+    """``PipelineOutcome.persisted_by_id`` of the request (read from it alone)."""
+    persisted: bool = False
+    """``PipelineOutcome.persisted`` of the request (read from it alone)."""
     cache_keys: dict[Audience, str] = field(default_factory=dict, compare=False)
     """The response cache's key per audience met so far (at most ``KEPT_AUDIENCES``)."""
+    decided: ViewerDecisions = field(default_factory=lambda: ViewerDecisions(), compare=False)
+    """The viewer's checks as last decided for this request (``ViewerDecisions``)."""
+
+
+@dataclass(slots=True)
+class ViewerDecisions:
+    """What the checks that depend on the viewer decided for a kept request, the last time
+    it came from this viewer (the same object: the anonymous viewer, or one kept by the
+    identity cache). Each depends on the document and the viewer's roles, scopes and
+    anonymity alone, and the viewer is immutable: another viewer, or the same user with
+    other roles (another object), is decided again. A viewer refused (introspection) is
+    never kept here: refused again every time."""
+
+    viewer: Viewer | None = None
+    hides_suggestions: bool = False
+    """``IntrospectionPolicy.hides_suggestions``."""
+    needs_context: bool = False
+    """``FieldGate.needs_context``: something denied or counted for this viewer."""
+    cache_key: str | None = None
+    """The response cache's key for this viewer (None: not cached for it), as decided
+    while the response cache was enabled as ``keyed_while``; None: not decided yet."""
+    keyed_while: bool | None = None
 
 
 KEPT_AUDIENCES = 16
@@ -265,6 +295,11 @@ class PipelineObserver(Protocol):
 Stage = Callable[[PipelineState], Awaitable[None]]
 
 
+def _viewer_unknown(_: Mapping[str, str]) -> Viewer | None:
+    """An authenticator without ``viewer_now``: its ``viewer`` is always awaited."""
+    return None
+
+
 class RequestPipeline:
     """Answers GraphQL requests; every collaborator is given, none is made up here."""
 
@@ -297,6 +332,11 @@ class RequestPipeline:
         self.cost = cost
         self.gate = gate
         self._authenticator = authenticator
+        # A request without a credential is anonymous without a coroutine, when the
+        # authenticator says so (http/authentication.py's does).
+        self._viewer_now: Callable[[Mapping[str, str]], Viewer | None] = getattr(
+            authenticator, "viewer_now", _viewer_unknown
+        )
         self._contexts = contexts
         self._responses = responses
         self._usage = usage
@@ -370,21 +410,44 @@ class RequestPipeline:
         return True
 
     async def _run_kept(self, state: PipelineState, kept: PreparedRequest) -> PipelineOutcome:
-        """The stages of ``STAGES``, in order, for a kept request: each called directly."""
+        """The stages of ``STAGES``, in order, for a kept request: each called directly, the
+        viewer's checks as decided before for the same viewer, and without a coroutine for
+        what need not wait (no credential to read, nothing to enforce, a hit in memory)."""
+        pipeline_input = state.input
         try:
-            await self._authenticate(state)
+            viewer = pipeline_input.viewer
+            if viewer is None:
+                viewer = self._viewer_now(pipeline_input.headers)
+                if viewer is None:
+                    viewer = await self._authenticator.viewer(pipeline_input.headers)
+            state.viewer = viewer
             # resolve_persisted, prepare_document, check_operation and cost, as _kept_stage
             # answers each of them.
             state.request = kept.request
-            viewer = _viewer(state)
-            state.hide_suggestions = self._introspection.hides_suggestions(viewer)
-            state.prepared = kept.prepared
-            self._introspection.check(kept.prepared.uses_introspection, viewer)
+            decided = kept.decided
+            if decided.viewer is viewer:
+                state.hide_suggestions = decided.hides_suggestions
+                state.prepared = kept.prepared
+            else:
+                state.hide_suggestions = self._introspection.hides_suggestions(viewer)
+                state.prepared = kept.prepared
+                self._introspection.check(kept.prepared.uses_introspection, viewer)
+                decided.needs_context = self.gate.needs_context(kept.analysis, viewer)
+                decided.hides_suggestions = state.hide_suggestions
+                # The last viewer's cache key is not this one's: decided again below.
+                decided.cache_key = None
+                decided.keyed_while = None
+                decided.viewer = viewer
             state.operation = kept.operation
-            state.analysis = kept.analysis
+            analysis = state.analysis = kept.analysis
             state.cost = kept.cost
-            await self._policy(state)
-            await self._response_cache(state)
+            # The policy stage (_policy), its decision kept.
+            if decided.needs_context:
+                await self.gate.enforce(analysis, self._new_context(state))
+            if self._usage is not None:
+                self._usage.record(analysis.coordinates, viewer.user_id, pipeline_input.client_name)
+            if not self._response_cache_now(state):
+                await self._response_cache_lookup(state)
             # Both stages do nothing for a response the cache answered: not even awaited.
             if state.response is None:
                 await self._execute(state)
@@ -393,7 +456,21 @@ class RequestPipeline:
             return self._refused(state, rejected)
         response = state.response
         assert response is not None
-        return self._outcome(state, response, None, response.errors)
+        # _outcome, with what it reads of the request alone kept. Every field by position,
+        # in their order: a class called with keywords has them made into a dictionary and
+        # back (a few thousand instructions a record).
+        return PipelineOutcome(
+            response,  # response
+            None,  # rejection
+            response.errors,  # errors
+            kept.operation_name,  # operation_name
+            kept.operation_type,  # operation_type
+            viewer,  # viewer
+            kept.persisted_by_id,  # persisted_by_id
+            kept.persisted,  # persisted
+            kept.prepared.document_hash,  # document_hash
+            time.perf_counter() - state.started,  # seconds
+        )
 
     def _refused(self, state: PipelineState, rejected: RequestRejected) -> PipelineOutcome:
         request_id = state.input.request_id
@@ -452,8 +529,18 @@ class RequestPipeline:
             state.cost,
         )
         assert cost is not None, "the cost stage comes first"
+        apq, by_id = _persisted(sent)
         self._prepared_requests[memo_key] = PreparedRequest(
-            state.request, prepared, operation, analysis, cost, sent
+            state.request,
+            prepared,
+            operation,
+            analysis,
+            cost,
+            sent,
+            operation_name=state.operation_name,
+            operation_type=state.operation_type,
+            persisted_by_id=by_id,
+            persisted=by_id or apq,
         )
         if len(self._prepared_requests) > self._prepared_requests_size:
             self._prepared_requests.popitem(last=False)
@@ -500,9 +587,7 @@ class RequestPipeline:
         rejection: RequestRejected | None,
         errors: list[dict[str, Any]],
     ) -> PipelineOutcome:
-        request = state.input.request
-        apq = bool(request.extensions and "persistedQuery" in request.extensions)
-        by_id = request.query is None and (request.document_id is not None or apq)
+        apq, by_id = _persisted(state.input.request)
         return PipelineOutcome(
             response=response,
             rejection=rejection,
@@ -594,12 +679,44 @@ class RequestPipeline:
         return context
 
     async def _response_cache(self, state: PipelineState) -> None:
+        if not self._response_cache_now(state):
+            await self._response_cache_lookup(state)
+
+    def _response_cache_now(self, state: PipelineState) -> bool:
+        """The response_cache stage when it need not wait (True): nothing to look up, or
+        the in-process level answers; False when the lookup must be awaited
+        (``_response_cache_lookup``)."""
         # Whole-response caching comes after every check that may reject the request.
         if self._responses is None:
-            return
+            return True
         context = state.context
         state.cache_policy = _analysis(state).cache_policy
-        audience = self._responses.audience(_viewer(state), state.cache_policy)
+        kept = state.kept
+        viewer = _viewer(state)
+        decided = kept.decided if kept is not None else None
+        enabled = self._responses.enabled
+        if decided is not None and decided.viewer is viewer and decided.keyed_while is enabled:
+            # The key (or none) depends on the request, the viewer and whether the cache is
+            # enabled alone: as decided the last time.
+            state.cache_key = decided.cache_key
+        else:
+            self._cache_key(state, viewer)
+            if decided is not None and decided.viewer is viewer:
+                decided.cache_key = state.cache_key
+                decided.keyed_while = enabled
+        # A denied or rate-limited field must not be answered from another request's response.
+        if state.cache_key is None or (context is not None and context.denied_fields):
+            return True
+        cached = self._responses.lookup_in_memory(state.cache_key)
+        if cached is UNDECIDED:
+            return False
+        self._cached_answer(state, cached if isinstance(cached, CachedResponse) else None)
+        return True
+
+    def _cache_key(self, state: PipelineState, viewer: Viewer) -> None:
+        assert self._responses is not None
+        assert state.cache_policy is not None
+        audience = self._responses.audience(viewer, state.cache_policy)
         if audience is not None:
             # Hashed once per raw request and audience: the key depends on nothing else.
             kept = state.kept
@@ -611,24 +728,30 @@ class RequestPipeline:
                 if kept is not None and len(kept.cache_keys) < KEPT_AUDIENCES:
                     kept.cache_keys[audience] = key
             state.cache_key = key
-        # A denied or rate-limited field must not be answered from another request's response.
-        if state.cache_key is None or (context is not None and context.denied_fields):
-            return
-        cached = self._responses.lookup_in_memory(state.cache_key)
-        if cached is UNDECIDED:
-            cached = await self._responses.lookup(state.cache_key)
-        if isinstance(cached, CachedResponse):
+
+    async def _response_cache_lookup(self, state: PipelineState) -> None:
+        assert self._responses is not None
+        assert state.cache_key is not None
+        self._cached_answer(state, await self._responses.lookup(state.cache_key))
+
+    def _cached_answer(self, state: PipelineState, cached: CachedResponse | None) -> None:
+        assert self._responses is not None
+        if cached is not None:
+            context = state.context
+            kept = state.kept
+            # Every field by position, in their order (see _run_kept's outcome).
             state.response = GraphQLResponse(
-                data=cached.data,
+                cached.data,  # data
+                [],  # errors
                 # Only resolvers add extensions: a context made before execution has none.
-                extensions=dict(context.response_extensions) if context is not None else {},
-                operation_name=state.operation_name,
-                cache_policy=state.cache_policy,
-                cached_age_seconds=cached.age_seconds,
-                operation_type=state.operation_type,
-                cost=state.cost,
-                response_cache="hit",
-                encoded_data=cached.encoded_data,
+                dict(context.response_extensions) if context is not None else {},  # extensions
+                kept.operation_name if kept is not None else state.operation_name,
+                state.cache_policy,  # cache_policy
+                cached.age_seconds,  # cached_age_seconds
+                kept.operation_type if kept is not None else state.operation_type,
+                state.cost,  # cost
+                "hit",  # response_cache
+                cached.encoded_data,  # encoded_data
             )
             return
         state.cache_generation = self._responses.generation()
@@ -669,6 +792,14 @@ class RequestPipeline:
             cost=state.cost,
             response_cache="miss" if state.cache_generation is not None else "bypass",
         )
+
+
+def _persisted(request: GraphQLRequest) -> tuple[bool, bool]:
+    """Whether the request carries the APQ extension, and whether it names its document
+    (``documentId`` or an APQ hash) instead of sending it."""
+    apq = bool(request.extensions and "persistedQuery" in request.extensions)
+    by_id = request.query is None and (request.document_id is not None or apq)
+    return apq, by_id
 
 
 def _viewer(state: PipelineState) -> Viewer:

@@ -37,6 +37,14 @@ class Authenticator:
     def __init__(self, services: Callable[[], Services]) -> None:
         self._services = services
 
+    @staticmethod
+    def viewer_now(headers: Mapping[str, str]) -> Viewer | None:
+        """``viewer``'s answer for a request without a credential (anonymous), without a
+        coroutine; None when there is one and ``viewer`` must read it."""
+        if "authorization" not in headers and API_KEY_HEADER not in headers:
+            return ANONYMOUS
+        return None
+
     async def viewer(self, headers: Mapping[str, str]) -> Viewer:
         """The viewer the request's credential names; raises RequestRejected when it is bad."""
         authorization = headers.get("authorization")

@@ -49,8 +49,10 @@ class CsrfPrevention:
         """Raises RequestRejected (400) for a simple request without a required header."""
         if not self._enabled or not may_be_simple(method, headers.get("content-type")):
             return
-        if any(headers.get(name, "").strip() for name in self._headers):
-            return
+        # A loop, not any() over a generator: asked on every GET.
+        for name in self._headers:
+            if headers.get(name, "").strip():
+                return
         raise RequestRejected(
             [
                 BadUserInputError(

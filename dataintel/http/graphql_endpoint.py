@@ -148,21 +148,24 @@ class GraphQLEndpoint:
         viewer: Viewer | None = None,
         raw: bytes | None = None,
     ) -> PipelineInput:
+        # Every field by position, in their order: a class called with keywords has them
+        # made into a dictionary and back, on every request.
         return PipelineInput(
-            request=graphql_request,
-            request_id=exchange.request_id,
-            headers=exchange.headers,
-            viewer=viewer,
-            client_address=exchange.client_address,
-            client_name=client_name(exchange.headers),
-            allowed=allowed,
-            media_type=media_type,
-            raw_request=raw,
+            graphql_request,  # request
+            exchange.request_id,  # request_id
+            exchange.headers,  # headers
+            viewer,  # viewer
+            exchange.client_address,  # client_address
+            client_name(exchange.headers),  # client_name
+            allowed,  # allowed
+            media_type,  # media_type
+            False,  # operator_document
+            raw,  # raw_request
         )
 
     def _answer(self, exchange: _Exchange, outcome: PipelineOutcome, media_type: str) -> Response:
         """One request's outcome as its HTTP response, noted for the access log."""
-        _note(exchange.state, [outcome])
+        _note_one(exchange.state, outcome)
         headers = response_headers(exchange.method, outcome)
         if outcome.rejection is not None:
             return _error_response(
@@ -299,6 +302,12 @@ def response_headers(method: str, outcome: PipelineOutcome) -> dict[str, str]:
     return headers
 
 
+_RAW_NAMES: dict[str, bytes] = {}
+"""Header names as raw headers write them (lower-case, latin-1), by the name given: the
+gateway's own few (Age, Cache-Control, Vary, a rejection's), encoded once."""
+_KEPT_RAW_NAMES = 64
+
+
 class GraphQLAnswer(Response):
     """``Response(body, media_type=media_type, headers=headers)``, a 200 with a JSON media
     type and headers naming neither Content-Length nor Content-Type (those of
@@ -310,10 +319,15 @@ class GraphQLAnswer(Response):
         self.media_type = media_type
         self.background = None
         self.body = body
-        raw = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in headers.items()
-        ]
+        names = _RAW_NAMES
+        raw = []
+        for name, value in headers.items():
+            raw_name = names.get(name)
+            if raw_name is None:
+                raw_name = name.lower().encode("latin-1")
+                if len(names) < _KEPT_RAW_NAMES:
+                    names[name] = raw_name
+            raw.append((raw_name, value.encode("latin-1")))
         raw.append((b"content-length", str(len(body)).encode("latin-1")))
         raw.append((b"content-type", media_type.encode("latin-1")))
         self.raw_headers = raw
@@ -367,16 +381,21 @@ def _note(
 ) -> None:
     """What the access log prints; for a batch, its operations, costs and cache as lists."""
     if not batch:
-        outcome = outcomes[0]
-        state["operation_name"] = outcome.operation_name
-        if outcome.response is not None:
-            state["operation_cost"] = outcome.response.cost
-            state["response_cache"] = outcome.response.response_cache
+        _note_one(state, outcomes[0])
         return
     responses = [outcome.response for outcome in outcomes]
     state["operation_name"] = [outcome.operation_name for outcome in outcomes]
     state["operation_cost"] = [r.cost if r is not None else None for r in responses]
     state["response_cache"] = [r.response_cache if r is not None else None for r in responses]
+
+
+def _note_one(state: dict[str, Any], outcome: PipelineOutcome) -> None:
+    """What the access log prints of one request (``_note`` of one outcome, no list)."""
+    state["operation_name"] = outcome.operation_name
+    response = outcome.response
+    if response is not None:
+        state["operation_cost"] = response.cost
+        state["response_cache"] = response.response_cache
 
 
 @dataclass(slots=True)
@@ -388,16 +407,16 @@ class _Exchange:
     client_address: str | None
     state: dict[str, Any]
     """The scope's state: the middleware's request id in, what the access log prints out."""
-
-    @property
-    def request_id(self) -> str:
-        request_id: str = self.state["request_id"]
-        return request_id
+    request_id: str
+    """The middleware's request id, read from the state once (asked several times)."""
 
     @classmethod
     def of(cls, scope: Scope, headers: Mapping[str, str]) -> _Exchange:
         client = scope.get("client")
-        return cls(scope["method"], headers, client[0] if client else None, scope["state"])
+        state = scope["state"]
+        return cls(
+            scope["method"], headers, client[0] if client else None, state, state["request_id"]
+        )
 
 
 def _not_acceptable(request_id: str) -> Response:

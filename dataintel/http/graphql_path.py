@@ -42,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dataintel.http.drain import DRAIN_STATE_KEY, closing, is_draining
 from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.rate_limit import RAW_RATE_LIMIT_HEADER_NAMES, ClientRequestLimit, Headers
-from dataintel.observability.metrics import GatewayMetrics
+from dataintel.observability.metrics import GatewayMetrics, activate_metrics, reset_metrics
 from dataintel.observability.request_context import (
     REQUEST_ID_NAME,
     incoming_request_id,
@@ -63,6 +63,19 @@ def _request_id_variable() -> ContextVar[Any]:
 
 
 _REQUEST_ID_VAR = _request_id_variable()
+
+
+_HEADER_NAMES: dict[bytes, str] = {}
+"""Raw header names decoded, as the requests sent them (bounded: ``_KEPT_HEADER_NAMES``)."""
+_KEPT_HEADER_NAMES = 256
+
+
+def _header_name(raw: bytes) -> str:
+    """The name decoded (latin-1, as Starlette's Headers), kept while there is room."""
+    name = raw.decode("latin-1")
+    if len(_HEADER_NAMES) < _KEPT_HEADER_NAMES:
+        _HEADER_NAMES[raw] = name
+    return name
 
 
 def _sent_headers(
@@ -120,7 +133,7 @@ class GraphQLPath:
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         started = time.perf_counter()
         metrics = self._metrics
-        token = metrics.activate() if metrics is not None else None
+        token = activate_metrics(metrics) if metrics is not None else None
         request_id = request_id_from(incoming_request_id(raw_headers))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -143,14 +156,23 @@ class GraphQLPath:
         try:
             try:
                 if self._limit is not None:
-                    added = await self._limit.admit(scope, send_out)
-                    if added is None:
-                        return
-                # First of repeated headers, as Starlette's Headers.get reads them.
-                headers = {
-                    name.decode("latin-1"): value.decode("latin-1")
-                    for name, value in reversed(raw_headers)
-                }
+                    decided = self._limit.admit_now(scope)
+                    if type(decided) is list:
+                        added = decided
+                    else:
+                        assert not isinstance(decided, list)
+                        added = await self._limit.admit(scope, send_out, decided, asked=True)
+                        if added is None:
+                            return
+                # First of repeated headers, as Starlette's Headers.get reads them; the names
+                # a client sends on every request decoded once (``_header_names``).
+                names = _HEADER_NAMES
+                headers = {}
+                for raw_name, raw_value in reversed(raw_headers):
+                    name = names.get(raw_name)
+                    if name is None:
+                        name = _header_name(raw_name)
+                    headers[name] = raw_value.decode("latin-1")
                 if method == "GET":
                     response = await self._endpoint.handle_get(scope, headers)
                 else:
@@ -173,5 +195,5 @@ class GraphQLPath:
         finally:
             if metrics is not None:
                 assert token is not None
-                metrics.reset(token)
+                reset_metrics(token)
                 metrics.record_http(scope["path"], method, status, started)

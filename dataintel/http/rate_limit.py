@@ -102,7 +102,9 @@ class ClientRequestLimit:
         self._rate_limits = rate_limits
         self._audit = audit
         self._window = rate_limit.window_seconds
-        self._raw_headers = RawRateLimitHeaders(self._window)
+        # The bound method, not the instance: calling an instance goes through its type's
+        # __call__ slot, several times the cost of a method call, once per request.
+        self._raw_headers = RawRateLimitHeaders(self._window).__call__
         self._graphql_path = graphql_path
         self.enabled = rate_limit.limits_clients
 
@@ -110,16 +112,32 @@ class ClientRequestLimit:
         """Whether requests to this path are counted (the probes and metrics never are)."""
         return self.enabled and path not in EXEMPT_PATHS
 
-    async def admit(self, scope: Scope, send: Send) -> Headers | None:
+    def admit_now(self, scope: Scope) -> Headers | Verdict | None:
+        """``admit`` without a coroutine where this replica decides alone (all but one hit
+        per batch): the headers of an allowed request; the verdict of a refused one, counted,
+        for ``admit`` to answer; None when Redis must decide (nothing counted yet)."""
+        client = scope.get("client")
+        verdict = self._rate_limits.clients.hit_now(client[0] if client else "unknown")
+        if verdict is None or not verdict.allowed:
+            return verdict
+        return self._raw_headers(verdict)
+
+    async def admit(
+        self, scope: Scope, send: Send, decided: Verdict | None = None, *, asked: bool = False
+    ) -> Headers | None:
         """Counts the request; the headers its response carries, or None when it was
-        refused and the 429 already sent through ``send``."""
+        refused and the 429 already sent through ``send``. ``asked``: ``admit_now`` came
+        first, and ``decided`` is what it gave (a refusal, counted; None: Redis decides)."""
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        clients = self._rate_limits.clients
-        # Decided in process on all but one hit per batch: no coroutine for those.
-        verdict = clients.hit_now(address)
+        verdict = decided
         if verdict is None:
-            verdict = await clients.hit(address)
+            clients = self._rate_limits.clients
+            # Decided in process on all but one hit per batch: no coroutine for those.
+            if not asked:
+                verdict = clients.hit_now(address)
+            if verdict is None:
+                verdict = await clients.hit(address)
         if not verdict.allowed:
             headers = rate_limit_headers(verdict, self._window)
             await self._refuse(scope, send, verdict, headers, address)

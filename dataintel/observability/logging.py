@@ -64,7 +64,9 @@ class _Timestamp:
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        # %-formatting: the same digits as the format specification "06d" of a non-negative
+        # int, without parsing the specification on every line.
+        return "%s.%06dZ" % (self._prefix, int((now - second) * 1e6))  # noqa: UP031
 
 
 def _shared_processors() -> list[structlog.types.Processor]:
@@ -101,11 +103,25 @@ class AccessLog:
         writer = self._diverted[-1] if self._diverted else self._writer
         if writer is None:
             return
+        fields["event"] = event
         try:
-            writer.write(event, fields)
+            writer.write_event(fields)
         except (OSError, ValueError):
             # As the standard library's handlers do: a line that cannot be written (a
             # closed or broken stderr) must not fail the request it describes.
+            return
+
+    def event(self, event_dict: dict[str, object]) -> None:
+        """``info`` with the line's fields and its ``event`` given as one dictionary, in
+        the order ``info`` would make it (the fields, then ``event``): no keyword
+        arguments to gather on every request."""
+        writer = self._diverted[-1] if self._diverted else self._writer
+        if writer is None:
+            return
+        try:
+            writer.write_event(event_dict)
+        except (OSError, ValueError):
+            # As in ``info``.
             return
 
     @contextmanager
@@ -130,9 +146,13 @@ class _LineWriter:
 
     def write(self, event: str, fields: dict[str, object]) -> None:
         """Renders one line and writes it."""
+        fields["event"] = event
+        self.write_event(fields)
+
+    def write_event(self, fields: dict[str, object]) -> None:
+        """Renders one line (its fields, ``event`` the last) and writes it."""
         logger = self._logger
         event_dict: Any = fields
-        event_dict["event"] = event
         try:
             for processor in self._processors:
                 event_dict = processor(logger, "info", event_dict)
@@ -195,10 +215,9 @@ class _JsonLineWriter(_LineWriter):
             )
         )
 
-    def write(self, event: str, fields: dict[str, object]) -> None:
-        """Renders one line and writes it."""
+    def write_event(self, fields: dict[str, object]) -> None:
+        """Renders one line (its fields, ``event`` the last) and writes it."""
         event_dict = fields
-        event_dict["event"] = event
         context = copy_context()
         traced = self._OTEL is None
         otel = self._OTEL

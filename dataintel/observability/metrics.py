@@ -32,6 +32,7 @@ from starlette.responses import Response
 from dataintel import __version__
 from dataintel.observability.drops import KINDS as DROP_KINDS
 from dataintel.observability.drops import Drops
+from dataintel.observability.metric_cells import Cells, counter_cells, histogram_cells
 from dataintel.observability.tracing import loader_batch_span
 
 if TYPE_CHECKING:
@@ -53,8 +54,18 @@ SERVER_FAULTS = frozenset({"INTERNAL", "DEPENDENCY_UNAVAILABLE", "TIMEOUT"})
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+_DURATION_BOUNDS = (*_DURATION_BUCKETS, float("inf"))
+"""The duration histograms' upper bounds as their children keep them (+Inf the last)."""
+_DURATION_LAST = len(_DURATION_BOUNDS)
 
 _active_metrics: ContextVar[GatewayMetrics | None] = ContextVar("dataintel_metrics", default=None)
+
+
+activate_metrics = _active_metrics.set
+"""``GatewayMetrics.activate`` of the metrics given, without a method's frame (the GraphQL
+path's layer calls it on every request)."""
+reset_metrics = _active_metrics.reset
+"""``GatewayMetrics.reset``, as ``activate_metrics``."""
 
 
 def current_metrics() -> GatewayMetrics | None:
@@ -86,9 +97,10 @@ class GatewayMetrics:
 
     def __init__(self, observability: ObservabilitySettings, graphql_path: str) -> None:
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._http_recorders: dict[tuple[str, str, int], tuple[Increment, Observe]] = {}
-        self._operation_recorders: dict[tuple[str, str], tuple[Increment, Observe]] = {}
-        self._cache_increments: dict[tuple[str, str, str], Increment] = {}
+        self._http_cells: dict[tuple[str, str, int], tuple[Cells, Cells]] = {}
+        self._operation_cells: dict[tuple[str, str], tuple[Cells, Cells]] = {}
+        self._cache_cells: dict[tuple[str, str, str], Cells] = {}
+        self._rest_prefix = REST_ROUTE + "/"
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = observability.metrics_multiprocess_dir
         self.operation_names = OperationNames(observability.metrics_max_operation_names)
@@ -218,7 +230,7 @@ class GatewayMetrics:
 
     def route(self, path: str) -> str:
         """The route label: a known route, or ``other`` (paths are unbounded)."""
-        if path.startswith(REST_ROUTE + "/"):
+        if path.startswith(self._rest_prefix):
             # The published operations (gateway.published_operations.REST_PREFIX) share one label.
             return REST_ROUTE
         return path if path in self.routes else OTHER
@@ -235,15 +247,24 @@ class GatewayMetrics:
         errors: Sequence[Mapping[str, Any]],
     ) -> None:
         """One GraphQL operation answered, with the error entries of its response."""
-        recorders = self._operation_recorders.get((operation, operation_type))
-        if recorders is None:
-            recorders = self._operation_recorders[(operation, operation_type)] = (
-                increment(self.child(self.operations, operation, operation_type)),
-                observation(self.child(self.operation_duration, operation, operation_type)),
+        cells = self._operation_cells.get((operation, operation_type))
+        if cells is None:
+            cells = self._operation_cells[(operation, operation_type)] = (
+                counter_cells(self.child(self.operations, operation, operation_type)),
+                histogram_cells(
+                    self.child(self.operation_duration, operation, operation_type),
+                    _DURATION_BOUNDS,
+                ),
             )
-        count, observe = recorders
-        count(1)
-        observe(seconds)
+        count, histogram = cells
+        count[0] += 1
+        # Histogram.observe's sum, then the first bucket whose upper bound holds the amount.
+        histogram[0] += seconds
+        index = bisect_left(_DURATION_BOUNDS, seconds)
+        if index < _DURATION_LAST and seconds <= _DURATION_BOUNDS[index]:
+            histogram[index + 1] += 1
+        if not errors:
+            return
         failed = False
         for error in errors:
             extensions = error.get("extensions") or {}
@@ -259,16 +280,24 @@ class GatewayMetrics:
 
     def record_http(self, path: str, method: str, status: int, started: float) -> None:
         """One HTTP request answered with ``status``, begun at ``started`` (perf_counter)."""
-        route = self.route(path)
-        recorders = self._http_recorders.get((route, method, status))
-        if recorders is None:
-            recorders = self._http_recorders[(route, method, status)] = (
-                increment(self.child(self.http_requests, route, method, str(status))),
-                observation(self.child(self.http_duration, route)),
+        if path.startswith(self._rest_prefix):
+            # The published operations (gateway.published_operations.REST_PREFIX) share one label.
+            route = REST_ROUTE
+        else:
+            route = path if path in self.routes else OTHER
+        cells = self._http_cells.get((route, method, status))
+        if cells is None:
+            cells = self._http_cells[(route, method, status)] = (
+                counter_cells(self.child(self.http_requests, route, method, str(status))),
+                histogram_cells(self.child(self.http_duration, route), _DURATION_BOUNDS),
             )
-        count, observe = recorders
-        count(1)
-        observe(time.perf_counter() - started)
+        count, histogram = cells
+        count[0] += 1
+        seconds = time.perf_counter() - started
+        histogram[0] += seconds
+        index = bisect_left(_DURATION_BOUNDS, seconds)
+        if index < _DURATION_LAST and seconds <= _DURATION_BOUNDS[index]:
+            histogram[index + 1] += 1
 
     def activate(self) -> Token[GatewayMetrics | None]:
         """Makes these the current request's metrics (``current_metrics``) until ``reset``."""
@@ -318,10 +347,10 @@ class GatewayMetrics:
         """Cache lookups with one outcome."""
         if count:
             key = (cache, level, outcome)
-            add = self._cache_increments.get(key)
-            if add is None:
-                add = self._cache_increments[key] = increment(self.child(self.cache, *key))
-            add(count)
+            cells = self._cache_cells.get(key)
+            if cells is None:
+                cells = self._cache_cells[key] = counter_cells(self.child(self.cache, *key))
+            cells[0] += count
 
     def watch_pool(self, engine: AsyncEngine) -> None:
         """Tracks connections checked out of the store's pool."""

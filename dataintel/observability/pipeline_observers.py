@@ -73,6 +73,9 @@ class MetricsObserver:
 
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
+        # GatewayMetrics.operation's bound label, and record_operation: one call less each.
+        self._label = metrics.operation_names.label
+        self._record = metrics.record_operation
 
     def around(self) -> AbstractContextManager[object]:
         """Nothing to hold open."""
@@ -83,8 +86,8 @@ class MetricsObserver:
 
     def finished(self, outcome: PipelineOutcome) -> None:
         """One operation answered, labelled by its (bounded) name and type."""
-        self._metrics.record_operation(
-            self._metrics.operation(outcome.operation_name),
+        self._record(
+            self._label(outcome.operation_name),
             outcome.operation_type,
             outcome.seconds,
             outcome.errors,

@@ -12,7 +12,7 @@ import strawberry
 
 from dataintel import loop_turns
 from dataintel.app import build_services
-from dataintel.context import ANONYMOUS
+from dataintel.context import ANONYMOUS, Viewer
 from dataintel.directives import PUBLIC
 from dataintel.gateway.pipeline import (
     ANY_OPERATION,
@@ -229,3 +229,79 @@ async def test_executions_that_never_wait_give_the_loop_a_turn_once_their_slice_
     monkeypatch.setattr(loop_turns, "SLICE_SECONDS", 3600.0)
     # The first execution opens a slice; those after it share it, without a turn.
     assert [await turns_taken() for _ in range(3)] == [1, 0, 0]
+
+
+async def test_a_kept_request_decides_again_for_another_viewer(
+    make_settings: SettingsFactory,
+) -> None:
+    """The viewer's checks of a kept request are kept for the viewer they were decided for
+    only: another viewer is checked again, and a refused one is refused every time."""
+    settings = make_settings(introspection_anonymous=False)
+    engine = create_engine(settings.store)
+    platform = build_platform(settings.store, settings.redis, settings.cache, engine, None)
+    services = build_services(settings, engine, None, platform, SchemaUsageRecorder({}), Drops())
+    schema = compiled_schema(strawberry.Schema(query=Query, mutation=Mutation))
+    pipeline = pipeline_over(schema, settings, services)
+    signed_in = Viewer(user_id="u-1", roles=frozenset({"analyst"}))
+    query = "query Types { __schema { queryType { name } } }"
+
+    def sent(viewer: Viewer) -> PipelineInput:
+        request = GraphQLRequest(query, None, None, None)
+        return PipelineInput(request, "r", viewer=viewer, raw_request=b"types")
+
+    try:
+        answers = []
+        for viewer in (signed_in, signed_in, ANONYMOUS, ANONYMOUS, signed_in):
+            answers.append(await pipeline.run(sent(viewer)))
+        assert pipeline.kept_requests == 1
+        statuses = [a.rejection.status if a.rejection else 200 for a in answers]
+        assert statuses == [200, 200, 403, 403, 200]
+        assert answers[4].body == {"data": {"__schema": {"queryType": {"name": "Query"}}}}
+        assert answers[3].document_hash == answers[0].document_hash
+    finally:
+        await engine.dispose()
+
+
+def test_the_records_made_by_position_keep_their_field_order() -> None:
+    """The hit path makes PipelineInput, GraphQLResponse and PipelineOutcome by position
+    (keywords cost a dictionary per call): a field moved would silently shift the others."""
+    from dataclasses import fields
+
+    from dataintel.gateway.execution import GraphQLResponse
+
+    assert [f.name for f in fields(PipelineInput)] == [
+        "request",
+        "request_id",
+        "headers",
+        "viewer",
+        "client_address",
+        "client_name",
+        "allowed",
+        "media_type",
+        "operator_document",
+        "raw_request",
+    ]
+    assert [f.name for f in fields(GraphQLResponse)] == [
+        "data",
+        "errors",
+        "extensions",
+        "operation_name",
+        "cache_policy",
+        "cached_age_seconds",
+        "operation_type",
+        "cost",
+        "response_cache",
+        "encoded_data",
+    ]
+    assert [f.name for f in fields(PipelineOutcome)] == [
+        "response",
+        "rejection",
+        "errors",
+        "operation_name",
+        "operation_type",
+        "viewer",
+        "persisted_by_id",
+        "persisted",
+        "document_hash",
+        "seconds",
+    ]

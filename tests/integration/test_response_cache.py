@@ -147,3 +147,27 @@ async def test_persisted_query_over_get_is_cacheable_by_a_cdn(client: httpx.Asyn
     assert response.status_code == 200
     assert response.json()["data"]["product"]["databaseId"] == 3
     assert response.headers["cache-control"] == "public, max-age=60"
+
+
+async def test_a_kept_request_follows_the_switch_and_the_viewer(
+    make_settings: SettingsFactory,
+) -> None:
+    """A kept request's cache key is kept for its viewer and the cache's switch as they were
+    (RequestPipeline's ViewerDecisions): the switch turned off is honoured at once, and on
+    again the same entry answers."""
+    app = create_app(make_settings())
+    async with serving(app) as client:
+        first = await get(client, CUSTOMER, id="1")
+        hit = await get(client, CUSTOMER, id="1")
+        assert "age" not in first.headers
+        assert "age" in hit.headers
+        responses = app.state.pipeline._responses
+        responses.enabled = False
+        try:
+            off = await get(client, CUSTOMER, id="1")
+            assert "age" not in off.headers
+        finally:
+            responses.enabled = True
+        again = await get(client, CUSTOMER, id="1")
+        assert "age" in again.headers
+        assert again.json() == hit.json() == off.json() == first.json()

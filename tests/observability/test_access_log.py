@@ -144,3 +144,42 @@ def test_a_fresh_request_id_is_32_hex_digits_as_format_writes_them(
         assert request_context.request_id_from(None) == format(bits, "032x")
     assert request_context.request_id_from("given-1") == "given-1"
     assert re.fullmatch(r"[0-9a-f]{32}", request_context.request_id_from("bad id"))
+
+
+@pytest.mark.parametrize("diverted", [False, True])
+def test_the_request_line_is_the_one_info_writes(
+    diverted: bool, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """log_access gives its fields as one dictionary (``AccessLog.event``): the bytes must be
+    those of ``info`` with the same fields as keyword arguments, through either writer."""
+    from dataintel.observability.request_context import log_access
+
+    monkeypatch.setattr(time, "time", lambda: 1_764_662_400.5)
+    monkeypatch.setattr(time, "perf_counter", lambda: 10.0)
+    configure_logging("json", "info")
+    scope = {"method": "GET", "path": "/graphql"}
+    state = {"operation_name": "Orders", "operation_cost": 51, "response_cache": "hit"}
+    lines = []
+    for by_info in (True, False):
+        out = io.BytesIO()
+        with (
+            structlog.contextvars.bound_contextvars(request_id="line-4"),
+            access_log.diverted(out) if diverted else contextlib.nullcontext(),
+        ):
+            if by_info:
+                access_log.info(
+                    "request",
+                    method="GET",
+                    path="/graphql",
+                    operation="Orders",
+                    cost=51,
+                    cache="hit",
+                    status=200,
+                    duration_ms=round((10.0 - 9.99988) * 1000, 2),
+                )
+            else:
+                log_access(scope, state, 200, 9.99988)
+        lines.append(out.getvalue() if diverted else capfdbinary.readouterr().err)
+    assert lines[0] == lines[1]
+    assert lines[0].count(b"\n") == 1
+    assert orjson.loads(lines[0])["request_id"] == "line-4"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_left
+
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dataintel.app import create_app
-from dataintel.observability.metrics import increment, observation
+from dataintel.observability.metric_cells import counter_cells, histogram_cells
+from dataintel.observability.metrics import GatewayMetrics, increment, observation
+from dataintel.settings import Settings
 from tests.integration.test_degradation import sqlite_file
 from tests.plugins.app import SettingsFactory, serving
 from tests.plugins.faults import UnreadableStore
@@ -222,3 +227,81 @@ def test_bound_recorders_count_what_the_public_methods_count() -> None:
         histograms[1].labels("/graphql").observe(amount)
     assert series(bound) == series(public)
     assert series(bound)[0] == ("requests_total", {"route": "/graphql"}, 10.0)
+
+
+def test_cells_expose_what_the_public_methods_expose() -> None:
+    """The per-request series are counted in plain lists (metric_cells): the exposition,
+    HELP and buckets included, must be that of Counter.inc and Histogram.observe, for a
+    child shared by several keys too (a route's GET and POST), and the public methods must
+    still add to the same values."""
+    registries = cells_registry, public = CollectorRegistry(), CollectorRegistry()
+    counters = [Counter("requests", "r", ["route"], registry=r) for r in registries]
+    histograms = [
+        Histogram("seconds", "s", ["route"], buckets=(0.005, 0.1, 2.5), registry=r)
+        for r in registries
+    ]
+    bounds = (0.005, 0.1, 2.5, float("inf"))
+    count = counter_cells(counters[0].labels("/graphql"))
+    again = counter_cells(counters[0].labels("/graphql"))
+    histogram = histogram_cells(histograms[0].labels("/graphql"), bounds)
+    assert again is count
+    assert histogram_cells(histograms[0].labels("/graphql"), bounds) is histogram
+    for amount in (0.0, 0.001, 0.005, 0.0051, 0.1, 2.5, 3.0, 1e9, float("inf")):
+        count[0] += 1
+        counters[1].labels("/graphql").inc(1)
+        histogram[0] += amount
+        index = bisect_left(bounds, amount)
+        if index < len(bounds) and amount <= bounds[index]:
+            histogram[index + 1] += 1
+        histograms[1].labels("/graphql").observe(amount)
+    counters[0].labels("/graphql").inc(2)
+    counters[1].labels("/graphql").inc(2)
+    histograms[0].labels("/graphql").observe(0.05)
+    histograms[1].labels("/graphql").observe(0.05)
+
+    def exposition(registry: CollectorRegistry) -> list[bytes]:
+        return [line for line in generate_latest(registry).splitlines() if b"_created" not in line]
+
+    assert exposition(cells_registry) == exposition(public)
+    assert cells_registry.get_sample_value("requests_total", {"route": "/graphql"}) == 11.0
+
+
+def test_gateway_metrics_count_a_request_as_the_public_methods_do() -> None:
+    """record_http, record_operation and on_cache through their cells: the same samples
+    as the public methods on the same children."""
+    settings = Settings()
+    counted = GatewayMetrics(settings.observability, "/graphql")
+    public = GatewayMetrics(settings.observability, "/graphql")
+    started = time.perf_counter()
+    for method, status in (("GET", 200), ("POST", 200), ("GET", 200), ("POST", 400)):
+        counted.record_http("/graphql", method, status, started)
+        public.http_requests.labels("/graphql", method, str(status)).inc()
+        public.http_duration.labels("/graphql").observe(0.0)
+    counted.record_http("/api/v1/orders", "GET", 200, started)
+    public.http_requests.labels("/api/v1", "GET", "200").inc()
+    public.http_duration.labels("/api/v1").observe(0.0)
+    for seconds in (0.001, 0.2, 40.0):
+        counted.record_operation("Orders", "query", seconds, [])
+        public.operations.labels("Orders", "query").inc()
+        public.operation_duration.labels("Orders", "query").observe(seconds)
+    counted.on_cache("response", "memory", "hit")
+    counted.on_cache("response", "memory", "hit", 3)
+    public.cache.labels("response", "memory", "hit").inc(4)
+
+    def series(metrics: GatewayMetrics, durations: bool) -> list[tuple[str, object, float]]:
+        return [
+            (sample.name, sorted(sample.labels.items()), sample.value)
+            for family in metrics.registry.collect()
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+            and (durations or "http_request_duration" not in sample.name)
+        ]
+
+    # The HTTP durations are measured, not given: their buckets' counts and sums differ.
+    assert series(counted, durations=False) == series(public, durations=False)
+    assert (
+        counted.registry.get_sample_value(
+            "dataintel_http_request_duration_seconds_count", {"route": "/graphql"}
+        )
+        == 4.0
+    )
