@@ -84,9 +84,38 @@ class ValueCells(MutableSequence[float]):
         raise TypeError("a child's values are fixed")
 
 
+class PublicCells(MutableSequence[float]):
+    """A child whose values are not where this prometheus_client version was known to keep
+    them: each item reads 0 and each write is handed to the child's public method, so
+    ``cells[0] += amount`` is ``inc(amount)`` (a Counter) or ``observe(amount)`` (a
+    Histogram, whose bucket writes that follow are then ignored). Slower, never wrong."""
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getitem__(self, index: Any) -> Any:
+        return 0.0
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if index == 0:
+            self._record(value)
+
+    def __delitem__(self, index: Any) -> None:
+        raise TypeError("a child's values are fixed")
+
+    def __len__(self) -> int:
+        return 1
+
+    def insert(self, index: int, value: float) -> None:
+        """Not allowed: a child's values are fixed."""
+        raise TypeError("a child's values are fixed")
+
+
 def counter_cells(child: Any) -> Cells:
     """A labelled Counter child's value as ``cells[0]``."""
-    value: Any = child._value
+    value: Any = getattr(child, "_value", None)
+    if value is None:
+        return PublicCells(child.inc)
     if type(value) is CellValue:
         # Made before for another key sharing this child (a route's GET and POST).
         return value.cells
@@ -101,6 +130,8 @@ def histogram_cells(child: Any, bounds: tuple[float, ...]) -> Cells:
     """A labelled Histogram child's sum as ``cells[0]`` and its buckets' counts (not
     cumulative, as the child keeps them) as ``cells[1:]``; ``bounds`` are its upper bounds,
     +Inf the last, which the caller bisects."""
+    if not all(hasattr(child, name) for name in ("_upper_bounds", "_sum", "_buckets")):
+        return PublicCells(child.observe)
     if tuple(child._upper_bounds) != bounds:
         raise ValueError(f"the histogram's buckets are {child._upper_bounds}, not {bounds}")
     if type(child._sum) is CellValue:

@@ -31,6 +31,7 @@ from tests.integration.test_get_path import (
     Paths,
     assert_same,
     draining,
+    early_in_a_second,
     paths,
     registered_status,
     request_id,
@@ -286,6 +287,7 @@ async def test_a_rate_limited_client_posting_is_refused_as_by_the_stack(
     async with paths(app) as both:
         # Another client's request leaves the answer in the response cache for both.
         await both.layer.post("/graphql", content=content, headers=headers)
+        await early_in_a_second()
         for address, path, target in (
             ("10.0.0.1", "layer", both.app),
             ("10.0.0.2", "stack", both.stack_app),

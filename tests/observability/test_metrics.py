@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -264,6 +265,38 @@ def test_cells_expose_what_the_public_methods_expose() -> None:
 
     assert exposition(cells_registry) == exposition(public)
     assert cells_registry.get_sample_value("requests_total", {"route": "/graphql"}) == 11.0
+
+
+def test_cells_fall_back_to_the_public_methods_without_the_known_internals() -> None:
+    """A prometheus_client whose children keep their values elsewhere: the cells hand each
+    addition to inc and observe instead of failing the request."""
+
+    class Opaque:
+        """A child showing only its public methods."""
+
+        def __init__(self, child: Any) -> None:
+            self.inc = getattr(child, "inc", None)
+            self.observe = getattr(child, "observe", None)
+
+    registries = cells_registry, public = CollectorRegistry(), CollectorRegistry()
+    counters = [Counter("requests", "r", ["route"], registry=r) for r in registries]
+    histograms = [
+        Histogram("seconds", "s", ["route"], buckets=(0.005, 0.1), registry=r) for r in registries
+    ]
+    bounds = (0.005, 0.1, float("inf"))
+    count = counter_cells(Opaque(counters[0].labels("/graphql")))
+    histogram = histogram_cells(Opaque(histograms[0].labels("/graphql")), bounds)
+    for amount in (0.001, 0.05, 3.0):
+        count[0] += 1
+        counters[1].labels("/graphql").inc(1)
+        histogram[0] += amount
+        histogram[bisect_left(bounds, amount) + 1] += 1
+        histograms[1].labels("/graphql").observe(amount)
+
+    def exposition(registry: CollectorRegistry) -> list[bytes]:
+        return [line for line in generate_latest(registry).splitlines() if b"_created" not in line]
+
+    assert exposition(cells_registry) == exposition(public)
 
 
 def test_gateway_metrics_count_a_request_as_the_public_methods_do() -> None:
