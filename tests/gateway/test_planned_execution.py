@@ -19,7 +19,7 @@ import gzip
 import json
 import os
 import random
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -517,6 +517,26 @@ if __name__ == "__main__":
     write_corpus()
 
 
+def failing_and_stale(
+    customers_by_id: Callable[[Sequence[int]], Awaitable[Mapping[int, CustomerRecord]]],
+) -> Callable[[Sequence[int]], Awaitable[Mapping[int, CustomerRecord]]]:
+    """``customers_by_id`` where every third customer asked for fails and the one after each
+    is read stale."""
+
+    async def some_customers_fail(ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
+        found = await customers_by_id(ids)
+        chosen = sorted(set(ids))
+        failing, stale = set(chosen[::3]), set(chosen[1::3])
+        for key in stale:
+            report_stale(StaleRead(12.5, "DEPENDENCY_UNAVAILABLE", "store"), key)
+        raise PartialResult(
+            {key: value for key, value in found.items() if key not in failing},
+            {key: DependencyUnavailableError("the store is down") for key in failing},
+        )
+
+    return some_customers_fail
+
+
 async def test_errors_stale_marks_and_nulls_inside_a_page_have_graphql_cores_paths(
     engines: Engines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -534,17 +554,6 @@ async def test_errors_stale_marks_and_nulls_inside_a_page_have_graphql_cores_pat
         ]
         return replace(found, items=items)
 
-    async def some_customers_fail(ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
-        found = await customers_by_id(ids)
-        chosen = sorted(set(ids))
-        failing, stale = set(chosen[::3]), set(chosen[1::3])
-        for key in stale:
-            report_stale(StaleRead(12.5, "DEPENDENCY_UNAVAILABLE", "store"), key)
-        raise PartialResult(
-            {key: value for key, value in found.items() if key not in failing},
-            {key: DependencyUnavailableError("the store is down") for key in failing},
-        )
-
     query = "{ orders(first: 9) { nodes { id total status customer { id name tier } } } }"
     # `total` is non-null, and so are the items of `nodes`: the failure nulls through the
     # item's slot (its path made then) up to `orders`.
@@ -556,7 +565,7 @@ async def test_errors_stale_marks_and_nulls_inside_a_page_have_graphql_cores_pat
     assert answered["data"]["orders"] is None
 
     monkeypatch.setattr(commerce, "orders", orders)
-    monkeypatch.setattr(commerce, "customers_by_id", some_customers_fail)
+    monkeypatch.setattr(commerce, "customers_by_id", failing_and_stale(customers_by_id))
     for _ in range(2):
         await engines.compare(query)
     assert not engines.mismatches, report(engines)
@@ -596,18 +605,7 @@ async def test_a_page_whose_leaves_are_kept_answers_the_same(
     commerce = engines.app.state.runtime.services.commerce
     customers_by_id = commerce.customers_by_id
 
-    async def some_customers_fail(ids: Sequence[int]) -> Mapping[int, CustomerRecord]:
-        found = await customers_by_id(ids)
-        chosen = sorted(set(ids))
-        failing, stale = set(chosen[::3]), set(chosen[1::3])
-        for key in stale:
-            report_stale(StaleRead(12.5, "DEPENDENCY_UNAVAILABLE", "store"), key)
-        raise PartialResult(
-            {key: value for key, value in found.items() if key not in failing},
-            {key: DependencyUnavailableError("the store is down") for key in failing},
-        )
-
-    monkeypatch.setattr(commerce, "customers_by_id", some_customers_fail)
+    monkeypatch.setattr(commerce, "customers_by_id", failing_and_stale(customers_by_id))
     await engines.compare(query)
     monkeypatch.setattr(commerce, "customers_by_id", customers_by_id)
     await engines.compare(query)
