@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar
+from itertools import repeat
 from typing import Any
 
 import structlog
@@ -44,8 +45,8 @@ from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.rate_limit import RAW_RATE_LIMIT_HEADER_NAMES, ClientRequestLimit, Headers
 from dataintel.observability.metrics import GatewayMetrics, activate_metrics, reset_metrics
 from dataintel.observability.request_context import (
+    REQUEST_ID_HEADER,
     REQUEST_ID_NAME,
-    incoming_request_id,
     log_access,
     request_id_from,
     with_request_id,
@@ -76,6 +77,33 @@ def _header_name(raw: bytes) -> str:
     if len(_HEADER_NAMES) < _KEPT_HEADER_NAMES:
         _HEADER_NAMES[raw] = name
     return name
+
+
+def _headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers by decoded name (latin-1), the first of repeated ones, as
+    Starlette's Headers.get reads them; the names a client sends on every request decoded
+    once (``_header_name``). Made by C passes over the headers when every name is known
+    and every value is ``bytes`` (a loop per header otherwise, with the same result)."""
+    if raw_headers:
+        raw_names, raw_values = zip(*raw_headers[::-1], strict=True)
+        names: list[Any] = list(map(_HEADER_NAMES.get, raw_names))
+        if None not in names:
+            # Later keys of the same name replace the value in place, as the loop's do.
+            try:
+                return dict(zip(names, map(bytes.decode, raw_values, _LATIN_1), strict=False))
+            except TypeError:
+                pass  # a value not bytes (a bytearray): the loop decodes it
+    headers = {}
+    for raw_name, raw_value in reversed(raw_headers):
+        name = _HEADER_NAMES.get(raw_name)
+        if name is None:
+            name = _header_name(raw_name)
+        headers[name] = raw_value.decode("latin-1")
+    return headers
+
+
+_LATIN_1 = repeat("latin-1")
+"""The encoding of every header value (an endless iterator: zip stops at the values')."""
 
 
 def _sent_headers(
@@ -134,7 +162,9 @@ class GraphQLPath:
         started = time.perf_counter()
         metrics = self._metrics
         token = activate_metrics(metrics) if metrics is not None else None
-        request_id = request_id_from(incoming_request_id(raw_headers))
+        headers = _headers(raw_headers)
+        # incoming_request_id's answer: the first X-Request-ID, decoded as latin-1.
+        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         echoed = request_id.encode("latin-1")
@@ -164,15 +194,6 @@ class GraphQLPath:
                         added = await self._limit.admit(scope, send_out, decided, asked=True)
                         if added is None:
                             return
-                # First of repeated headers, as Starlette's Headers.get reads them; the names
-                # a client sends on every request decoded once (``_header_names``).
-                names = _HEADER_NAMES
-                headers = {}
-                for raw_name, raw_value in reversed(raw_headers):
-                    name = names.get(raw_name)
-                    if name is None:
-                        name = _header_name(raw_name)
-                    headers[name] = raw_value.decode("latin-1")
                 if method == "GET":
                     response = await self._endpoint.handle_get(scope, headers)
                 else:
