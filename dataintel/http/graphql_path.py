@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar
-from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -54,6 +54,7 @@ from dataintel.observability.request_context import (
 
 _PLAIN = Response.__call__
 _SET_ON_ADMITTED = RAW_RATE_LIMIT_HEADER_NAMES | {REQUEST_ID_NAME}
+_NAME = itemgetter(0)
 
 
 def _request_id_variable() -> ContextVar[Any]:
@@ -82,28 +83,15 @@ def _header_name(raw: bytes) -> str:
 def _headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """The request's headers by decoded name (latin-1), the first of repeated ones, as
     Starlette's Headers.get reads them; the names a client sends on every request decoded
-    once (``_header_name``). Made by C passes over the headers when every name is known
-    and every value is ``bytes`` (a loop per header otherwise, with the same result)."""
-    if raw_headers:
-        raw_names, raw_values = zip(*raw_headers[::-1], strict=True)
-        names: list[Any] = list(map(_HEADER_NAMES.get, raw_names))
-        if None not in names:
-            # Later keys of the same name replace the value in place, as the loop's do.
-            try:
-                return dict(zip(names, map(bytes.decode, raw_values, _LATIN_1), strict=False))
-            except TypeError:
-                pass  # a value not bytes (a bytearray): the loop decodes it
+    once (``_header_name``). A loop: C passes (zip, map, dict) counted more."""
+    names = _HEADER_NAMES
     headers = {}
     for raw_name, raw_value in reversed(raw_headers):
-        name = _HEADER_NAMES.get(raw_name)
+        name = names.get(raw_name)
         if name is None:
             name = _header_name(raw_name)
         headers[name] = raw_value.decode("latin-1")
     return headers
-
-
-_LATIN_1 = repeat("latin-1")
-"""The encoding of every header value (an endless iterator: zip stops at the values')."""
 
 
 def _sent_headers(
@@ -114,7 +102,11 @@ def _sent_headers(
     its own; an allowed request's limit headers (no request id among them) are dropped and
     appended in the same pass."""
     if added is not None:
-        sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
+        # Most responses name none of them: copied by C passes, not filtered in a loop.
+        if _SET_ON_ADMITTED.isdisjoint(map(_NAME, headers)):
+            sent = list(headers)
+        else:
+            sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
         sent += added
         sent.append((REQUEST_ID_NAME, echoed))
     else:
