@@ -29,6 +29,7 @@ from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestR
 from dataintel.http.csrf import CsrfPrevention
 from dataintel.http.media_types import (
     JSON,
+    SUPPORTED_RESPONSE_TYPES,
     accepts_html,
     content_type_is_json,
     negotiate_response_type,
@@ -333,6 +334,9 @@ gateway's own few (Age, Cache-Control, Vary, a rejection's), encoded once."""
 _KEPT_RAW_NAMES = 64
 
 
+_ENCODED_TYPES = {name: name.encode("latin-1") for name in SUPPORTED_RESPONSE_TYPES}
+
+
 class GraphQLAnswer(Response):
     """``Response(body, media_type=media_type, headers=headers)``, a 200 with a JSON media
     type and headers naming neither Content-Length nor Content-Type (those of
@@ -354,7 +358,11 @@ class GraphQLAnswer(Response):
                     names[name] = raw_name
             raw.append((raw_name, value.encode("latin-1")))
         raw.append((b"content-length", str(len(body)).encode("latin-1")))
-        raw.append((b"content-type", media_type.encode("latin-1")))
+        # The negotiated types (both constants) encoded once.
+        encoded_type = _ENCODED_TYPES.get(media_type)
+        if encoded_type is None:
+            encoded_type = media_type.encode("latin-1")
+        raw.append((b"content-type", encoded_type))
         self.raw_headers = raw
 
 
