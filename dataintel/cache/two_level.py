@@ -345,7 +345,8 @@ class TwoLevelCache:
         coroutine (the response cache's hit); None when ``get`` must look further."""
         if not self._trusted or not self.enabled:
             return None
-        entry = self.memory.get(self._full_key(region, key))
+        # _full_key's key without its call: every response-cache hit asks.
+        entry = self.memory.get(f"{region.name}:{region.codec.version}:{region.key(key)}")
         if entry is None:
             return None
         now = self._clock()
