@@ -45,6 +45,7 @@ _OPERATION_TYPE_NAME = OPERATION_TYPE_HEADER.lower()
 
 _KEPT_ACCEPTS = 256
 """Distinct Accept headers whose reading a GET keeps (as negotiate_response_type's cache)."""
+_LONGEST_KEPT_ACCEPT = 512
 
 
 class GraphQLEndpoint:
@@ -149,9 +150,12 @@ class GraphQLEndpoint:
 
     def _accepts_now(self, accept: str | None) -> tuple[bool, str | None]:
         """``accepts_html`` and ``negotiate_response_type`` of an Accept header, kept for
-        the next request sending it (``_KEPT_ACCEPTS`` headers at most)."""
+        the next request sending it (``_KEPT_ACCEPTS`` headers at most, none longer than
+        ``_LONGEST_KEPT_ACCEPT``: what is kept stays small whatever clients send)."""
         read = (accepts_html(accept), negotiate_response_type(accept))
-        if len(self._accepts) < _KEPT_ACCEPTS:
+        if len(self._accepts) < _KEPT_ACCEPTS and (
+            accept is None or len(accept) <= _LONGEST_KEPT_ACCEPT
+        ):
             self._accepts[accept] = read
         return read
 
