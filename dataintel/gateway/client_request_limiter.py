@@ -128,7 +128,20 @@ class ClientRequestLimiter:
         decides), and then nothing was counted."""
         return self._hit_here(client, self._clock())
 
+    def allowed_now(self, client: str) -> tuple[int, int] | Verdict | None:
+        """``hit_now``, with a hit admitted on this replica's view of Redis's counts given
+        as its verdict's ``remaining`` and ``reset_seconds`` alone: no ``Verdict`` made
+        for the request counted most often."""
+        return self._counted_here(client, self._clock())
+
     def _hit_here(self, client: str, now: float) -> Verdict | None:
+        decided = self._counted_here(client, now)
+        if type(decided) is tuple:
+            return Verdict(True, self.limit, decided[0], decided[1])
+        assert not isinstance(decided, tuple)
+        return decided
+
+    def _counted_here(self, client: str, now: float) -> tuple[int, int] | Verdict | None:
         window, into = divmod(now, self.window_seconds)
         weight = 1.0 - into / self.window_seconds
         reset = max(1, math.ceil(self.window_seconds - into))
@@ -143,7 +156,7 @@ class ClientRequestLimiter:
             return Verdict(False, self.limit, 0, reset)
         if count.pending + 1 < self.batch:
             count.pending += 1
-            return Verdict(True, self.limit, math.floor(self.limit - seen - 1), reset)
+            return math.floor(self.limit - seen - 1), reset
         return None
 
     def _hit_alone(self, counts: dict[str, _Count], client: str, now: float) -> Verdict:

@@ -368,19 +368,29 @@ class RequestPipeline:
         request (kept as ``raw_request`` is; not a field of the input, which every GET
         would pay for).
         """
-        state = PipelineState(pipeline_input, pipeline_input.request, time.perf_counter())
+        started = time.perf_counter()
         memo_key = self._memo_key(pipeline_input, body)
         kept = None
         if memo_key is not None:
             kept = self._prepared_requests.get(memo_key)
             if kept is not None:
                 self._prepared_requests.move_to_end(memo_key)
-                state.kept = kept
                 if self._outcomes_only():
-                    outcome = await self._run_kept(state, kept)
+                    hit = self._kept_hit(pipeline_input, kept, started)
+                    if type(hit) is PipelineOutcome:
+                        outcome = hit
+                    elif hit is None:
+                        state = PipelineState(pipeline_input, pipeline_input.request, started)
+                        state.kept = kept
+                        outcome = await self._run_kept(state, kept)
+                    else:
+                        assert isinstance(hit, PipelineState)
+                        outcome = await self._run_kept_unanswered(hit, kept)
                     for observer in self.observers:
                         observer.finished(outcome)
                     return outcome
+        state = PipelineState(pipeline_input, pipeline_input.request, started)
+        state.kept = kept
         with ExitStack() as stack:
             for observer in self.observers:
                 stack.enter_context(observer.around())
@@ -408,6 +418,108 @@ class RequestPipeline:
             if not getattr(observer, "outcome_only", False):
                 return False
         return True
+
+    def _kept_hit(
+        self, pipeline_input: PipelineInput, kept: PreparedRequest, started: float
+    ) -> PipelineOutcome | PipelineState | None:
+        """``_run_kept``'s outcome when it is a hit in memory for a viewer decided before
+        (no credential to read, nothing to enforce, the key kept), made without the
+        request's ``PipelineState``; None, with nothing done, when ``_run_kept`` must run;
+        the state ``_run_kept`` would have after an in-memory lookup that answered no
+        response (counted), for ``_run_kept_unanswered`` to execute.
+
+        The same stages with the same outcome: the viewer's checks and the key as
+        ``_run_kept`` reuses them, the usage counted, the same response. The in-memory
+        lookup comes before the usage count here, not after: neither can fail nor wait, and
+        nothing runs between them, so only the order of two counts within one step differs,
+        which nothing can see; a lookup that cannot answer in memory changes nothing, and
+        ``_run_kept`` then runs as before."""
+        responses = self._responses
+        if responses is None:
+            return None
+        viewer = pipeline_input.viewer
+        if viewer is None:
+            viewer = self._viewer_now(pipeline_input.headers)
+        decided = kept.decided
+        key = decided.cache_key
+        if (
+            decided.viewer is not viewer
+            or viewer is None
+            or decided.needs_context
+            or key is None
+            or decided.keyed_while is not responses.enabled
+        ):
+            return None
+        cached = responses.lookup_in_memory(key)
+        if cached is UNDECIDED:
+            return None
+        analysis = kept.analysis
+        if self._usage is not None:
+            self._usage.record(analysis.coordinates, viewer.user_id, pipeline_input.client_name)
+        if not isinstance(cached, CachedResponse):
+            # No response to answer with: executed from here as ``_run_kept`` would be.
+            state = PipelineState(pipeline_input, kept.request, started, viewer)
+            state.kept = kept
+            state.hide_suggestions = decided.hides_suggestions
+            state.prepared = kept.prepared
+            state.operation = kept.operation
+            state.analysis = analysis
+            state.cost = kept.cost
+            state.cache_policy = analysis.cache_policy
+            state.cache_key = key
+            self._cached_answer(state, None)
+            return state
+        # _cached_answer's response (no context is made for a hit: no extensions), then
+        # _run_kept's outcome, each by position in their fields' order.
+        response = GraphQLResponse(
+            cached.data,  # data
+            [],  # errors
+            {},  # extensions
+            kept.operation_name,  # operation_name
+            analysis.cache_policy,  # cache_policy
+            cached.age_seconds,  # cached_age_seconds
+            kept.operation_type,  # operation_type
+            kept.cost,  # cost
+            "hit",  # response_cache
+            cached.encoded_data,  # encoded_data
+        )
+        return PipelineOutcome(
+            response,  # response
+            None,  # rejection
+            response.errors,  # errors
+            kept.operation_name,  # operation_name
+            kept.operation_type,  # operation_type
+            viewer,  # viewer
+            kept.persisted_by_id,  # persisted_by_id
+            kept.persisted,  # persisted
+            kept.prepared.document_hash,  # document_hash
+            time.perf_counter() - started,  # seconds
+        )
+
+    async def _run_kept_unanswered(
+        self, state: PipelineState, kept: PreparedRequest
+    ) -> PipelineOutcome:
+        """``_run_kept`` from its execute stage on (``_kept_hit`` looked the response up)."""
+        try:
+            await self._execute(state)
+            await self._format(state)
+        except RequestRejected as rejected:
+            return self._refused(state, rejected)
+        response = state.response
+        assert response is not None
+        viewer = state.viewer
+        return PipelineOutcome(
+            response,  # response
+            None,  # rejection
+            response.errors,  # errors
+            kept.operation_name,  # operation_name
+            kept.operation_type,  # operation_type
+            viewer,  # viewer
+            kept.persisted_by_id,  # persisted_by_id
+            kept.persisted,  # persisted
+            kept.prepared.document_hash,  # document_hash
+            time.perf_counter() - state.started,  # seconds
+        )
 
     async def _run_kept(self, state: PipelineState, kept: PreparedRequest) -> PipelineOutcome:
         """The stages of ``STAGES``, in order, for a kept request: each called directly, the

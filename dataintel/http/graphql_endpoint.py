@@ -29,6 +29,7 @@ from dataintel.gateway.request import DocumentRejected, GraphQLRequest, RequestR
 from dataintel.http.csrf import CsrfPrevention
 from dataintel.http.media_types import (
     JSON,
+    SUPPORTED_RESPONSE_TYPES,
     accepts_html,
     content_type_is_json,
     negotiate_response_type,
@@ -40,6 +41,11 @@ from dataintel.settings import HttpSettings
 OPERATION_TYPE_HEADER = "X-GraphQL-Operation-Type"
 """Marks a POST as a query, which a load balancer may retry (deploy/nginx)."""
 _OPERATION_TYPE_NAME = OPERATION_TYPE_HEADER.lower()
+
+
+_KEPT_ACCEPTS = 256
+"""Distinct Accept headers whose reading a GET keeps (as negotiate_response_type's cache)."""
+_LONGEST_KEPT_ACCEPT = 512
 
 
 class GraphQLEndpoint:
@@ -61,6 +67,8 @@ class GraphQLEndpoint:
         self._graphiql = graphiql
         self._csrf = CsrfPrevention.from_settings(http)
         self._query_strings = QueryStringRequests()
+        self._accepts: dict[str | None, tuple[bool, str | None]] = {}
+        """A GET's Accept header read (both functions are pure), by the header's text."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The endpoint as an ASGI app: Starlette's function-endpoint wrapper (a second layer
@@ -110,18 +118,26 @@ class GraphQLEndpoint:
         mapping by lower-case name, the first of repeated ones): the middleware stack's
         route and the GraphQL path (http/graphql_path.py) both come here."""
         accept = headers.get("accept")
-        if self._graphiql is not None and accepts_html(accept):
+        read = self._accepts.get(accept)
+        if read is None:
+            read = self._accepts_now(accept)
+        html, media_type = read
+        if self._graphiql is not None and html:
             params = QueryParams(scope["query_string"])
             if "query" not in params and "extensions" not in params and "documentId" not in params:
                 return self._graphiql()
-        media_type = negotiate_response_type(accept)
-        exchange = _Exchange.of(scope, headers)
+        # _Exchange.of without its call.
+        client = scope.get("client")
+        state = scope["state"]
+        exchange = _Exchange(
+            scope["method"], headers, client[0] if client else None, state, state["request_id"]
+        )
         if media_type is None:
             return _not_acceptable(exchange.request_id)
         query_string: bytes = scope["query_string"]
         try:
             graphql_request = self._query_strings.read(query_string)
-            self._csrf.check("GET", headers)
+            self._csrf.check_get(headers)
         except RequestRejected as rejected:
             return self._refused(exchange, rejected, media_type)
         exchange.state["operation_name"] = graphql_request.operation_name
@@ -131,6 +147,17 @@ class GraphQLEndpoint:
             )
         )
         return self._answer(exchange, outcome, media_type)
+
+    def _accepts_now(self, accept: str | None) -> tuple[bool, str | None]:
+        """``accepts_html`` and ``negotiate_response_type`` of an Accept header, kept for
+        the next request sending it (``_KEPT_ACCEPTS`` headers at most, none longer than
+        ``_LONGEST_KEPT_ACCEPT``: what is kept stays small whatever clients send)."""
+        read = (accepts_html(accept), negotiate_response_type(accept))
+        if len(self._accepts) < _KEPT_ACCEPTS and (
+            accept is None or len(accept) <= _LONGEST_KEPT_ACCEPT
+        ):
+            self._accepts[accept] = read
+        return read
 
     def _refused(self, exchange: _Exchange, rejected: RequestRejected, media_type: str) -> Response:
         """A request refused before the pipeline (unreadable, CSRF), answered as its outcome."""
@@ -174,7 +201,10 @@ class GraphQLEndpoint:
                 status=_status(outcome.rejection, media_type),
                 headers=headers,
             )
-        return GraphQLAnswer(outcome.encoded(), media_type, headers)
+        # outcome.encoded() without its call: a response is there (no rejection).
+        response = outcome.response
+        assert response is not None
+        return GraphQLAnswer(response.encoded(), media_type, headers)
 
     async def _batch(self, exchange: _Exchange, batch: Batch, media_type: str) -> Response:
         """Runs each item through the pipeline in turn; one array answers them in order.
@@ -308,6 +338,9 @@ gateway's own few (Age, Cache-Control, Vary, a rejection's), encoded once."""
 _KEPT_RAW_NAMES = 64
 
 
+_ENCODED_TYPES = {name: name.encode("latin-1") for name in SUPPORTED_RESPONSE_TYPES}
+
+
 class GraphQLAnswer(Response):
     """``Response(body, media_type=media_type, headers=headers)``, a 200 with a JSON media
     type and headers naming neither Content-Length nor Content-Type (those of
@@ -329,7 +362,11 @@ class GraphQLAnswer(Response):
                     names[name] = raw_name
             raw.append((raw_name, value.encode("latin-1")))
         raw.append((b"content-length", str(len(body)).encode("latin-1")))
-        raw.append((b"content-type", media_type.encode("latin-1")))
+        # The negotiated types (both constants) encoded once.
+        encoded_type = _ENCODED_TYPES.get(media_type)
+        if encoded_type is None:
+            encoded_type = media_type.encode("latin-1")
+        raw.append((b"content-type", encoded_type))
         self.raw_headers = raw
 
 

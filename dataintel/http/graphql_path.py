@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -44,8 +45,8 @@ from dataintel.http.graphql_endpoint import GraphQLEndpoint
 from dataintel.http.rate_limit import RAW_RATE_LIMIT_HEADER_NAMES, ClientRequestLimit, Headers
 from dataintel.observability.metrics import GatewayMetrics, activate_metrics, reset_metrics
 from dataintel.observability.request_context import (
+    REQUEST_ID_HEADER,
     REQUEST_ID_NAME,
-    incoming_request_id,
     log_access,
     request_id_from,
     with_request_id,
@@ -53,6 +54,7 @@ from dataintel.observability.request_context import (
 
 _PLAIN = Response.__call__
 _SET_ON_ADMITTED = RAW_RATE_LIMIT_HEADER_NAMES | {REQUEST_ID_NAME}
+_NAME = itemgetter(0)
 
 
 def _request_id_variable() -> ContextVar[Any]:
@@ -78,6 +80,20 @@ def _header_name(raw: bytes) -> str:
     return name
 
 
+def _headers(raw_headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers by decoded name (latin-1), the first of repeated ones, as
+    Starlette's Headers.get reads them; the names a client sends on every request decoded
+    once (``_header_name``). A loop: C passes (zip, map, dict) counted more."""
+    names = _HEADER_NAMES
+    headers = {}
+    for raw_name, raw_value in reversed(raw_headers):
+        name = names.get(raw_name)
+        if name is None:
+            name = _header_name(raw_name)
+        headers[name] = raw_value.decode("latin-1")
+    return headers
+
+
 def _sent_headers(
     headers: Headers | tuple[()], added: Headers | None, echoed: bytes, drain: object
 ) -> Headers:
@@ -86,7 +102,11 @@ def _sent_headers(
     its own; an allowed request's limit headers (no request id among them) are dropped and
     appended in the same pass."""
     if added is not None:
-        sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
+        # Most responses name none of them: copied by C passes, not filtered in a loop.
+        if _SET_ON_ADMITTED.isdisjoint(map(_NAME, headers)):
+            sent = list(headers)
+        else:
+            sent = [h for h in headers if h[0] not in _SET_ON_ADMITTED]
         sent += added
         sent.append((REQUEST_ID_NAME, echoed))
     else:
@@ -134,7 +154,9 @@ class GraphQLPath:
         started = time.perf_counter()
         metrics = self._metrics
         token = activate_metrics(metrics) if metrics is not None else None
-        request_id = request_id_from(incoming_request_id(raw_headers))
+        headers = _headers(raw_headers)
+        # incoming_request_id's answer: the first X-Request-ID, decoded as latin-1.
+        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         echoed = request_id.encode("latin-1")
@@ -164,15 +186,6 @@ class GraphQLPath:
                         added = await self._limit.admit(scope, send_out, decided, asked=True)
                         if added is None:
                             return
-                # First of repeated headers, as Starlette's Headers.get reads them; the names
-                # a client sends on every request decoded once (``_header_names``).
-                names = _HEADER_NAMES
-                headers = {}
-                for raw_name, raw_value in reversed(raw_headers):
-                    name = names.get(raw_name)
-                    if name is None:
-                        name = _header_name(raw_name)
-                    headers[name] = raw_value.decode("latin-1")
                 if method == "GET":
                     response = await self._endpoint.handle_get(scope, headers)
                 else:

@@ -59,7 +59,10 @@ class RawRateLimitHeaders:
 
     def __call__(self, verdict: Verdict) -> Headers:
         """The raw headers of an allowed verdict."""
-        limit = verdict.limit
+        return self.allowed(verdict.limit, verdict.remaining, verdict.reset_seconds)
+
+    def allowed(self, limit: int, remaining: int, reset_seconds: int) -> Headers:
+        """The raw headers of an allowed verdict, from its three numbers."""
         encoded = self._by_limit.get(limit)
         if encoded is None:
             if len(self._by_limit) >= 16:
@@ -70,8 +73,8 @@ class RawRateLimitHeaders:
             )
         return [
             (b"ratelimit-limit", encoded[0]),
-            (b"ratelimit-remaining", str(verdict.remaining).encode()),
-            (b"ratelimit-reset", str(verdict.reset_seconds).encode()),
+            (b"ratelimit-remaining", str(remaining).encode()),
+            (b"ratelimit-reset", str(reset_seconds).encode()),
             (b"ratelimit-policy", encoded[1]),
         ]
 
@@ -104,7 +107,9 @@ class ClientRequestLimit:
         self._window = rate_limit.window_seconds
         # The bound method, not the instance: calling an instance goes through its type's
         # __call__ slot, several times the cost of a method call, once per request.
-        self._raw_headers = RawRateLimitHeaders(self._window).__call__
+        raw_headers = RawRateLimitHeaders(self._window)
+        self._raw_headers = raw_headers.__call__
+        self._allowed_headers = raw_headers.allowed
         self._graphql_path = graphql_path
         self.enabled = rate_limit.limits_clients
 
@@ -117,10 +122,14 @@ class ClientRequestLimit:
         per batch): the headers of an allowed request; the verdict of a refused one, counted,
         for ``admit`` to answer; None when Redis must decide (nothing counted yet)."""
         client = scope.get("client")
-        verdict = self._rate_limits.clients.hit_now(client[0] if client else "unknown")
-        if verdict is None or not verdict.allowed:
-            return verdict
-        return self._raw_headers(verdict)
+        clients = self._rate_limits.clients
+        decided = clients.allowed_now(client[0] if client else "unknown")
+        if type(decided) is tuple:
+            return self._allowed_headers(clients.limit, decided[0], decided[1])
+        assert not isinstance(decided, tuple)
+        if decided is None or not decided.allowed:
+            return decided
+        return self._raw_headers(decided)
 
     async def admit(
         self, scope: Scope, send: Send, decided: Verdict | None = None, *, asked: bool = False

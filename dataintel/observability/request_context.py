@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dataintel.decimal_rounding import rounded
 from dataintel.observability.logging import access_log
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -61,7 +62,8 @@ def log_access(scope: Scope, state: Mapping[str, Any], status: int, started: flo
             "cost": state.get("operation_cost"),
             "cache": state.get("response_cache"),
             "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            # round(..., 2) without its decimal conversion: the same float.
+            "duration_ms": rounded((time.perf_counter() - started) * 1000, 2, 100.0),
             "event": "request",
         }
     )

@@ -369,6 +369,31 @@ async def test_a_kept_request_keys_its_responses_per_audience(
         }
 
 
+async def test_a_kept_hit_whose_lookup_answers_nothing_is_executed(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pipeline's _kept_hit looks the response up first; a lookup that answers no
+    # response (counted) continues from the execute stage, as _run_kept would.
+    app = create_app(make_settings())
+    pipeline: RequestPipeline = app.state.pipeline
+    async with paths(app) as both:
+        params = {"query": CUSTOMER}
+        answers = [
+            await both.layer.get("/graphql", params=params, headers=PREFLIGHT) for _ in range(3)
+        ]
+        assert ["age" in answer.headers for answer in answers] == [False, True, True]
+        responses = pipeline._responses
+        assert responses is not None
+        monkeypatch.setattr(responses, "lookup_in_memory", lambda key: None)
+        executed = await both.layer.get("/graphql", params=params, headers=PREFLIGHT)
+        assert "age" not in executed.headers
+        assert executed.json() == answers[0].json()
+        monkeypatch.undo()
+        again = await both.layer.get("/graphql", params=params, headers=PREFLIGHT)
+        assert "age" in again.headers
+        assert again.json() == answers[0].json()
+
+
 async def registered_status(redis_url: str) -> str:
     """Registers the status query as a trusted document by the name ``status-v1`` and by
     its content; the content's digest."""
