@@ -31,7 +31,6 @@ from dataintel.cache.freshness import StaleRead, current_trace, note_tags, repor
 from dataintel.cache.memory import Entry, MemoryCache, entry_size
 from dataintel.cache.shared import SharedCache, SharedEntry, SharedRead
 from dataintel.cache.tags import EVERYTHING
-from dataintel.decimal_rounding import rounded
 from dataintel.errors import DependencyTimeoutError, DependencyUnavailableError
 from dataintel.observability.logging import get_logger
 
@@ -358,7 +357,7 @@ class TwoLevelCache:
         # Neither typing.cast (a call at run time) nor round's decimal conversion: the same
         # value and the same age, on every response-cache hit.
         value: V = entry.value  # type: ignore[assignment]
-        return value, rounded(now - entry.stored_at, 3, 1000.0)
+        return value, round(now - entry.stored_at, 3)
 
     @property
     def generation(self) -> int:
