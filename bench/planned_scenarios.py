@@ -2,7 +2,8 @@
 
 Each server runs in its own process (uvicorn, one worker) on a free port and is loaded from
 another process: wrk when it is installed (32 connections), else a Python load generator.
-Every row's baseline is measured in the same run: plain graphql-core over the same records
+All the servers are up for the whole run and loaded in turn, twice over, each for half its
+seconds: the rates are the means of the two. Every row's baseline is measured in the same run: plain graphql-core over the same records
 in memory (bench/plain_graphql.py) for the entity-cache row, and today's path (the planned
 executor off) for the all-caches-off row. On a shared machine, read the ratios, not the
 absolute numbers.
@@ -10,15 +11,18 @@ absolute numbers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,8 @@ import httpx
 
 ORDERS_50 = "{ orders(first: 50) { nodes { id total status customer { id name tier } } } }"
 CONNECTIONS = 32
+ROUNDS = 2
+"""Each row is loaded this many times, in turn with the others (``planned_rows``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +99,30 @@ def planned_rows(database_url: str, seconds: float) -> list[Row]:
             3.0,
         ),
     ]
-    rows = []
-    for scenario, command, env, baseline, target in scenarios:
-        requests_per_second, p50, p99 = _serve_and_load(command, env, seconds)
-        rows.append(Row(scenario, requests_per_second, p50, p99, baseline, target))
-    return rows
+    # Every server is up for the whole run and each is loaded in turn, ROUNDS times over, for
+    # an equal share of the seconds: a machine whose speed drifts during the run (a shared
+    # host, a CPU's clock) then moves a row and its baseline alike, not only whichever was
+    # loaded while it was slower.
+    measured: dict[str, list[tuple[float, float, float]]] = {name: [] for name, *_ in scenarios}
+    with contextlib.ExitStack() as servers:
+        urls = {
+            name: servers.enter_context(_served(command, env))
+            for name, command, env, *_ in scenarios
+        }
+        for _ in range(ROUNDS):
+            for name, url in urls.items():
+                measured[name].append(_load(url, seconds / ROUNDS))
+    return [
+        Row(
+            name,
+            statistics.fmean(rate for rate, _, _ in measured[name]),
+            statistics.fmean(p50 for _, p50, _ in measured[name]),
+            statistics.fmean(p99 for _, _, p99 in measured[name]),
+            baseline,
+            target,
+        )
+        for name, _, _, baseline, target in scenarios
+    ]
 
 
 def planned_table(rows: list[Row]) -> str:
@@ -123,9 +148,9 @@ def planned_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _serve_and_load(
-    command: list[str], env: dict[str, str], seconds: float
-) -> tuple[float, float, float]:
+@contextlib.contextmanager
+def _served(command: list[str], env: dict[str, str]) -> Iterator[str]:
+    """The server of ``command`` on a free port, answering and warmed: its GraphQL URL."""
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -144,12 +169,16 @@ def _serve_and_load(
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         _wait_and_warm(url)
-        if shutil.which("wrk"):
-            return _wrk(url, seconds)
-        return _python_load(url, seconds)
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _load(url: str, seconds: float) -> tuple[float, float, float]:
+    if shutil.which("wrk"):
+        return _wrk(url, seconds)
+    return _python_load(url, seconds)
 
 
 def _wait_and_warm(url: str) -> None:
