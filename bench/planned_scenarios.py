@@ -3,10 +3,10 @@
 Each server runs in its own process (uvicorn, one worker) on a free port and is loaded from
 another process: wrk when it is installed (32 connections), else a Python load generator.
 All the servers are up for the whole run and loaded in turn, twice over, each for half its
-seconds: the rates are the means of the two. Every row's baseline is measured in the same run: plain graphql-core over the same records
-in memory (bench/plain_graphql.py) for the entity-cache row, and today's path (the planned
-executor off) for the all-caches-off row. On a shared machine, read the ratios, not the
-absolute numbers.
+seconds: the rates are the means of the two. Every row's baseline is measured in the same
+run: plain graphql-core over the same records in memory (bench/plain_graphql.py) for the
+entity-cache row, and today's path (the planned executor off) for the all-caches-off row.
+On a shared machine, read the ratios, not the absolute numbers.
 """
 
 from __future__ import annotations
