@@ -483,23 +483,13 @@ class RequestPipeline:
             "hit",  # response_cache
             cached.encoded_data,  # encoded_data
         )
-        return PipelineOutcome(
-            response,  # response
-            None,  # rejection
-            response.errors,  # errors
-            kept.operation_name,  # operation_name
-            kept.operation_type,  # operation_type
-            viewer,  # viewer
-            kept.persisted_by_id,  # persisted_by_id
-            kept.persisted,  # persisted
-            kept.prepared.document_hash,  # document_hash
-            time.perf_counter() - started,  # seconds
-        )
+        return _kept_outcome(kept, response, viewer, started)
 
     async def _run_kept_unanswered(
         self, state: PipelineState, kept: PreparedRequest
     ) -> PipelineOutcome:
-        """``_run_kept`` from its execute stage on (``_kept_hit`` looked the response up)."""
+        """A kept request from its execute stage on, when the response cache answered
+        nothing (looked up by ``_run_kept`` or ``_kept_hit``)."""
         try:
             await self._execute(state)
             await self._format(state)
@@ -507,19 +497,7 @@ class RequestPipeline:
             return self._refused(state, rejected)
         response = state.response
         assert response is not None
-        viewer = state.viewer
-        return PipelineOutcome(
-            response,  # response
-            None,  # rejection
-            response.errors,  # errors
-            kept.operation_name,  # operation_name
-            kept.operation_type,  # operation_type
-            viewer,  # viewer
-            kept.persisted_by_id,  # persisted_by_id
-            kept.persisted,  # persisted
-            kept.prepared.document_hash,  # document_hash
-            time.perf_counter() - state.started,  # seconds
-        )
+        return _kept_outcome(kept, response, state.viewer, state.started)
 
     async def _run_kept(self, state: PipelineState, kept: PreparedRequest) -> PipelineOutcome:
         """The stages of ``STAGES``, in order, for a kept request: each called directly, the
@@ -560,29 +538,14 @@ class RequestPipeline:
                 self._usage.record(analysis.coordinates, viewer.user_id, pipeline_input.client_name)
             if not self._response_cache_now(state):
                 await self._response_cache_lookup(state)
-            # Both stages do nothing for a response the cache answered: not even awaited.
-            if state.response is None:
-                await self._execute(state)
-                await self._format(state)
         except RequestRejected as rejected:
             return self._refused(state, rejected)
         response = state.response
-        assert response is not None
-        # _outcome, with what it reads of the request alone kept. Every field by position,
-        # in their order: a class called with keywords has them made into a dictionary and
-        # back (a few thousand instructions a record).
-        return PipelineOutcome(
-            response,  # response
-            None,  # rejection
-            response.errors,  # errors
-            kept.operation_name,  # operation_name
-            kept.operation_type,  # operation_type
-            viewer,  # viewer
-            kept.persisted_by_id,  # persisted_by_id
-            kept.persisted,  # persisted
-            kept.prepared.document_hash,  # document_hash
-            time.perf_counter() - state.started,  # seconds
-        )
+        if response is None:
+            return await self._run_kept_unanswered(state, kept)
+        # Execution and formatting do nothing for a response the cache answered: not even
+        # awaited.
+        return _kept_outcome(kept, response, viewer, state.started)
 
     def _refused(self, state: PipelineState, rejected: RequestRejected) -> PipelineOutcome:
         request_id = state.input.request_id
@@ -950,3 +913,23 @@ def unknown_operation(
             details={"operations": named},
         )
     return BadUserInputError(f"Unknown operation named '{name}'.", details={"operations": named})
+
+
+def _kept_outcome(
+    kept: PreparedRequest, response: GraphQLResponse, viewer: Viewer | None, started: float
+) -> PipelineOutcome:
+    """``RequestPipeline._outcome`` of a kept request, with what it reads of the request alone
+    kept. Every field by position, in their order: a class called with keywords has them made
+    into a dictionary and back (a few thousand instructions a record)."""
+    return PipelineOutcome(
+        response,  # response
+        None,  # rejection
+        response.errors,  # errors
+        kept.operation_name,  # operation_name
+        kept.operation_type,  # operation_type
+        viewer,  # viewer
+        kept.persisted_by_id,  # persisted_by_id
+        kept.persisted,  # persisted
+        kept.prepared.document_hash,  # document_hash
+        time.perf_counter() - started,  # seconds
+    )
