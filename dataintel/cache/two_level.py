@@ -344,8 +344,7 @@ class TwoLevelCache:
         coroutine (the response cache's hit); None when ``get`` must look further."""
         if not self._trusted or not self.enabled:
             return None
-        # _full_key's key without its call: every response-cache hit asks.
-        entry = self.memory.get(f"{region.name}:{region.codec.version}:{region.key(key)}")
+        entry = self.memory.get(self._full_key(region, key))
         if entry is None:
             return None
         now = self._clock()

@@ -313,15 +313,7 @@ class ResponseCache:
         found = cache.memory_hit(_RESPONSES, key)
         if found is None:
             return UNDECIDED
-        # _cached and _encoded_data's kept JSON without their two calls: every hit is one.
-        data, age = found
-        if not isinstance(data, dict):
-            return None
-        kept = self._encoded.get(key)
-        if kept is not None and kept[0] is data:
-            self._encoded.move_to_end(key)
-            return CachedResponse(data, age, kept[1])
-        return CachedResponse(data, age, self._encoded_data(key, data))
+        return self._cached(key, found)
 
     def _cached(self, key: str, found: tuple[object, float] | None) -> CachedResponse | None:
         if found is None:

@@ -53,23 +53,7 @@ class CsrfPrevention:
         for name in self._headers:
             if headers.get(name, "").strip():
                 return
-        raise self._refusal()
-
-    def check_get(self, headers: Mapping[str, str]) -> None:
-        """``check("GET", headers)``: a GET's method is always simple, so only its
-        Content-Type is asked about (the method's upper-casing not made on every GET)."""
-        if not self._enabled:
-            return
-        content_type = headers.get("content-type")
-        if content_type is not None and not may_be_simple("GET", content_type):
-            return
-        for name in self._headers:
-            if headers.get(name, "").strip():
-                return
-        raise self._refusal()
-
-    def _refusal(self) -> RequestRejected:
-        return RequestRejected(
+        raise RequestRejected(
             [
                 BadUserInputError(
                     "This request has been blocked as a potential cross-site request forgery"

@@ -126,18 +126,13 @@ class GraphQLEndpoint:
             params = QueryParams(scope["query_string"])
             if "query" not in params and "extensions" not in params and "documentId" not in params:
                 return self._graphiql()
-        # _Exchange.of without its call.
-        client = scope.get("client")
-        state = scope["state"]
-        exchange = _Exchange(
-            scope["method"], headers, client[0] if client else None, state, state["request_id"]
-        )
+        exchange = _Exchange.of(scope, headers)
         if media_type is None:
             return _not_acceptable(exchange.request_id)
         query_string: bytes = scope["query_string"]
         try:
             graphql_request = self._query_strings.read(query_string)
-            self._csrf.check_get(headers)
+            self._csrf.check("GET", headers)
         except RequestRejected as rejected:
             return self._refused(exchange, rejected, media_type)
         exchange.state["operation_name"] = graphql_request.operation_name

@@ -100,16 +100,8 @@ class AccessLog:
 
     def info(self, event: str, **fields: object) -> None:
         """One access line; nothing when the log level is above info."""
-        writer = self._diverted[-1] if self._diverted else self._writer
-        if writer is None:
-            return
         fields["event"] = event
-        try:
-            writer.write_event(fields)
-        except (OSError, ValueError):
-            # As the standard library's handlers do: a line that cannot be written (a
-            # closed or broken stderr) must not fail the request it describes.
-            return
+        self.event(fields)
 
     def event(self, event_dict: dict[str, object]) -> None:
         """``info`` with the line's fields and its ``event`` given as one dictionary, in
@@ -121,7 +113,8 @@ class AccessLog:
         try:
             writer.write_event(event_dict)
         except (OSError, ValueError):
-            # As in ``info``.
+            # As the standard library's handlers do: a line that cannot be written (a
+            # closed or broken stderr) must not fail the request it describes.
             return
 
     @contextmanager

@@ -138,21 +138,7 @@ class SchemaUsageRecorder:
         tally = self._pending.get(coordinates)
         if tally is None:
             tally = self._pending[coordinates] = _Tally()
-        # tally.count(client_identity(user_id, name), 1, self._clock()), without the two
-        # calls: this runs on every request, response-cache hits included.
-        if user_id is not None:
-            client = f"user:{user_id}"
-        elif name is not None:
-            client = f"client:{name}"
-        else:
-            client = ANONYMOUS_CLIENT
-        at = self._clock()
-        tally.requests += 1
-        clients = tally.clients
-        if client in clients or len(clients) < MAX_CLIENTS_PER_COORDINATE:
-            clients[client] += 1
-        if at > tally.last_seen:
-            tally.last_seen = at
+        tally.count(client_identity(user_id, name), 1, self._clock())
 
     def _spread(self) -> None:
         """Moves the counts per coordinate set onto each coordinate of the set."""
